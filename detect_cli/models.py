@@ -1,0 +1,317 @@
+"""Model registry and loading: names and aliases, where weights live, and a `Detector` over ultralytics.
+
+Official names resolve to ultralytics' released weights, downloaded once into a per-user cache folder.
+Paths (.pt, .yaml, .onnx, exported folders) are used as given. ultralytics is imported lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from detect_cli.errors import BadOptionError, ModelError
+from detect_cli.results import Detection, Speed
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Family = Literal["rtdetr", "yolo"]
+
+COCO_VAL_SOURCE = "https://docs.ultralytics.com/models/ (COCO val2017, 640 px)"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """An official model: its weights file and the COCO val mAP50-95 its authors publish."""
+
+    name: str
+    family: Family
+    weights: str
+    published_map: float
+    aliases: tuple[str, ...] = ()
+
+
+REGISTRY: tuple[ModelSpec, ...] = (
+    ModelSpec("rtdetr-l", "rtdetr", "rtdetr-l.pt", 53.0, ("rtdetr",)),
+    ModelSpec("rtdetr-x", "rtdetr", "rtdetr-x.pt", 54.8),
+    ModelSpec("yolo11n", "yolo", "yolo11n.pt", 39.5, ("yolo11", "yolo")),
+    ModelSpec("yolo11s", "yolo", "yolo11s.pt", 47.0),
+    ModelSpec("yolo11m", "yolo", "yolo11m.pt", 51.5),
+    ModelSpec("yolo11l", "yolo", "yolo11l.pt", 53.4),
+    ModelSpec("yolo11x", "yolo", "yolo11x.pt", 54.7),
+)
+DEFAULT_MODEL: dict[Family, str] = {"rtdetr": "rtdetr-l", "yolo": "yolo11n"}
+MODEL_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".engine", ".torchscript")
+
+
+def get_spec(name: str) -> ModelSpec | None:
+    key = name.lower().removesuffix(".pt")
+    return next((s for s in REGISTRY if key == s.name or key in s.aliases), None)
+
+
+def cache_dir() -> Path:
+    """Per-user cache: $DETECT_CACHE_DIR, else $XDG_CACHE_HOME/detect-cli, else ~/.cache/detect-cli."""
+    if env := os.environ.get("DETECT_CACHE_DIR"):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "detect-cli"
+
+
+def weights_path(spec: ModelSpec) -> Path:
+    return cache_dir() / "weights" / spec.weights
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """What `--model` named, resolved: a display name, the family, and the file or config to load."""
+
+    name: str
+    family: Family
+    location: str
+    official: bool
+
+    @property
+    def untrained(self) -> bool:
+        return self.location.endswith((".yaml", ".yml"))
+
+
+def _guess_family(text: str, default: Family) -> Family:
+    low = Path(text).name.lower()
+    if "rtdetr" in low or "rt-detr" in low:
+        return "rtdetr"
+    if "yolo" in low:
+        return "yolo"
+    return default
+
+
+def resolve(model: str | None, default_family: Family) -> ModelRef:
+    """Turn a `--model` value (or None for the command's default) into a ModelRef; nothing is loaded."""
+    model = model or DEFAULT_MODEL[default_family]
+    spec = get_spec(model)
+    path = Path(model).expanduser()
+    if spec and not path.exists():
+        return ModelRef(spec.name, spec.family, str(weights_path(spec)), official=True)
+    if path.exists():
+        return ModelRef(path.stem, _guess_family(str(path), default_family), str(path), official=False)
+    if path.suffix in (".yaml", ".yml"):  # ultralytics ships model configs such as rtdetr-l.yaml
+        return ModelRef(path.stem, _guess_family(model, default_family), model, official=False)
+    known = ", ".join(s.name for s in REGISTRY)
+    raise ModelError(f"unknown model '{model}': use one of {known}, or a path to a .pt, .yaml or exported model")
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """ultralytics logs to stdout; keep stdout for results (`--json`) by sending its chatter to stderr."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def import_ultralytics() -> Any:
+    """Import ultralytics once, offline-safe: no DNS probe, telemetry or pip auto-installs unless asked.
+
+    YOLO_OFFLINE only stops those side trips; official weights still download (see `fetch_weights`).
+    Setting YOLO_OFFLINE=0 in the environment restores ultralytics' defaults.
+    """
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    with _quiet_stdout():  # the logger binds sys.stdout when first imported
+        import ultralytics
+    return ultralytics
+
+
+def fetch_weights(ref: ModelRef) -> Path:
+    """Make sure an official model's weights are in the cache, downloading them on first use."""
+    target = Path(ref.location)
+    if target.is_file():
+        return target
+    import_ultralytics()
+    from ultralytics.utils.downloads import attempt_download_asset
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _quiet_stdout():
+            attempt_download_asset(target)
+    except Exception as e:  # any failure here means the same thing to the user
+        reason = str(e).replace("❌", "").strip().splitlines()[0] if str(e) else type(e).__name__
+        raise ModelError(_unavailable(ref, reason)) from e
+    if not target.is_file():
+        raise ModelError(_unavailable(ref, "download produced no file"))
+    return target
+
+
+def _unavailable(ref: ModelRef, reason: str) -> str:
+    return (
+        f"cannot get weights for {ref.name} ({reason}). Put them at {ref.location}, "
+        f"or pass a local .pt with --model, or a .yaml (e.g. {ref.name}.yaml) for an untrained model"
+    )
+
+
+def select_device(device: str) -> str:
+    """'auto' becomes cuda:0 when CUDA is there, else cpu; an unavailable device is refused up front."""
+    import torch
+
+    dev = device.strip().lower()
+    if dev == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if dev == "cpu":
+        return "cpu"
+    if dev == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise BadOptionError("device 'mps' is not available on this machine")
+        return "mps"
+    if dev == "cuda" or dev.isdigit() or dev.startswith("cuda:"):
+        index = int(dev.split(":")[1]) if ":" in dev else int(dev) if dev.isdigit() else 0
+        if not torch.cuda.is_available():
+            raise BadOptionError(f"device '{device}' requested but CUDA is not available; use --device cpu")
+        if index >= torch.cuda.device_count():
+            raise BadOptionError(f"device '{device}' does not exist ({torch.cuda.device_count()} CUDA devices)")
+        return f"cuda:{index}"
+    raise BadOptionError(f"unknown device '{device}': use auto, cpu, cuda, cuda:N or mps")
+
+
+@dataclass(frozen=True, slots=True)
+class PredictOptions:
+    conf: float = 0.25
+    iou: float = 0.7
+    imgsz: int = 640
+    device: str = "cpu"
+    classes: tuple[int, ...] | None = None
+    max_det: int = 300
+    half: bool = False
+    nms: bool = False  # extra class-wise NMS at `iou` after RT-DETR, which has none of its own
+
+
+class Detector:
+    """A loaded ultralytics model with the options to run it; `predict` returns typed results."""
+
+    def __init__(self, ref: ModelRef, model: Any, options: PredictOptions) -> None:
+        self.ref = ref
+        self.model = model
+        self.options = options
+        self.names: dict[int, str] = dict(model.names)
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+    @property
+    def family(self) -> Family:
+        return self.ref.family
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[tuple[tuple[Detection, ...], Speed]]:
+        """Run the model on BGR images (one batch); one (detections, speed) per image."""
+        o = self.options
+        with _quiet_stdout():
+            results = self.model.predict(
+                list(images),
+                conf=o.conf,
+                iou=o.iou,
+                imgsz=o.imgsz,
+                device=o.device,
+                classes=list(o.classes) if o.classes is not None else None,
+                max_det=o.max_det,
+                verbose=False,
+                **self._precision_kwargs(),
+            )
+        return [(self._detections(r), Speed(**{k: float(r.speed[k]) for k in Speed.__slots__})) for r in results]
+
+    def _precision_kwargs(self) -> dict[str, Any]:
+        """fp16 is `quantize=16` in current ultralytics and `half=True` in older releases."""
+        if not self.options.half:
+            return {}
+        from ultralytics.cfg import DEFAULT_CFG_DICT
+
+        return {"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}
+
+    def _detections(self, result: Any) -> tuple[Detection, ...]:
+        boxes = result.boxes
+        xyxy, conf, cls = boxes.xyxy, boxes.conf, boxes.cls
+        if self.options.nms and self.family == "rtdetr" and len(conf):
+            from torchvision.ops import batched_nms
+
+            keep = batched_nms(xyxy.float(), conf.float(), cls.long(), self.options.iou)
+            xyxy, conf, cls = xyxy[keep], conf[keep], cls[keep]
+        rows = zip(xyxy.cpu().tolist(), conf.cpu().tolist(), cls.cpu().int().tolist(), strict=True)
+        return tuple(Detection(c, self.names.get(c, str(c)), s, tuple(b)) for b, s, c in rows)
+
+
+def resolve_classes(classes: str | None, names: dict[int, str]) -> tuple[int, ...] | None:
+    """'person,3' -> ids; names are matched case-insensitively against the model's class names."""
+    if not classes:
+        return None
+    by_name = {n.lower(): i for i, n in names.items()}
+    ids: list[int] = []
+    for token in (t.strip() for t in classes.split(",")):
+        if not token:
+            continue
+        if token.isdigit() and int(token) in names:
+            ids.append(int(token))
+        elif token.lower() in by_name:
+            ids.append(by_name[token.lower()])
+        else:
+            raise BadOptionError(f"unknown class '{token}' for this model (it knows {len(names)} classes, e.g. "
+                                 + ", ".join(list(names.values())[:5]) + ")")
+    return tuple(dict.fromkeys(ids))
+
+
+def _ultralytics_model(location: str, family: Family) -> Any:
+    import_ultralytics()
+    import torch
+    from ultralytics import RTDETR, YOLO
+
+    cls = RTDETR if family == "rtdetr" else YOLO
+    if location.endswith((".yaml", ".yml")):
+        torch.manual_seed(0)  # untrained models are random; a fixed seed makes runs repeatable
+    with _quiet_stdout():
+        model = cls(location)
+    # A .pt whose name did not tell its family: check what was loaded and switch if needed.
+    if location.endswith(".pt"):
+        loaded = "rtdetr" if type(model.model).__name__.startswith("RTDETR") else "yolo"
+        if loaded != family:
+            with _quiet_stdout():
+                model = (RTDETR if loaded == "rtdetr" else YOLO)(location)
+    return model
+
+
+def load(ref: ModelRef, options: PredictOptions) -> Detector:
+    """Load weights (downloading official ones once) and return a ready Detector."""
+    location = str(fetch_weights(ref)) if ref.official else ref.location
+    try:
+        model = _ultralytics_model(location, ref.family)
+    except FileNotFoundError as e:
+        raise ModelError(f"model file not found: {location}") from e
+    except Exception as e:  # torch/pickle/yaml each raise their own types for a bad file
+        raise ModelError(f"cannot load model from {location}: {type(e).__name__}: {e}. "
+                         "The file may be corrupt or not an ultralytics detection model") from e
+    family: Family = "rtdetr" if type(getattr(model, "model", None)).__name__.startswith("RTDETR") else ref.family
+    ref = ModelRef(ref.name, family, ref.location, ref.official)
+    if getattr(model, "task", "detect") != "detect":
+        raise ModelError(f"{location} is a '{model.task}' model; detect needs an object detection model")
+    return Detector(ref, model, options)
+
+
+def is_coco80(names: dict[int, str]) -> bool:
+    """True for models trained on (or configured with) the 80 COCO classes."""
+    return len(names) == 80 and names.get(0) == "person" and names.get(79) == "toothbrush"
+
+
+def catalog() -> list[dict[str, Any]]:
+    """Every official model with where its weights live and whether they are there (for `detect models`)."""
+    rows = []
+    for spec in REGISTRY:
+        path = weights_path(spec)
+        rows.append({
+            "name": spec.name,
+            "family": spec.family,
+            "aliases": list(spec.aliases),
+            "published_map50_95": spec.published_map,
+            "published_source": COCO_VAL_SOURCE,
+            "weights": str(path),
+            "present": path.is_file(),
+            "size_mb": round(path.stat().st_size / 2**20, 1) if path.is_file() else None,
+        })
+    return rows

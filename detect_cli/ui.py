@@ -1,0 +1,78 @@
+"""Terminal presentation on stderr (progress bar, summary, tables); stdout is kept for `--json` results."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from detect_cli.pipeline import RunReport
+    from detect_cli.results import ImageResult
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False)
+
+
+class RichProgress:
+    """A progress bar with done/total, rate, ETA and failures so far."""
+
+    def __init__(self, label: str, console: Console = err_console) -> None:
+        self._label = label
+        self._failed = 0
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("[red]{task.fields[failed]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self._task = self._bar.add_task(label, total=None, rate="", failed="")
+
+    def start(self, total: int | None) -> None:
+        self._bar.update(self._task, total=total)
+        self._bar.start()
+
+    def advance(self, result: ImageResult) -> None:
+        if not result.ok:
+            self._failed += 1
+        task = self._bar.tasks[0]
+        rate = f"{task.speed:.1f}/s" if task.speed else ""
+        self._bar.update(self._task, advance=1, rate=rate, failed=f"{self._failed} failed" if self._failed else "")
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+def print_summary(report: RunReport, model: str, console: Console = err_console) -> None:
+    s = report.summary
+    console.print(f"[bold]{model}[/]: {s.processed} processed, {s.failed} failed, {s.detections} detections"
+                  + (f", {s.mean_ms:.1f} ms/image" if s.mean_ms is not None else "")
+                  + f" ({report.seconds:.1f}s)")
+    if s.per_class:
+        console.print("  " + ", ".join(f"{name} {n}" for name, n in s.per_class.most_common(12))
+                      + (" …" if len(s.per_class) > 12 else ""))
+    for source, error in s.failures[:5]:
+        console.print(f"  [red]failed[/] {source}: {error}")
+    if s.failed > 5:
+        console.print(f"  … {s.failed - 5} more failures in results.jsonl")
+    console.print(f"Results in [bold]{report.out}[/]")
+    if report.interrupted:
+        console.print("[yellow]Interrupted[/]: the results written so far are complete and readable.")
+
+
+def models_table(rows: list[dict[str, object]]) -> Table:
+    table = Table(title="Models", title_justify="left")
+    for col in ("name", "family", "aliases", "published mAP50-95", "weights", "present"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["name"]), str(r["family"]), ", ".join(r["aliases"]),  # type: ignore[arg-type]
+                      f"{r['published_map50_95']}", str(r["weights"]), "yes" if r["present"] else "no")
+    return table

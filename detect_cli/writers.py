@@ -1,0 +1,273 @@
+"""Output sinks: results.jsonl, CSV, YOLO labels, COCO results and annotated images.
+
+Each sink is a context manager fed one result at a time, so nothing accumulates in memory. Files that
+are written whole (images, labels) go to a temporary name first and are renamed into place, so a
+half-written file never exists under its final name; line files are flushed after every input.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
+
+from detect_cli.errors import OutputError
+from detect_cli.results import ImageResult
+
+if TYPE_CHECKING:
+    import numpy as np
+
+FORMATS = ("jsonl", "csv", "txt", "coco")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def new_run_dir(base: Path, name: str, exist_ok: bool = False) -> Path:
+    """base/name, or base/name-2, -3... so an earlier run is never overwritten (unless exist_ok)."""
+    candidate, n = base / name, 1
+    if not exist_ok:
+        while candidate.exists():
+            n += 1
+            candidate = base / f"{name}-{n}"
+    try:
+        candidate.mkdir(parents=True, exist_ok=exist_ok)
+    except OSError as e:
+        raise OutputError(f"cannot create output folder {candidate}: {e.strerror or e}") from e
+    return candidate
+
+
+DEFAULT_RUNS_DIR = Path("detect-runs")
+
+
+def prepare_out(out: Path | None, run_name: str, exist_ok: bool = False) -> Path:
+    """The run folder: `out` as given, or a new detect-runs/<run_name>[-N].
+
+    A given folder that already holds a run is refused unless exist_ok (then results are appended).
+    """
+    if out is None:
+        return new_run_dir(DEFAULT_RUNS_DIR, run_name, exist_ok)
+    if (out / "results.jsonl").exists() and not exist_ok:
+        raise OutputError(f"{out} already holds a run; pass --exist-ok to add to it, or choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create output folder {out}: {e.strerror or e}") from e
+    return out
+
+
+class Sink:
+    """Base sink: `write` one result (with its decoded image when there is one), `close` at the end."""
+
+    def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish the output; called once, also when the run is interrupted."""
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class _LineFile(Sink):
+    """A text file appended to and flushed per input."""
+
+    def __init__(self, path: Path, mode: str = "w") -> None:
+        self.path = path
+        self._f: IO[str] = path.open(mode, encoding="utf-8", newline="")
+
+    def _flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+
+class JsonlWriter(_LineFile):
+    """results.jsonl: one JSON object per input (or frame), the record of the run."""
+
+    def __init__(self, path: Path, echo: Callable[[str], None] | None = None) -> None:
+        super().__init__(path, "a")
+        self._echo = echo
+
+    def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
+        line = json.dumps(result.to_dict(), ensure_ascii=False)
+        self._f.write(line + "\n")
+        self._flush()
+        if self._echo:
+            self._echo(line)
+
+
+CSV_COLUMNS = ("source", "width", "height", "model", "class_id", "class_name", "confidence",
+               "x1", "y1", "x2", "y2", "error")
+
+
+class CsvWriter(_LineFile):
+    """results.csv: one row per detection; an input with no detection (or an error) still gets a row."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._csv = csv.writer(self._f)
+        self._csv.writerow(CSV_COLUMNS)
+
+    def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
+        head = [result.source, result.width, result.height, result.model]
+        if not result.detections:
+            self._csv.writerow([*head, "", "", "", "", "", "", "", result.error or ""])
+        for d in result.detections:
+            self._csv.writerow([*head, d.class_id, d.class_name, f"{d.confidence:.6f}",
+                                *(f"{v:.3f}" for v in d.xyxy), ""])
+        self._flush()
+
+
+class YoloTxtWriter(Sink):
+    """labels/<input path>.txt in YOLO format: `class cx cy w h confidence`, normalised to 0-1."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
+        if not result.ok or not result.width or not result.height:
+            return
+        w, h = result.width, result.height
+        lines = []
+        for d in result.detections:
+            x1, y1, x2, y2 = d.xyxy
+            lines.append(f"{d.class_id} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
+                         f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f} {d.confidence:.6f}\n")
+        atomic_write_bytes(self.root / rel_path.with_suffix(".txt"), "".join(lines).encode())
+
+
+def coco80_to_coco91() -> list[int]:
+    from ultralytics.data.converter import coco80_to_coco91_class
+
+    return coco80_to_coco91_class()
+
+
+class CocoWriter(Sink):
+    """coco_results.json: the COCO results format (a list of {image_id, category_id, bbox, score}).
+
+    Streams the array to a temporary file and renames it at close. For models with the 80 COCO classes,
+    category ids are mapped to COCO's 91-id scheme so the file scores against COCO annotations as is.
+    `image_id` is the file's numeric stem when it has one (COCO's own naming), else its order in the run.
+    """
+
+    def __init__(self, path: Path, names: dict[int, str]) -> None:
+        self.path = path
+        self._tmp = path.with_name(f".{path.name}.part")
+        self._f = self._tmp.open("w", encoding="utf-8")
+        self._f.write("[")
+        self._first = True
+        self._n = 0
+        from detect_cli.models import is_coco80
+
+        self._category = coco80_to_coco91() if is_coco80(names) else None
+
+    def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
+        self._n += 1
+        if not result.ok:
+            return
+        stem = PurePosixPath(result.source).stem
+        image_id = int(stem) if stem.isdigit() else self._n
+        for d in result.detections:
+            x1, y1, x2, y2 = d.xyxy
+            record = {
+                "image_id": image_id,
+                "category_id": self._category[d.class_id] if self._category else d.class_id,
+                "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
+                "score": round(d.confidence, 5),
+                "file_name": result.source,
+            }
+            self._f.write(("" if self._first else ",") + "\n" + json.dumps(record))
+            self._first = False
+
+    def close(self) -> None:
+        if self._f.closed:
+            return
+        self._f.write("\n]\n")
+        self._f.close()
+        os.replace(self._tmp, self.path)
+
+
+class AnnotatedImageWriter(Sink):
+    """The input image with its boxes drawn, at root/<input path>, in the input's own format."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
+        if image is None or not result.ok:
+            return
+        import cv2
+
+        from detect_cli.render import draw_detections
+
+        suffix = rel_path.suffix.lower() or ".jpg"
+        ok, buf = cv2.imencode(suffix, draw_detections(image, result.detections))
+        if not ok:  # an encoder this OpenCV lacks: fall back to PNG rather than lose the picture
+            suffix = ".png"
+            ok, buf = cv2.imencode(suffix, draw_detections(image, result.detections))
+        atomic_write_bytes(self.root / rel_path.with_suffix(suffix), buf.tobytes())
+
+
+def open_sinks(
+    out: Path,
+    formats: Iterable[str],
+    names: dict[int, str],
+    save_images: bool,
+    echo: Callable[[str], None] | None = None,
+) -> list[Sink]:
+    """The sinks a run asked for; results.jsonl is always written."""
+    sinks: list[Sink] = [JsonlWriter(out / "results.jsonl", echo)]
+    fmts = set(formats)
+    if "csv" in fmts:
+        sinks.append(CsvWriter(out / "results.csv"))
+    if "txt" in fmts:
+        sinks.append(YoloTxtWriter(out / "labels"))
+    if "coco" in fmts:
+        sinks.append(CocoWriter(out / "coco_results.json", names))
+    if save_images:
+        sinks.append(AnnotatedImageWriter(out))
+    return sinks
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Parse a results.jsonl (skipping a last line cut short by a crash)."""
+    rows: list[dict[str, Any]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def close_all(sinks: Sequence[Sink]) -> None:
+    errors = []
+    for s in sinks:
+        try:
+            s.close()
+        except OSError as e:
+            errors.append(e)
+    if errors:
+        raise OutputError(f"could not finish writing outputs: {errors[0]}")
