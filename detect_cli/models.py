@@ -101,7 +101,9 @@ def resolve(model: str | None, default_family: Family) -> ModelRef:
     if path.suffix in (".yaml", ".yml"):  # ultralytics ships model configs such as rtdetr-l.yaml
         return ModelRef(path.stem, _guess_family(model, default_family), model, official=False)
     known = ", ".join(s.name for s in REGISTRY)
-    raise ModelError(f"unknown model '{model}': use one of {known}, or a path to a .pt, .yaml or exported model")
+    raise ModelError(
+        f"unknown model '{model}': use one of {known}, or a path to a .pt, .yaml or exported model"
+    )
 
 
 @contextlib.contextmanager
@@ -168,7 +170,9 @@ def select_device(device: str) -> str:
         if not torch.cuda.is_available():
             raise BadOptionError(f"device '{device}' requested but CUDA is not available; use --device cpu")
         if index >= torch.cuda.device_count():
-            raise BadOptionError(f"device '{device}' does not exist ({torch.cuda.device_count()} CUDA devices)")
+            raise BadOptionError(
+                f"device '{device}' does not exist ({torch.cuda.device_count()} CUDA devices)"
+            )
         return f"cuda:{index}"
     raise BadOptionError(f"unknown device '{device}': use auto, cpu, cuda, cuda:N or mps")
 
@@ -217,7 +221,9 @@ class Detector:
                 verbose=False,
                 **self._precision_kwargs(),
             )
-        return [(self._detections(r), Speed(**{k: float(r.speed[k]) for k in Speed.__slots__})) for r in results]
+        return [
+            (self._detections(r), Speed(**{k: float(r.speed[k]) for k in Speed.__slots__})) for r in results
+        ]
 
     def _precision_kwargs(self) -> dict[str, Any]:
         """fp16 is `quantize=16` in current ultralytics and `half=True` in older releases."""
@@ -253,9 +259,22 @@ def resolve_classes(classes: str | None, names: dict[int, str]) -> tuple[int, ..
         elif token.lower() in by_name:
             ids.append(by_name[token.lower()])
         else:
-            raise BadOptionError(f"unknown class '{token}' for this model (it knows {len(names)} classes, e.g. "
-                                 + ", ".join(list(names.values())[:5]) + ")")
+            raise BadOptionError(
+                f"unknown class '{token}' for this model (it knows {len(names)} classes, e.g. "
+                + ", ".join(list(names.values())[:5])
+                + ")"
+            )
     return tuple(dict.fromkeys(ids))
+
+
+def _loaded_family(model: Any) -> Family | None:
+    """The family of a loaded PyTorch model; None for exported formats, whose graph does not say."""
+    import torch
+
+    net = getattr(model, "model", None)
+    if not isinstance(net, torch.nn.Module):
+        return None
+    return "rtdetr" if type(net).__name__.startswith("RTDETR") else "yolo"
 
 
 def _ultralytics_model(location: str, family: Family) -> Any:
@@ -269,8 +288,8 @@ def _ultralytics_model(location: str, family: Family) -> Any:
     with _quiet_stdout():
         model = cls(location)
     # A .pt whose name did not tell its family: check what was loaded and switch if needed.
-    if location.endswith(".pt"):
-        loaded = "rtdetr" if type(model.model).__name__.startswith("RTDETR") else "yolo"
+    loaded = _loaded_family(model)
+    if location.endswith(".pt") and loaded:
         if loaded != family:
             with _quiet_stdout():
                 model = (RTDETR if loaded == "rtdetr" else YOLO)(location)
@@ -285,10 +304,11 @@ def load(ref: ModelRef, options: PredictOptions) -> Detector:
     except FileNotFoundError as e:
         raise ModelError(f"model file not found: {location}") from e
     except Exception as e:  # torch/pickle/yaml each raise their own types for a bad file
-        raise ModelError(f"cannot load model from {location}: {type(e).__name__}: {e}. "
-                         "The file may be corrupt or not an ultralytics detection model") from e
-    family: Family = "rtdetr" if type(getattr(model, "model", None)).__name__.startswith("RTDETR") else ref.family
-    ref = ModelRef(ref.name, family, ref.location, ref.official)
+        raise ModelError(
+            f"cannot load model from {location}: {type(e).__name__}: {e}. "
+            "The file may be corrupt or not an ultralytics detection model"
+        ) from e
+    ref = ModelRef(ref.name, _loaded_family(model) or ref.family, ref.location, ref.official)
     if getattr(model, "task", "detect") != "detect":
         raise ModelError(f"{location} is a '{model.task}' model; detect needs an object detection model")
     return Detector(ref, model, options)
@@ -304,14 +324,16 @@ def catalog() -> list[dict[str, Any]]:
     rows = []
     for spec in REGISTRY:
         path = weights_path(spec)
-        rows.append({
-            "name": spec.name,
-            "family": spec.family,
-            "aliases": list(spec.aliases),
-            "published_map50_95": spec.published_map,
-            "published_source": COCO_VAL_SOURCE,
-            "weights": str(path),
-            "present": path.is_file(),
-            "size_mb": round(path.stat().st_size / 2**20, 1) if path.is_file() else None,
-        })
+        rows.append(
+            {
+                "name": spec.name,
+                "family": spec.family,
+                "aliases": list(spec.aliases),
+                "published_map50_95": spec.published_map,
+                "published_source": COCO_VAL_SOURCE,
+                "weights": str(path),
+                "present": path.is_file(),
+                "size_mb": round(path.stat().st_size / 2**20, 1) if path.is_file() else None,
+            }
+        )
     return rows

@@ -15,10 +15,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from detect_cli.errors import InputError
+from detect_cli.models import Detector, ModelRef, PredictOptions
 from detect_cli.results import ImageResult, RunSummary
 from detect_cli.sources import DEFAULT_URL_TIMEOUT_S, ImageInput, read_image
-
-from detect_cli.models import Detector, ModelRef, PredictOptions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -104,8 +103,11 @@ def detect_batch(detector: Detector, batch: Sequence[Frame]) -> list[ImageResult
             dets, speed = outputs[id(f)]
             results.append(ImageResult(f.source, detector.name, w, h, speed, dets, None, f.frame, f.time_s))
         else:
-            results.append(ImageResult(f.source, detector.name, w, h, error=f.error or failure,
-                                       frame=f.frame, time_s=f.time_s))
+            results.append(
+                ImageResult(
+                    f.source, detector.name, w, h, error=f.error or failure, frame=f.frame, time_s=f.time_s
+                )
+            )
     return results
 
 
@@ -180,10 +182,14 @@ def option_warnings(detector: Detector, iou_given: bool) -> list[str]:
     """Things the user set that will not do what they may expect with this model."""
     notes = []
     if detector.family == "rtdetr" and iou_given and not detector.options.nms:
-        notes.append("RT-DETR is NMS-free, so --iou has no effect; add --nms to apply class-wise NMS at --iou")
+        notes.append(
+            "RT-DETR is NMS-free, so --iou has no effect; add --nms to apply class-wise NMS at --iou"
+        )
     if detector.ref.untrained:
-        notes.append(f"{detector.ref.location} is a model config: its weights are random (untrained), "
-                     "so its detections are meaningless")
+        notes.append(
+            f"{detector.ref.location} is a model config: its weights are random (untrained), "
+            "so its detections are meaningless"
+        )
     return notes
 
 

@@ -11,14 +11,18 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-def draw_detections(image: np.ndarray, detections: Sequence[Detection], title: str | None = None) -> np.ndarray:
+def draw_detections(
+    image: np.ndarray, detections: Sequence[Detection], title: str | None = None
+) -> np.ndarray:
     """A copy of `image` with labelled boxes (colours per class, as ultralytics draws them)."""
     from ultralytics.utils.plotting import Annotator, colors
 
     # example="" keeps the cv2 backend: PIL mode would look for (and try to download) a font.
     annotator = Annotator(image.copy(), pil=False, example="")
     for det in detections:
-        annotator.box_label(det.xyxy, f"{det.class_name} {det.confidence:.2f}", color=colors(det.class_id, True))
+        annotator.box_label(
+            det.xyxy, f"{det.class_name} {det.confidence:.2f}", color=colors(det.class_id, True)
+        )
     out = annotator.result()
     if title:
         out = draw_title(out, title)
@@ -33,5 +37,7 @@ def draw_title(image: np.ndarray, title: str) -> np.ndarray:
     thickness = max(int(scale * 2), 1)
     (w, h), base = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     cv2.rectangle(image, (0, 0), (w + 12, h + base + 12), (32, 32, 32), -1)
-    cv2.putText(image, title, (6, h + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    cv2.putText(
+        image, title, (6, h + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA
+    )
     return image

@@ -94,8 +94,12 @@ def _from_one(source: str, recursive: bool, base_dir: Path | None) -> Iterator[I
     if is_url(source):
         scheme = urllib.parse.urlsplit(source).scheme.lower()
         if scheme not in URL_SCHEMES:
-            yield ImageInput(source, url_rel_path(source), url=source,
-                             error=f"unsupported URL scheme '{scheme}': only http and https are fetched")
+            yield ImageInput(
+                source,
+                url_rel_path(source),
+                url=source,
+                error=f"unsupported URL scheme '{scheme}': only http and https are fetched",
+            )
         else:
             yield ImageInput(source, url_rel_path(source), url=source)
         return
@@ -119,12 +123,18 @@ def _from_one(source: str, recursive: bool, base_dir: Path | None) -> Iterator[I
             rel = PurePosixPath(_dir_label(path), *f.relative_to(path).parts)
             yield ImageInput(str(f), rel, path=f)
         if not found:
-            yield ImageInput(source, PurePosixPath(_safe_name(source)), path=path,
-                             error="folder contains no images (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ")")
+            yield ImageInput(
+                source,
+                PurePosixPath(_safe_name(source)),
+                path=path,
+                error="folder contains no images (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ")",
+            )
     elif path.is_file():
         yield ImageInput(str(path), PurePosixPath(path.name), path=path)
     else:
-        yield ImageInput(str(path), PurePosixPath(_safe_name(path.name)), path=path, error="no such file or folder")
+        yield ImageInput(
+            str(path), PurePosixPath(_safe_name(path.name)), path=path, error="no such file or folder"
+        )
 
 
 def _from_list(list_file: Path, recursive: bool) -> Iterator[ImageInput]:
@@ -132,8 +142,11 @@ def _from_list(list_file: Path, recursive: bool) -> Iterator[ImageInput]:
     try:
         lines = list_file.read_text(encoding="utf-8").splitlines()
     except OSError as e:
-        yield ImageInput(f"@{list_file}", PurePosixPath(_safe_name(list_file.name)),
-                         error=f"cannot read list file: {e.strerror or e}")
+        yield ImageInput(
+            f"@{list_file}",
+            PurePosixPath(_safe_name(list_file.name)),
+            error=f"cannot read list file: {e.strerror or e}",
+        )
         return
     for line in lines:
         entry = line.split("#", 1)[0].strip() if not is_url(line) else line.strip()
@@ -160,10 +173,17 @@ def _unique_rel(items: Iterable[ImageInput]) -> Iterator[ImageInput]:
 
 
 def discover_images(sources: Sequence[str], recursive: bool = True) -> list[ImageInput]:
-    """Expand SOURCE arguments into image inputs, in the order given (folders sorted)."""
+    """Expand SOURCE arguments into image inputs, in the order given (folders sorted).
+
+    Sources that name nothing usable are kept as error records beside the good ones; when there are
+    no good ones at all, NoInputsError says why.
+    """
     items = list(_unique_rel(item for s in sources for item in _from_one(s, recursive, None)))
     if not items:
-        raise NoInputsError("no inputs found in: " + " ".join(sources))
+        raise NoInputsError("no inputs given")
+    if all(item.error for item in items):  # nothing to run: say why, rather than write a run of failures
+        reasons = "; ".join(f"{item.source}: {item.error}" for item in items[:3])
+        raise NoInputsError(f"no inputs found ({reasons}{'; …' if len(items) > 3 else ''})")
     return items
 
 
@@ -189,14 +209,13 @@ def fetch_url(url: str, timeout: float = DEFAULT_URL_TIMEOUT_S) -> bytes:
     return data
 
 
-def _jpeg_is_truncated(data: bytes) -> bool:
-    """A JPEG cut short still decodes (grey below the cut), so check for its end marker.
+def _jpeg_missing_end(data: bytes) -> bool:
+    return data.startswith(b"\xff\xd8") and not data.rstrip(b"\x00\r\n").endswith(b"\xff\xd9")
 
-    Some cameras append data after the end marker (motion photos), so when it is not at the very end
-    a strict decoder has the last word.
-    """
-    if not data.startswith(b"\xff\xd8") or data.rstrip(b"\x00\r\n").endswith(b"\xff\xd9"):
-        return False
+
+def _strict_decode_fails(data: bytes) -> bool:
+    """Some decoders fill a JPEG cut short with grey; a strict decoder tells. Cameras that append data
+    after the end marker (motion photos) pass, since the strict decoder stops at the marker."""
     import io
 
     from PIL import Image
@@ -217,9 +236,10 @@ def decode_image(data: bytes) -> np.ndarray:
     if not data:
         raise InputError("empty file")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    missing_end = _jpeg_missing_end(data)
     if image is None:
-        raise InputError("not a readable image")
-    if _jpeg_is_truncated(data):
+        raise InputError("truncated JPEG" if missing_end else "not a readable image")
+    if missing_end and _strict_decode_fails(data):
         raise InputError("truncated JPEG")
     return image
 

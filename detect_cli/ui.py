@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -45,7 +52,9 @@ class RichProgress:
             self._failed += 1
         task = self._bar.tasks[0]
         rate = f"{task.speed:.1f}/s" if task.speed else ""
-        self._bar.update(self._task, advance=1, rate=rate, failed=f"{self._failed} failed" if self._failed else "")
+        self._bar.update(
+            self._task, advance=1, rate=rate, failed=f"{self._failed} failed" if self._failed else ""
+        )
 
     def stop(self) -> None:
         self._bar.stop()
@@ -53,12 +62,17 @@ class RichProgress:
 
 def print_summary(report: RunReport, model: str, console: Console = err_console) -> None:
     s = report.summary
-    console.print(f"[bold]{model}[/]: {s.processed} processed, {s.failed} failed, {s.detections} detections"
-                  + (f", {s.mean_ms:.1f} ms/image" if s.mean_ms is not None else "")
-                  + f" ({report.seconds:.1f}s)")
+    console.print(
+        f"[bold]{model}[/]: {s.processed} processed, {s.failed} failed, {s.detections} detections"
+        + (f", {s.mean_ms:.1f} ms/image" if s.mean_ms is not None else "")
+        + f" ({report.seconds:.1f}s)"
+    )
     if s.per_class:
-        console.print("  " + ", ".join(f"{name} {n}" for name, n in s.per_class.most_common(12))
-                      + (" …" if len(s.per_class) > 12 else ""))
+        console.print(
+            "  "
+            + ", ".join(f"{name} {n}" for name, n in s.per_class.most_common(12))
+            + (" …" if len(s.per_class) > 12 else "")
+        )
     for source, error in s.failures[:5]:
         console.print(f"  [red]failed[/] {source}: {error}")
     if s.failed > 5:
@@ -73,6 +87,12 @@ def models_table(rows: list[dict[str, object]]) -> Table:
     for col in ("name", "family", "aliases", "published mAP50-95", "weights", "present"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["name"]), str(r["family"]), ", ".join(r["aliases"]),  # type: ignore[arg-type]
-                      f"{r['published_map50_95']}", str(r["weights"]), "yes" if r["present"] else "no")
+        table.add_row(
+            str(r["name"]),
+            str(r["family"]),
+            ", ".join(r["aliases"]),  # type: ignore[arg-type]
+            f"{r['published_map50_95']}",
+            str(r["weights"]),
+            "yes" if r["present"] else "no",
+        )
     return table

@@ -118,8 +118,20 @@ class JsonlWriter(_LineFile):
             self._echo(line)
 
 
-CSV_COLUMNS = ("source", "width", "height", "model", "class_id", "class_name", "confidence",
-               "x1", "y1", "x2", "y2", "error")
+CSV_COLUMNS = (
+    "source",
+    "width",
+    "height",
+    "model",
+    "class_id",
+    "class_name",
+    "confidence",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "error",
+)
 
 
 class CsvWriter(_LineFile):
@@ -135,8 +147,9 @@ class CsvWriter(_LineFile):
         if not result.detections:
             self._csv.writerow([*head, "", "", "", "", "", "", "", result.error or ""])
         for d in result.detections:
-            self._csv.writerow([*head, d.class_id, d.class_name, f"{d.confidence:.6f}",
-                                *(f"{v:.3f}" for v in d.xyxy), ""])
+            self._csv.writerow(
+                [*head, d.class_id, d.class_name, f"{d.confidence:.6f}", *(f"{v:.3f}" for v in d.xyxy), ""]
+            )
         self._flush()
 
 
@@ -153,8 +166,10 @@ class YoloTxtWriter(Sink):
         lines = []
         for d in result.detections:
             x1, y1, x2, y2 = d.xyxy
-            lines.append(f"{d.class_id} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
-                         f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f} {d.confidence:.6f}\n")
+            lines.append(
+                f"{d.class_id} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
+                f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f} {d.confidence:.6f}\n"
+            )
         atomic_write_bytes(self.root / rel_path.with_suffix(".txt"), "".join(lines).encode())
 
 

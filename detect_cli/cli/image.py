@@ -51,9 +51,11 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
     def image(
         sources: Sources,
         model: str = typer.Option(
-            default_model, "--model", "-m",
-            help="A model name (rtdetr-l, rtdetr-x, yolo11n…yolo11x), or a path to a .pt, a .yaml model config, "
-                 ".onnx or an exported model folder.",
+            default_model,
+            "--model",
+            "-m",
+            help="A model name (rtdetr-l, rtdetr-x, yolo11n…yolo11x), or a path to a .pt, "
+            "a .yaml model config, .onnx or an exported model folder.",
         ),
         conf: Conf = 0.25,
         iou: Iou = None,
@@ -84,12 +86,29 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
             raise BadOptionError("--half needs a CUDA device")
         if imgsz % 32:
             raise BadOptionError(f"--imgsz {imgsz} is not a multiple of 32")
-        options = PredictOptions(conf=conf, iou=0.7 if iou is None else iou, imgsz=imgsz, device=dev,
-                                 max_det=max_det, half=half, nms=nms)
+        options = PredictOptions(
+            conf=conf,
+            iou=0.7 if iou is None else iou,
+            imgsz=imgsz,
+            device=dev,
+            max_det=max_det,
+            half=half,
+            nms=nms,
+        )
         job = ImageJob(
-            sources=tuple(sources), model=ref, options=options, out=out, run_name=run_name, exist_ok=exist_ok,
-            formats=tuple(dict.fromkeys(["jsonl", *(f.value for f in formats or [])])), save_images=save,
-            recursive=recursive, url_timeout=url_timeout, batch=batch, classes=classes, iou_given=iou is not None,
+            sources=tuple(sources),
+            model=ref,
+            options=options,
+            out=out,
+            run_name=run_name,
+            exist_ok=exist_ok,
+            formats=tuple(dict.fromkeys(["jsonl", *(f.value for f in formats or [])])),
+            save_images=save,
+            recursive=recursive,
+            url_timeout=url_timeout,
+            batch=batch,
+            classes=classes,
+            iou_given=iou is not None,
         )
         assert set(job.formats) <= set(FORMATS)
         progress = None if quiet else ui.RichProgress(ref.name)

@@ -81,18 +81,27 @@ Iou = Annotated[
         help="NMS IoU threshold (default 0.7). YOLO only: RT-DETR is NMS-free and ignores it unless --nms.",
     ),
 ]
-Nms = Annotated[bool, typer.Option("--nms", help="RT-DETR: apply class-wise NMS at --iou to drop duplicate boxes.")]
+Nms = Annotated[
+    bool, typer.Option("--nms", help="RT-DETR: apply class-wise NMS at --iou to drop duplicate boxes.")
+]
 Imgsz = Annotated[int, typer.Option(min=32, max=4096, help="Inference size in pixels (a multiple of 32).")]
-Device = Annotated[str, typer.Option(help="auto (cuda:0 when available, else cpu), cpu, cuda, cuda:N or mps.")]
+Device = Annotated[
+    str, typer.Option(help="auto (cuda:0 when available, else cpu), cpu, cuda, cuda:N or mps.")
+]
 Classes = Annotated[
-    str | None, typer.Option(help="Only these classes: names or ids, comma-separated ('person,car' or '0,2').")
+    str | None,
+    typer.Option(help="Only these classes: names or ids, comma-separated ('person,car' or '0,2')."),
 ]
 MaxDet = Annotated[int, typer.Option(min=1, help="Most detections kept per image.")]
 Half = Annotated[bool, typer.Option("--half", help="fp16 inference (CUDA only).")]
 Out = Annotated[
     Path | None,
-    typer.Option("--out", "-o", help="Output folder (default: detect-runs/<command>, numbered so no run is overwritten).",
-                 show_default=False),
+    typer.Option(
+        "--out",
+        "-o",
+        help="Output folder (default: detect-runs/<command>, numbered so no run is overwritten).",
+        show_default=False,
+    ),
 ]
 ExistOk = Annotated[bool, typer.Option("--exist-ok", help="Write into an existing output folder (appends).")]
 Save = Annotated[bool, typer.Option("--save/--no-save", help="Write annotated images.")]
@@ -102,12 +111,15 @@ Formats = Annotated[
         "--format",
         "-f",
         case_sensitive=False,
-        help="Extra outputs, repeatable: csv, txt (YOLO labels), coco (COCO results json). jsonl is always written.",
+        help="Extra outputs, repeatable: csv, txt (YOLO labels), coco (COCO results json). "
+        "jsonl is always written.",
         show_default=False,
     ),
 ]
 Recursive = Annotated[bool, typer.Option("--recursive/--no-recursive", help="Descend into sub-folders.")]
 Batch = Annotated[int, typer.Option(min=1, max=256, help="Images per model call.")]
 UrlTimeout = Annotated[float, typer.Option(min=0.1, help="Seconds to wait for a URL before giving up on it.")]
-Json = Annotated[bool, typer.Option("--json", help="Print one JSON line per input on stdout (logs go to stderr).")]
+Json = Annotated[
+    bool, typer.Option("--json", help="Print one JSON line per input on stdout (logs go to stderr).")
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]

@@ -1,0 +1,117 @@
+"""Shared fixtures: small images made with OpenCV, seeded models built from ultralytics' YAML configs,
+and a local http.server for URL inputs. Everything runs offline."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Before anything imports ultralytics: no network probes, and weights looked up in a throwaway cache.
+os.environ["YOLO_OFFLINE"] = "1"
+os.environ.setdefault("DETECT_CACHE_DIR", str(Path(__file__).parent / ".cache-unused"))
+
+SMALL_IMGSZ = 64
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees (or writes) real cached weights."""
+    monkeypatch.setenv("DETECT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ultralytics_imported() -> None:
+    # Import once with the real stderr bound to its logger, not a CliRunner's temporary stream.
+    from detect_cli.models import import_ultralytics
+
+    import_ultralytics()
+
+
+def make_image(path: Path, seed: int = 0, size: tuple[int, int] = (96, 128), channels: int = 3) -> Path:
+    """A small picture: noise with a few filled shapes, written in the format its suffix names."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    cv2.rectangle(img, (10, 10), (w // 2, h // 2), (0, 0, 255), -1)
+    cv2.circle(img, (w * 3 // 4, h * 3 // 4), min(h, w) // 6, (0, 255, 0), -1)
+    if channels == 1:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    elif channels == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), img), path
+    return path
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    """A folder: a/x.jpg, b/x.jpg (same name), top.png and a nested c/d/deep.jpg."""
+    root = tmp_path / "imgs"
+    make_image(root / "a" / "x.jpg", 1)
+    make_image(root / "b" / "x.jpg", 2)
+    make_image(root / "top.png", 3)
+    make_image(root / "c" / "d" / "deep.jpg", 4)
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def _save_seeded(tmp_path_factory: pytest.TempPathFactory, cfg: str, family: str) -> Path:
+    import torch
+    from ultralytics import RTDETR, YOLO
+
+    torch.manual_seed(0)
+    model = (RTDETR if family == "rtdetr" else YOLO)(cfg)
+    path = tmp_path_factory.mktemp("weights") / cfg.replace(".yaml", "-seed0.pt")
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def rtdetr_pt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """rtdetr-l built from its YAML with seed 0 and saved: real architecture, random weights."""
+    return _save_seeded(tmp_path_factory, "rtdetr-l.yaml", "rtdetr")
+
+
+@pytest.fixture(scope="session")
+def yolo_pt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _save_seeded(tmp_path_factory, "yolo11n.yaml", "yolo")
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path.startswith("/slow/"):
+            time.sleep(2.0)  # longer than the tests' --url-timeout
+        if self.path.startswith("/slow/"):
+            self.path = self.path[len("/slow") :]
+        super().do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """(base URL, folder it serves) for a local http.server on 127.0.0.1."""
+    root = tmp_path / "www"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(root))
+    )
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+        server.server_close()

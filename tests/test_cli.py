@@ -1,0 +1,338 @@
+"""The command line as users meet it: exit codes, output layout, formats, --json purity, messages."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SMALL_IMGSZ, make_image
+from typer.testing import CliRunner
+
+from detect_cli.cli import app
+from detect_cli.writers import read_jsonl
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def detect(rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run `detect <command> ...` in-process with a seeded model at a small imgsz; returns (result, out)."""
+
+    def go(
+        *args: str, command: tuple[str, ...] = ("image",), model: str | None = None, out: Path | None = None
+    ):  # type: ignore[no-untyped-def]
+        out = out or tmp_path / "out"
+        weights = model or str(yolo_pt if command[0] == "yolo" else rtdetr_pt)
+        argv = [
+            *command,
+            *args,
+            "-m",
+            weights,
+            "--imgsz",
+            str(SMALL_IMGSZ),
+            "--device",
+            "cpu",
+            "-o",
+            str(out),
+        ]
+        return runner.invoke(app, argv), out
+
+    return go
+
+
+def _errors_on_one_line(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def test_version_and_module_entry_point() -> None:
+    from detect_cli import __version__
+
+    assert runner.invoke(app, ["--version"]).stdout.strip() == f"detect {__version__}"
+    proc = subprocess.run([sys.executable, "-m", "detect_cli", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"detect {__version__}"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["image", "--help"], ["yolo", "image", "--help"], ["models"]])
+def test_help_and_models_do_not_import_torch(argv: list[str]) -> None:
+    code = (
+        "import sys\nfrom detect_cli.cli import app\n"
+        f"try:\n    app({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'ultralytics', 'cv2') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in proc.stdout, proc.stdout[-500:] + proc.stderr[-500:]
+
+
+def test_help_explains_rtdetr_iou() -> None:
+    out = runner.invoke(app, ["image", "--help"], terminal_width=200).stdout
+    assert "NMS-free" in out and "--nms" in out
+
+
+def test_image_run_writes_every_format(detect, images: Path) -> None:  # type: ignore[no-untyped-def]
+    result, out = detect(str(images), "--conf", "0.01", "-f", "csv", "-f", "txt", "-f", "coco")
+    assert result.exit_code == 0, result.output
+    rows = read_jsonl(out / "results.jsonl")
+    assert len(rows) == 4 and all(r["error"] is None for r in rows)
+    assert all(r["model"] == "rtdetr-l-seed0" and r["detections"] for r in rows)
+    assert {r["width"] for r in rows} == {128} and set(rows[0]["speed_ms"]) == {
+        "preprocess",
+        "inference",
+        "postprocess",
+    }
+    n_dets = sum(len(r["detections"]) for r in rows)
+    assert len(list(csv.DictReader((out / "results.csv").open()))) == n_dets
+    labels = sorted(p.relative_to(out / "labels").as_posix() for p in (out / "labels").rglob("*.txt"))
+    assert labels == ["imgs/a/x.txt", "imgs/b/x.txt", "imgs/c/d/deep.txt", "imgs/top.txt"]
+    assert len(json.loads((out / "coco_results.json").read_text())) == n_dets
+    for rel in ("imgs/a/x.jpg", "imgs/b/x.jpg", "imgs/top.png", "imgs/c/d/deep.jpg"):
+        assert (out / rel).is_file(), rel
+    assert "4 processed, 0 failed" in result.stderr and str(out) in result.stderr
+
+
+def test_yolo_command_runs_yolo(detect, images: Path) -> None:  # type: ignore[no-untyped-def]
+    result, out = detect(
+        str(images / "top.png"), "--conf", "1e-6", "--max-det", "3", command=("yolo", "image")
+    )
+    assert result.exit_code == 0, result.output
+    [row] = read_jsonl(out / "results.jsonl")
+    assert row["model"] == "yolo11n-seed0" and len(row["detections"]) == 3
+
+
+def test_no_save_writes_no_images(detect, images: Path) -> None:  # type: ignore[no-untyped-def]
+    result, out = detect(str(images / "top.png"), "--no-save")
+    assert result.exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["results.jsonl"]
+
+
+def test_json_stdout_is_only_result_lines(rtdetr_pt: Path, images: Path, tmp_path: Path) -> None:
+    """In a real process: ultralytics' own log lines must not reach stdout."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "detect_cli",
+            "image",
+            str(images),
+            "--json",
+            "-m",
+            "rtdetr-l.yaml",
+            "--imgsz",
+            str(SMALL_IMGSZ),
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 4 and all(json.loads(line)["source"] for line in lines)
+    assert [json.loads(x) for x in lines] == read_jsonl(tmp_path / "out" / "results.jsonl")
+    assert "no model scale passed" in proc.stderr  # ultralytics' chatter went to stderr
+
+
+def test_bad_inputs_are_recorded_and_the_run_goes_on(detect, images: Path, http_root) -> None:  # type: ignore[no-untyped-def]
+    base, www = http_root
+    make_image(www / "ok.jpg")
+    (images / "zero.jpg").write_bytes(b"")
+    (images / "text.png").write_text("I am not a picture")
+    cut = make_image(images / "cut.jpg", size=(200, 300)).read_bytes()
+    (images / "cut.jpg").write_bytes(cut[: len(cut) // 2])
+    sources = [
+        str(images),
+        str(images / "missing.jpg"),
+        f"{base}/ok.jpg",
+        f"{base}/nope.jpg",
+        f"{base}/slow/ok.jpg",
+        "ftp://example.com/a.jpg",
+    ]
+    result, out = detect(*sources, "--url-timeout", "0.5")
+    assert result.exit_code == 1, result.output
+    errors = {r["source"]: r["error"] for r in read_jsonl(out / "results.jsonl") if r["error"]}
+    assert errors == {
+        str(images / "zero.jpg"): "empty file",
+        str(images / "text.png"): "not a readable image",
+        str(images / "cut.jpg"): "truncated JPEG",
+        str(images / "missing.jpg"): "no such file or folder",
+        f"{base}/nope.jpg": "HTTP 404 File not found",
+        f"{base}/slow/ok.jpg": errors.get(f"{base}/slow/ok.jpg"),
+        "ftp://example.com/a.jpg": "unsupported URL scheme 'ftp': only http and https are fetched",
+    }
+    assert "timed out" in errors[f"{base}/slow/ok.jpg"]
+    ok = [r for r in read_jsonl(out / "results.jsonl") if not r["error"]]
+    assert len(ok) == 5  # the four good files and the URL
+    port = base.rsplit(":", 1)[1]
+    assert (out / "urls" / f"127.0.0.1_{port}_ok.jpg").is_file()
+    assert "7 failed" in result.stderr and "Traceback" not in result.output
+
+
+def test_inputs_are_never_modified(detect, images: Path) -> None:  # type: ignore[no-untyped-def]
+    def digest() -> dict[str, str]:
+        return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in images.rglob("*") if p.is_file()}
+
+    before = digest()
+    result, _ = detect(
+        str(images), "-f", "txt", out=images / "inside-out"
+    )  # even writing into the input folder
+    assert result.exit_code == 0
+    after = {k: v for k, v in digest().items() if "inside-out" not in k}
+    assert after == before
+
+
+def test_default_out_is_numbered_never_overwritten(
+    rtdetr_pt: Path, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv = ["image", str(images / "top.png"), "-m", str(rtdetr_pt), "--imgsz", str(SMALL_IMGSZ), "-q"]
+    for _ in range(2):
+        assert runner.invoke(app, argv).exit_code == 0
+    assert runner.invoke(app, ["yolo", *argv]).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "detect-runs").iterdir()) == ["image", "image-2", "yolo-image"]
+
+
+def test_rtdetr_iou_warning(detect, images: Path) -> None:  # type: ignore[no-untyped-def]
+    result, _ = detect(str(images / "top.png"), "--iou", "0.5")
+    assert result.exit_code == 0
+    assert result.stderr.count("RT-DETR is NMS-free") == 1
+    result, _ = detect(str(images / "top.png"), "--iou", "0.5", "--nms", out=images.parent / "o2")
+    assert "NMS-free" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--conf", "2"], "Invalid value for '--conf'"),
+        (["--imgsz", "100"], "not a multiple of 32"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--classes", "unicorn"], "unknown class 'unicorn'"),
+        (["--format", "xml"], "Invalid value for '--format'"),
+        (["-m", "yolo99"], "unknown model 'yolo99'"),
+        (["-m", "rtdetr-l"], "cannot get weights for rtdetr-l"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(
+    images: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    argv = ["image", str(images), "--imgsz", "64", "-o", str(tmp_path / "o"), *args]
+    if "-m" not in args:
+        argv += ["-m", "rtdetr-l.yaml"]
+    result = runner.invoke(app, argv, terminal_width=200)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_model_error_is_one_line_and_debug_shows_traceback(images: Path, tmp_path: Path) -> None:
+    argv = ["image", str(images), "-m", "rtdetr-x", "-o", str(tmp_path / "o")]
+    plain = runner.invoke(app, argv)
+    assert plain.exit_code == 2
+    assert len(_errors_on_one_line(plain.stderr)) == 1 and "Traceback" not in plain.stderr
+    debug = runner.invoke(app, ["--debug", *argv])
+    assert debug.exit_code == 2 and "Traceback" in debug.stderr
+    assert not (tmp_path / "o").exists(), "no output folder for a run that never started"
+
+
+def test_no_inputs_exit_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["image", str(tmp_path / "nothing-here"), "-m", "rtdetr-l.yaml"])
+    assert result.exit_code == 2
+    assert _errors_on_one_line(result.stderr) == [
+        f"error: no inputs found ({tmp_path / 'nothing-here'}: no such file or folder)"
+    ]
+
+
+def test_existing_out_needs_exist_ok(detect, images: Path) -> None:  # type: ignore[no-untyped-def]
+    first, out = detect(str(images / "top.png"))
+    assert first.exit_code == 0
+    again, _ = detect(str(images / "top.png"))
+    assert again.exit_code == 2 and "--exist-ok" in again.stderr
+    appended, _ = detect(str(images / "top.png"), "--exist-ok")
+    assert appended.exit_code == 0 and len(read_jsonl(out / "results.jsonl")) == 2
+
+
+def test_models_json() -> None:
+    result = runner.invoke(app, ["models", "--json"])
+    data = json.loads(result.stdout)
+    assert {m["name"] for m in data["models"]} >= {"rtdetr-l", "yolo11n"}
+    assert data["cache_dir"].endswith("cache")
+
+
+def test_sigint_exits_130_with_records_flushed(rtdetr_pt: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    for i in range(40):
+        make_image(folder / f"{i:03d}.jpg", i)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "detect_cli",
+            "image",
+            str(folder),
+            "--json",
+            "-m",
+            str(rtdetr_pt),
+            "--imgsz",
+            str(SMALL_IMGSZ),
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the run is under way
+    assert json.loads(first)["error"] is None
+    proc.send_signal(signal.SIGINT)
+    rest, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    records = read_jsonl(tmp_path / "out" / "results.jsonl")
+    assert 1 <= len(records) < 40
+    assert len(records) == len([first, *rest.splitlines()])
+    assert "Interrupted" in stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs CUDA")
+@pytest.mark.parametrize(("extra", "atol"), [([], 1.0), (["--half"], None)])
+def test_cuda_run_matches_cpu(
+    detect, images: Path, tmp_path: Path, extra: list[str], atol: float | None
+) -> None:  # type: ignore[no-untyped-def]
+    """The same seeded model on CUDA finds what it finds on CPU (fp32), and fp16 runs."""
+    cpu, _ = detect(str(images / "top.png"), "--conf", "0.01", "--max-det", "20", out=tmp_path / "cpu")
+    argv = [
+        "image",
+        str(images / "top.png"),
+        "--conf",
+        "0.01",
+        "--max-det",
+        "20",
+        "-m",
+        "rtdetr-l.yaml",
+        "--imgsz",
+        str(SMALL_IMGSZ),
+        "--device",
+        "cuda",
+        "-o",
+        str(tmp_path / "gpu"),
+        *extra,
+    ]
+    gpu = runner.invoke(app, argv)
+    assert cpu.exit_code == 0 and gpu.exit_code == 0, gpu.output
+    [on_cpu] = read_jsonl(tmp_path / "cpu" / "results.jsonl")
+    [on_gpu] = read_jsonl(tmp_path / "gpu" / "results.jsonl")
+    assert on_gpu["detections"] and on_gpu["error"] is None
+    if atol is not None:
+        import numpy as np
+
+        assert len(on_gpu["detections"]) == len(on_cpu["detections"])
+        boxes = [sorted(d["xyxy"] for d in r["detections"]) for r in (on_cpu, on_gpu)]
+        assert np.allclose(boxes[0], boxes[1], atol=atol)

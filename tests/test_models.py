@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import SMALL_IMGSZ
+
+from detect_cli.errors import BadOptionError, ModelError
+from detect_cli.models import (
+    PredictOptions,
+    cache_dir,
+    catalog,
+    fetch_weights,
+    is_coco80,
+    load,
+    resolve,
+    resolve_classes,
+    select_device,
+)
+
+BUS = str(Path(__file__).parents[1] / "samples" / "bus.jpg")
+
+
+@pytest.mark.parametrize(
+    ("value", "family", "name", "expected_family", "official"),
+    [
+        (None, "rtdetr", "rtdetr-l", "rtdetr", True),
+        (None, "yolo", "yolo11n", "yolo", True),
+        ("rtdetr", "yolo", "rtdetr-l", "rtdetr", True),
+        ("YOLO11s", "rtdetr", "yolo11s", "yolo", True),
+        ("yolo11x.pt", "rtdetr", "yolo11x", "yolo", True),
+        ("rtdetr-l.yaml", "yolo", "rtdetr-l", "rtdetr", False),
+        ("yolo11n.yaml", "rtdetr", "yolo11n", "yolo", False),
+    ],
+)
+def test_resolve(value: str | None, family: str, name: str, expected_family: str, official: bool) -> None:
+    ref = resolve(value, family)  # type: ignore[arg-type]
+    assert (ref.name, ref.family, ref.official) == (name, expected_family, official)
+    if official:
+        assert Path(ref.location).parent == cache_dir() / "weights"
+
+
+def test_resolve_unknown_name() -> None:
+    with pytest.raises(ModelError, match="unknown model 'yolo99'"):
+        resolve("yolo99", "yolo")
+
+
+def test_local_file_wins_over_official_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("yolo11n.pt").write_bytes(b"x")
+    ref = resolve("yolo11n.pt", "yolo")
+    assert not ref.official and ref.location == "yolo11n.pt"
+
+
+def test_offline_download_fails_with_one_clear_message() -> None:
+    ref = resolve("rtdetr-l", "rtdetr")
+    with pytest.raises(ModelError) as err:
+        fetch_weights(ref)
+    message = str(err.value)
+    assert message.startswith("cannot get weights for rtdetr-l")
+    assert "--model" in message and ".yaml" in message and "\n" not in message
+    assert not Path(ref.location).exists()
+
+
+def test_cached_weights_are_used_without_download(rtdetr_pt: Path) -> None:
+    ref = resolve("rtdetr-l", "rtdetr")
+    Path(ref.location).parent.mkdir(parents=True, exist_ok=True)
+    Path(ref.location).write_bytes(rtdetr_pt.read_bytes())
+    assert fetch_weights(ref) == Path(ref.location)
+    assert load(ref, PredictOptions(imgsz=SMALL_IMGSZ)).family == "rtdetr"
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04broken zip"])
+def test_corrupt_weights_file(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "rtdetr-broken.pt"
+    bad.write_bytes(content)
+    with pytest.raises(ModelError, match="cannot load model"):
+        load(resolve(str(bad), "rtdetr"), PredictOptions())
+
+
+def test_family_is_read_from_the_weights_not_the_name(yolo_pt: Path, tmp_path: Path) -> None:
+    renamed = tmp_path / "mystery.pt"
+    renamed.write_bytes(yolo_pt.read_bytes())
+    detector = load(resolve(str(renamed), "rtdetr"), PredictOptions(imgsz=SMALL_IMGSZ))
+    assert detector.family == "yolo"
+    assert type(detector.model).__name__ == "YOLO"
+
+
+def test_catalog_lists_every_official_model() -> None:
+    rows = catalog()
+    assert {r["name"] for r in rows} >= {"rtdetr-l", "rtdetr-x", "yolo11n", "yolo11x"}
+    assert all(r["present"] is False for r in rows)
+
+
+def test_select_device() -> None:
+    import torch
+
+    assert select_device("cpu") == "cpu"
+    assert select_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(BadOptionError, match="unknown device"):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(BadOptionError, match="CUDA is not available"):
+            select_device("cuda:0")
+
+
+def test_resolve_classes() -> None:
+    names = {0: "person", 1: "bicycle", 2: "car"}
+    assert resolve_classes("person, 2,CAR", names) == (0, 2)
+    assert resolve_classes(None, names) is None
+    with pytest.raises(BadOptionError, match="unknown class 'dog'"):
+        resolve_classes("dog", names)
+
+
+def test_is_coco80() -> None:
+    from ultralytics.utils import YAML
+    from ultralytics.utils.checks import check_yaml
+
+    coco = YAML.load(check_yaml("coco.yaml"))["names"]
+    assert is_coco80(coco)
+    assert not is_coco80({i: str(i) for i in range(80)})
+
+
+# --- detections equal ultralytics' own predict --------------------------------------------------
+
+
+def _ultralytics_predict(weights: Path, family: str, **kw: object) -> list[tuple]:
+    from ultralytics import RTDETR, YOLO
+
+    model = (RTDETR if family == "rtdetr" else YOLO)(str(weights))
+    r = model.predict(BUS, verbose=False, **kw)[0]
+    return [
+        (int(c), round(float(s), 5), [round(v, 2) for v in b])
+        for b, s, c in zip(r.boxes.xyxy.tolist(), r.boxes.conf.tolist(), r.boxes.cls.tolist(), strict=True)
+    ]
+
+
+@pytest.mark.parametrize(("family", "conf"), [("rtdetr", 0.01), ("yolo", 1e-6)])
+def test_detections_equal_ultralytics_predict(
+    family: str, conf: float, rtdetr_pt: Path, yolo_pt: Path
+) -> None:
+    from detect_cli.sources import decode_image
+
+    weights = rtdetr_pt if family == "rtdetr" else yolo_pt
+    kw = {"conf": conf, "imgsz": SMALL_IMGSZ, "max_det": 50, "iou": 0.5}
+    expected = _ultralytics_predict(weights, family, **kw)
+    detector = load(resolve(str(weights), family), PredictOptions(device="cpu", **kw))  # type: ignore[arg-type]
+    [(dets, speed)] = detector.predict([decode_image(Path(BUS).read_bytes())])
+    got = [(d.class_id, round(d.confidence, 5), [round(v, 2) for v in d.xyxy]) for d in dets]
+    assert expected, "the seeded model should produce detections at this confidence"
+    assert got == expected
+    assert speed.inference > 0
+
+
+@pytest.mark.parametrize(
+    ("nms", "family", "iou", "kept"),
+    [
+        (False, "rtdetr", 0.5, 4),  # RT-DETR as published: no NMS, the duplicate stays
+        (True, "rtdetr", 0.5, 3),  # --nms: the lower-scored duplicate of the same class goes
+        (True, "rtdetr", 0.95, 4),  # ...but only above --iou
+        (True, "yolo", 0.5, 4),  # YOLO's NMS already ran inside ultralytics; not applied twice
+    ],
+)
+def test_nms_after_rtdetr(rtdetr_pt: Path, nms: bool, family: str, iou: float, kept: int) -> None:
+    """Class-wise NMS on a real ultralytics Results holding two overlapping boxes of one class."""
+    import numpy as np
+    import torch
+    from ultralytics.engine.results import Results
+
+    boxes = torch.tensor(
+        [
+            [10, 10, 50, 50, 0.9, 0],
+            [12, 12, 50, 50, 0.8, 0],  # IoU 0.9 with the first, same class
+            [12, 12, 50, 50, 0.7, 1],  # same place, other class: kept (class-wise)
+            [60, 60, 90, 90, 0.6, 0],
+        ]
+    )
+    result = Results(np.zeros((100, 100, 3), np.uint8), "x.jpg", {0: "a", 1: "b"}, boxes=boxes)
+    detector = load(resolve(str(rtdetr_pt), "rtdetr"), PredictOptions(imgsz=SMALL_IMGSZ, nms=nms, iou=iou))
+    detector.ref = replace(detector.ref, family=family)
+    dets = detector._detections(result)
+    assert len(dets) == kept
+    assert dets[0].confidence == pytest.approx(0.9)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from detect_cli.results import Detection, ImageResult, RunSummary, Speed
+
+
+def _result(**kw: object) -> ImageResult:
+    base = {
+        "source": "a.jpg",
+        "model": "m",
+        "width": 4,
+        "height": 3,
+        "speed_ms": Speed(1.0, 2.0, 3.0),
+        "detections": (Detection(0, "person", 0.9, (0.0, 0.0, 2.0, 2.0)),),
+    }
+    return ImageResult(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_detection_rejects_inverted_box() -> None:
+    with pytest.raises(ValueError, match="out of order"):
+        Detection(0, "person", 0.5, (10.0, 0.0, 5.0, 5.0))
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        _result(),
+        _result(detections=()),
+        _result(width=None, height=None, speed_ms=None, detections=(), error="empty file"),
+        _result(frame=7, time_s=0.28),
+    ],
+)
+def test_round_trips_through_json(result: ImageResult) -> None:
+    assert ImageResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+def test_record_fields_are_the_documented_ones() -> None:
+    d = _result().to_dict()
+    assert list(d) == ["source", "width", "height", "model", "speed_ms", "detections", "error"]
+    assert list(d["speed_ms"]) == ["preprocess", "inference", "postprocess"]
+    assert list(d["detections"][0]) == ["class_id", "class_name", "confidence", "xyxy"]
+
+
+def test_summary_counts() -> None:
+    s = RunSummary()
+    s.add(_result())
+    s.add(
+        _result(
+            detections=(Detection(2, "car", 0.5, (0, 0, 1, 1)), Detection(0, "person", 0.4, (0, 0, 1, 1)))
+        )
+    )
+    s.add(_result(error="boom", detections=(), speed_ms=None))
+    assert (s.processed, s.failed, s.detections) == (2, 1, 3)
+    assert s.per_class == {"person": 2, "car": 1}
+    assert s.mean_ms == pytest.approx(6.0)
+    assert s.failures == [("a.jpg", "boom")]

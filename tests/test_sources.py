@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+import pytest
+from conftest import make_image
+
+from detect_cli.errors import InputError, NoInputsError
+from detect_cli.sources import decode_image, discover_images, fetch_url, read_image, url_rel_path
+
+
+def _rels(items):
+    return [str(i.rel_path) for i in items]
+
+
+def test_folder_is_recursive_sorted_and_images_only(images: Path) -> None:
+    items = discover_images([str(images)])
+    # a folder's own files first, then its sub-folders, each sorted by name
+    assert _rels(items) == ["imgs/top.png", "imgs/a/x.jpg", "imgs/b/x.jpg", "imgs/c/d/deep.jpg"]
+    assert all(i.error is None for i in items)
+
+
+def test_no_recursive_keeps_top_level(images: Path) -> None:
+    assert _rels(discover_images([str(images)], recursive=False)) == ["imgs/top.png"]
+
+
+def test_two_folders_with_same_file_names_never_collide(images: Path) -> None:
+    items = discover_images([str(images / "a"), str(images / "b")])
+    assert _rels(items) == ["a/x.jpg", "b/x.jpg"]
+
+
+def test_same_file_name_given_as_files_gets_numbered(images: Path) -> None:
+    items = discover_images([str(images / "a" / "x.jpg"), str(images / "b" / "x.jpg")])
+    assert _rels(items) == ["x.jpg", "x-2.jpg"]
+
+
+def test_repeated_input_is_processed_once(images: Path) -> None:
+    items = discover_images([str(images / "top.png"), str(images), str(images / "top.png")])
+    assert [i.source for i in items].count(str(images / "top.png")) == 1
+
+
+def test_glob_mirrors_paths_below_its_base(images: Path) -> None:
+    items = discover_images([str(images / "*" / "x.jpg")])
+    assert _rels(items) == ["imgs/a/x.jpg", "imgs/b/x.jpg"]
+
+
+def test_list_file_paths_are_relative_to_it(images: Path) -> None:
+    lst = images / "list.txt"
+    lst.write_text("# my inputs\na/x.jpg\n\ntop.png  # the png\nmissing.jpg\n")
+    items = discover_images([f"@{lst}"])
+    assert [Path(i.source).name for i in items] == ["x.jpg", "top.png", "missing.jpg"]
+    assert [i.error for i in items][:2] == [None, None]
+    assert items[2].error == "no such file or folder"
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ("nope/missing.jpg", "no such file or folder"),
+        ("ftp://example.com/a.jpg", "unsupported URL scheme 'ftp': only http and https are fetched"),
+        ("file:///etc/passwd", "unsupported URL scheme 'file': only http and https are fetched"),
+        ("nope/*.jpg", "pattern matched no images"),
+    ],
+)
+def test_bad_sources_become_error_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, error: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "good.jpg")
+    good, bad = discover_images(["good.jpg", source])
+    assert good.error is None
+    assert bad.error == error
+    with pytest.raises(NoInputsError, match=f"no inputs found .*{error}"):
+        discover_images([source])  # alone, nothing could run
+
+
+def test_empty_folder_is_an_error_record(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    make_image(tmp_path / "good.jpg")
+    item = discover_images([str(tmp_path / "empty"), str(tmp_path / "good.jpg")])[0]
+    assert item.error is not None and item.error.startswith("folder contains no images")
+
+
+def test_no_sources_at_all_raises() -> None:
+    with pytest.raises(NoInputsError):
+        discover_images([])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h/../../etc/passwd",
+        "https://h:8080/a/b/c.png?x=1&y=../../z",
+        "http://h/",
+        "http://h/..%2F..%2Fx.jpg",
+    ],
+)
+def test_url_output_names_cannot_escape(url: str) -> None:
+    rel = url_rel_path(url)
+    assert rel.parts[0] == "urls" and len(rel.parts) == 2
+    assert ".." not in rel.parts and not rel.name.startswith(".")
+    assert rel.suffix in {".jpg", ".png"}
+
+
+def test_symlink_loop_does_not_hang(tmp_path: Path) -> None:
+    root = tmp_path / "loop"
+    make_image(root / "a.jpg")
+    (root / "self").symlink_to(root, target_is_directory=True)
+    assert _rels(discover_images([str(root)])) == ["loop/a.jpg"]
+
+
+# --- decoding -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "channels"),
+    [("grey.png", 1), ("rgba.png", 4), ("colour.bmp", 3), ("colour.webp", 3), ("colour.tif", 3)],
+)
+def test_decodes_to_bgr_uint8(tmp_path: Path, name: str, channels: int) -> None:
+    path = make_image(tmp_path / name, channels=channels)
+    img = decode_image(path.read_bytes())
+    assert img.shape == (96, 128, 3) and img.dtype == np.uint8
+
+
+def test_16_bit_png_decodes_to_8_bit(tmp_path: Path) -> None:
+    img16 = (np.arange(96 * 128 * 3, dtype=np.uint32).reshape(96, 128, 3) * 7 % 65535).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), img16)
+    img = decode_image((tmp_path / "deep.png").read_bytes())
+    assert img.dtype == np.uint8 and img.shape == (96, 128, 3)
+    assert np.array_equal(img, (img16 >> 8).astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [(b"", "empty file"), (b"hello, I am text", "not a readable image")],
+)
+def test_undecodable_bytes(data: bytes, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        decode_image(data)
+
+
+def test_truncated_jpeg_is_refused(tmp_path: Path) -> None:
+    data = make_image(tmp_path / "a.jpg", size=(240, 320)).read_bytes()
+    assert decode_image(data).shape == (240, 320, 3)
+    with pytest.raises(InputError, match="truncated JPEG"):
+        decode_image(data[: len(data) // 2])
+
+
+def test_jpeg_with_trailing_data_after_end_marker_is_fine(tmp_path: Path) -> None:
+    data = make_image(tmp_path / "a.jpg").read_bytes() + b"\x00MOTIONPHOTO" * 10
+    assert decode_image(data).shape == (96, 128, 3)
+
+
+def test_read_image_reports_vanished_file(tmp_path: Path) -> None:
+    path = make_image(tmp_path / "a.jpg")
+    [item] = discover_images([str(path)])
+    path.unlink()
+    with pytest.raises(InputError, match="vanished"):
+        read_image(item)
+
+
+# --- URLs (local http.server) ---------------------------------------------------------------------
+
+
+def test_url_is_fetched_and_decoded(http_root: tuple[str, Path]) -> None:
+    base, root = http_root
+    make_image(root / "pic.jpg")
+    [item] = discover_images([f"{base}/pic.jpg"])
+    assert item.rel_path == PurePosixPath("urls", f"127.0.0.1_{base.rsplit(':', 1)[1]}_pic.jpg")
+    assert read_image(item).shape == (96, 128, 3)
+
+
+def test_url_404(http_root: tuple[str, Path]) -> None:
+    base, _ = http_root
+    with pytest.raises(InputError, match="HTTP 404"):
+        fetch_url(f"{base}/missing.jpg")
+
+
+def test_url_timeout(http_root: tuple[str, Path]) -> None:
+    base, root = http_root
+    make_image(root / "pic.jpg")
+    with pytest.raises(InputError, match=r"timed out|cannot fetch"):
+        fetch_url(f"{base}/slow/pic.jpg", timeout=0.3)

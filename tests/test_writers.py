@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+import pytest
+
+from detect_cli.errors import OutputError
+from detect_cli.results import Detection, ImageResult, Speed
+from detect_cli.writers import (
+    AnnotatedImageWriter,
+    CocoWriter,
+    CsvWriter,
+    JsonlWriter,
+    YoloTxtWriter,
+    new_run_dir,
+    prepare_out,
+    read_jsonl,
+)
+
+IMAGE = np.full((50, 100, 3), 127, np.uint8)
+DETS = (
+    Detection(0, "person", 0.9, (10.0, 5.0, 30.0, 45.0)),
+    Detection(2, "car", 0.4, (50.0, 10.0, 100.0, 50.0)),
+)
+OK = ImageResult("in/000000000139.jpg", "m", 100, 50, Speed(1, 2, 3), DETS)
+EMPTY = ImageResult("in/b.jpg", "m", 100, 50, Speed(1, 2, 3), ())
+BAD = ImageResult("in/c.jpg", "m", error="not a readable image")
+
+
+def _write_all(sink, rels=("a/x.jpg", "b.jpg", "c.jpg")) -> None:  # type: ignore[no-untyped-def]
+    with sink:
+        for result, rel in zip((OK, EMPTY, BAD), rels, strict=True):
+            sink.write(result, PurePosixPath(rel), IMAGE if result.ok else None)
+
+
+def test_jsonl_one_line_per_input_and_echo(tmp_path: Path) -> None:
+    echoed: list[str] = []
+    _write_all(JsonlWriter(tmp_path / "r.jsonl", echo=echoed.append))
+    rows = read_jsonl(tmp_path / "r.jsonl")
+    assert [r["source"] for r in rows] == ["in/000000000139.jpg", "in/b.jpg", "in/c.jpg"]
+    assert rows[2]["error"] == "not a readable image" and rows[0]["error"] is None
+    assert [json.loads(x) for x in echoed] == rows
+
+
+def test_jsonl_reader_skips_a_line_cut_short(tmp_path: Path) -> None:
+    p = tmp_path / "r.jsonl"
+    p.write_text('{"source": "a"}\n{"source": "b"')
+    assert read_jsonl(p) == [{"source": "a"}]
+
+
+def test_csv_row_per_detection_and_per_empty_or_failed_input(tmp_path: Path) -> None:
+    _write_all(CsvWriter(tmp_path / "r.csv"))
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert [(r["source"], r["class_name"], r["error"]) for r in rows] == [
+        ("in/000000000139.jpg", "person", ""),
+        ("in/000000000139.jpg", "car", ""),
+        ("in/b.jpg", "", ""),
+        ("in/c.jpg", "", "not a readable image"),
+    ]
+    assert [float(rows[0][k]) for k in ("x1", "y1", "x2", "y2")] == [10, 5, 30, 45]
+
+
+def test_yolo_labels_are_normalised(tmp_path: Path) -> None:
+    _write_all(YoloTxtWriter(tmp_path / "labels"))
+    lines = (tmp_path / "labels" / "a" / "x.txt").read_text().splitlines()
+    assert [[float(v) for v in line.split()] for line in lines] == [
+        [0, 0.2, 0.5, 0.2, 0.8, 0.9],
+        [2, 0.75, 0.6, 0.5, 0.8, 0.4],
+    ]
+    assert (tmp_path / "labels" / "b.txt").read_text() == ""  # processed, nothing found
+    assert not (tmp_path / "labels" / "c.txt").exists()  # failed: no label file
+
+
+def test_coco_results_load_in_pycocotools(tmp_path: Path) -> None:
+    from pycocotools.coco import COCO
+
+    from detect_cli.models import is_coco80
+
+    names = {i: f"c{i}" for i in range(80)} | {0: "person", 79: "toothbrush"}
+    assert is_coco80(names)
+    _write_all(CocoWriter(tmp_path / "coco.json", names))
+    data = json.loads((tmp_path / "coco.json").read_text())
+    assert data[0] == {
+        "image_id": 139,
+        "category_id": 1,
+        "bbox": [10.0, 5.0, 20.0, 40.0],
+        "score": 0.9,
+        "file_name": "in/000000000139.jpg",
+    }
+    assert data[1]["category_id"] == 3  # coco80 id 2 (car) is COCO's category 3
+    gt = COCO()
+    gt.dataset = {
+        "images": [{"id": 139, "width": 100, "height": 50}],
+        "annotations": [],
+        "categories": [{"id": i} for i in range(1, 91)],
+    }
+    gt.createIndex()
+    assert len(gt.loadRes(str(tmp_path / "coco.json")).anns) == 2
+
+
+def test_coco_keeps_class_ids_for_other_models(tmp_path: Path) -> None:
+    _write_all(CocoWriter(tmp_path / "coco.json", {0: "a", 1: "b", 2: "c"}))
+    assert [d["category_id"] for d in json.loads((tmp_path / "coco.json").read_text())] == [0, 2]
+
+
+def test_coco_with_no_detections_is_an_empty_list(tmp_path: Path) -> None:
+    with CocoWriter(tmp_path / "coco.json", {0: "a"}) as sink:
+        sink.write(EMPTY, PurePosixPath("b.jpg"), IMAGE)
+    assert json.loads((tmp_path / "coco.json").read_text()) == []
+
+
+def test_annotated_images_mirror_paths_and_keep_format(tmp_path: Path) -> None:
+    _write_all(AnnotatedImageWriter(tmp_path), rels=("a/x.jpg", "b.png", "c.jpg"))
+    drawn = cv2.imread(str(tmp_path / "a" / "x.jpg"))
+    assert drawn.shape == IMAGE.shape and not np.array_equal(drawn, IMAGE)
+    assert cv2.imread(str(tmp_path / "b.png")).shape == IMAGE.shape
+    assert not (tmp_path / "c.jpg").exists()
+    assert not list(tmp_path.rglob("*.part")), "no temporary file is left behind"
+
+
+def test_new_run_dir_never_reuses(tmp_path: Path) -> None:
+    names = [new_run_dir(tmp_path, "image").name for _ in range(3)]
+    assert names == ["image", "image-2", "image-3"]
+    assert new_run_dir(tmp_path, "image", exist_ok=True).name == "image"
+
+
+def test_prepare_out_refuses_a_folder_holding_a_run(tmp_path: Path) -> None:
+    out = prepare_out(tmp_path / "run", "image")
+    (out / "results.jsonl").write_text("")
+    with pytest.raises(OutputError, match="--exist-ok"):
+        prepare_out(out, "image")
+    assert prepare_out(out, "image", exist_ok=True) == out
