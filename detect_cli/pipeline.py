@@ -6,6 +6,9 @@ inference; results go to the sinks as they come, so memory stays flat however ma
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -119,6 +122,26 @@ class RunReport:
     summary: RunSummary = field(default_factory=RunSummary)
     seconds: float = 0.0
     interrupted: bool = False
+    notes: list[str] = field(default_factory=list)  # things the user should hear that are not failures
+    outputs: list[Path] = field(default_factory=list)  # files worth naming in the summary (videos)
+    codec: str | None = None  # the video codec written with, when videos were written
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives inside the block until it ends, so one result reaches every sink
+    or none: a video never holds a frame that frames.jsonl lacks, or the other way round."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def run(
@@ -142,9 +165,10 @@ def run(
     try:
         for chunk in _batches(frames, batch):
             for frame, result in zip(chunk, detect_batch(detector, chunk), strict=True):
-                for sink in sinks:
-                    sink.write(result, frame.rel_path, frame.image)
-                report.summary.add(result)
+                with _sigint_deferred():
+                    for sink in sinks:
+                        sink.write(result, frame.rel_path, frame.image)
+                    report.summary.add(result)
                 if progress:
                     progress.advance(result)
     except KeyboardInterrupt:
@@ -225,3 +249,74 @@ def run_images(
     sinks = open_sinks(out, job.formats, detector.names, job.save_images, echo)
     frames = image_frames(items, job.url_timeout)
     return run(frames, detector, sinks, out, progress, total=len(items), batch=job.batch), detector
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """Everything `detect video` / `detect yolo video` needs, as plain values."""
+
+    sources: tuple[str, ...]
+    model: ModelRef
+    options: PredictOptions
+    out: Path | None = None
+    run_name: str = "video"
+    exist_ok: bool = False
+    formats: tuple[str, ...] = ("jsonl",)
+    save_video: bool = True
+    save_frames: bool = False
+    recursive: bool = True
+    url_timeout: float = DEFAULT_URL_TIMEOUT_S
+    batch: int = 1
+    classes: str | None = None
+    iou_given: bool = False
+    vid_stride: int = 1
+    max_frames: int | None = None
+    reconnects: int = 3
+
+
+def run_video(
+    job: VideoJob,
+    progress: Progress | None = None,
+    echo: Callable[[str], None] | None = None,
+    detector: Detector | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> tuple[RunReport, Detector]:
+    """Open the videos, load the model, and run their frames through `run`; frames.jsonl gets one
+    line per processed frame (`echo` receives each as written)."""
+    import tempfile
+
+    from detect_cli import video
+    from detect_cli.sources import discover_videos
+    from detect_cli.threads import ThreadedSink
+    from detect_cli.writers import AnnotatedImageWriter, AnnotatedVideoWriter, open_sinks, prepare_out
+
+    items = discover_videos(job.sources, job.recursive)
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="detect-video-") as workdir:  # downloaded URLs live here
+        videos = video.open_videos(items, Path(workdir), job.url_timeout)  # before loading: fail fast
+        detector = detector or load_detector(job.model, job.options, job.classes)
+        for note in option_warnings(detector, job.iou_given):
+            if warn:
+                warn(note)
+        codec = video.pick_codec() if job.save_video else None
+        out = prepare_out(job.out, job.run_name, job.exist_ok, record="frames.jsonl")
+        sinks = open_sinks(out, job.formats, detector.names, False, echo, record="frames.jsonl")
+        opened = [v for v in videos if isinstance(v, video.OpenedVideo)]
+        video_writer = None
+        if codec:
+            fps = {v.item.source: v.info.fps / job.vid_stride for v in opened}
+            video_writer = AnnotatedVideoWriter(out, fps, codec)
+            sinks.append(ThreadedSink(video_writer))  # drawing and encoding overlap inference
+        if job.save_frames:
+            sinks.append(ThreadedSink(AnnotatedImageWriter(out)))
+        counts = [video.frames_to_process(v.info, job.vid_stride, job.max_frames) for v in opened]
+        total = None if None in counts else sum(c or 0 for c in counts) + len(videos) - len(opened)
+        frames = video.video_frames(
+            videos, job.vid_stride, job.max_frames, job.reconnects, job.url_timeout, notes.append
+        )
+        report = run(frames, detector, sinks, out, progress, total=total, batch=job.batch)
+    report.notes.extend(notes)
+    report.codec = str(codec) if codec else None
+    if video_writer:
+        report.outputs.extend(video_writer.written)
+    return report, detector

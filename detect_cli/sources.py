@@ -1,4 +1,5 @@
-"""Turning the user's SOURCE arguments into inputs: files, folders, globs, http(s) URLs and @lists.
+"""Turning the user's SOURCE arguments into inputs: files, folders, globs, http(s) URLs and @lists for
+images; for videos also streams (rtsp, rtmp, http) and webcam indexes.
 
 Discovery never raises for one bad source: a missing path, an empty folder or a refused URL becomes an
 `ImageInput` carrying its `error`, so it is recorded in results.jsonl and the run goes on.
@@ -6,6 +7,7 @@ Discovery never raises for one bad source: a missing path, an empty folder or a 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -15,7 +17,7 @@ import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from detect_cli.errors import InputError, NoInputsError
 
@@ -23,9 +25,14 @@ if TYPE_CHECKING:
     import numpy as np
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+)
 URL_SCHEMES = ("http", "https")
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https")
 DEFAULT_URL_TIMEOUT_S = 15.0
 MAX_URL_BYTES = 100 * 1024 * 1024  # an image larger than this is refused rather than filling memory
+MAX_VIDEO_URL_BYTES = 4 * 1024**3  # a video URL is downloaded to a temporary file, up to this size
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +73,12 @@ def _dir_label(path: Path) -> str:
     return path.resolve().name or "root"
 
 
-def _walk_images(root: Path, recursive: bool) -> Iterator[Path]:
+def _walk_images(root: Path, recursive: bool, suffixes: frozenset[str] = IMAGE_SUFFIXES) -> Iterator[Path]:
     # os.walk with followlinks=False never loops on symlinked folders.
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
         for name in sorted(filenames):
-            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+            if Path(name).suffix.lower() in suffixes:
                 yield Path(dirpath, name)
         if not recursive:
             break
@@ -87,7 +94,10 @@ def _glob_base(pattern: str) -> Path:
     return Path(*parts) if parts else Path(".")
 
 
-def _from_one(source: str, recursive: bool, base_dir: Path | None) -> Iterator[ImageInput]:
+def _from_one(
+    source: str, recursive: bool, base_dir: Path | None, suffixes: frozenset[str] = IMAGE_SUFFIXES
+) -> Iterator[ImageInput]:
+    kind = "videos" if suffixes is VIDEO_SUFFIXES else "images"
     if source.startswith("@"):
         yield from _from_list(Path(source[1:]), recursive)
         return
@@ -110,15 +120,15 @@ def _from_one(source: str, recursive: bool, base_dir: Path | None) -> Iterator[I
     if glob.has_magic(source):
         base = _glob_base(str(path))
         matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
-        files = [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        files = [p for p in matches if p.is_file() and p.suffix.lower() in suffixes]
         if not files:
-            yield ImageInput(source, PurePosixPath(_safe_name(source)), error="pattern matched no images")
+            yield ImageInput(source, PurePosixPath(_safe_name(source)), error=f"pattern matched no {kind}")
         for f in files:
             rel = PurePosixPath(_dir_label(base), *f.relative_to(base).parts)
             yield ImageInput(str(f), rel, path=f)
     elif path.is_dir():
         found = False
-        for f in _walk_images(path, recursive):
+        for f in _walk_images(path, recursive, suffixes):
             found = True
             rel = PurePosixPath(_dir_label(path), *f.relative_to(path).parts)
             yield ImageInput(str(f), rel, path=f)
@@ -127,7 +137,7 @@ def _from_one(source: str, recursive: bool, base_dir: Path | None) -> Iterator[I
                 source,
                 PurePosixPath(_safe_name(source)),
                 path=path,
-                error="folder contains no images (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ")",
+                error=f"folder contains no {kind} (" + ", ".join(sorted(suffixes)) + ")",
             )
     elif path.is_file():
         yield ImageInput(str(path), PurePosixPath(path.name), path=path)
@@ -137,10 +147,20 @@ def _from_one(source: str, recursive: bool, base_dir: Path | None) -> Iterator[I
         )
 
 
+def _list_entries(list_file: Path) -> list[str]:
+    """One source per line; '#' starts a comment. Raises OSError when the file cannot be read."""
+    entries = []
+    for line in list_file.read_text(encoding="utf-8").splitlines():
+        entry = line.split("#", 1)[0].strip() if not is_url(line) else line.strip()
+        if entry:
+            entries.append(entry)
+    return entries
+
+
 def _from_list(list_file: Path, recursive: bool) -> Iterator[ImageInput]:
-    """One source per line; '#' starts a comment; relative paths are relative to the list file."""
+    """Relative paths in a list are relative to the list file."""
     try:
-        lines = list_file.read_text(encoding="utf-8").splitlines()
+        entries = _list_entries(list_file)
     except OSError as e:
         yield ImageInput(
             f"@{list_file}",
@@ -148,13 +168,14 @@ def _from_list(list_file: Path, recursive: bool) -> Iterator[ImageInput]:
             error=f"cannot read list file: {e.strerror or e}",
         )
         return
-    for line in lines:
-        entry = line.split("#", 1)[0].strip() if not is_url(line) else line.strip()
-        if entry:
-            yield from _from_one(entry, recursive, base_dir=list_file.parent)
+    for entry in entries:
+        yield from _from_one(entry, recursive, base_dir=list_file.parent)
 
 
-def _unique_rel(items: Iterable[ImageInput]) -> Iterator[ImageInput]:
+Input = TypeVar("Input", "ImageInput", "VideoInput")
+
+
+def _unique_rel(items: Iterable[Input]) -> Iterator[Input]:
     """Drop repeats of the same file and give clashing output names a -2, -3... suffix."""
     seen_paths: set[str] = set()
     used: set[PurePosixPath] = set()
@@ -187,15 +208,94 @@ def discover_images(sources: Sequence[str], recursive: bool = True) -> list[Imag
     return items
 
 
+# --- videos ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInput:
+    """One video to process: a file, a URL (to a file, or a live stream) or a webcam index.
+
+    `rel_path` names its outputs under the run folder without a suffix: the annotated video is
+    `<rel_path>.mp4` (or the container the codec needs) and saved frames go in `<rel_path>/`.
+    """
+
+    source: str
+    rel_path: PurePosixPath
+    path: Path | None = None
+    url: str | None = None
+    webcam: int | None = None
+    error: str | None = None
+
+    @property
+    def url_is_file(self) -> bool:
+        """An http(s) URL naming a video file: downloaded whole, then read like a local file."""
+        if not self.url:
+            return False
+        parts = urllib.parse.urlsplit(self.url)
+        return parts.scheme.lower() in URL_SCHEMES and PurePosixPath(parts.path).suffix.lower() in (
+            VIDEO_SUFFIXES
+        )
+
+
+def _video_url(source: str) -> VideoInput:
+    parts = urllib.parse.urlsplit(source)
+    scheme = parts.scheme.lower()
+    name = _safe_name(f"{parts.netloc}{PurePosixPath(parts.path).with_suffix('')}")
+    if scheme not in STREAM_SCHEMES:
+        return VideoInput(
+            source,
+            PurePosixPath("streams", name),
+            url=source,
+            error=f"unsupported URL scheme '{scheme}': use http(s), rtsp(s) or rtmp(s)",
+        )
+    item = VideoInput(source, PurePosixPath("streams", name), url=source)
+    return replace(item, rel_path=PurePosixPath("urls", name)) if item.url_is_file else item
+
+
+def _videos_from_one(source: str, recursive: bool, base_dir: Path | None) -> Iterator[VideoInput]:
+    if source.isdigit() and not (base_dir or Path()).joinpath(source).exists():
+        yield VideoInput(f"webcam {source}", PurePosixPath(f"webcam{int(source)}"), webcam=int(source))
+    elif is_url(source):
+        yield _video_url(source)
+    elif source.startswith("@"):
+        list_file = Path(source[1:]) if base_dir is None else base_dir / source[1:]
+        try:
+            entries = _list_entries(list_file)
+        except OSError as e:
+            yield VideoInput(
+                source, PurePosixPath(_safe_name(list_file.name)), error=f"cannot read list file: {e}"
+            )
+            return
+        for entry in entries:
+            yield from _videos_from_one(entry, recursive, list_file.parent)
+    else:
+        for item in _from_one(source, recursive, base_dir, VIDEO_SUFFIXES):
+            yield VideoInput(item.source, item.rel_path.with_suffix(""), path=item.path, error=item.error)
+
+
+def discover_videos(sources: Sequence[str], recursive: bool = True) -> list[VideoInput]:
+    """Expand SOURCE arguments into videos, in the order given (folders sorted), like `discover_images`.
+
+    A digit is a webcam index (unless a file of that name exists); rtsp/rtmp URLs and http(s) URLs
+    without a video file suffix are live streams. Whether each can be opened is checked later.
+    """
+    items = list(_unique_rel(item for s in sources for item in _videos_from_one(s, recursive, None)))
+    if not items:
+        raise NoInputsError("no inputs given")
+    if all(item.error for item in items):
+        reasons = "; ".join(f"{item.source}: {item.error}" for item in items[:3])
+        raise NoInputsError(f"no videos found ({reasons}{'; …' if len(items) > 3 else ''})")
+    return items
+
+
 # --- reading --------------------------------------------------------------------------------------
 
 
-def fetch_url(url: str, timeout: float = DEFAULT_URL_TIMEOUT_S) -> bytes:
-    """GET an http(s) URL; any failure becomes an InputError with a short reason."""
-    request = urllib.request.Request(url, headers={"User-Agent": "detect-cli"})
+@contextlib.contextmanager
+def _url_errors(timeout: float) -> Iterator[None]:
+    """Any failure of a URL request becomes an InputError with a short reason."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            data = response.read(MAX_URL_BYTES + 1)
+        yield
     except urllib.error.HTTPError as e:
         raise InputError(f"HTTP {e.code} {e.reason}") from e
     except urllib.error.URLError as e:
@@ -204,9 +304,32 @@ def fetch_url(url: str, timeout: float = DEFAULT_URL_TIMEOUT_S) -> bytes:
         raise InputError(f"timed out after {timeout:g}s") from e
     except OSError as e:
         raise InputError(f"cannot fetch URL: {e}") from e
+
+
+def fetch_url(url: str, timeout: float = DEFAULT_URL_TIMEOUT_S) -> bytes:
+    """GET an http(s) URL; any failure becomes an InputError with a short reason."""
+    request = urllib.request.Request(url, headers={"User-Agent": "detect-cli"})
+    with _url_errors(timeout), urllib.request.urlopen(request, timeout=timeout) as response:
+        data = response.read(MAX_URL_BYTES + 1)
     if len(data) > MAX_URL_BYTES:
         raise InputError(f"larger than {MAX_URL_BYTES // 2**20} MiB")
     return data
+
+
+def download_url(url: str, dest: Path, timeout: float = DEFAULT_URL_TIMEOUT_S) -> Path:
+    """GET an http(s) URL into `dest`, streamed in chunks (a video need not fit in memory)."""
+    request = urllib.request.Request(url, headers={"User-Agent": "detect-cli"})
+    size = 0
+    with _url_errors(timeout), urllib.request.urlopen(request, timeout=timeout) as response:
+        with dest.open("wb") as f:
+            while chunk := response.read(1 << 20):
+                size += len(chunk)
+                if size > MAX_VIDEO_URL_BYTES:
+                    raise InputError(f"larger than {MAX_VIDEO_URL_BYTES // 2**30} GiB")
+                f.write(chunk)
+    if size == 0:
+        raise InputError("empty file")
+    return dest
 
 
 def _jpeg_missing_end(data: bytes) -> bool:

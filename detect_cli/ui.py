@@ -24,10 +24,11 @@ out_console = Console(highlight=False)
 
 
 class RichProgress:
-    """A progress bar with done/total, rate, ETA and failures so far."""
+    """A progress bar with done/total, rate, ETA and failures so far (`unit` names the rate: /s, fps)."""
 
-    def __init__(self, label: str, console: Console = err_console) -> None:
+    def __init__(self, label: str, console: Console = err_console, unit: str = "/s") -> None:
         self._label = label
+        self._unit = unit
         self._failed = 0
         self._bar = Progress(
             TextColumn("[bold]{task.description}"),
@@ -51,7 +52,7 @@ class RichProgress:
         if not result.ok:
             self._failed += 1
         task = self._bar.tasks[0]
-        rate = f"{task.speed:.1f}/s" if task.speed else ""
+        rate = f"{task.speed:.1f}{self._unit}" if task.speed else ""
         self._bar.update(
             self._task, advance=1, rate=rate, failed=f"{self._failed} failed" if self._failed else ""
         )
@@ -80,6 +81,36 @@ def print_summary(report: RunReport, model: str, console: Console = err_console)
     console.print(f"Results in [bold]{report.out}[/]")
     if report.interrupted:
         console.print("[yellow]Interrupted[/]: the results written so far are complete and readable.")
+
+
+def print_video_summary(report: RunReport, model: str, console: Console = err_console) -> None:
+    """Frames, end-to-end fps and the model's own share, detections per class, notes and outputs."""
+    s = report.summary
+    fps = s.processed / report.seconds if report.seconds > 0 else 0.0
+    model_fps = f", model alone {1000 / s.mean_ms:.1f} fps" if s.mean_ms else ""
+    console.print(
+        f"[bold]{model}[/]: {s.processed} frames processed, {s.failed} failed, {s.detections} detections, "
+        f"{fps:.1f} fps end to end{model_fps} ({report.seconds:.1f}s)"
+    )
+    if s.per_class:
+        console.print(
+            "  "
+            + ", ".join(f"{name} {n}" for name, n in s.per_class.most_common(12))
+            + (" …" if len(s.per_class) > 12 else "")
+        )
+    for source, error in s.failures[:5]:
+        console.print(f"  [red]failed[/] {source}: {error}")
+    for note in report.notes:
+        console.print(f"  [yellow]note[/]: {note}")
+    for path in report.outputs:
+        console.print(f"  video: {path}")
+    if report.codec:
+        console.print(f"  codec: {report.codec}")
+    console.print(f"Results in [bold]{report.out}[/] (frames.jsonl: one line per frame)")
+    if report.interrupted:
+        console.print(
+            "[yellow]Interrupted[/]: the videos and frames.jsonl written so far are complete and playable."
+        )
 
 
 def models_table(rows: list[dict[str, object]]) -> Table:

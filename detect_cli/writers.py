@@ -1,4 +1,5 @@
-"""Output sinks: results.jsonl, CSV, YOLO labels, COCO results and annotated images.
+"""Output sinks: results.jsonl (frames.jsonl for videos), CSV, YOLO labels, COCO results, annotated
+images and annotated videos.
 
 Each sink is a context manager fed one result at a time, so nothing accumulates in memory. Files that
 are written whole (images, labels) go to a temporary name first and are renamed into place, so a
@@ -11,7 +12,7 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ from detect_cli.results import ImageResult
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from detect_cli.video import Codec
 
 FORMATS = ("jsonl", "csv", "txt", "coco")
 
@@ -54,14 +57,17 @@ def new_run_dir(base: Path, name: str, exist_ok: bool = False) -> Path:
 DEFAULT_RUNS_DIR = Path("detect-runs")
 
 
-def prepare_out(out: Path | None, run_name: str, exist_ok: bool = False) -> Path:
+def prepare_out(
+    out: Path | None, run_name: str, exist_ok: bool = False, record: str = "results.jsonl"
+) -> Path:
     """The run folder: `out` as given, or a new detect-runs/<run_name>[-N].
 
-    A given folder that already holds a run is refused unless exist_ok (then results are appended).
+    A given folder that already holds a run (its `record` file) is refused unless exist_ok (then
+    results are appended).
     """
     if out is None:
         return new_run_dir(DEFAULT_RUNS_DIR, run_name, exist_ok)
-    if (out / "results.jsonl").exists() and not exist_ok:
+    if (out / record).exists() and not exist_ok:
         raise OutputError(f"{out} already holds a run; pass --exist-ok to add to it, or choose another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -135,15 +141,22 @@ CSV_COLUMNS = (
 
 
 class CsvWriter(_LineFile):
-    """results.csv: one row per detection; an input with no detection (or an error) still gets a row."""
+    """results.csv: one row per detection; an input with no detection (or an error) still gets a row.
 
-    def __init__(self, path: Path) -> None:
+    For videos (`frames=True`) each row also names its frame and time after the source.
+    """
+
+    def __init__(self, path: Path, frames: bool = False) -> None:
         super().__init__(path)
+        self._frames = frames
         self._csv = csv.writer(self._f)
-        self._csv.writerow(CSV_COLUMNS)
+        self._csv.writerow((CSV_COLUMNS[0], "frame", "time_s", *CSV_COLUMNS[1:]) if frames else CSV_COLUMNS)
 
     def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
         head = [result.source, result.width, result.height, result.model]
+        if self._frames:
+            time_s = "" if result.time_s is None else f"{result.time_s:.4f}"
+            head[1:1] = ["" if result.frame is None else result.frame, time_s]
         if not result.detections:
             self._csv.writerow([*head, "", "", "", "", "", "", "", result.error or ""])
         for d in result.detections:
@@ -245,18 +258,79 @@ class AnnotatedImageWriter(Sink):
         atomic_write_bytes(self.root / rel_path.with_suffix(suffix), buf.tobytes())
 
 
+class AnnotatedVideoWriter(Sink):
+    """One annotated video per source, at root/<source's rel_path>.<codec's suffix>.
+
+    Video frames arrive with rel_path `<source's rel_path>/<frame>.jpg`; a new parent starts a new
+    video. Each video is written under a temporary name and renamed when finished, also when the run
+    is interrupted, so it is always playable under its final name. Frames keep the first frame's size.
+    """
+
+    def __init__(self, root: Path, fps: Mapping[str, float], codec: Codec) -> None:
+        self.root = root
+        self.codec = codec
+        self.written: list[Path] = []
+        self._fps = fps
+        self._writer: Any = None
+        self._key: PurePosixPath | None = None
+        self._tmp = self._final = root
+        self._size = (0, 0)
+
+    def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
+        if image is None:
+            return
+        import cv2
+
+        from detect_cli.render import draw_detections
+
+        if rel_path.parent != self._key:
+            self._finish()
+            self._open(rel_path.parent, result.source, image)
+        frame = draw_detections(image, result.detections) if result.ok else image
+        if (frame.shape[1], frame.shape[0]) != self._size:  # a stream that changed resolution
+            frame = cv2.resize(frame, self._size)
+        self._writer.write(frame)
+
+    def _open(self, key: PurePosixPath, source: str, image: np.ndarray) -> None:
+        import cv2
+
+        self._final = self.root / key.with_name(key.name + self.codec.suffix)
+        self._tmp = self._final.with_name(f".{key.name}.part{self.codec.suffix}")
+        self._final.parent.mkdir(parents=True, exist_ok=True)
+        self._size = (image.shape[1], image.shape[0])
+        fourcc = cv2.VideoWriter_fourcc(*self.codec.fourcc)
+        self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self._fps.get(source, 30.0), self._size)
+        if not self._writer.isOpened():
+            self._writer = None
+            raise OutputError(f"cannot write video {self._final} with {self.codec}")
+        self._key = key
+
+    def _finish(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.release()  # writes the container's index: the file is now playable
+        self._writer, self._key = None, None
+        os.replace(self._tmp, self._final)
+        self.written.append(self._final)
+
+    def close(self) -> None:
+        self._finish()
+
+
 def open_sinks(
     out: Path,
     formats: Iterable[str],
     names: dict[int, str],
     save_images: bool,
     echo: Callable[[str], None] | None = None,
+    record: str = "results.jsonl",
 ) -> list[Sink]:
-    """The sinks a run asked for; results.jsonl is always written."""
-    sinks: list[Sink] = [JsonlWriter(out / "results.jsonl", echo)]
+    """The sinks a run asked for; the `record` jsonl (results.jsonl, or frames.jsonl for videos) is
+    always written."""
+    sinks: list[Sink] = [JsonlWriter(out / record, echo)]
     fmts = set(formats)
     if "csv" in fmts:
-        sinks.append(CsvWriter(out / "results.csv"))
+        sinks.append(CsvWriter(out / "results.csv", frames=record == "frames.jsonl"))
     if "txt" in fmts:
         sinks.append(YoloTxtWriter(out / "labels"))
     if "coco" in fmts:

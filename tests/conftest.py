@@ -115,3 +115,48 @@ def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def make_video(
+    path: Path, frames: int = 12, size: tuple[int, int] = (96, 128), fps: float = 10.0, fourcc: str = ""
+) -> Path:
+    """A small clip: a square moving over noise, one distinct picture per frame. The codec follows the
+    suffix (mp4v for .mp4, MJPG for .avi) unless `fourcc` is given."""
+    import cv2
+    import numpy as np
+
+    h, w = size
+    fourcc = fourcc or ("MJPG" if path.suffix == ".avi" else "mp4v")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    assert writer.isOpened(), path
+    rng = np.random.default_rng(frames)
+    for i in range(frames):
+        img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        x = (i * 7) % max(w - 30, 1)
+        cv2.rectangle(img, (x, h // 4), (x + 30, h // 4 + 30), (0, 0, 255), -1)
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def read_video(path: Path) -> tuple[int, int, int, float]:
+    """(frames actually decodable, width, height, fps) of a written video, read back with OpenCV."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened(), path
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return n, w, h, fps
+
+
+def truncate(path: Path, keep: float = 0.6) -> Path:
+    """Cut a file's bytes, as an interrupted copy or download would."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path

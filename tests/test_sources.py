@@ -183,3 +183,66 @@ def test_url_timeout(http_root: tuple[str, Path]) -> None:
     make_image(root / "pic.jpg")
     with pytest.raises(InputError, match=r"timed out|cannot fetch"):
         fetch_url(f"{base}/slow/pic.jpg", timeout=0.3)
+
+
+# --- videos ---------------------------------------------------------------------------------------
+
+
+def test_video_folder_is_recursive_and_videos_only(tmp_path: Path) -> None:
+    from detect_cli.sources import discover_videos
+
+    root = tmp_path / "clips"
+    for rel in ("b.mp4", "a.AVI", "sub/c.mkv", "sub/d.webm", "sub/e.mov"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    make_image(root / "still.jpg")
+    items = discover_videos([str(root)])
+    assert _rels(items) == ["clips/a", "clips/b", "clips/sub/c", "clips/sub/d", "clips/sub/e"]
+    assert _rels(discover_videos([str(root)], recursive=False)) == ["clips/a", "clips/b"]
+
+
+def test_video_outputs_never_collide(tmp_path: Path) -> None:
+    from detect_cli.sources import discover_videos
+
+    for name in ("a.mp4", "a.avi"):
+        (tmp_path / name).write_bytes(b"x")
+    assert _rels(discover_videos([str(tmp_path / "a.mp4"), str(tmp_path / "a.avi")])) == ["a", "a-2"]
+
+
+@pytest.mark.parametrize(
+    ("source", "rel", "kind", "error"),
+    [
+        ("0", "webcam0", "webcam", None),
+        ("rtsp://cam.local:554/live/main", "streams/cam.local_554_live_main", "stream", None),
+        ("rtmp://host/app/key", "streams/host_app_key", "stream", None),
+        ("http://cam.local/video.mjpg", "streams/cam.local_video", "stream", None),
+        ("https://example.com/clips/a.mp4?x=1", "urls/example.com_clips_a", "file", None),
+        ("ftp://example.com/a.mp4", "streams/example.com_a", "stream", "unsupported URL scheme 'ftp'"),
+    ],
+)
+def test_video_source_kinds(source: str, rel: str, kind: str, error: str | None) -> None:
+    from detect_cli.sources import VideoInput, _videos_from_one
+
+    [item] = _videos_from_one(source, True, None)
+    assert isinstance(item, VideoInput) and str(item.rel_path) == rel
+    got = "webcam" if item.webcam is not None else "file" if item.url_is_file else "stream"
+    assert got == kind
+    assert (item.error or "").startswith(error or "")
+
+
+def test_video_list_file_mixes_paths_urls_and_webcams(tmp_path: Path) -> None:
+    from detect_cli.sources import discover_videos
+
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "a.mp4").write_bytes(b"x")
+    (tmp_path / "list.txt").write_text("v/a.mp4  # relative to the list\nrtsp://h/s\n1\n")
+    items = discover_videos([f"@{tmp_path / 'list.txt'}"])
+    assert [i.source for i in items] == [str(tmp_path / "v" / "a.mp4"), "rtsp://h/s", "webcam 1"]
+
+
+def test_no_videos_found_raises(tmp_path: Path) -> None:
+    from detect_cli.sources import discover_videos
+
+    make_image(tmp_path / "only.jpg")
+    with pytest.raises(NoInputsError, match="folder contains no videos"):
+        discover_videos([str(tmp_path)])

@@ -134,3 +134,21 @@ def test_prepare_out_refuses_a_folder_holding_a_run(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="--exist-ok"):
         prepare_out(out, "image")
     assert prepare_out(out, "image", exist_ok=True) == out
+
+
+def test_csv_for_videos_names_frame_and_time(tmp_path: Path) -> None:
+    frame = ImageResult("clip.mp4", "m", 100, 50, Speed(1, 2, 3), DETS, frame=7, time_s=0.7)
+    with CsvWriter(tmp_path / "results.csv", frames=True) as sink:
+        sink.write(frame, PurePosixPath("clip/000007.jpg"), IMAGE)
+    rows = list(csv.DictReader((tmp_path / "results.csv").open()))
+    assert [(r["source"], r["frame"], r["time_s"], r["class_name"]) for r in rows] == [
+        ("clip.mp4", "7", "0.7000", "person"),
+        ("clip.mp4", "7", "0.7000", "car"),
+    ]
+
+
+def test_prepare_out_refuses_a_folder_holding_a_video_run(tmp_path: Path) -> None:
+    (tmp_path / "frames.jsonl").write_text("")
+    assert prepare_out(tmp_path, "video") == tmp_path  # an image run's record is another file
+    with pytest.raises(OutputError, match="--exist-ok"):
+        prepare_out(tmp_path, "video", record="frames.jsonl")

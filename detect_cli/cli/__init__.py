@@ -11,6 +11,7 @@ import typer
 from detect_cli import __version__
 from detect_cli.cli.image import make_image_command
 from detect_cli.cli.options import State, handle_errors
+from detect_cli.cli.video import make_video_command
 
 app = typer.Typer(
     name="detect",
@@ -28,6 +29,8 @@ app.add_typer(yolo_app, name="yolo")
 
 app.command("image")(make_image_command("rtdetr", "image"))
 yolo_app.command("image")(make_image_command("yolo", "yolo-image"))
+app.command("video")(make_video_command("rtdetr", "video"))
+yolo_app.command("video")(make_video_command("yolo", "yolo-video"))
 
 
 def _version(value: bool) -> None:

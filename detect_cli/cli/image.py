@@ -1,6 +1,5 @@
 """`detect image` (RT-DETR) and `detect yolo image` (YOLO11): one command body, two defaults."""
 
-import sys
 from collections.abc import Callable
 
 import typer
@@ -24,24 +23,15 @@ from detect_cli.cli.options import (
     Save,
     Sources,
     UrlTimeout,
+    exit_code_for,
     handle_errors,
+    predict_options,
+    print_json_line,
 )
-from detect_cli.errors import ExitCode
 from detect_cli.models import DEFAULT_MODEL, Family
 from detect_cli.writers import FORMATS
 
 FAMILY_LABEL = {"rtdetr": "RT-DETR", "yolo": "YOLO11"}
-
-
-def _print_json_line(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-def exit_code_for(failed: int, interrupted: bool) -> int:
-    if interrupted:
-        return ExitCode.INTERRUPTED
-    return ExitCode.SOME_FAILED if failed else ExitCode.OK
 
 
 def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
@@ -76,25 +66,11 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         quiet: Quiet = False,
     ) -> None:
         from detect_cli import ui
-        from detect_cli.errors import BadOptionError
-        from detect_cli.models import PredictOptions, resolve, select_device
+        from detect_cli.models import resolve
         from detect_cli.pipeline import ImageJob, run_images
 
         ref = resolve(model, family)
-        dev = select_device(device)
-        if half and not dev.startswith("cuda"):
-            raise BadOptionError("--half needs a CUDA device")
-        if imgsz % 32:
-            raise BadOptionError(f"--imgsz {imgsz} is not a multiple of 32")
-        options = PredictOptions(
-            conf=conf,
-            iou=0.7 if iou is None else iou,
-            imgsz=imgsz,
-            device=dev,
-            max_det=max_det,
-            half=half,
-            nms=nms,
-        )
+        options = predict_options(conf, iou, imgsz, device, max_det, half, nms)
         job = ImageJob(
             sources=tuple(sources),
             model=ref,
@@ -115,7 +91,7 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         report, detector = run_images(
             job,
             progress=progress,
-            echo=_print_json_line if json_out else None,
+            echo=print_json_line if json_out else None,
             warn=lambda note: ui.err_console.print(f"[yellow]warning[/]: {note}"),
         )
         if not quiet:

@@ -10,11 +10,14 @@ import traceback
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from detect_cli.errors import DetectError, ExitCode
+
+if TYPE_CHECKING:
+    from detect_cli.models import PredictOptions
 
 
 class OutputFormat(str, Enum):
@@ -61,6 +64,40 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(ExitCode.CANNOT_RUN) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def print_json_line(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def exit_code_for(failed: int, interrupted: bool) -> int:
+    if interrupted:
+        return ExitCode.INTERRUPTED
+    return ExitCode.SOME_FAILED if failed else ExitCode.OK
+
+
+def predict_options(
+    conf: float, iou: float | None, imgsz: int, device: str, max_det: int, half: bool, nms: bool
+) -> "PredictOptions":
+    """The model options every inference command shares, checked (raises BadOptionError)."""
+    from detect_cli.errors import BadOptionError
+    from detect_cli.models import PredictOptions, select_device
+
+    dev = select_device(device)
+    if half and not dev.startswith("cuda"):
+        raise BadOptionError("--half needs a CUDA device")
+    if imgsz % 32:
+        raise BadOptionError(f"--imgsz {imgsz} is not a multiple of 32")
+    return PredictOptions(
+        conf=conf,
+        iou=0.7 if iou is None else iou,
+        imgsz=imgsz,
+        device=dev,
+        max_det=max_det,
+        half=half,
+        nms=nms,
+    )
 
 
 Sources = Annotated[
@@ -123,3 +160,26 @@ Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON line per input on stdout (logs go to stderr).")
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+VideoSources = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="SOURCE...",
+        help="Video files (mp4, avi, mov, mkv, webm…), folders of videos, http(s) URLs to video files, "
+        "rtsp/rtmp/http streams, a webcam index (0), or @list.txt; processed one after another.",
+        show_default=False,
+    ),
+]
+VidStride = Annotated[int, typer.Option("--vid-stride", min=1, help="Process every Nth frame.")]
+MaxFrames = Annotated[
+    int | None,
+    typer.Option(
+        "--max-frames", min=1, help="Stop after N processed frames of each video.", show_default=False
+    ),
+]
+SaveVideo = Annotated[bool, typer.Option("--save/--no-save", help="Write the annotated video.")]
+SaveFrames = Annotated[
+    bool, typer.Option("--save-frames", help="Also write each processed frame, annotated, as a .jpg.")
+]
+Reconnects = Annotated[
+    int, typer.Option(min=0, help="Times in a row to reopen a live stream or webcam that stops sending.")
+]

@@ -1,0 +1,118 @@
+"""`detect video` (RT-DETR) and `detect yolo video` (YOLO11): one command body, two defaults."""
+
+from collections.abc import Callable
+
+import typer
+
+from detect_cli.cli.image import FAMILY_LABEL
+from detect_cli.cli.options import (
+    Batch,
+    Classes,
+    Conf,
+    Device,
+    ExistOk,
+    Formats,
+    Half,
+    Imgsz,
+    Iou,
+    Json,
+    MaxDet,
+    MaxFrames,
+    Nms,
+    Out,
+    Quiet,
+    Reconnects,
+    Recursive,
+    SaveFrames,
+    SaveVideo,
+    UrlTimeout,
+    VideoSources,
+    VidStride,
+    exit_code_for,
+    handle_errors,
+    predict_options,
+    print_json_line,
+)
+from detect_cli.models import DEFAULT_MODEL, Family
+
+
+def make_video_command(family: Family, run_name: str) -> Callable[..., None]:
+    default_model = DEFAULT_MODEL[family]
+
+    @handle_errors
+    def video(
+        sources: VideoSources,
+        model: str = typer.Option(
+            default_model,
+            "--model",
+            "-m",
+            help="A model name (rtdetr-l, rtdetr-x, yolo11n…yolo11x), or a path to a .pt, "
+            "a .yaml model config, .onnx or an exported model folder.",
+        ),
+        conf: Conf = 0.25,
+        iou: Iou = None,
+        nms: Nms = False,
+        imgsz: Imgsz = 640,
+        device: Device = "auto",
+        classes: Classes = None,
+        max_det: MaxDet = 300,
+        half: Half = False,
+        vid_stride: VidStride = 1,
+        max_frames: MaxFrames = None,
+        out: Out = None,
+        exist_ok: ExistOk = False,
+        save: SaveVideo = True,
+        save_frames: SaveFrames = False,
+        formats: Formats = None,
+        recursive: Recursive = True,
+        batch: Batch = 1,
+        url_timeout: UrlTimeout = 15.0,
+        reconnects: Reconnects = 3,
+        json_out: Json = False,
+        quiet: Quiet = False,
+    ) -> None:
+        from detect_cli import ui
+        from detect_cli.models import resolve
+        from detect_cli.pipeline import VideoJob, run_video
+
+        ref = resolve(model, family)
+        job = VideoJob(
+            sources=tuple(sources),
+            model=ref,
+            options=predict_options(conf, iou, imgsz, device, max_det, half, nms),
+            out=out,
+            run_name=run_name,
+            exist_ok=exist_ok,
+            formats=tuple(dict.fromkeys(["jsonl", *(f.value for f in formats or [])])),
+            save_video=save,
+            save_frames=save_frames,
+            recursive=recursive,
+            url_timeout=url_timeout,
+            batch=batch,
+            classes=classes,
+            iou_given=iou is not None,
+            vid_stride=vid_stride,
+            max_frames=max_frames,
+            reconnects=reconnects,
+        )
+        progress = None if quiet else ui.RichProgress(ref.name, unit=" fps")
+        report, detector = run_video(
+            job,
+            progress=progress,
+            echo=print_json_line if json_out else None,
+            warn=lambda note: ui.err_console.print(f"[yellow]warning[/]: {note}"),
+        )
+        if not quiet:
+            ui.print_video_summary(report, detector.name)
+        code = exit_code_for(report.summary.failed, report.interrupted)
+        if code:
+            raise typer.Exit(code)
+
+    video.__doc__ = (
+        f"Detect objects in videos, streams and webcams with {FAMILY_LABEL[family]} "
+        f"(default model {default_model}).\n\n"
+        "Writes an annotated video per source and frames.jsonl (one line per processed frame) to the "
+        "output folder. Exit code 0: all ok; 1: a video was truncated or unreadable (what was decoded "
+        "is written); 2: nothing could run; 130: interrupted (outputs finalized)."
+    )
+    return video

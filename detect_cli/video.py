@@ -1,0 +1,293 @@
+"""Video in and out with OpenCV: opening sources, decoding them to `Frame`s, and picking a codec.
+
+Frames are decoded in a background thread (`threads.read_ahead`) so decoding overlaps inference; the
+run loop (`pipeline.run`) is the same one images go through. A file that ends before its header says
+yields an error frame after the frames it did decode; a live stream that stops is reopened a bounded
+number of times and then ends cleanly.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from detect_cli.errors import InputError, NoInputsError, OutputError
+from detect_cli.pipeline import Frame
+from detect_cli.sources import DEFAULT_URL_TIMEOUT_S, VideoInput, download_url
+
+DEFAULT_FPS = 30.0  # for sources that report no usable frame rate (many webcams and streams)
+DEFAULT_RECONNECTS = 3
+RECONNECT_DELAY_S = 0.5  # doubled after each failed attempt, up to 8 s
+
+
+def quiet_opencv() -> Any:
+    """Import cv2 with its own and FFmpeg's logging off: decode problems are reported by us, once.
+
+    Either is left alone when set in the environment (OPENCV_LOG_LEVEL, OPENCV_FFMPEG_LOGLEVEL).
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
+    import cv2
+
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    return cv2
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    """What a source says about itself. `frames` is None for live sources (webcams, streams)."""
+
+    width: int
+    height: int
+    fps: float
+    frames: int | None
+
+    @property
+    def live(self) -> bool:
+        return self.frames is None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedVideo:
+    """A video input checked to open, with where to read it from (a downloaded URL is a local file)."""
+
+    item: VideoInput
+    location: str | int
+    info: VideoInfo
+
+
+def _capture(location: str | int, timeout_s: float) -> Any:
+    cv2 = quiet_opencv()
+    if isinstance(location, int):
+        return cv2.VideoCapture(location)
+    ms = int(timeout_s * 1000)
+    return cv2.VideoCapture(
+        location, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    )
+
+
+def _info(cap: Any) -> VideoInfo:
+    cv2 = quiet_opencv()
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    return VideoInfo(
+        width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        fps=fps if 0 < fps <= 1000 else DEFAULT_FPS,
+        frames=int(count) if 0 < count < 2**31 else None,  # streams report 0, -1 or garbage
+    )
+
+
+def _cannot_open(item: VideoInput) -> str:
+    if item.webcam is not None:
+        return f"cannot open webcam {item.webcam} (no such camera, or it is in use)"
+    if item.url and not item.url_is_file:
+        return "cannot open stream (unreachable, refused, timed out, or not a video stream)"
+    return "not a readable video (not a video file, or truncated before its index)"
+
+
+def open_video(item: VideoInput, workdir: Path, timeout_s: float = DEFAULT_URL_TIMEOUT_S) -> OpenedVideo:
+    """Check that a video input opens and read what it says about itself; raises InputError.
+
+    A URL to a video file is downloaded into `workdir` first: read locally it can be seeked, its
+    frame count is known and a truncated download shows as such.
+    """
+    if item.error:
+        raise InputError(item.error)
+    location: str | int
+    if item.webcam is not None:
+        location = item.webcam
+    elif item.url:
+        location = item.url
+        if item.url_is_file:
+            suffix = PurePosixPath(urllib.parse.urlsplit(item.url).path).suffix
+            fd, tmp = tempfile.mkstemp(dir=workdir, suffix=suffix)
+            os.close(fd)
+            location = str(download_url(item.url, Path(tmp), timeout_s))
+    else:
+        assert item.path is not None
+        if not item.path.is_file():
+            raise InputError("no such file")
+        if item.path.stat().st_size == 0:
+            raise InputError("empty file")
+        location = str(item.path)
+    cap = _capture(location, timeout_s)
+    try:
+        if not cap.isOpened():
+            raise InputError(_cannot_open(item))
+        info = _info(cap)
+    finally:
+        cap.release()
+    if info.width <= 0 or info.height <= 0:
+        raise InputError(_cannot_open(item))
+    return OpenedVideo(item, location, info)
+
+
+def open_videos(
+    items: Sequence[VideoInput], workdir: Path, timeout_s: float = DEFAULT_URL_TIMEOUT_S
+) -> list[OpenedVideo | VideoInput]:
+    """Open every input up front, so a source that cannot be read is known before the model loads.
+
+    Inputs that fail come back as VideoInputs carrying their error; when none opens, NoInputsError
+    says why (exit code 2).
+    """
+    from dataclasses import replace
+
+    opened: list[OpenedVideo | VideoInput] = []
+    for item in items:
+        try:
+            opened.append(open_video(item, workdir, timeout_s))
+        except InputError as e:
+            opened.append(replace(item, error=str(e)))
+    failed = [v for v in opened if isinstance(v, VideoInput)]
+    if len(failed) == len(opened):
+        if len(failed) == 1:
+            raise NoInputsError(f"cannot read {failed[0].source}: {failed[0].error}")
+        reasons = "; ".join(f"{v.source}: {v.error}" for v in failed[:3])
+        raise NoInputsError(f"no video could be opened ({reasons}{'; …' if len(failed) > 3 else ''})")
+    return opened
+
+
+def frames_to_process(info: VideoInfo, stride: int = 1, max_frames: int | None = None) -> int | None:
+    """How many frames a run will process from a source (None when it is live and unbounded)."""
+    if info.frames is None:
+        return max_frames
+    n = -(-info.frames // stride)
+    return min(n, max_frames) if max_frames else n
+
+
+def decode(
+    video: OpenedVideo,
+    stride: int = 1,
+    max_frames: int | None = None,
+    reconnects: int = DEFAULT_RECONNECTS,
+    timeout_s: float = DEFAULT_URL_TIMEOUT_S,
+    note: Callable[[str], None] | None = None,
+) -> Iterator[Frame]:
+    """Every `stride`-th frame of one video, as `Frame`s numbered by their index in the source.
+
+    Skipped frames are only grabbed, not converted. A file that stops before the frame count its
+    header gives ends with an error frame; a live source that stops is reopened up to `reconnects`
+    times in a row (a frame received resets the count), then ends, telling `note` why.
+    """
+    item, info = video.item, video.info
+    cap = _capture(video.location, timeout_s)
+    index = done = failures = 0
+    start = time.monotonic()
+    try:
+        while max_frames is None or done < max_frames:
+            wanted = index % stride == 0
+            ok, image = cap.read() if wanted else (cap.grab(), None)
+            if not ok:
+                if info.live:
+                    if failures >= reconnects:
+                        if note:
+                            note(f"{item.source}: stream stopped; gave up after {reconnects} reconnects")
+                        return
+                    cap.release()
+                    time.sleep(min(RECONNECT_DELAY_S * 2**failures, 8.0))
+                    failures += 1
+                    cap = _capture(video.location, timeout_s)
+                    continue
+                if info.frames is not None and index < info.frames:
+                    yield Frame(
+                        item.source,
+                        item.rel_path / f"{index:06d}.jpg",
+                        None,
+                        error=f"video ends early: decoded {index} of {info.frames} frames "
+                        "(truncated or corrupt file)",
+                        frame=index,
+                        time_s=index / info.fps,
+                    )
+                return
+            failures = 0
+            if wanted:
+                t = time.monotonic() - start if info.live else index / info.fps
+                yield Frame(item.source, item.rel_path / f"{index:06d}.jpg", image, frame=index, time_s=t)
+                done += 1
+            index += 1
+    finally:
+        cap.release()
+
+
+def video_frames(
+    videos: Sequence[OpenedVideo | VideoInput],
+    stride: int = 1,
+    max_frames: int | None = None,
+    reconnects: int = DEFAULT_RECONNECTS,
+    timeout_s: float = DEFAULT_URL_TIMEOUT_S,
+    note: Callable[[str], None] | None = None,
+    depth: int = 8,
+) -> Iterator[Frame]:
+    """The frames of each video in turn, decoded up to `depth` frames ahead in a background thread.
+
+    An input that could not be opened becomes one error frame, so it is recorded and the run goes on.
+    """
+    from detect_cli.threads import read_ahead
+
+    for video in videos:
+        if isinstance(video, VideoInput):
+            yield Frame(video.source, video.rel_path / "error.jpg", None, error=video.error)
+            continue
+        yield from read_ahead(decode(video, stride, max_frames, reconnects, timeout_s, note), depth)
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """A FourCC and the container it goes in."""
+
+    fourcc: str
+    suffix: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.fourcc}, {self.suffix})"
+
+
+# H.264 plays everywhere but pip's OpenCV wheels ship no H.264 encoder; MPEG-4 Part 2 in mp4 opens in
+# VLC, mpv, QuickTime and Windows' players; Motion JPEG in avi is the last resort every build has.
+CODECS = (
+    Codec("avc1", ".mp4", "H.264"),
+    Codec("mp4v", ".mp4", "MPEG-4 Part 2"),
+    Codec("MJPG", ".avi", "Motion JPEG"),
+)
+
+
+def can_write(codec: Codec) -> bool:
+    """Write a few frames with this codec and read them back: some builds open a writer they cannot use."""
+    cv2 = quiet_opencv()
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="detect-codec-") as tmp:
+        path = str(Path(tmp, "probe" + codec.suffix))
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*codec.fourcc), 10.0, (64, 48))
+        if not writer.isOpened():
+            return False
+        for i in range(3):
+            writer.write(np.full((48, 64, 3), 60 * i, np.uint8))
+        writer.release()
+        cap = cv2.VideoCapture(path)
+        n = 0
+        while cap.read()[0]:
+            n += 1
+        cap.release()
+        return n == 3
+
+
+@functools.cache
+def pick_codec() -> Codec:
+    """The first codec in CODECS this OpenCV can write and read back (checked once per process)."""
+    for codec in CODECS:
+        if can_write(codec):
+            return codec
+    raise OutputError("this OpenCV build cannot write video (tried " + ", ".join(map(str, CODECS)) + ")")
