@@ -30,3 +30,7 @@ test: lint
 
 clean:
 	rm -rf $(VENV) detect-runs .pytest_cache .ruff_cache
+
+.PHONY: bench-video
+bench-video: install  ## end-to-end video fps vs model-only fps (bench/video.py)
+	$(BIN)/python bench/video.py

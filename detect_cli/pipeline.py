@@ -122,6 +122,7 @@ class RunReport:
     summary: RunSummary = field(default_factory=RunSummary)
     seconds: float = 0.0
     interrupted: bool = False
+    first_result_s: float | None = None  # the first result includes the model's one-off setup
     notes: list[str] = field(default_factory=list)  # things the user should hear that are not failures
     outputs: list[Path] = field(default_factory=list)  # files worth naming in the summary (videos)
     codec: str | None = None  # the video codec written with, when videos were written
@@ -169,6 +170,8 @@ def run(
                     for sink in sinks:
                         sink.write(result, frame.rel_path, frame.image)
                     report.summary.add(result)
+                if report.first_result_s is None:
+                    report.first_result_s = time.perf_counter() - start
                 if progress:
                     progress.advance(result)
     except KeyboardInterrupt:

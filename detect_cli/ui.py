@@ -86,11 +86,14 @@ def print_summary(report: RunReport, model: str, console: Console = err_console)
 def print_video_summary(report: RunReport, model: str, console: Console = err_console) -> None:
     """Frames, end-to-end fps and the model's own share, detections per class, notes and outputs."""
     s = report.summary
-    fps = s.processed / report.seconds if report.seconds > 0 else 0.0
-    model_fps = f", model alone {1000 / s.mean_ms:.1f} fps" if s.mean_ms else ""
+    # After the first result: it carries the model's one-off setup, which is not a rate.
+    steady_s = report.seconds - (report.first_result_s or 0.0)
+    done = s.processed + s.failed - 1
+    fps = f", {done / steady_s:.1f} fps end to end" if done > 0 and steady_s > 0 else ""
+    model_fps = f" (model alone {1000 / s.mean_ms:.1f} fps)" if s.mean_ms else ""
     console.print(
-        f"[bold]{model}[/]: {s.processed} frames processed, {s.failed} failed, {s.detections} detections, "
-        f"{fps:.1f} fps end to end{model_fps} ({report.seconds:.1f}s)"
+        f"[bold]{model}[/]: {s.processed} frames processed, {s.failed} failed, {s.detections} detections"
+        f"{fps}{model_fps}, {report.seconds:.1f}s"
     )
     if s.per_class:
         console.print(
