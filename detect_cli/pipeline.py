@@ -317,7 +317,8 @@ def run_video(
         frames = video.video_frames(
             videos, job.vid_stride, job.max_frames, job.reconnects, job.url_timeout, notes.append
         )
-        report = run(frames, detector, sinks, out, progress, total=total, batch=job.batch)
+        with contextlib.closing(frames):  # stops the decoder thread however the run ends
+            report = run(frames, detector, sinks, out, progress, total=total, batch=job.batch)
     report.notes.extend(notes)
     report.codec = str(codec) if codec else None
     if video_writer:

@@ -240,7 +240,12 @@ class VideoInput:
 def _video_url(source: str) -> VideoInput:
     parts = urllib.parse.urlsplit(source)
     scheme = parts.scheme.lower()
-    name = _safe_name(f"{parts.netloc}{PurePosixPath(parts.path).with_suffix('')}")
+    path = parts.path
+    if suffix := PurePosixPath(path).suffix:
+        path = path[: -len(suffix)]
+    name = _safe_name(f"{parts.netloc}{path}")
+    if parts.query:  # cameras often tell channels apart by query alone
+        name = f"{name}_{_safe_name(parts.query)}"
     if scheme not in STREAM_SCHEMES:
         return VideoInput(
             source,

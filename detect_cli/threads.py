@@ -51,14 +51,20 @@ def read_ahead(items: Iterable[T], depth: int = 8, name: str = "detect-read-ahea
     q: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    source = iter(items)
+
     def produce() -> None:
         try:
-            for item in items:
+            for item in source:
                 if not _put(q, item, stop):
                     return
         except BaseException as e:  # handed to the consumer, which re-raises it
             _put(q, _Failure(e), stop)
             return
+        finally:
+            close = getattr(source, "close", None)
+            if close:  # a generator: run its cleanup (release a capture, say) in this thread
+                close()
         _put(q, _DONE, stop)
 
     thread = threading.Thread(target=produce, name=name, daemon=True)
@@ -73,7 +79,7 @@ def read_ahead(items: Iterable[T], depth: int = 8, name: str = "detect-read-ahea
             yield item  # type: ignore[misc]
     finally:
         stop.set()
-        thread.join(timeout=5)
+        thread.join(timeout=2)  # a producer stuck in a blocking read is a daemon and is left behind
 
 
 class ThreadedSink(Sink):

@@ -216,7 +216,7 @@ def test_video_outputs_never_collide(tmp_path: Path) -> None:
         ("rtsp://cam.local:554/live/main", "streams/cam.local_554_live_main", "stream", None),
         ("rtmp://host/app/key", "streams/host_app_key", "stream", None),
         ("http://cam.local/video.mjpg", "streams/cam.local_video", "stream", None),
-        ("https://example.com/clips/a.mp4?x=1", "urls/example.com_clips_a", "file", None),
+        ("https://example.com/clips/a.mp4?x=1", "urls/example.com_clips_a_x_1", "file", None),
         ("ftp://example.com/a.mp4", "streams/example.com_a", "stream", "unsupported URL scheme 'ftp'"),
     ],
 )
@@ -246,3 +246,19 @@ def test_no_videos_found_raises(tmp_path: Path) -> None:
     make_image(tmp_path / "only.jpg")
     with pytest.raises(NoInputsError, match="folder contains no videos"):
         discover_videos([str(tmp_path)])
+
+
+@pytest.mark.parametrize(
+    ("source", "rel"),
+    [
+        ("rtsp://10.0.0.5:554/", "streams/10.0.0.5_554"),
+        ("rtsp://10.0.0.5", "streams/10.0.0.5"),
+        ("rtsp://nvr/cam?channel=2&subtype=0", "streams/nvr_cam_channel_2_subtype_0"),
+        ("http://h/../../etc/passwd.mp4", "urls/h_.._.._etc_passwd"),
+    ],
+)
+def test_stream_output_names_are_safe(source: str, rel: str) -> None:
+    from detect_cli.sources import _videos_from_one
+
+    [item] = _videos_from_one(source, True, None)
+    assert str(item.rel_path) == rel and ".." not in item.rel_path.parts
