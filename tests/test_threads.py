@@ -23,8 +23,11 @@ def test_read_ahead_keeps_order_and_runs_ahead() -> None:
 
     it = read_ahead(items(), depth=3)
     assert next(it) == 0
-    time.sleep(0.2)
-    assert 3 <= len(produced) <= 5, "the producer runs ahead, but no more than the queue holds"
+    deadline = time.monotonic() + 5
+    while len(produced) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert 4 <= len(produced) <= 5, "the producer runs ahead, but no further than the queue holds"
     assert [0, *it] == list(range(10))
 
 
@@ -59,16 +62,17 @@ def test_closing_read_ahead_early_stops_and_closes_the_producer() -> None:
 
 
 class _Recorder(Sink):
-    def __init__(self, fail_at: int | None = None, delay: float = 0.0) -> None:
+    def __init__(self, fail_at: int | None = None, gate: threading.Event | None = None) -> None:
         self.seen: list[str] = []
         self.thread_names: set[str] = set()
         self.closed = False
         self.attempts = 0
         self._fail_at = fail_at
-        self._delay = delay
+        self._gate = gate
 
     def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
-        time.sleep(self._delay)
+        if self._gate:
+            assert self._gate.wait(5)
         self.attempts += 1
         if len(self.seen) == self._fail_at:
             raise OSError("disk full")
@@ -84,13 +88,14 @@ def _result(i: int) -> ImageResult:
 
 
 def test_threaded_sink_writes_everything_in_order_in_another_thread() -> None:
-    inner = _Recorder(delay=0.01)
+    gate = threading.Event()
+    inner = _Recorder(gate=gate)  # every write blocks until the gate opens
     sink = ThreadedSink(inner, depth=2)
-    start = time.perf_counter()
-    for i in range(3):
+    for i in range(3):  # one in the worker, two queued: none waits for a write to finish
         sink.write(_result(i), PurePosixPath(f"{i}.jpg"), None)
-    assert time.perf_counter() - start < 0.03 * 3, "writes are queued, not waited for"
-    sink.close()
+    assert inner.seen == []
+    gate.set()
+    sink.close()  # waits for every queued write
     assert inner.seen == ["0", "1", "2"] and inner.closed
     assert inner.thread_names and threading.current_thread().name not in inner.thread_names
 
