@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -29,14 +29,16 @@ FORMATS = ("jsonl", "csv", "txt", "coco")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a unique temporary name beside `path`, then rename: readers see all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    # open(..., "xb") rather than mkstemp: the file gets the user's umask, not mkstemp's 0600.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with tmp.open("xb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

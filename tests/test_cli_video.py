@@ -21,14 +21,6 @@ from detect_cli.writers import read_jsonl
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _no_debug(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`detect --debug` in an earlier in-process test leaves State.debug set; these check the plain output."""
-    from detect_cli.cli.options import State
-
-    monkeypatch.setattr(State, "debug", False)
-
-
 @pytest.fixture
 def detect_video(rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Run `detect [yolo] video ...` in-process with a seeded model at a small imgsz."""

@@ -152,3 +152,18 @@ def test_prepare_out_refuses_a_folder_holding_a_video_run(tmp_path: Path) -> Non
     assert prepare_out(tmp_path, "video") == tmp_path  # an image run's record is another file
     with pytest.raises(OutputError, match="--exist-ok"):
         prepare_out(tmp_path, "video", record="frames.jsonl")
+
+
+def test_atomic_writes_follow_the_umask(tmp_path: Path) -> None:
+    import os
+
+    from detect_cli.writers import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a" / "f.bin", b"data")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a" / "f.bin").read_bytes() == b"data"
+    assert (tmp_path / "a" / "f.bin").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["f.bin"]

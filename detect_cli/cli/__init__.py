@@ -47,7 +47,7 @@ def _root(
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error.")] = False,
 ) -> None:
-    State.debug = State.debug or debug
+    State.debug = debug or State.debug_from_env()
 
 
 @app.command("models")

@@ -30,7 +30,11 @@ class OutputFormat(str, Enum):
 class State:
     """Global flags set by the top-level callback."""
 
-    debug: bool = os.environ.get("DETECT_DEBUG", "") not in ("", "0")
+    debug: bool = False
+
+    @staticmethod
+    def debug_from_env() -> bool:
+        return os.environ.get("DETECT_DEBUG", "") not in ("", "0")
 
 
 F = TypeVar("F", bound=Callable[..., Any])
