@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from detect_cli import __version__
+from detect_cli.cli.compare import compare
 from detect_cli.cli.image import make_image_command
 from detect_cli.cli.options import State, handle_errors
 
@@ -28,6 +29,7 @@ app.add_typer(yolo_app, name="yolo")
 
 app.command("image")(make_image_command("rtdetr", "image"))
 yolo_app.command("image")(make_image_command("yolo", "yolo-image"))
+app.command("compare")(compare)
 
 
 def _version(value: bool) -> None:
