@@ -211,17 +211,16 @@ def _rounded(obj: Any) -> Any:
 
 def model_info(label: str, detector: Detector) -> ModelInfo:
     """Params (M) and GFLOPs from ultralytics' own counters, for PyTorch models; None for exported ones."""
+    import torch
+    from ultralytics.utils.torch_utils import get_flops, get_num_params
+
     from detect_cli.models import COCO_VAL_SOURCE, get_spec
 
     params_m = gflops = None
     net = getattr(detector.model, "model", None)
-    with contextlib.suppress(ImportError):
-        import torch
-        from ultralytics.utils.torch_utils import get_flops, get_num_params
-
-        if isinstance(net, torch.nn.Module):
-            params_m = get_num_params(net) / 1e6
-            gflops = get_flops(net, detector.options.imgsz) or None  # 0.0 means "could not count"
+    if isinstance(net, torch.nn.Module):
+        params_m = get_num_params(net) / 1e6
+        gflops = get_flops(net, detector.options.imgsz) or None  # 0.0 means "could not count"
     spec = get_spec(detector.ref.name) if detector.ref.official else None
     o = detector.options
     return ModelInfo(
@@ -617,7 +616,7 @@ def run_comparison(
             if on_image:
                 on_image(frame, results)
             if progress:
-                progress.advance(results[0])
+                progress.advance(next((r for r in results if not r.ok), results[0]))
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -157,17 +157,13 @@ def tables(c: Comparison, full: bool = True) -> list[TableData]:
 def _speed_table(c: Comparison, compact: bool = False) -> TableData:
     """`compact` (the terminal) leaves out the pre- and postprocess columns."""
     labelled = c.models[0].accuracy is not None
-    stages = (0,) if compact else (0, 1, 2)
+    stages = ("inference",) if compact else ("preprocess", "inference", "postprocess")
     rows = tuple(
         (
             m.info.label,
             _f(m.info.params_m),
             _f(m.info.gflops),
-            *(
-                _f(v)
-                for k, v in enumerate((m.speed.inference_ms, m.speed.preprocess_ms, m.speed.postprocess_ms))
-                if k in stages
-            ),
+            *(_f(getattr(m.speed, f"{stage}_ms")) for stage in stages),
             _f(m.speed.latency_p50_ms),
             _f(m.speed.latency_p95_ms),
             _f(m.speed.images_per_s, "{:.2f}"),
@@ -190,7 +186,7 @@ def _speed_table(c: Comparison, compact: bool = False) -> TableData:
             "model",
             "params M",
             "GFLOPs",
-            *("infer ms", "pre ms", "post ms")[: len(stages)],
+            *({"preprocess": "pre ms", "inference": "infer ms", "postprocess": "post ms"}[s] for s in stages),
             "p50 ms",
             "p95 ms",
             "img/s",

@@ -130,6 +130,8 @@ def compare(
         for table in rich_tables(comparison):
             ui.err_console.print(table)
         ui.err_console.print(f"Report in [bold]{out_dir / 'report.html'}[/] (and report.md, report.json)")
+        if comparison.interrupted:
+            ui.err_console.print("[yellow]Interrupted[/]: the report covers the inputs done before Ctrl-C.")
     code = exit_code_for(len(comparison.failed), comparison.interrupted)
     if code:
         raise typer.Exit(code)
