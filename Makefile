@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/detect image samples/
 
+.PHONY: compare
+compare: install
+	$(BIN)/detect compare samples/
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -36,3 +36,7 @@ class InputError(DetectError):
 
 class OutputError(DetectError):
     """The output folder cannot be created or written."""
+
+
+class LabelsError(DetectError):
+    """Labels (a YOLO data.yaml or a COCO json) that cannot be read or do not match the images."""

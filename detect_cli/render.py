@@ -41,3 +41,19 @@ def draw_title(image: np.ndarray, title: str) -> np.ndarray:
         image, title, (6, h + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA
     )
     return image
+
+
+def side_by_side(image: np.ndarray, panels: Sequence[tuple[str, Sequence[Detection]]]) -> np.ndarray:
+    """One render of `image` per (title, detections), left to right: model A | model B | ….
+
+    The result is exactly as wide as the renders put together; a thin line is drawn over each seam.
+    """
+    import numpy as np
+
+    renders = [draw_detections(image, dets, title) for title, dets in panels]
+    out = np.hstack(renders) if renders else image.copy()
+    x = 0
+    for r in renders[:-1]:
+        x += r.shape[1]
+        out[:, max(x - 1, 0) : x + 1] = 255
+    return out

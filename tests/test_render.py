@@ -25,3 +25,16 @@ def test_title_band() -> None:
     image = np.zeros((100, 400, 3), np.uint8)
     out = draw_title(image.copy(), "rtdetr-l 120 ms")
     assert out[2:20, 2:60].any() and not out[90:, :].any()
+
+
+def test_side_by_side_is_as_wide_as_the_renders() -> None:
+    from detect_cli.render import side_by_side
+
+    image = np.zeros((90, 120, 3), np.uint8)
+    panels = [("a  12 ms", [Detection(0, "person", 0.9, (10.0, 10.0, 60.0, 60.0))]), ("b  30 ms", [])]
+    out = side_by_side(image, panels)
+    left, right = (draw_detections(image, dets, title) for title, dets in panels)
+    assert out.shape == (90, left.shape[1] + right.shape[1], 3)
+    assert np.array_equal(out[:, :100], left[:, :100]) and np.array_equal(out[:, 130:], right[:, 10:])
+    assert (out[:, 119:121] == 255).all(), "a light seam between the panels"
+    assert not image.any()

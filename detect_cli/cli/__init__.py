@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from detect_cli import __version__
+from detect_cli.cli.compare import compare
 from detect_cli.cli.image import make_image_command
 from detect_cli.cli.options import State, handle_errors
 from detect_cli.cli.video import make_video_command
@@ -31,6 +32,7 @@ app.command("image")(make_image_command("rtdetr", "image"))
 yolo_app.command("image")(make_image_command("yolo", "yolo-image"))
 app.command("video")(make_video_command("rtdetr", "video"))
 yolo_app.command("video")(make_video_command("yolo", "yolo-video"))
+app.command("compare")(compare)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,165 @@
+"""`detect compare` as users meet it: the report files, --json, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+from conftest import SMALL_IMGSZ, make_image
+from labeled_data import TINY_BOXES, tiny_dataset, write_dataset
+from test_report import external_refs
+from typer.testing import CliRunner
+
+from detect_cli.cli import app
+from detect_cli.writers import read_jsonl
+
+runner = CliRunner()
+
+
+def compare_args(rtdetr_pt: Path, yolo_pt: Path, *args: str) -> list[str]:
+    return [
+        "compare",
+        *args,
+        "-m",
+        f"{rtdetr_pt},{yolo_pt}",
+        "--imgsz",
+        str(SMALL_IMGSZ),
+        "--device",
+        "cpu",
+        "--conf",
+        "1e-6",  # random-init YOLO11 scores about 1e-5
+        "--max-det",
+        "5",
+        "--warmup",
+        "1",
+    ]
+
+
+@pytest.fixture(scope="module")
+def labelled_run(rtdetr_pt: Path, yolo_pt: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One labelled comparison (class names '0', '1', '2', which the seeded models share), run once."""
+    root = tmp_path_factory.mktemp("cli-compare")
+    ds = write_dataset(root / "ds", TINY_BOXES, ["0", "1", "2"])
+    out = root / "out"
+    result = runner.invoke(
+        app, [*compare_args(rtdetr_pt, yolo_pt, str(ds.images), "--data", str(ds.data_yaml)), "-o", str(out)]
+    )
+    return result, out, ds
+
+
+def test_every_report_file_exists_and_parses(labelled_run) -> None:  # type: ignore[no-untyped-def]
+    result, out, _ = labelled_run
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert [m["info"]["label"] for m in report["models"]] == ["rtdetr-l-seed0", "yolo11n-seed0"]
+    for m in report["models"]:
+        assert m["speed"]["calls"] == 4 and m["speed"]["latency_p50_ms"] > 0
+        assert m["info"]["params_m"] > 1 and m["info"]["device"] == "cpu" and m["info"]["precision"] == "fp32"
+        assert m["accuracy"]["images"] == 4 and m["accuracy"]["instances"] == 6
+        assert 0 <= m["accuracy"]["map50_95"] <= 1 and m["detections"] == 20  # --max-det 5, 4 images
+    [pair] = report["pairs"]
+    assert pair["images"] == 4 and pair["overall"]["matched"] + pair["overall"]["only_a"] == 20
+    md = (out / "report.md").read_text()
+    assert all(f"## {t}" in md for t in ("Speed", "Accuracy", "Agreement", "Accuracy per class"))
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
+    assert external_refs(page) == [] and page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/jpeg;base64,") == 4
+    for name in ("speed.png", "accuracy_vs_speed.png", "detections_per_class.png"):
+        assert cv2.imread(str(out / "plots" / name)) is not None, name
+    for label in ("rtdetr-l-seed0", "yolo11n-seed0"):
+        rows = read_jsonl(out / "detections" / f"{label}.jsonl")
+        assert len(rows) == 4 and all(len(r["detections"]) == 5 for r in rows)
+    side = cv2.imread(str(out / "side-by-side" / "val" / "a.jpg"))
+    assert side.shape == (96, 2 * 128, 3), "as wide as the two renders of a 128 px wide image"
+    assert "Speed" in result.stderr and "Accuracy" in result.stderr and "report.html" in result.stderr
+
+
+def test_json_prints_the_report(rtdetr_pt: Path, yolo_pt: Path, images: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, [*compare_args(rtdetr_pt, yolo_pt, str(images / "a")), "-o", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads((out / "report.json").read_text())
+    assert json.loads(result.stdout)["models"][0]["accuracy"] is None
+
+
+def test_a_model_compared_with_itself(rtdetr_pt: Path, images: Path, tmp_path: Path) -> None:
+    argv = ["compare", str(images), "-m", f"{rtdetr_pt},{rtdetr_pt}", "--imgsz", "64", "--conf", "0.01"]
+    result = runner.invoke(app, [*argv, "--warmup", "0", "--no-save", "-q", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    [pair] = json.loads((tmp_path / "o" / "report.json").read_text())["pairs"]
+    assert pair["overall"]["agreement"] == 1.0 and pair["overall"]["mean_iou"] == 1.0
+    assert not (tmp_path / "o" / "side-by-side").exists()
+
+
+def test_failed_inputs_exit_1_and_are_listed(
+    rtdetr_pt: Path, yolo_pt: Path, images: Path, tmp_path: Path
+) -> None:
+    (images / "broken.jpg").write_text("not a picture")
+    result = runner.invoke(app, [*compare_args(rtdetr_pt, yolo_pt, str(images)), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1, result.output
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["failed"] == [{"source": str(images / "broken.jpg"), "error": "not a readable image"}]
+    assert report["models"][0]["speed"]["calls"] == 4
+
+
+def test_existing_report_needs_exist_ok(rtdetr_pt: Path, yolo_pt: Path, images: Path, tmp_path: Path) -> None:
+    argv = [*compare_args(rtdetr_pt, yolo_pt, str(images / "top.png")), "-o", str(tmp_path / "o"), "-q"]
+    assert runner.invoke(app, argv).exit_code == 0
+    again = runner.invoke(app, argv)
+    assert again.exit_code == 2 and "--exist-ok" in again.stderr
+    assert runner.invoke(app, [*argv, "--exist-ok"]).exit_code == 0
+
+
+def _stray_image(tmp_path: Path) -> list[str]:
+    ds = tiny_dataset(tmp_path / "ds")
+    return [str(ds.images), str(make_image(tmp_path / "other" / "x.jpg")), "--data", str(ds.data_yaml)]
+
+
+def _no_shared_names(tmp_path: Path) -> list[str]:
+    ds = tiny_dataset(tmp_path / "ds")  # cat, dog, bird: the seeded models' classes are '0'...'79'
+    return [str(ds.images), "--coco", str(ds.coco_json)]
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (lambda p: [str(p / "nothing")], "no inputs found"),
+        (lambda p: [str(make_image(p / "x.jpg")), "-m", "rtdetr-l.yaml,yolo99"], "unknown model 'yolo99'"),
+        (lambda p: [str(make_image(p / "x.jpg")), "-m", "rtdetr-l.yaml"], "needs at least two models"),
+        (
+            lambda p: [str(make_image(p / "x.jpg")), "-m", "rtdetr-l,yolo11n"],
+            "cannot get weights for rtdetr-l",
+        ),
+        (lambda p: [str(make_image(p / "x.jpg")), "--imgsz", "100"], "not a multiple of 32"),
+        (_stray_image, "labels do not match the images: 1 of 5 images have no YOLO labels folder"),
+        (_no_shared_names, "share no class names with the models"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, make_args, message: str) -> None:  # type: ignore[no-untyped-def]
+    args = make_args(tmp_path)
+    if "-m" not in args:
+        args += ["-m", "rtdetr-l.yaml,yolo11n.yaml"]
+    if "--imgsz" not in args:
+        args += ["--imgsz", "64"]
+    result = runner.invoke(app, ["compare", *args, "-o", str(tmp_path / "out")], terminal_width=300)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_help_does_not_import_torch() -> None:
+    code = (
+        "import sys\nfrom detect_cli.cli import app\n"
+        "try:\n    app(['compare', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'ultralytics', 'cv2', 'matplotlib') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in proc.stdout and "--data" in proc.stdout, proc.stdout[-800:] + proc.stderr[-500:]
