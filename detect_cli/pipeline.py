@@ -2,22 +2,35 @@
 
 Reading runs ahead in worker threads (bounded look-ahead, order kept) so decoding and downloads overlap
 inference; results go to the sinks as they come, so memory stays flat however many inputs there are.
+`run_images` is a whole image batch: discovery, resume, the model, an executor (executors.py: local or
+Ray), and the tables built from results.jsonl at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from detect_cli.errors import InputError
+from detect_cli.errors import BadOptionError, InputError
 from detect_cli.models import Detector, ModelRef, PredictOptions
 from detect_cli.results import ImageResult, RunSummary
-from detect_cli.sources import DEFAULT_URL_TIMEOUT_S, ImageInput, read_image
+from detect_cli.sources import (
+    DEFAULT_URL_TIMEOUT_S,
+    FileStamp,
+    ImageInput,
+    decode_image,
+    fetch_url,
+    input_path,
+    read_file,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,7 +43,9 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One unit of work: a decoded image or video frame, or the error that stopped reading it."""
+    """One unit of work: a decoded image or video frame, or the error that stopped reading it.
+
+    `path` and `stamp` identify a file input for resume (None for URLs and video frames)."""
 
     source: str
     rel_path: PurePosixPath
@@ -38,6 +53,8 @@ class Frame:
     error: str | None = None
     frame: int | None = None
     time_s: float | None = None
+    path: str | None = None
+    stamp: FileStamp | None = None
 
 
 class Progress(Protocol):
@@ -64,10 +81,20 @@ def prefetch(items: Iterable[T], fn: Callable[[T], R], depth: int = 4, workers: 
 
 
 def read_frame(item: ImageInput, url_timeout: float = DEFAULT_URL_TIMEOUT_S) -> Frame:
+    """Read and decode one input; a failure (vanished file, bad bytes, HTTP error) becomes its `error`.
+    The stamp is that of the bytes read, so a record always describes the file it was made from."""
+    path, stamp = input_path(item), None
     try:
-        return Frame(item.source, item.rel_path, read_image(item, url_timeout))
+        if item.error:
+            raise InputError(item.error)
+        if item.url:
+            data = fetch_url(item.url, url_timeout)
+        else:
+            assert item.path is not None
+            data, stamp = read_file(item.path)
+        return Frame(item.source, item.rel_path, decode_image(data), path=path, stamp=stamp)
     except InputError as e:
-        return Frame(item.source, item.rel_path, None, error=str(e))
+        return Frame(item.source, item.rel_path, None, error=str(e), path=path, stamp=stamp)
 
 
 def image_frames(items: Sequence[ImageInput], url_timeout: float = DEFAULT_URL_TIMEOUT_S) -> Iterator[Frame]:
@@ -99,15 +126,18 @@ def detect_batch(detector: Detector, batch: Sequence[Frame]) -> list[ImageResult
     results = []
     for f in batch:
         h, w = f.image.shape[:2] if f.image is not None else (None, None)
+        ident = {
+            "frame": f.frame,
+            "time_s": f.time_s,
+            "path": f.path,
+            "size": f.stamp.size if f.stamp else None,
+            "mtime_ns": f.stamp.mtime_ns if f.stamp else None,
+        }
         if id(f) in outputs:
             dets, speed = outputs[id(f)]
-            results.append(ImageResult(f.source, detector.name, w, h, speed, dets, None, f.frame, f.time_s))
+            results.append(ImageResult(f.source, detector.name, w, h, speed, dets, None, **ident))
         else:
-            results.append(
-                ImageResult(
-                    f.source, detector.name, w, h, error=f.error or failure, frame=f.frame, time_s=f.time_s
-                )
-            )
+            results.append(ImageResult(f.source, detector.name, w, h, error=f.error or failure, **ident))
     return results
 
 
@@ -119,6 +149,31 @@ class RunReport:
     summary: RunSummary = field(default_factory=RunSummary)
     seconds: float = 0.0
     interrupted: bool = False
+    skipped: int = 0  # already recorded by an earlier run (--resume)
+    skipped_failed: int = 0  # of those, recorded as failed (--retry-failed redoes them)
+
+
+@contextlib.contextmanager
+def stop_on_sigint(on_stop: Callable[[], None] | None = None) -> Generator[threading.Event, None, None]:
+    """A first Ctrl-C sets the event (the run finishes the images in flight, then stops); a second one
+    raises KeyboardInterrupt as usual. Outside the main thread signals cannot be caught: nothing is set."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        if on_stop:
+            on_stop()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run(
@@ -129,16 +184,19 @@ def run(
     progress: Progress | None = None,
     total: int | None = None,
     batch: int = 1,
+    stop: threading.Event | None = None,
 ) -> RunReport:
-    """Drive frames through the detector into the sinks.
+    """Drive frames through the detector into the sinks, each result to every sink in order.
 
-    Ctrl-C stops the loop after the result in hand is written; the sinks are closed (files finalized)
-    and the report comes back with `interrupted` set.
+    When `stop` is set the loop ends after the batch in hand is written; a KeyboardInterrupt ends it
+    after the result in hand. Either way the sinks are closed (files finalized) and the report comes
+    back with `interrupted` set.
     """
     report = RunReport(out)
     start = time.perf_counter()
     if progress:
         progress.start(total)
+    frames = iter(frames)
     try:
         for chunk in _batches(frames, batch):
             for frame, result in zip(chunk, detect_batch(detector, chunk), strict=True):
@@ -147,9 +205,15 @@ def run(
                 report.summary.add(result)
                 if progress:
                     progress.advance(result)
+            if stop is not None and stop.is_set():
+                report.interrupted = True
+                break
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
+        close = getattr(frames, "close", None)
+        if close:  # stop reading ahead now, not when the generator is collected
+            close()
         report.seconds = time.perf_counter() - start
         if progress:
             progress.stop()
@@ -176,6 +240,15 @@ class ImageJob:
     batch: int = 1
     classes: str | None = None
     iou_given: bool = False
+    resume: bool = False  # finish the run in `out`: skip inputs it recorded (unless changed since)
+    retry_failed: bool = False  # with resume: also redo inputs recorded as failed
+    executor: str = "local"  # "local" or "ray"
+    ray_address: str | None = None  # None: $RAY_ADDRESS, else start a local Ray
+    ray_workers: int | None = None  # None: one per GPU (CUDA) or per CPU of the cluster
+
+    @property
+    def resuming(self) -> bool:
+        return self.resume or self.retry_failed
 
 
 def option_warnings(detector: Detector, iou_given: bool) -> list[str]:
@@ -205,6 +278,9 @@ def load_detector(ref: ModelRef, options: PredictOptions, classes: str | None) -
     return detector
 
 
+INTERRUPT_NOTE = "Ctrl-C: finishing the images in flight, then stopping (Ctrl-C again to stop at once)"
+
+
 def run_images(
     job: ImageJob,
     progress: Progress | None = None,
@@ -212,16 +288,40 @@ def run_images(
     detector: Detector | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> tuple[RunReport, Detector]:
-    """Discover inputs, load the model, and run; `echo` receives each results.jsonl line as written."""
-    from detect_cli.sources import discover_images
-    from detect_cli.writers import open_sinks, prepare_out
+    """Discover inputs, plan a resume, load the model, run on the chosen executor, build the tables.
 
-    items = discover_images(job.sources, job.recursive)  # before loading: bad sources fail fast
+    `echo` receives each results.jsonl line as written. A first Ctrl-C finishes the images in flight
+    and returns a report with `interrupted` set.
+    """
+    from detect_cli import resume
+    from detect_cli.executors import execute, require_executor
+    from detect_cli.sources import discover_images
+    from detect_cli.writers import RESULTS_JSONL, prepare_out, write_tables
+
+    require_executor(job.executor)  # a missing ray package is said before anything runs
+    if job.resuming and job.out is None:
+        raise BadOptionError("--resume needs --out: the folder of the run to finish")
+    items = discover_images(job.sources, job.recursive, warn)  # before loading: bad sources fail fast
+    index = resume.DoneIndex.load(job.out / RESULTS_JSONL) if job.resuming and job.out else None
+    if index is not None and (other := index.models - {job.model.name}):
+        raise BadOptionError(
+            f"{job.out} holds results of {', '.join(sorted(other))}, not {job.model.name}: "
+            "resume it with the same --model, or choose another --out"
+        )
+    todo = resume.plan(items, index, job.retry_failed) if index is not None else resume.ResumePlan(items)
     detector = detector or load_detector(job.model, job.options, job.classes)
     for note in option_warnings(detector, job.iou_given):
         if warn:
             warn(note)
-    out = prepare_out(job.out, job.run_name, job.exist_ok)  # only once there is something to write
-    sinks = open_sinks(out, job.formats, detector.names, job.save_images, echo)
-    frames = image_frames(items, job.url_timeout)
-    return run(frames, detector, sinks, out, progress, total=len(items), batch=job.batch), detector
+    # Only once there is something to write; a resume writes into the run it finishes.
+    out = prepare_out(job.out, job.run_name, job.exist_ok or job.resuming)
+    if job.resuming:
+        resume.repair_tail(out / RESULTS_JSONL)
+        resume.remove_partials(out)
+    with stop_on_sigint(lambda: warn(INTERRUPT_NOTE) if warn else None) as stop:
+        report = execute(job, todo.todo, detector, out, progress, echo, stop)
+    report.skipped, report.skipped_failed = todo.skipped, todo.skipped_failed
+    if todo.needs_compaction:
+        resume.compact(out / RESULTS_JSONL)
+    write_tables(out, job.formats, detector.names)
+    return report, detector

@@ -10,6 +10,8 @@ from detect_cli.cli.options import (
     Classes,
     Conf,
     Device,
+    Executor,
+    ExecutorOpt,
     ExistOk,
     Formats,
     Half,
@@ -20,11 +22,16 @@ from detect_cli.cli.options import (
     Nms,
     Out,
     Quiet,
+    RayAddress,
+    RayWorkers,
     Recursive,
+    Resume,
+    RetryFailed,
     Save,
     Sources,
     UrlTimeout,
     handle_errors,
+    resume_command,
 )
 from detect_cli.errors import ExitCode
 from detect_cli.models import DEFAULT_MODEL, Family
@@ -39,6 +46,7 @@ def _print_json_line(line: str) -> None:
 
 
 def exit_code_for(failed: int, interrupted: bool) -> int:
+    """`failed` counts every input the run folder records as failed, earlier ones kept by --resume too."""
     if interrupted:
         return ExitCode.INTERRUPTED
     return ExitCode.SOME_FAILED if failed else ExitCode.OK
@@ -49,6 +57,7 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
 
     @handle_errors
     def image(
+        ctx: typer.Context,
         sources: Sources,
         model: str = typer.Option(
             default_model,
@@ -74,6 +83,11 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         url_timeout: UrlTimeout = 15.0,
         json_out: Json = False,
         quiet: Quiet = False,
+        resume: Resume = False,
+        retry_failed: RetryFailed = False,
+        executor: ExecutorOpt = Executor.local,
+        ray_address: RayAddress = None,
+        ray_workers: RayWorkers = None,
     ) -> None:
         from detect_cli import ui
         from detect_cli.errors import BadOptionError
@@ -81,9 +95,13 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         from detect_cli.pipeline import ImageJob, run_images
 
         ref = resolve(model, family)
-        dev = select_device(device)
-        if half and not dev.startswith("cuda"):
-            raise BadOptionError("--half needs a CUDA device")
+        on_ray = executor is Executor.ray or ray_address is not None
+        if on_ray:  # the device is resolved on each worker, which may have GPUs this machine lacks
+            dev = device.strip().lower()
+        else:
+            dev = select_device(device)
+            if half and not dev.startswith("cuda"):
+                raise BadOptionError("--half needs a CUDA device")
         if imgsz % 32:
             raise BadOptionError(f"--imgsz {imgsz} is not a multiple of 32")
         options = PredictOptions(
@@ -109,6 +127,11 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
             batch=batch,
             classes=classes,
             iou_given=iou is not None,
+            resume=resume,
+            retry_failed=retry_failed,
+            executor="ray" if on_ray else "local",
+            ray_address=ray_address,
+            ray_workers=ray_workers,
         )
         assert set(job.formats) <= set(FORMATS)
         progress = None if quiet else ui.RichProgress(ref.name)
@@ -120,7 +143,9 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         )
         if not quiet:
             ui.print_summary(report, detector.name)
-        code = exit_code_for(report.summary.failed, report.interrupted)
+        if report.interrupted:  # said even with --quiet: it is what to do next
+            ui.err_console.print(f"To resume: {resume_command(ctx, report.out)}", markup=False)
+        code = exit_code_for(report.summary.failed + report.skipped_failed, report.interrupted)
         if code:
             raise typer.Exit(code)
 
@@ -128,6 +153,6 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         f"Detect objects in images with {FAMILY_LABEL[family]} (default model {default_model}).\n\n"
         "Writes results.jsonl (one line per input) and annotated images to the output folder. "
         "Exit code 0: all inputs ok; 1: some failed (the rest were written); 2: nothing could run; "
-        "130: interrupted."
+        "130: interrupted (--resume finishes it)."
     )
     return image

@@ -24,6 +24,11 @@ class OutputFormat(str, Enum):
     coco = "coco"
 
 
+class Executor(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class State:
     """Global flags set by the top-level callback."""
 
@@ -123,3 +128,65 @@ Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON line per input on stdout (logs go to stderr).")
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Finish the run in --out: skip inputs it already recorded (a file changed since is redone).",
+    ),
+]
+RetryFailed = Annotated[
+    bool, typer.Option("--retry-failed", help="Like --resume, and also redo the inputs that failed.")
+]
+ExecutorOpt = Annotated[
+    Executor,
+    typer.Option(
+        "--executor",
+        case_sensitive=False,
+        help="Where the batch runs: local (this process) or ray (a Ray cluster; needs detect-cli[ray]).",
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster to join (implies --executor ray; default $RAY_ADDRESS, else a local Ray starts).",
+        show_default=False,
+    ),
+]
+RayWorkers = Annotated[
+    int | None,
+    typer.Option(
+        "--ray-workers",
+        min=1,
+        help="Ray workers, each with its own copy of the model (default: one per GPU, or per CPU).",
+        show_default=False,
+    ),
+]
+
+
+def resume_command(ctx: typer.Context, out: Path) -> str:
+    """The command line that finishes this run: the same arguments, with --out and --resume, run from
+    this folder (relative paths and the input keys depend on it)."""
+    import shlex
+
+    words = ctx.command_path.split()
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if param.param_type_name == "argument":
+            words += [str(v) for v in value or ()]
+            continue
+        opts = getattr(param, "opts", [])
+        if param.name in ("out", "resume", "exist_ok") or value == param.default or value is None:
+            continue
+        if isinstance(value, bool):
+            secondary = getattr(param, "secondary_opts", [])
+            flag = opts[0] if value else (secondary[0] if secondary else None)
+            words += [flag] if flag else []
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                words += [opts[0], str(v.value if isinstance(v, Enum) else v)]
+        else:
+            words += [opts[0], str(value.value if isinstance(value, Enum) else value)]
+    words += ["--out", str(out), "--resume"]
+    return f"cd {shlex.quote(os.getcwd())} && {shlex.join(words)}"
