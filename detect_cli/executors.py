@@ -26,7 +26,7 @@ from detect_cli.errors import BadOptionError, DetectError
 from detect_cli.models import Detector, ModelRef, PredictOptions
 from detect_cli.pipeline import Progress, RunReport, image_frames, run
 from detect_cli.results import ImageResult
-from detect_cli.sources import ImageInput, input_path
+from detect_cli.sources import ImageInput, current_stamp, input_path
 from detect_cli.writers import RESULTS_JSONL, JsonlWriter, Sink, open_sinks, output_sinks
 
 if TYPE_CHECKING:
@@ -204,7 +204,16 @@ def _first_line(e: BaseException) -> str:
 
 
 def _failed(items: Sequence[ImageInput], model: str, reason: str) -> list[ImageResult]:
-    return [ImageResult(it.source, model, error=reason, path=input_path(it)) for it in items]
+    """Failure records for a shard no worker could finish, stamped like any other record, so that
+    --resume keeps them and --retry-failed redoes them."""
+    results = []
+    for it in items:
+        stamp = current_stamp(it)
+        size, mtime = (stamp.size, stamp.mtime_ns) if stamp else (None, None)
+        results.append(
+            ImageResult(it.source, model, error=reason, path=input_path(it), size=size, mtime_ns=mtime)
+        )
+    return results
 
 
 def run_ray(

@@ -13,6 +13,7 @@ from conftest import SMALL_IMGSZ, make_image
 from typer.testing import CliRunner
 
 from detect_cli.cli import app
+from detect_cli.cli.options import State
 from detect_cli.writers import read_jsonl
 
 runner = CliRunner()
@@ -77,6 +78,7 @@ def test_missing_ray_is_one_line_exit_2(
     rtdetr_pt: Path, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
+    monkeypatch.setattr(State, "debug", False)  # an earlier `--debug` test leaves it set in this process
     argv = ["image", str(images), "-m", str(rtdetr_pt), "--executor", "ray", "-o", str(tmp_path / "o")]
     result = runner.invoke(app, argv)
     assert result.exit_code == 2
@@ -84,3 +86,20 @@ def test_missing_ray_is_one_line_exit_2(
         "error: --executor ray needs the ray package: pip install 'detect-cli[ray]' (on every node)"
     ]
     assert "Traceback" not in result.output and not (tmp_path / "o").exists()
+
+
+def test_a_shard_no_worker_finished_is_recorded_as_failed_and_retried_only_on_request(
+    images: Path, tmp_path: Path
+) -> None:
+    from detect_cli.executors import _failed
+    from detect_cli.resume import DoneIndex, plan
+    from detect_cli.sources import discover_images
+    from detect_cli.writers import JsonlWriter
+
+    items = discover_images([str(images)])
+    with JsonlWriter(tmp_path / "results.jsonl") as sink:
+        for r in _failed(items, "m", "worker failed: RayActorError: the actor died"):
+            sink.write(r, r.source, None)  # type: ignore[arg-type]
+    index = DoneIndex.load(tmp_path / "results.jsonl")
+    assert plan(items, index).todo == [] and plan(items, index).skipped_failed == 4
+    assert plan(items, index, retry_failed=True).todo == items

@@ -95,7 +95,7 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         from detect_cli.pipeline import ImageJob, run_images
 
         ref = resolve(model, family)
-        on_ray = executor is Executor.ray or ray_address is not None
+        on_ray = executor is Executor.ray or ray_address is not None or ray_workers is not None
         if on_ray:  # the device is resolved on each worker, which may have GPUs this machine lacks
             dev = device.strip().lower()
         else:

@@ -159,7 +159,8 @@ RayWorkers = Annotated[
     typer.Option(
         "--ray-workers",
         min=1,
-        help="Ray workers, each with its own copy of the model (default: one per GPU, or per CPU).",
+        help="Ray workers, each with its own copy of the model (implies --executor ray; "
+        "default: one per GPU, or per CPU).",
         show_default=False,
     ),
 ]
