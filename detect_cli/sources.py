@@ -250,8 +250,8 @@ def discover_images(
 
     Sources that name nothing usable (and folders that cannot be listed) are kept as error records
     beside the good ones; when there are no good ones at all, NoInputsError says why. Symlink loops are
-    skipped and passed to `warn`. The result is a list of small records (a few hundred bytes per input):
-    the total is needed up front for progress and resume, and this is fine for millions of inputs.
+    skipped and passed to `warn`. The result is a list of small records (about 650 bytes per input):
+    the total is needed up front for progress and the resume plan; a million inputs hold about 1 GB.
     """
     items = list(_unique_rel(item for s in sources for item in _from_one(s, recursive, None, warn)))
     if not items:
