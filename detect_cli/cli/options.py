@@ -143,7 +143,7 @@ ExecutorOpt = Annotated[
     typer.Option(
         "--executor",
         case_sensitive=False,
-        help="Where the batch runs: local (this process) or ray (a Ray cluster; needs detect-cli[ray]).",
+        help="Where the batch runs: local (this process) or ray (a Ray cluster; needs the ray extra).",
     ),
 ]
 RayAddress = Annotated[
