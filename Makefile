@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format clean bench-batch
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ format: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Batch throughput vs ultralytics' own predict, pipeline vs bare model forward, peak RSS 50 vs 1000 images.
+bench-batch: install
+	$(BIN)/python bench/batch.py
 
 clean:
 	rm -rf $(VENV) detect-runs .pytest_cache .ruff_cache

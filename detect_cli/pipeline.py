@@ -2,6 +2,8 @@
 
 Reading runs ahead in worker threads (bounded look-ahead, order kept) so decoding and downloads overlap
 inference; results go to the sinks as they come, so memory stays flat however many inputs there are.
+`run_images` is a whole image batch: discovery, resume, the model, an executor (executors.py: local or
+Ray), and the tables built from results.jsonl at the end.
 """
 
 from __future__ import annotations
@@ -11,16 +13,24 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from detect_cli.errors import InputError
+from detect_cli.errors import BadOptionError, InputError
 from detect_cli.models import Detector, ModelRef, PredictOptions
 from detect_cli.results import ImageResult, RunSummary
-from detect_cli.sources import DEFAULT_URL_TIMEOUT_S, ImageInput, read_image
+from detect_cli.sources import (
+    DEFAULT_URL_TIMEOUT_S,
+    FileStamp,
+    ImageInput,
+    decode_image,
+    fetch_url,
+    input_path,
+    read_file,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,7 +43,9 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One unit of work: a decoded image or video frame, or the error that stopped reading it."""
+    """One unit of work: a decoded image or video frame, or the error that stopped reading it.
+
+    `path` and `stamp` identify a file input for resume (None for URLs and video frames)."""
 
     source: str
     rel_path: PurePosixPath
@@ -41,6 +53,8 @@ class Frame:
     error: str | None = None
     frame: int | None = None
     time_s: float | None = None
+    path: str | None = None
+    stamp: FileStamp | None = None
 
 
 class Progress(Protocol):
@@ -67,10 +81,20 @@ def prefetch(items: Iterable[T], fn: Callable[[T], R], depth: int = 4, workers: 
 
 
 def read_frame(item: ImageInput, url_timeout: float = DEFAULT_URL_TIMEOUT_S) -> Frame:
+    """Read and decode one input; a failure (vanished file, bad bytes, HTTP error) becomes its `error`.
+    The stamp is that of the bytes read, so a record always describes the file it was made from."""
+    path, stamp = input_path(item), None
     try:
-        return Frame(item.source, item.rel_path, read_image(item, url_timeout))
+        if item.error:
+            raise InputError(item.error)
+        if item.url:
+            data = fetch_url(item.url, url_timeout)
+        else:
+            assert item.path is not None
+            data, stamp = read_file(item.path)
+        return Frame(item.source, item.rel_path, decode_image(data), path=path, stamp=stamp)
     except InputError as e:
-        return Frame(item.source, item.rel_path, None, error=str(e))
+        return Frame(item.source, item.rel_path, None, error=str(e), path=path, stamp=stamp)
 
 
 def image_frames(items: Sequence[ImageInput], url_timeout: float = DEFAULT_URL_TIMEOUT_S) -> Iterator[Frame]:
@@ -102,15 +126,18 @@ def detect_batch(detector: Detector, batch: Sequence[Frame]) -> list[ImageResult
     results = []
     for f in batch:
         h, w = f.image.shape[:2] if f.image is not None else (None, None)
+        ident = {
+            "frame": f.frame,
+            "time_s": f.time_s,
+            "path": f.path,
+            "size": f.stamp.size if f.stamp else None,
+            "mtime_ns": f.stamp.mtime_ns if f.stamp else None,
+        }
         if id(f) in outputs:
             dets, speed = outputs[id(f)]
-            results.append(ImageResult(f.source, detector.name, w, h, speed, dets, None, f.frame, f.time_s))
+            results.append(ImageResult(f.source, detector.name, w, h, speed, dets, None, **ident))
         else:
-            results.append(
-                ImageResult(
-                    f.source, detector.name, w, h, error=f.error or failure, frame=f.frame, time_s=f.time_s
-                )
-            )
+            results.append(ImageResult(f.source, detector.name, w, h, error=f.error or failure, **ident))
     return results
 
 
@@ -126,23 +153,31 @@ class RunReport:
     notes: list[str] = field(default_factory=list)  # things the user should hear that are not failures
     outputs: list[Path] = field(default_factory=list)  # files worth naming in the summary (videos)
     codec: str | None = None  # the video codec written with, when videos were written
+    skipped: int = 0  # already recorded by an earlier run (--resume)
+    skipped_failed: int = 0  # of those, recorded as failed (--retry-failed redoes them)
 
 
 @contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C that arrives inside the block until it ends, so one result reaches every sink
-    or none: a video never holds a frame that frames.jsonl lacks, or the other way round."""
+def stop_on_sigint(on_stop: Callable[[], None] | None = None) -> Generator[threading.Event, None, None]:
+    """A first Ctrl-C sets the event (the run finishes the images in flight, then stops); a second one
+    raises KeyboardInterrupt as usual. Outside the main thread signals cannot be caught: nothing is set."""
+    stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        if on_stop:
+            on_stop()
+
+    previous = signal.signal(signal.SIGINT, handler)
     try:
-        yield
+        yield stop
     finally:
         signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
 
 
 def run(
@@ -153,30 +188,38 @@ def run(
     progress: Progress | None = None,
     total: int | None = None,
     batch: int = 1,
+    stop: threading.Event | None = None,
 ) -> RunReport:
-    """Drive frames through the detector into the sinks.
+    """Drive frames through the detector into the sinks, each result to every sink in order.
 
-    Ctrl-C stops the loop after the result in hand is written; the sinks are closed (files finalized)
-    and the report comes back with `interrupted` set.
+    When `stop` is set the loop ends after the batch in hand is written; a KeyboardInterrupt ends it
+    after the result in hand. Either way the sinks are closed (files finalized) and the report comes
+    back with `interrupted` set.
     """
     report = RunReport(out)
     start = time.perf_counter()
     if progress:
         progress.start(total)
+    frames = iter(frames)
     try:
         for chunk in _batches(frames, batch):
             for frame, result in zip(chunk, detect_batch(detector, chunk), strict=True):
-                with _sigint_deferred():
-                    for sink in sinks:
-                        sink.write(result, frame.rel_path, frame.image)
-                    report.summary.add(result)
+                for sink in sinks:
+                    sink.write(result, frame.rel_path, frame.image)
+                report.summary.add(result)
                 if report.first_result_s is None:
                     report.first_result_s = time.perf_counter() - start
                 if progress:
                     progress.advance(result)
+            if stop is not None and stop.is_set():
+                report.interrupted = True
+                break
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
+        close = getattr(frames, "close", None)
+        if close:  # stop reading ahead now, not when the generator is collected
+            close()
         report.seconds = time.perf_counter() - start
         if progress:
             progress.stop()
@@ -203,6 +246,15 @@ class ImageJob:
     batch: int = 1
     classes: str | None = None
     iou_given: bool = False
+    resume: bool = False  # finish the run in `out`: skip inputs it recorded (unless changed since)
+    retry_failed: bool = False  # with resume: also redo inputs recorded as failed
+    executor: str = "local"  # "local" or "ray"
+    ray_address: str | None = None  # None: $RAY_ADDRESS, else start a local Ray
+    ray_workers: int | None = None  # None: one per GPU (CUDA) or per CPU of the cluster
+
+    @property
+    def resuming(self) -> bool:
+        return self.resume or self.retry_failed
 
 
 def option_warnings(detector: Detector, iou_given: bool) -> list[str]:
@@ -232,6 +284,12 @@ def load_detector(ref: ModelRef, options: PredictOptions, classes: str | None) -
     return detector
 
 
+INTERRUPT_NOTE = "Ctrl-C: finishing the images in flight, then stopping (Ctrl-C again to stop at once)"
+VIDEO_INTERRUPT_NOTE = (
+    "Ctrl-C: finishing the frame in hand and the video, then stopping (Ctrl-C again to stop at once)"
+)
+
+
 def run_images(
     job: ImageJob,
     progress: Progress | None = None,
@@ -239,19 +297,43 @@ def run_images(
     detector: Detector | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> tuple[RunReport, Detector]:
-    """Discover inputs, load the model, and run; `echo` receives each results.jsonl line as written."""
-    from detect_cli.sources import discover_images
-    from detect_cli.writers import open_sinks, prepare_out
+    """Discover inputs, plan a resume, load the model, run on the chosen executor, build the tables.
 
-    items = discover_images(job.sources, job.recursive)  # before loading: bad sources fail fast
+    `echo` receives each results.jsonl line as written. A first Ctrl-C finishes the images in flight
+    and returns a report with `interrupted` set.
+    """
+    from detect_cli import resume
+    from detect_cli.executors import execute, require_executor
+    from detect_cli.sources import discover_images
+    from detect_cli.writers import RESULTS_JSONL, prepare_out, write_tables
+
+    require_executor(job.executor)  # a missing ray package is said before anything runs
+    if job.resuming and job.out is None:
+        raise BadOptionError("--resume needs --out: the folder of the run to finish")
+    items = discover_images(job.sources, job.recursive, warn)  # before loading: bad sources fail fast
+    index = resume.DoneIndex.load(job.out / RESULTS_JSONL) if job.resuming and job.out else None
+    if index is not None and (other := index.models - {job.model.name}):
+        raise BadOptionError(
+            f"{job.out} holds results of {', '.join(sorted(other))}, not {job.model.name}: "
+            "resume it with the same --model, or choose another --out"
+        )
+    todo = resume.plan(items, index, job.retry_failed) if index is not None else resume.ResumePlan(items)
     detector = detector or load_detector(job.model, job.options, job.classes)
     for note in option_warnings(detector, job.iou_given):
         if warn:
             warn(note)
-    out = prepare_out(job.out, job.run_name, job.exist_ok)  # only once there is something to write
-    sinks = open_sinks(out, job.formats, detector.names, job.save_images, echo)
-    frames = image_frames(items, job.url_timeout)
-    return run(frames, detector, sinks, out, progress, total=len(items), batch=job.batch), detector
+    # Only once there is something to write; a resume writes into the run it finishes.
+    out = prepare_out(job.out, job.run_name, job.exist_ok or job.resuming)
+    if job.resuming:
+        resume.repair_tail(out / RESULTS_JSONL)
+        resume.remove_partials(out)
+    with stop_on_sigint(lambda: warn(INTERRUPT_NOTE) if warn else None) as stop:
+        report = execute(job, todo.todo, detector, out, progress, echo, stop)
+    report.skipped, report.skipped_failed = todo.skipped, todo.skipped_failed
+    if todo.needs_compaction:
+        resume.compact(out / RESULTS_JSONL)
+    write_tables(out, job.formats, detector.names)
+    return report, detector
 
 
 @dataclass(frozen=True)
@@ -291,7 +373,15 @@ def run_video(
     from detect_cli import video
     from detect_cli.sources import discover_videos
     from detect_cli.threads import ThreadedSink
-    from detect_cli.writers import AnnotatedImageWriter, AnnotatedVideoWriter, open_sinks, prepare_out
+    from detect_cli.writers import (
+        FRAMES_JSONL,
+        AnnotatedImageWriter,
+        AnnotatedVideoWriter,
+        JsonlWriter,
+        open_sinks,
+        prepare_out,
+        write_tables,
+    )
 
     items = discover_videos(job.sources, job.recursive)
     notes: list[str] = []
@@ -302,8 +392,8 @@ def run_video(
             if warn:
                 warn(note)
         codec = video.pick_codec() if job.save_video else None
-        out = prepare_out(job.out, job.run_name, job.exist_ok, record="frames.jsonl")
-        sinks = open_sinks(out, job.formats, detector.names, False, echo, record="frames.jsonl")
+        out = prepare_out(job.out, job.run_name, job.exist_ok, record=FRAMES_JSONL)
+        sinks = open_sinks(out, job.formats, detector.names, False, echo, record=FRAMES_JSONL)
         opened = [v for v in videos if isinstance(v, video.OpenedVideo)]
         video_writer = None
         if codec:
@@ -317,8 +407,12 @@ def run_video(
         frames = video.video_frames(
             videos, job.vid_stride, job.max_frames, job.reconnects, job.url_timeout, notes.append
         )
-        with contextlib.closing(frames):  # stops the decoder thread however the run ends
-            report = run(frames, detector, sinks, out, progress, total=total, batch=job.batch)
+        # The record goes last, as for images; the threaded writers are drained when the run closes them.
+        # A first Ctrl-C finishes the frame in hand, then the video is finalized.
+        sinks.sort(key=lambda sink: isinstance(sink, JsonlWriter))
+        with stop_on_sigint(lambda: warn(VIDEO_INTERRUPT_NOTE) if warn else None) as stop:
+            report = run(frames, detector, sinks, out, progress, total=total, batch=job.batch, stop=stop)
+    write_tables(out, job.formats, detector.names, record=FRAMES_JSONL)
     report.notes.extend(notes)
     report.codec = str(codec) if codec else None
     if video_writer:

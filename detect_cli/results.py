@@ -58,7 +58,9 @@ class Speed:
 class ImageResult:
     """The outcome for one input: its detections, or the error that stopped it.
 
-    `frame` and `time_s` are set for video frames and left None for still images.
+    `frame` and `time_s` are set for video frames and left None for still images. `path` (absolute),
+    `size` and `mtime_ns` identify a file input, so a resumed run can tell a done input from a changed
+    one; they are None for URLs (and size/mtime for a file that could not be opened).
     """
 
     source: str
@@ -70,6 +72,9 @@ class ImageResult:
     error: str | None = None
     frame: int | None = None
     time_s: float | None = None
+    path: str | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -80,6 +85,8 @@ class ImageResult:
         if self.frame is not None:
             d["frame"] = self.frame
             d["time_s"] = None if self.time_s is None else round(self.time_s, 4)
+        if self.path is not None:
+            d.update(path=self.path, size=self.size, mtime_ns=self.mtime_ns)
         d.update(
             width=self.width,
             height=self.height,
@@ -103,6 +110,9 @@ class ImageResult:
             error=d.get("error"),
             frame=d.get("frame"),
             time_s=d.get("time_s"),
+            path=d.get("path"),
+            size=d.get("size"),
+            mtime_ns=d.get("mtime_ns"),
         )
 
 

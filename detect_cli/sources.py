@@ -14,7 +14,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, TypeVar
@@ -73,15 +73,79 @@ def _dir_label(path: Path) -> str:
     return path.resolve().name or "root"
 
 
-def _walk_images(root: Path, recursive: bool, suffixes: frozenset[str] = IMAGE_SUFFIXES) -> Iterator[Path]:
-    # os.walk with followlinks=False never loops on symlinked folders.
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if Path(name).suffix.lower() in suffixes:
-                yield Path(dirpath, name)
-        if not recursive:
-            break
+@dataclass(frozen=True, slots=True)
+class WalkProblem:
+    """A folder the walk could not enter (recorded as a failed input) or a symlink loop (a warning)."""
+
+    path: Path
+    message: str
+    loop: bool = False
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool | None:
+    """entry.is_dir(), following symlinks; None for a link that cannot be resolved (a loop, say)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return None
+
+
+def _walk_images(
+    root: Path,
+    recursive: bool,
+    problems: list[WalkProblem] | None = None,
+    suffixes: frozenset[str] = IMAGE_SUFFIXES,
+) -> Iterator[Path]:
+    """Image files below root, sorted, depth first, one folder listing in memory at a time.
+
+    Symlinked folders are followed, each real folder once: a link back to a folder already on the walk
+    (a loop) is skipped and noted. A folder that cannot be listed is noted, never fatal.
+    """
+    problems = problems if problems is not None else []
+    try:
+        st = root.stat()
+        seen = {(st.st_dev, st.st_ino)}
+    except OSError:
+        seen = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            problems.append(WalkProblem(folder, f"cannot read folder: {e.strerror or e}"))
+            continue
+        subdirs = []
+        for entry in entries:
+            is_dir = _is_dir(entry)
+            if is_dir is None:  # unresolvable link: a file-like name is still tried, and its read reports it
+                if Path(entry.name).suffix.lower() in suffixes:
+                    yield Path(entry.path)
+            elif is_dir:
+                if not recursive:
+                    continue
+                try:
+                    st = entry.stat()
+                except OSError as e:
+                    problems.append(WalkProblem(Path(entry.path), f"cannot read folder: {e.strerror or e}"))
+                    continue
+                ident = (st.st_dev, st.st_ino)
+                if ident in seen:
+                    problems.append(
+                        WalkProblem(
+                            Path(entry.path),
+                            f"symlink loop (or a second link): {entry.path} leads to "
+                            f"{os.path.realpath(entry.path)}, already walked; not followed",
+                            loop=True,
+                        )
+                    )
+                    continue
+                seen.add(ident)
+                subdirs.append(Path(entry.path))
+            elif Path(entry.name).suffix.lower() in suffixes:
+                yield Path(entry.path)
+        stack.extend(reversed(subdirs))
 
 
 def _glob_base(pattern: str) -> Path:
@@ -94,12 +158,19 @@ def _glob_base(pattern: str) -> Path:
     return Path(*parts) if parts else Path(".")
 
 
+Warn = Callable[[str], None]
+
+
 def _from_one(
-    source: str, recursive: bool, base_dir: Path | None, suffixes: frozenset[str] = IMAGE_SUFFIXES
+    source: str,
+    recursive: bool,
+    base_dir: Path | None,
+    warn: Warn | None = None,
+    suffixes: frozenset[str] = IMAGE_SUFFIXES,
 ) -> Iterator[ImageInput]:
     kind = "videos" if suffixes is VIDEO_SUFFIXES else "images"
     if source.startswith("@"):
-        yield from _from_list(Path(source[1:]), recursive)
+        yield from _from_list(Path(source[1:]), recursive, warn)
         return
     if is_url(source):
         scheme = urllib.parse.urlsplit(source).scheme.lower()
@@ -128,11 +199,20 @@ def _from_one(
             yield ImageInput(str(f), rel, path=f)
     elif path.is_dir():
         found = False
-        for f in _walk_images(path, recursive, suffixes):
+        problems: list[WalkProblem] = []
+        for f in _walk_images(path, recursive, problems, suffixes):
             found = True
             rel = PurePosixPath(_dir_label(path), *f.relative_to(path).parts)
             yield ImageInput(str(f), rel, path=f)
-        if not found:
+        for p in problems:
+            if p.loop:
+                if warn:
+                    warn(p.message)
+            else:  # its images could not be listed: a failed input, so the run says so
+                yield ImageInput(
+                    str(p.path), PurePosixPath(_safe_name(str(p.path))), path=p.path, error=p.message
+                )
+        if not found and not any(not p.loop for p in problems):
             yield ImageInput(
                 source,
                 PurePosixPath(_safe_name(source)),
@@ -157,7 +237,7 @@ def _list_entries(list_file: Path) -> list[str]:
     return entries
 
 
-def _from_list(list_file: Path, recursive: bool) -> Iterator[ImageInput]:
+def _from_list(list_file: Path, recursive: bool, warn: Warn | None) -> Iterator[ImageInput]:
     """Relative paths in a list are relative to the list file."""
     try:
         entries = _list_entries(list_file)
@@ -169,7 +249,7 @@ def _from_list(list_file: Path, recursive: bool) -> Iterator[ImageInput]:
         )
         return
     for entry in entries:
-        yield from _from_one(entry, recursive, base_dir=list_file.parent)
+        yield from _from_one(entry, recursive, list_file.parent, warn)
 
 
 Input = TypeVar("Input", "ImageInput", "VideoInput")
@@ -180,7 +260,7 @@ def _unique_rel(items: Iterable[Input]) -> Iterator[Input]:
     seen_paths: set[str] = set()
     used: set[PurePosixPath] = set()
     for item in items:
-        key = item.url or (str(item.path.resolve()) if item.path else item.source)
+        key = item.url or (os.path.realpath(item.path) if item.path else item.source)
         if item.error is None:
             if key in seen_paths:
                 continue
@@ -193,13 +273,17 @@ def _unique_rel(items: Iterable[Input]) -> Iterator[Input]:
         yield replace(item, rel_path=rel) if rel != item.rel_path else item
 
 
-def discover_images(sources: Sequence[str], recursive: bool = True) -> list[ImageInput]:
+def discover_images(
+    sources: Sequence[str], recursive: bool = True, warn: Warn | None = None
+) -> list[ImageInput]:
     """Expand SOURCE arguments into image inputs, in the order given (folders sorted).
 
-    Sources that name nothing usable are kept as error records beside the good ones; when there are
-    no good ones at all, NoInputsError says why.
+    Sources that name nothing usable (and folders that cannot be listed) are kept as error records
+    beside the good ones; when there are no good ones at all, NoInputsError says why. Symlink loops are
+    skipped and passed to `warn`. The result is a list of small records (about 650 bytes per input):
+    the total is needed up front for progress and the resume plan; a million inputs hold about 1 GB.
     """
-    items = list(_unique_rel(item for s in sources for item in _from_one(s, recursive, None)))
+    items = list(_unique_rel(item for s in sources for item in _from_one(s, recursive, None, warn)))
     if not items:
         raise NoInputsError("no inputs given")
     if all(item.error for item in items):  # nothing to run: say why, rather than write a run of failures
@@ -274,7 +358,7 @@ def _videos_from_one(source: str, recursive: bool, base_dir: Path | None) -> Ite
         for entry in entries:
             yield from _videos_from_one(entry, recursive, list_file.parent)
     else:
-        for item in _from_one(source, recursive, base_dir, VIDEO_SUFFIXES):
+        for item in _from_one(source, recursive, base_dir, suffixes=VIDEO_SUFFIXES):
             yield VideoInput(item.source, item.rel_path.with_suffix(""), path=item.path, error=item.error)
 
 
@@ -372,6 +456,47 @@ def decode_image(data: bytes) -> np.ndarray:
     return image
 
 
+@dataclass(frozen=True, slots=True)
+class FileStamp:
+    """Size and modification time of an input file: with its path, what resume keys an input by."""
+
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStamp:
+        return cls(st.st_size, st.st_mtime_ns)
+
+
+def input_path(item: ImageInput) -> str | None:
+    """The absolute path of a file input (as found, links not resolved); None for URLs."""
+    return os.path.abspath(item.path) if item.path is not None and item.url is None else None
+
+
+def current_stamp(item: ImageInput) -> FileStamp | None:
+    """The stamp of a file input now; None for URLs, inputs that failed discovery, and missing files."""
+    if item.error or item.path is None:
+        return None
+    try:
+        return FileStamp.of(item.path.stat())
+    except OSError:
+        return None
+
+
+def read_file(path: Path) -> tuple[bytes, FileStamp]:
+    """The bytes of a file and the stamp of exactly those bytes (fstat of the open file)."""
+    try:
+        with path.open("rb") as f:
+            stamp = FileStamp.of(os.fstat(f.fileno()))
+            return f.read(), stamp
+    except FileNotFoundError as e:
+        raise InputError("file vanished before it was read") from e
+    except IsADirectoryError as e:
+        raise InputError("is a folder, not an image") from e
+    except OSError as e:
+        raise InputError(f"cannot read file: {e.strerror or e}") from e
+
+
 def read_image(item: ImageInput, url_timeout: float = DEFAULT_URL_TIMEOUT_S) -> np.ndarray:
     """Read and decode one input; raises InputError for anything the user should be told about."""
     if item.error:
@@ -379,10 +504,4 @@ def read_image(item: ImageInput, url_timeout: float = DEFAULT_URL_TIMEOUT_S) -> 
     if item.url:
         return decode_image(fetch_url(item.url, url_timeout))
     assert item.path is not None
-    try:
-        data = item.path.read_bytes()
-    except FileNotFoundError as e:
-        raise InputError("file vanished before it was read") from e
-    except OSError as e:
-        raise InputError(f"cannot read file: {e.strerror or e}") from e
-    return decode_image(data)
+    return decode_image(read_file(item.path)[0])

@@ -68,6 +68,15 @@ def print_summary(report: RunReport, model: str, console: Console = err_console)
         + (f", {s.mean_ms:.1f} ms/image" if s.mean_ms is not None else "")
         + f" ({report.seconds:.1f}s)"
     )
+    if report.skipped:
+        console.print(
+            f"  {report.skipped} skipped: already recorded by an earlier run"
+            + (
+                f" ({report.skipped_failed} of them failed; --retry-failed redoes those)"
+                if report.skipped_failed
+                else ""
+            )
+        )
     if s.per_class:
         console.print(
             "  "

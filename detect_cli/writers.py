@@ -1,9 +1,11 @@
 """Output sinks: results.jsonl (frames.jsonl for videos), CSV, YOLO labels, COCO results, annotated
 images and annotated videos.
 
-Each sink is a context manager fed one result at a time, so nothing accumulates in memory. Files that
-are written whole (images, labels) go to a temporary name first and are renamed into place, so a
-half-written file never exists under its final name; line files are flushed after every input.
+Each sink is a context manager fed one result at a time, so nothing accumulates in memory. Every file
+but results.jsonl is written to a temporary name first and renamed into place, so a half-written file
+never exists under its final name. results.jsonl is appended and flushed per input, after that input's
+other outputs are written: it is the run's commit log (see resume.py). The tables (CSV, COCO) are built
+from results.jsonl when a run ends, so they always hold exactly what it records, resumed runs included.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import csv
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from detect_cli.video import Codec
 
 FORMATS = ("jsonl", "csv", "txt", "coco")
+RESULTS_JSONL = "results.jsonl"  # the record of an image run
+FRAMES_JSONL = "frames.jsonl"  # the record of a video run
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -59,9 +63,7 @@ def new_run_dir(base: Path, name: str, exist_ok: bool = False) -> Path:
 DEFAULT_RUNS_DIR = Path("detect-runs")
 
 
-def prepare_out(
-    out: Path | None, run_name: str, exist_ok: bool = False, record: str = "results.jsonl"
-) -> Path:
+def prepare_out(out: Path | None, run_name: str, exist_ok: bool = False, record: str = RESULTS_JSONL) -> Path:
     """The run folder: `out` as given, or a new detect-runs/<run_name>[-N].
 
     A given folder that already holds a run (its `record` file) is refused unless exist_ok (then
@@ -111,6 +113,39 @@ class _LineFile(Sink):
             self._f.close()
 
 
+class _WholeFile(Sink):
+    """A file streamed to a temporary name and renamed into place at `close`; an error inside the
+    `with` block discards it instead, so the final name only ever holds a complete file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tmp = path.with_name(f".{path.name}.part")
+        self._f: IO[str] = self._tmp.open("w", encoding="utf-8", newline="")
+
+    def _finish(self) -> None:
+        """Write what closes the file (a footer, say) before it is renamed."""
+
+    def close(self) -> None:
+        if self._f.closed:
+            return
+        self._finish()
+        self._f.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 class JsonlWriter(_LineFile):
     """results.jsonl: one JSON object per input (or frame), the record of the run."""
 
@@ -142,7 +177,7 @@ CSV_COLUMNS = (
 )
 
 
-class CsvWriter(_LineFile):
+class CsvWriter(_WholeFile):
     """results.csv: one row per detection; an input with no detection (or an error) still gets a row.
 
     For videos (`frames=True`) each row also names its frame and time after the source.
@@ -165,7 +200,6 @@ class CsvWriter(_LineFile):
             self._csv.writerow(
                 [*head, d.class_id, d.class_name, f"{d.confidence:.6f}", *(f"{v:.3f}" for v in d.xyxy), ""]
             )
-        self._flush()
 
 
 class YoloTxtWriter(Sink):
@@ -194,7 +228,7 @@ def coco80_to_coco91() -> list[int]:
     return coco80_to_coco91_class()
 
 
-class CocoWriter(Sink):
+class CocoWriter(_WholeFile):
     """coco_results.json: the COCO results format (a list of {image_id, category_id, bbox, score}).
 
     Streams the array to a temporary file and renames it at close. For models with the 80 COCO classes,
@@ -203,9 +237,7 @@ class CocoWriter(Sink):
     """
 
     def __init__(self, path: Path, names: dict[int, str]) -> None:
-        self.path = path
-        self._tmp = path.with_name(f".{path.name}.part")
-        self._f = self._tmp.open("w", encoding="utf-8")
+        super().__init__(path)
         self._f.write("[")
         self._first = True
         self._n = 0
@@ -231,12 +263,8 @@ class CocoWriter(Sink):
             self._f.write(("" if self._first else ",") + "\n" + json.dumps(record))
             self._first = False
 
-    def close(self) -> None:
-        if self._f.closed:
-            return
+    def _finish(self) -> None:
         self._f.write("\n]\n")
-        self._f.close()
-        os.replace(self._tmp, self.path)
 
 
 class AnnotatedImageWriter(Sink):
@@ -319,38 +347,79 @@ class AnnotatedVideoWriter(Sink):
         self._finish()
 
 
+TABLES = {"csv": "results.csv", "coco": "coco_results.json"}
+
+
+def output_sinks(out: Path, formats: Iterable[str], save_images: bool) -> list[Sink]:
+    """The per-input files a run asked for (annotated images, YOLO labels)."""
+    sinks: list[Sink] = []
+    if "txt" in set(formats):
+        sinks.append(YoloTxtWriter(out / "labels"))
+    if save_images:
+        sinks.append(AnnotatedImageWriter(out))
+    return sinks
+
+
 def open_sinks(
     out: Path,
     formats: Iterable[str],
     names: dict[int, str],
     save_images: bool,
     echo: Callable[[str], None] | None = None,
-    record: str = "results.jsonl",
+    record: str = RESULTS_JSONL,
 ) -> list[Sink]:
-    """The sinks a run asked for; the `record` jsonl (results.jsonl, or frames.jsonl for videos) is
-    always written."""
-    sinks: list[Sink] = [JsonlWriter(out / record, echo)]
-    fmts = set(formats)
-    if "csv" in fmts:
-        sinks.append(CsvWriter(out / "results.csv", frames=record == "frames.jsonl"))
-    if "txt" in fmts:
-        sinks.append(YoloTxtWriter(out / "labels"))
-    if "coco" in fmts:
-        sinks.append(CocoWriter(out / "coco_results.json", names))
-    if save_images:
-        sinks.append(AnnotatedImageWriter(out))
-    return sinks
+    """The sinks of a run, the `record` jsonl last (results.jsonl, or frames.jsonl for videos): an input
+    is recorded only once its files are written.
+
+    The tables (csv, coco) are not among them: `write_tables` builds them from the record at the end.
+    """
+    return [*output_sinks(out, formats, save_images), JsonlWriter(out / record, echo)]
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a results.jsonl one at a time, skipping a line cut short by a crash."""
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and "source" in record:
+                yield record
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Parse a results.jsonl (skipping a last line cut short by a crash)."""
-    rows: list[dict[str, Any]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+    return list(iter_jsonl(path))
+
+
+def write_tables(
+    out: Path, formats: Iterable[str], names: dict[int, str], record: str = RESULTS_JSONL
+) -> list[Path]:
+    """(Re)build results.csv / coco_results.json from the run's record (out/results.jsonl, or
+    frames.jsonl), streaming, each renamed into place when complete. Returns the files written."""
+    fmts = set(formats)
+    makers: list[_WholeFile] = []
+    if "csv" in fmts:
+        makers.append(CsvWriter(out / TABLES["csv"], frames=record == FRAMES_JSONL))
+    if "coco" in fmts:
+        makers.append(CocoWriter(out / TABLES["coco"], names))
+    if not makers:
+        return []
+    jsonl = out / record
+    try:
+        records = iter_jsonl(jsonl) if jsonl.exists() else iter(())
+        for record in records:
+            result = ImageResult.from_dict(record)
+            for m in makers:
+                m.write(result, PurePosixPath(result.source), None)
+    except BaseException:
+        for m in makers:
+            m.abort()
+        raise
+    for m in makers:
+        m.close()
+    return [m.path for m in makers]
 
 
 def close_all(sinks: Sequence[Sink]) -> None:

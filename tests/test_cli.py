@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -264,11 +265,9 @@ def test_models_json() -> None:
     assert data["cache_dir"].endswith("cache")
 
 
-def test_sigint_exits_130_with_records_flushed(rtdetr_pt: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "many"
-    for i in range(40):
-        make_image(folder / f"{i:03d}.jpg", i)
-    proc = subprocess.Popen(
+def _start_batch(rtdetr_pt: Path, folder: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+    """`detect image folder --json` in a real process, its results streamed on stdout."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -281,23 +280,84 @@ def test_sigint_exits_130_with_records_flushed(rtdetr_pt: Path, tmp_path: Path) 
             "--imgsz",
             str(SMALL_IMGSZ),
             "-o",
-            str(tmp_path / "out"),
+            str(out),
+            *extra,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def _many(tmp_path: Path, n: int = 40) -> Path:
+    folder = tmp_path / "many"
+    for i in range(n):
+        make_image(folder / f"{i:03d}.jpg", i)
+    return folder
+
+
+def test_sigint_exits_130_with_records_flushed_and_says_how_to_resume(
+    rtdetr_pt: Path, tmp_path: Path
+) -> None:
+    folder, out = _many(tmp_path), tmp_path / "out"
+    proc = _start_batch(rtdetr_pt, folder, out, "--conf", "0.01")
     assert proc.stdout is not None
     first = proc.stdout.readline()  # the run is under way
     assert json.loads(first)["error"] is None
     proc.send_signal(signal.SIGINT)
     rest, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-2000:]
-    records = read_jsonl(tmp_path / "out" / "results.jsonl")
+    records = read_jsonl(out / "results.jsonl")
     assert 1 <= len(records) < 40
-    assert len(records) == len([first, *rest.splitlines()])
+    assert len(records) == len([first, *rest.splitlines()])  # every image in flight was finished
     assert "Interrupted" in stderr
+    [hint] = [line for line in stderr.splitlines() if line.startswith("To resume: ")]
+    words = shlex.split(hint.removeprefix("To resume: "))
+    assert words[:3] == ["cd", os.getcwd(), "&&"] and words[4:6] == ["-m", "detect_cli"]
+    assert words[-3:] == ["--out", str(out), "--resume"] and "--conf" in words and "--json" in words
+    resumed = runner.invoke(app, words[words.index("image") :])  # the printed command, as given
+    assert resumed.exit_code == 0, resumed.output
+    assert sorted(r["source"] for r in read_jsonl(out / "results.jsonl")) == sorted(
+        str(p) for p in folder.iterdir()
+    )
+
+
+def test_sigkill_then_resume_records_each_input_once_with_intact_outputs(
+    rtdetr_pt: Path, tmp_path: Path
+) -> None:
+    import cv2
+
+    folder, out = _many(tmp_path, 30), tmp_path / "out"
+    formats = ["-f", "csv", "-f", "txt", "-f", "coco"]
+    proc = _start_batch(rtdetr_pt, folder, out, "--conf", "0.01", *formats)
+    assert proc.stdout is not None
+    for _ in range(5):
+        assert proc.stdout.readline()
+    proc.send_signal(signal.SIGKILL)  # no handler runs: whatever was on disk stays as it was
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    before = len(read_jsonl(out / "results.jsonl"))
+    assert 5 <= before < 30
+
+    args = ["-m", str(rtdetr_pt), "--imgsz", str(SMALL_IMGSZ), "--conf", "0.01", "-o", str(out), *formats]
+    result = runner.invoke(app, ["image", str(folder), *args, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert f"{before} skipped" in result.stderr
+
+    records = read_jsonl(out / "results.jsonl")
+    assert sorted(r["source"] for r in records) == sorted(str(p) for p in folder.iterdir())  # once each
+    assert all(r["error"] is None and r["detections"] for r in records)
+    for r in records:
+        name = Path(r["source"]).name
+        assert cv2.imread(str(out / "many" / name)) is not None, name
+        assert len((out / "labels" / "many" / name).with_suffix(".txt").read_text().splitlines()) == len(
+            r["detections"]
+        )
+    n_dets = sum(len(r["detections"]) for r in records)
+    assert len(list(csv.DictReader((out / "results.csv").open()))) == n_dets
+    assert len(json.loads((out / "coco_results.json").read_text())) == n_dets
+    assert not list(out.rglob("*.part")), "no temporary file is left behind"
 
 
 @pytest.mark.gpu

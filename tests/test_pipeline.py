@@ -112,3 +112,38 @@ def test_run_images_end_to_end(yolo_detector, images: Path, tmp_path: Path) -> N
     assert sorted(p.name for p in images.rglob("*") if p.is_file()) == sorted(
         ["x.jpg", "x.jpg", "top.png", "deep.jpg", "notes.txt", "broken.jpg", "later.jpg"]
     )
+
+
+def test_stop_finishes_the_batch_in_flight(yolo_detector, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """What a first Ctrl-C does: the batch in hand is written, then the loop ends and reading stops."""
+    import threading
+
+    stop = threading.Event()
+    pulled: list[int] = []
+
+    def frames() -> Iterator[Frame]:
+        for i in range(20):
+            pulled.append(i)
+            if i == 4:  # Ctrl-C arrives while the second batch is being read
+                stop.set()
+            yield _frame(f"{i}", make_image_array(i))
+
+    report = run(frames(), yolo_detector, [JsonlWriter(tmp_path / "r.jsonl")], tmp_path, batch=3, stop=stop)
+    assert report.interrupted
+    assert [r["source"] for r in read_jsonl(tmp_path / "r.jsonl")] == [str(i) for i in range(6)]
+    assert len(pulled) == 6
+
+
+def test_sigint_handler_sets_stop_then_interrupts() -> None:
+    import os
+    import signal
+
+    from detect_cli.pipeline import stop_on_sigint
+
+    notes: list[str] = []
+    with stop_on_sigint(lambda: notes.append("stopping")) as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.is_set() and notes == ["stopping"]
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -108,7 +108,43 @@ def test_symlink_loop_does_not_hang(tmp_path: Path) -> None:
     root = tmp_path / "loop"
     make_image(root / "a.jpg")
     (root / "self").symlink_to(root, target_is_directory=True)
-    assert _rels(discover_images([str(root)])) == ["loop/a.jpg"]
+    notes: list[str] = []
+    assert _rels(discover_images([str(root)], warn=notes.append)) == ["loop/a.jpg"]
+    assert len(notes) == 1 and "symlink loop" in notes[0] and str(root / "self") in notes[0]
+
+
+def test_symlinked_folders_are_followed_and_a_looping_file_link_fails_on_read(tmp_path: Path) -> None:
+    make_image(tmp_path / "elsewhere" / "b.jpg")
+    root = tmp_path / "root"
+    make_image(root / "a.jpg")
+    (root / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (root / "deep").mkdir()
+    (root / "deep" / "up").symlink_to(root, target_is_directory=True)  # a cycle through an ancestor
+    (root / "self.jpg").symlink_to(root / "self.jpg")  # a link to itself
+    notes: list[str] = []
+    items = discover_images([str(root)], warn=notes.append)
+    assert _rels(items) == ["root/a.jpg", "root/self.jpg", "root/linked/b.jpg"]
+    assert [Path(n.split(":")[1].split()[0]).name for n in notes] == ["up"]
+    with pytest.raises(InputError, match="cannot read file: Too many levels of symbolic links"):
+        read_image(items[1])
+
+
+def test_unreadable_folder_is_a_failed_input_not_fatal(images: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    real = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if Path(path).name == "c":  # root bypasses permissions, so refuse the way the OS would
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    items = discover_images([str(images)])
+    assert [(i.source, i.error) for i in items if i.error] == [
+        (str(images / "c"), "cannot read folder: Permission denied")
+    ]
+    assert _rels(i for i in items if not i.error) == ["imgs/top.png", "imgs/a/x.jpg", "imgs/b/x.jpg"]
 
 
 # --- decoding -------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from detect_cli.cli.options import (
     Classes,
     Conf,
     Device,
+    Executor,
+    ExecutorOpt,
     ExistOk,
     Formats,
     Half,
@@ -19,7 +21,11 @@ from detect_cli.cli.options import (
     Nms,
     Out,
     Quiet,
+    RayAddress,
+    RayWorkers,
     Recursive,
+    Resume,
+    RetryFailed,
     Save,
     Sources,
     UrlTimeout,
@@ -27,6 +33,7 @@ from detect_cli.cli.options import (
     handle_errors,
     predict_options,
     print_json_line,
+    resume_command,
 )
 from detect_cli.models import DEFAULT_MODEL, Family
 from detect_cli.writers import FORMATS
@@ -39,6 +46,7 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
 
     @handle_errors
     def image(
+        ctx: typer.Context,
         sources: Sources,
         model: str = typer.Option(
             default_model,
@@ -64,13 +72,19 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         url_timeout: UrlTimeout = 15.0,
         json_out: Json = False,
         quiet: Quiet = False,
+        resume: Resume = False,
+        retry_failed: RetryFailed = False,
+        executor: ExecutorOpt = Executor.local,
+        ray_address: RayAddress = None,
+        ray_workers: RayWorkers = None,
     ) -> None:
         from detect_cli import ui
         from detect_cli.models import resolve
         from detect_cli.pipeline import ImageJob, run_images
 
         ref = resolve(model, family)
-        options = predict_options(conf, iou, imgsz, device, max_det, half, nms)
+        on_ray = executor is Executor.ray or ray_address is not None or ray_workers is not None
+        options = predict_options(conf, iou, imgsz, device, max_det, half, nms, resolve_device=not on_ray)
         job = ImageJob(
             sources=tuple(sources),
             model=ref,
@@ -85,6 +99,11 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
             batch=batch,
             classes=classes,
             iou_given=iou is not None,
+            resume=resume,
+            retry_failed=retry_failed,
+            executor="ray" if on_ray else "local",
+            ray_address=ray_address,
+            ray_workers=ray_workers,
         )
         assert set(job.formats) <= set(FORMATS)
         progress = None if quiet else ui.RichProgress(ref.name)
@@ -96,7 +115,9 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         )
         if not quiet:
             ui.print_summary(report, detector.name)
-        code = exit_code_for(report.summary.failed, report.interrupted)
+        if report.interrupted:  # said even with --quiet: it is what to do next
+            ui.err_console.print(f"To resume: {resume_command(ctx, report.out)}", markup=False)
+        code = exit_code_for(report.summary.failed + report.skipped_failed, report.interrupted)
         if code:
             raise typer.Exit(code)
 
@@ -104,6 +125,6 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         f"Detect objects in images with {FAMILY_LABEL[family]} (default model {default_model}).\n\n"
         "Writes results.jsonl (one line per input) and annotated images to the output folder. "
         "Exit code 0: all inputs ok; 1: some failed (the rest were written); 2: nothing could run; "
-        "130: interrupted."
+        "130: interrupted (--resume finishes it)."
     )
     return image

@@ -27,6 +27,11 @@ class OutputFormat(str, Enum):
     coco = "coco"
 
 
+class Executor(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class State:
     """Global flags set by the top-level callback."""
 
@@ -82,14 +87,25 @@ def exit_code_for(failed: int, interrupted: bool) -> int:
 
 
 def predict_options(
-    conf: float, iou: float | None, imgsz: int, device: str, max_det: int, half: bool, nms: bool
+    conf: float,
+    iou: float | None,
+    imgsz: int,
+    device: str,
+    max_det: int,
+    half: bool,
+    nms: bool,
+    resolve_device: bool = True,
 ) -> "PredictOptions":
-    """The model options every inference command shares, checked (raises BadOptionError)."""
+    """The model options every inference command shares, checked (raises BadOptionError).
+
+    `resolve_device=False` keeps --device as given, for workers elsewhere (Ray) that may have GPUs
+    this machine lacks; each resolves it for itself.
+    """
     from detect_cli.errors import BadOptionError
     from detect_cli.models import PredictOptions, select_device
 
-    dev = select_device(device)
-    if half and not dev.startswith("cuda"):
+    dev = select_device(device) if resolve_device else device.strip().lower()
+    if half and resolve_device and not dev.startswith("cuda"):
         raise BadOptionError("--half needs a CUDA device")
     if imgsz % 32:
         raise BadOptionError(f"--imgsz {imgsz} is not a multiple of 32")
@@ -187,3 +203,68 @@ SaveFrames = Annotated[
 Reconnects = Annotated[
     int, typer.Option(min=0, help="Times in a row to reopen a live stream or webcam that stops sending.")
 ]
+
+
+Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Finish the run in --out: skip inputs it already recorded (a file changed since is redone).",
+    ),
+]
+RetryFailed = Annotated[
+    bool, typer.Option("--retry-failed", help="Like --resume, and also redo the inputs that failed.")
+]
+ExecutorOpt = Annotated[
+    Executor,
+    typer.Option(
+        "--executor",
+        case_sensitive=False,
+        help="Where the batch runs: local (this process) or ray (a Ray cluster; needs the ray extra).",
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster to join (implies --executor ray; default $RAY_ADDRESS, else a local Ray starts).",
+        show_default=False,
+    ),
+]
+RayWorkers = Annotated[
+    int | None,
+    typer.Option(
+        "--ray-workers",
+        min=1,
+        help="Ray workers, each with its own copy of the model (implies --executor ray; "
+        "default: one per GPU, or per CPU).",
+        show_default=False,
+    ),
+]
+
+
+def resume_command(ctx: typer.Context, out: Path) -> str:
+    """The command line that finishes this run: the same arguments, with --out and --resume, run from
+    this folder (relative paths and the input keys depend on it)."""
+    import shlex
+
+    words = ctx.command_path.split()
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if param.param_type_name == "argument":
+            words += [str(v) for v in value or ()]
+            continue
+        opts = getattr(param, "opts", [])
+        if param.name in ("out", "resume", "exist_ok") or value == param.default or value is None:
+            continue
+        if isinstance(value, bool):
+            secondary = getattr(param, "secondary_opts", [])
+            flag = opts[0] if value else (secondary[0] if secondary else None)
+            words += [flag] if flag else []
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                words += [opts[0], str(v.value if isinstance(v, Enum) else v)]
+        else:
+            words += [opts[0], str(value.value if isinstance(value, Enum) else value)]
+    words += ["--out", str(out), "--resume"]
+    return f"cd {shlex.quote(os.getcwd())} && {shlex.join(words)}"
