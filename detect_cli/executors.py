@@ -27,7 +27,7 @@ from detect_cli.models import Detector, ModelRef, PredictOptions
 from detect_cli.pipeline import Progress, RunReport, image_frames, run
 from detect_cli.results import ImageResult
 from detect_cli.sources import ImageInput, current_stamp, input_path
-from detect_cli.writers import RESULTS_JSONL, JsonlWriter, Sink, open_sinks, output_sinks
+from detect_cli.writers import RESULTS_JSONL, JsonlWriter, Sink, SinkGroup, open_sinks, output_sinks
 
 if TYPE_CHECKING:
     from detect_cli.pipeline import ImageJob
@@ -78,7 +78,10 @@ def run_local(
     echo: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
 ) -> RunReport:
-    sinks = open_sinks(out, job.formats, detector.names, job.save_images, echo)
+    from detect_cli.threads import ThreadedSink
+
+    # Drawing, encoding and writing happen behind the run loop, in order, so the model is never idle.
+    sinks = [ThreadedSink(SinkGroup(open_sinks(out, job.formats, detector.names, job.save_images, echo)))]
     frames = image_frames(items, job.url_timeout)
     return run(frames, detector, sinks, out, progress, total=len(items), batch=job.batch, stop=stop)
 

@@ -209,18 +209,19 @@ class Detector:
     def predict(self, images: Sequence[np.ndarray]) -> list[tuple[tuple[Detection, ...], Speed]]:
         """Run the model on BGR images (one batch); one (detections, speed) per image."""
         o = self.options
-        with _quiet_stdout():
-            results = self.model.predict(
-                list(images),
-                conf=o.conf,
-                iou=o.iou,
-                imgsz=o.imgsz,
-                device=o.device,
-                classes=list(o.classes) if o.classes is not None else None,
-                max_det=o.max_det,
-                verbose=False,
-                **self._precision_kwargs(),
-            )
+        # No stdout redirect here: it is process-wide and would catch other threads' output (--json
+        # lines written behind the run loop). ultralytics' logger already writes to stderr.
+        results = self.model.predict(
+            list(images),
+            conf=o.conf,
+            iou=o.iou,
+            imgsz=o.imgsz,
+            device=o.device,
+            classes=list(o.classes) if o.classes is not None else None,
+            max_det=o.max_det,
+            verbose=False,
+            **self._precision_kwargs(),
+        )
         return [
             (self._detections(r), Speed(**{k: float(r.speed[k]) for k in Speed.__slots__})) for r in results
         ]

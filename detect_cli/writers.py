@@ -360,6 +360,21 @@ def output_sinks(out: Path, formats: Iterable[str], save_images: bool) -> list[S
     return sinks
 
 
+class SinkGroup(Sink):
+    """Several sinks fed as one, in order: wrapped in one ThreadedSink they keep their order (an input's
+    record is still written after its files) while all the writing moves off the run loop."""
+
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        self.sinks = list(sinks)
+
+    def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
+        for sink in self.sinks:
+            sink.write(result, rel_path, image)
+
+    def close(self) -> None:
+        close_all(self.sinks)
+
+
 def open_sinks(
     out: Path,
     formats: Iterable[str],

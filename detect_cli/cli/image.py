@@ -31,8 +31,8 @@ from detect_cli.cli.options import (
     UrlTimeout,
     exit_code_for,
     handle_errors,
+    json_printer,
     predict_options,
-    print_json_line,
     resume_command,
 )
 from detect_cli.models import DEFAULT_MODEL, Family
@@ -110,7 +110,7 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         report, detector = run_images(
             job,
             progress=progress,
-            echo=print_json_line if json_out else None,
+            echo=json_printer() if json_out else None,
             warn=lambda note: ui.err_console.print(f"[yellow]warning[/]: {note}"),
         )
         if not quiet:

@@ -75,9 +75,16 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def print_json_line(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+def json_printer() -> Callable[[str], None]:
+    """Writes result lines to the stdout of the moment the command started: writers may call it from a
+    background thread while something else briefly redirects sys.stdout."""
+    stream = sys.stdout
+
+    def print_json_line(line: str) -> None:
+        stream.write(line + "\n")
+        stream.flush()
+
+    return print_json_line
 
 
 def exit_code_for(failed: int, interrupted: bool) -> int:

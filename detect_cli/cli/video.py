@@ -30,8 +30,8 @@ from detect_cli.cli.options import (
     VidStride,
     exit_code_for,
     handle_errors,
+    json_printer,
     predict_options,
-    print_json_line,
 )
 from detect_cli.models import DEFAULT_MODEL, Family
 
@@ -99,7 +99,7 @@ def make_video_command(family: Family, run_name: str) -> Callable[..., None]:
         report, detector = run_video(
             job,
             progress=progress,
-            echo=print_json_line if json_out else None,
+            echo=json_printer() if json_out else None,
             warn=lambda note: ui.err_console.print(f"[yellow]warning[/]: {note}"),
         )
         if not quiet:
