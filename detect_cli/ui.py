@@ -17,7 +17,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from detect_cli.pipeline import RunReport
-    from detect_cli.results import ImageResult
+    from detect_cli.results import ImageResult, RunSummary
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False)
@@ -61,6 +61,17 @@ class RichProgress:
         self._bar.stop()
 
 
+def _print_classes_and_failures(s: RunSummary, console: Console) -> None:
+    if s.per_class:
+        console.print(
+            "  "
+            + ", ".join(f"{name} {n}" for name, n in s.per_class.most_common(12))
+            + (" …" if len(s.per_class) > 12 else "")
+        )
+    for source, error in s.failures[:5]:
+        console.print(f"  [red]failed[/] {source}: {error}")
+
+
 def print_summary(report: RunReport, model: str, console: Console = err_console) -> None:
     s = report.summary
     console.print(
@@ -77,14 +88,7 @@ def print_summary(report: RunReport, model: str, console: Console = err_console)
                 else ""
             )
         )
-    if s.per_class:
-        console.print(
-            "  "
-            + ", ".join(f"{name} {n}" for name, n in s.per_class.most_common(12))
-            + (" …" if len(s.per_class) > 12 else "")
-        )
-    for source, error in s.failures[:5]:
-        console.print(f"  [red]failed[/] {source}: {error}")
+    _print_classes_and_failures(s, console)
     if s.failed > 5:
         console.print(f"  … {s.failed - 5} more failures in results.jsonl")
     console.print(f"Results in [bold]{report.out}[/]")
@@ -104,14 +108,7 @@ def print_video_summary(report: RunReport, model: str, console: Console = err_co
         f"[bold]{model}[/]: {s.processed} frames processed, {s.failed} failed, {s.detections} detections"
         f"{fps}{model_fps}, {report.seconds:.1f}s"
     )
-    if s.per_class:
-        console.print(
-            "  "
-            + ", ".join(f"{name} {n}" for name, n in s.per_class.most_common(12))
-            + (" …" if len(s.per_class) > 12 else "")
-        )
-    for source, error in s.failures[:5]:
-        console.print(f"  [red]failed[/] {source}: {error}")
+    _print_classes_and_failures(s, console)
     for note in report.notes:
         console.print(f"  [yellow]note[/]: {note}")
     for path in report.outputs:

@@ -18,6 +18,7 @@ from detect_cli.cli.options import (
     Iou,
     Json,
     MaxDet,
+    ModelName,
     Nms,
     Out,
     Quiet,
@@ -48,13 +49,7 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
     def image(
         ctx: typer.Context,
         sources: Sources,
-        model: str = typer.Option(
-            default_model,
-            "--model",
-            "-m",
-            help="A model name (rtdetr-l, rtdetr-x, yolo11n…yolo11x), or a path to a .pt, "
-            "a .yaml model config, .onnx or an exported model folder.",
-        ),
+        model: ModelName = default_model,
         conf: Conf = 0.25,
         iou: Iou = None,
         nms: Nms = False,

@@ -135,6 +135,15 @@ Sources = Annotated[
         show_default=False,
     ),
 ]
+ModelName = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="A model name (rtdetr-l, rtdetr-x, yolo11n…yolo11x), or a path to a .pt, "
+        "a .yaml model config, .onnx or an exported model folder.",
+    ),
+]
 Conf = Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum confidence of a detection.")]
 Iou = Annotated[
     float | None,
