@@ -97,11 +97,14 @@ def detect_batch(detector: Detector, batch: Sequence[Frame]) -> list[ImageResult
         except Exception as e:  # one bad batch must not end the run; it is recorded against its inputs
             failure = f"inference failed: {type(e).__name__}: {e}"
     results = []
+    ran = {"backend": detector.backend, "precision": detector.precision}
     for f in batch:
         h, w = f.image.shape[:2] if f.image is not None else (None, None)
         if id(f) in outputs:
             dets, speed = outputs[id(f)]
-            results.append(ImageResult(f.source, detector.name, w, h, speed, dets, None, f.frame, f.time_s))
+            results.append(
+                ImageResult(f.source, detector.name, w, h, speed, dets, None, f.frame, f.time_s, **ran)
+            )
         else:
             results.append(
                 ImageResult(
@@ -176,6 +179,8 @@ class ImageJob:
     batch: int = 1
     classes: str | None = None
     iou_given: bool = False
+    backend: str = "torch"  # torch, onnx, openvino or auto (see detect_cli.backends)
+    precision: str | None = None  # None: the backend's default
 
 
 def option_warnings(detector: Detector, iou_given: bool) -> list[str]:
@@ -193,13 +198,23 @@ def option_warnings(detector: Detector, iou_given: bool) -> list[str]:
     return notes
 
 
-def load_detector(ref: ModelRef, options: PredictOptions, classes: str | None) -> Detector:
-    """Load the model, then resolve `--classes` against its class names."""
+def load_detector(
+    ref: ModelRef,
+    options: PredictOptions,
+    classes: str | None,
+    backend: str = "torch",
+    precision: str | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Detector:
+    """Load the model on its backend (exporting it once when that is ONNX or OpenVINO), then resolve
+    `--classes` against its class names."""
     from dataclasses import replace
 
-    from detect_cli.models import load, resolve_classes
+    from detect_cli import backends
+    from detect_cli.models import resolve_classes
 
-    detector = load(ref, options)
+    plan = backends.LoadPlan(backend, precision)  # type: ignore[arg-type]
+    detector = backends.load(ref, options, plan, warn or (lambda _: None))
     if classes:
         detector.options = replace(options, classes=resolve_classes(classes, detector.names))
     return detector
@@ -217,7 +232,9 @@ def run_images(
     from detect_cli.writers import open_sinks, prepare_out
 
     items = discover_images(job.sources, job.recursive)  # before loading: bad sources fail fast
-    detector = detector or load_detector(job.model, job.options, job.classes)
+    detector = detector or load_detector(
+        job.model, job.options, job.classes, job.backend, job.precision, warn
+    )
     for note in option_warnings(detector, job.iou_given):
         if warn:
             warn(note)

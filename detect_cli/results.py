@@ -58,7 +58,8 @@ class Speed:
 class ImageResult:
     """The outcome for one input: its detections, or the error that stopped it.
 
-    `frame` and `time_s` are set for video frames and left None for still images.
+    `frame` and `time_s` are set for video frames and left None for still images; `backend` and
+    `precision` say what ran the model (None in records written before they were recorded).
     """
 
     source: str
@@ -70,6 +71,8 @@ class ImageResult:
     error: str | None = None
     frame: int | None = None
     time_s: float | None = None
+    backend: str | None = None
+    precision: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -84,6 +87,7 @@ class ImageResult:
             width=self.width,
             height=self.height,
             model=self.model,
+            **{k: v for k, v in (("backend", self.backend), ("precision", self.precision)) if v is not None},
             speed_ms=self.speed_ms.to_dict() if self.speed_ms else None,
             detections=[det.to_dict() for det in self.detections],
             error=self.error,
@@ -103,6 +107,8 @@ class ImageResult:
             error=d.get("error"),
             frame=d.get("frame"),
             time_s=d.get("time_s"),
+            backend=d.get("backend"),
+            precision=d.get("precision"),
         )
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 import typer
 
 from detect_cli.cli.options import (
+    BackendChoice,
+    BackendOpt,
     Batch,
     Classes,
     Conf,
@@ -19,6 +21,7 @@ from detect_cli.cli.options import (
     MaxDet,
     Nms,
     Out,
+    PrecisionOpt,
     Quiet,
     Recursive,
     Save,
@@ -65,6 +68,8 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         classes: Classes = None,
         max_det: MaxDet = 300,
         half: Half = False,
+        backend: BackendOpt = BackendChoice.auto,
+        precision: PrecisionOpt = None,
         out: Out = None,
         exist_ok: ExistOk = False,
         save: Save = True,
@@ -75,15 +80,17 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         json_out: Json = False,
         quiet: Quiet = False,
     ) -> None:
-        from detect_cli import ui
+        from detect_cli import backends, ui
         from detect_cli.errors import BadOptionError
         from detect_cli.models import PredictOptions, resolve, select_device
         from detect_cli.pipeline import ImageJob, run_images
 
         ref = resolve(model, family)
-        dev = select_device(device)
+        dev = select_device(backends.device_for(backend.value, device))
         if half and not dev.startswith("cuda"):
             raise BadOptionError("--half needs a CUDA device")
+        chosen = backends.choose_backend(backend.value, dev, backends.availability())
+        exact = backends.check_precision(chosen, precision.value if precision else None, dev, half)
         if imgsz % 32:
             raise BadOptionError(f"--imgsz {imgsz} is not a multiple of 32")
         options = PredictOptions(
@@ -92,7 +99,7 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
             imgsz=imgsz,
             device=dev,
             max_det=max_det,
-            half=half,
+            half=exact == "fp16",
             nms=nms,
         )
         job = ImageJob(
@@ -109,6 +116,8 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
             batch=batch,
             classes=classes,
             iou_given=iou is not None,
+            backend=backend.value,
+            precision=exact,
         )
         assert set(job.formats) <= set(FORMATS)
         progress = None if quiet else ui.RichProgress(ref.name)
@@ -119,7 +128,7 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
             warn=lambda note: ui.err_console.print(f"[yellow]warning[/]: {note}"),
         )
         if not quiet:
-            ui.print_summary(report, detector.name)
+            ui.print_summary(report, f"{detector.name} ({detector.backend}, {detector.precision})")
         code = exit_code_for(report.summary.failed, report.interrupted)
         if code:
             raise typer.Exit(code)

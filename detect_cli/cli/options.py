@@ -24,6 +24,19 @@ class OutputFormat(str, Enum):
     coco = "coco"
 
 
+class BackendChoice(str, Enum):
+    torch = "torch"
+    onnx = "onnx"
+    openvino = "openvino"
+    auto = "auto"
+
+
+class PrecisionChoice(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
 class State:
     """Global flags set by the top-level callback."""
 
@@ -117,9 +130,35 @@ Formats = Annotated[
     ),
 ]
 Recursive = Annotated[bool, typer.Option("--recursive/--no-recursive", help="Descend into sub-folders.")]
-Batch = Annotated[int, typer.Option(min=1, max=256, help="Images per model call.")]
+Batch = Annotated[
+    int,
+    typer.Option(
+        min=1, max=256, help="Images per model call (on CPU batching does not speed up any backend)."
+    ),
+]
 UrlTimeout = Annotated[float, typer.Option(min=0.1, help="Seconds to wait for a URL before giving up on it.")]
 Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON line per input on stdout (logs go to stderr).")
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+BackendOpt = Annotated[
+    BackendChoice,
+    typer.Option(
+        "--backend",
+        case_sensitive=False,
+        envvar="DETECT_BACKEND",
+        help="What runs the model: torch, onnx (ONNX Runtime), openvino, or auto (torch on CUDA; on CPU "
+        "OpenVINO, else ONNX Runtime when installed, else torch). ONNX/OpenVINO exports are made once and "
+        "cached, and checked against torch.",
+    ),
+]
+PrecisionOpt = Annotated[
+    PrecisionChoice | None,
+    typer.Option(
+        "--precision",
+        case_sensitive=False,
+        show_default=False,
+        help="fp32, bf16 (OpenVINO on CPUs that have it) or fp16 (CUDA). Default: the backend's faster "
+        "one when its detections match torch, else fp32.",
+    ),
+]
