@@ -487,14 +487,16 @@ def load(
     from detect_cli.models import fetch_weights
     from detect_cli.models import load as load_torch
 
+    if (made := exported_kind(ref.location)) is not None:  # already exported (-m model.onnx): run it as is
+        if plan.backend not in ("auto", made):
+            raise BadOptionError(f"{ref.location} is an exported {made} model; it runs with --backend {made}")
+        detector = load_torch(ref, options)
+        detector.backend = made
+        return detector
     backend = choose_backend(plan.backend, options.device, availability() if available is None else available)
     if backend == "torch":
         return load_torch(ref, options)
     location = str(fetch_weights(ref)) if ref.official else ref.location
-    if not location.endswith((".pt", ".yaml", ".yml")):
-        raise BadOptionError(
-            f"--backend {backend} exports .pt weights or .yaml configs; {location} is neither"
-        )
     try:
         digest = weights_digest(location)
     except OSError as e:
@@ -511,6 +513,8 @@ def load(
 
     precision = plan.precision or _default_precision(backend, entry)
     detector = _load_exported(ref, entry, options, precision)
+    if plan.precision and detector.precision != plan.precision:
+        warn(f"{backend} cannot run {plan.precision} on this CPU; running {detector.precision}")
     parity = entry.parity(detector.precision)
     if parity is None:  # first use of this export at this precision: measure, and remember
         torch_detector = torch_detector or load_torch(ref, replace_device(options))
@@ -531,6 +535,18 @@ def load(
             warn(message + "; falling back to PyTorch (pass --backend to use it anyway)")
             return torch_detector or load_torch(ref, options)
     return detector
+
+
+def exported_kind(location: str) -> str | None:
+    """'onnx' or 'openvino' for a model that is already exported, else None (weights or a config)."""
+    path = Path(location)
+    if path.suffix == ".onnx":
+        return "onnx"
+    if path.name.endswith("_openvino_model") or path.suffix == ".xml":
+        return "openvino"
+    if path.suffix in (".pt", ".yaml", ".yml"):
+        return None
+    return {".engine": "tensorrt", ".torchscript": "torchscript"}.get(path.suffix, "exported")
 
 
 def replace_device(options: PredictOptions) -> PredictOptions:

@@ -446,3 +446,30 @@ def test_models_lists_and_clears_exports(own_cache: Path) -> None:
 def test_detector_records_torch_precision(yolo_pt: Path) -> None:
     detector = backends.load(resolve(str(yolo_pt), "yolo"), _options("yolo"), LoadPlan("torch"))
     assert isinstance(detector, Detector) and (detector.backend, detector.precision) == ("torch", "fp32")
+
+
+@pytest.mark.parametrize(
+    ("location", "kind"),
+    [
+        ("w/best.pt", None),
+        ("rtdetr-l.yaml", None),
+        ("w/best.onnx", "onnx"),
+        ("w/best_openvino_model", "openvino"),
+        ("w/best.engine", "tensorrt"),
+    ],
+)
+def test_exported_kind(location: str, kind: str | None) -> None:
+    assert backends.exported_kind(location) == kind
+
+
+@needs_onnx
+def test_an_exported_model_given_with_m_runs_as_is(
+    own_cache: Path, tmp_path: Path, count_exports: list[str]
+) -> None:
+    onnx_file = tmp_path / "yolo11n-mine.onnx"
+    shutil.copy(_yolo_onnx_entry().artifact, onnx_file)
+    ref = resolve(str(onnx_file), "yolo")
+    detector = backends.load(ref, _options("yolo"), LoadPlan("auto"))
+    assert detector.backend == "onnx" and count_exports == []
+    with pytest.raises(BadOptionError, match="exported onnx model"):
+        backends.load(ref, _options("yolo"), LoadPlan("openvino"))
