@@ -4,14 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format clean bench-batch
+.PHONY: install run test lint format clean bench-batch bench-backends
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,cpu,ray]'
 	touch $(STAMP)
 
 run: install
@@ -35,6 +35,10 @@ test: lint
 # Batch throughput vs ultralytics' own predict, pipeline vs bare model forward, peak RSS 50 vs 1000 images.
 bench-batch: install
 	$(BIN)/python bench/batch.py
+
+# Images/s of each backend (torch, onnx, openvino, auto) for RT-DETR-L and YOLO11n against `yolo predict`.
+bench-backends: install
+	$(BIN)/python bench/backends.py
 
 clean:
 	rm -rf $(VENV) detect-runs .pytest_cache .ruff_cache

@@ -28,6 +28,10 @@ class ModelError(DetectError):
     """A model that cannot be resolved, downloaded or loaded."""
 
 
+class MissingBackendError(DetectError):
+    """An optional inference backend asked for by name that is not installed."""
+
+
 class InputError(DetectError):
     """One input that cannot be read or decoded; recorded against that input and the run goes on."""
 

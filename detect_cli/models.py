@@ -190,12 +190,25 @@ class PredictOptions:
 
 
 class Detector:
-    """A loaded ultralytics model with the options to run it; `predict` returns typed results."""
+    """A loaded ultralytics model with the options to run it; `predict` returns typed results.
 
-    def __init__(self, ref: ModelRef, model: Any, options: PredictOptions) -> None:
+    `backend` says what runs it (torch, or an export: onnx, openvino) and `precision` the arithmetic
+    it runs in (fp32, fp16 on CUDA, bf16 for OpenVINO on CPUs that have it).
+    """
+
+    def __init__(
+        self,
+        ref: ModelRef,
+        model: Any,
+        options: PredictOptions,
+        backend: str = "torch",
+        precision: str | None = None,
+    ) -> None:
         self.ref = ref
         self.model = model
         self.options = options
+        self.backend = backend
+        self.precision = precision or ("fp16" if options.half else "fp32")
         self.names: dict[int, str] = dict(model.names)
 
     @property

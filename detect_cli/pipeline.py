@@ -124,6 +124,7 @@ def detect_batch(detector: Detector, batch: Sequence[Frame]) -> list[ImageResult
         except Exception as e:  # one bad batch must not end the run; it is recorded against its inputs
             failure = f"inference failed: {type(e).__name__}: {e}"
     results = []
+    ran = {"backend": detector.backend, "precision": detector.precision}
     for f in batch:
         h, w = f.image.shape[:2] if f.image is not None else (None, None)
         ident = {
@@ -135,7 +136,7 @@ def detect_batch(detector: Detector, batch: Sequence[Frame]) -> list[ImageResult
         }
         if id(f) in outputs:
             dets, speed = outputs[id(f)]
-            results.append(ImageResult(f.source, detector.name, w, h, speed, dets, None, **ident))
+            results.append(ImageResult(f.source, detector.name, w, h, speed, dets, None, **ident, **ran))
         else:
             results.append(ImageResult(f.source, detector.name, w, h, error=f.error or failure, **ident))
     return results
@@ -256,6 +257,9 @@ class ImageJob:
     def resuming(self) -> bool:
         return self.resume or self.retry_failed
 
+    backend: str = "torch"  # torch, onnx, openvino or auto (see detect_cli.backends)
+    precision: str | None = None  # None: the backend's default
+
 
 def option_warnings(detector: Detector, iou_given: bool) -> list[str]:
     """Things the user set that will not do what they may expect with this model."""
@@ -272,13 +276,23 @@ def option_warnings(detector: Detector, iou_given: bool) -> list[str]:
     return notes
 
 
-def load_detector(ref: ModelRef, options: PredictOptions, classes: str | None) -> Detector:
-    """Load the model, then resolve `--classes` against its class names."""
+def load_detector(
+    ref: ModelRef,
+    options: PredictOptions,
+    classes: str | None,
+    backend: str = "torch",
+    precision: str | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Detector:
+    """Load the model on its backend (exporting it once when that is ONNX or OpenVINO), then resolve
+    `--classes` against its class names."""
     from dataclasses import replace
 
-    from detect_cli.models import load, resolve_classes
+    from detect_cli import backends
+    from detect_cli.models import resolve_classes
 
-    detector = load(ref, options)
+    plan = backends.LoadPlan(backend, precision)  # type: ignore[arg-type]
+    detector = backends.load(ref, options, plan, warn or (lambda _: None))
     if classes:
         detector.options = replace(options, classes=resolve_classes(classes, detector.names))
     return detector
@@ -318,7 +332,9 @@ def run_images(
             "resume it with the same --model, or choose another --out"
         )
     todo = resume.plan(items, index, job.retry_failed) if index is not None else resume.ResumePlan(items)
-    detector = detector or load_detector(job.model, job.options, job.classes)
+    detector = detector or load_detector(
+        job.model, job.options, job.classes, job.backend, job.precision, warn
+    )
     for note in option_warnings(detector, job.iou_given):
         if warn:
             warn(note)
@@ -357,6 +373,8 @@ class VideoJob:
     vid_stride: int = 1
     max_frames: int | None = None
     reconnects: int = 3
+    backend: str = "torch"  # torch, onnx, openvino or auto (see detect_cli.backends)
+    precision: str | None = None  # None: the backend's default
 
 
 def run_video(
@@ -387,7 +405,9 @@ def run_video(
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="detect-video-") as workdir:  # downloaded URLs live here
         videos = video.open_videos(items, Path(workdir), job.url_timeout)  # before loading: fail fast
-        detector = detector or load_detector(job.model, job.options, job.classes)
+        detector = detector or load_detector(
+            job.model, job.options, job.classes, job.backend, job.precision, warn
+        )
         for note in option_warnings(detector, job.iou_given):
             if warn:
                 warn(note)

@@ -60,7 +60,8 @@ class ImageResult:
 
     `frame` and `time_s` are set for video frames and left None for still images. `path` (absolute),
     `size` and `mtime_ns` identify a file input, so a resumed run can tell a done input from a changed
-    one; they are None for URLs (and size/mtime for a file that could not be opened).
+    one; they are None for URLs (and size/mtime for a file that could not be opened). `backend` and
+    `precision` say what ran the model (None for failed inputs, and in records written before they were).
     """
 
     source: str
@@ -75,6 +76,8 @@ class ImageResult:
     path: str | None = None
     size: int | None = None
     mtime_ns: int | None = None
+    backend: str | None = None
+    precision: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -91,6 +94,7 @@ class ImageResult:
             width=self.width,
             height=self.height,
             model=self.model,
+            **{k: v for k, v in (("backend", self.backend), ("precision", self.precision)) if v is not None},
             speed_ms=self.speed_ms.to_dict() if self.speed_ms else None,
             detections=[det.to_dict() for det in self.detections],
             error=self.error,
@@ -113,6 +117,8 @@ class ImageResult:
             path=d.get("path"),
             size=d.get("size"),
             mtime_ns=d.get("mtime_ns"),
+            backend=d.get("backend"),
+            precision=d.get("precision"),
         )
 
 

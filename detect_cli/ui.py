@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -16,6 +17,7 @@ from rich.progress import (
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from detect_cli.backends import CacheEntry
     from detect_cli.pipeline import RunReport
     from detect_cli.results import ImageResult, RunSummary
 
@@ -134,5 +136,40 @@ def models_table(rows: list[dict[str, object]]) -> Table:
             f"{r['published_map50_95']}",
             str(r["weights"]),
             "yes" if r["present"] else "no",
+        )
+    return table
+
+
+def export_row(entry: CacheEntry) -> dict[str, object]:
+    """One cached export, for `detect models` (table or JSON)."""
+    m = entry.manifest
+    checked = {p: v.get("ok") for p, v in m.get("parity", {}).items()}
+    return {
+        "model": m.get("model"),
+        "backend": m.get("backend"),
+        "imgsz": m.get("imgsz"),
+        "size_mb": round(entry.size_bytes / 2**20, 1),
+        "parity_ok": checked,
+        "created": m.get("created"),
+        "source": m.get("source"),
+        "path": str(entry.path),
+    }
+
+
+def exports_table(rows: list[dict[str, object]]) -> Table:
+    table = Table(title="Cached exports (detect models --clear-cache removes them)", title_justify="left")
+    for col in ("model", "backend", "imgsz", "size", "matches torch", "created", "folder"):
+        table.add_column(col)
+    for r in rows:
+        parity = r["parity_ok"]
+        assert isinstance(parity, dict)
+        table.add_row(
+            str(r["model"]),
+            str(r["backend"]),
+            str(r["imgsz"]),
+            f"{r['size_mb']} MB",
+            ", ".join(f"{p} {'yes' if ok else 'NO'}" for p, ok in parity.items()) or "not checked",
+            str(r["created"])[:16],
+            Path(str(r["path"])).name,
         )
     return table

@@ -16,6 +16,8 @@ import pytest
 # Before anything imports ultralytics: no network probes, and weights looked up in a throwaway cache.
 os.environ["YOLO_OFFLINE"] = "1"
 os.environ.setdefault("DETECT_CACHE_DIR", str(Path(__file__).parent / ".cache-unused"))
+# The CLI's default backend (auto) exports models on first use; tests ask for exports explicitly.
+os.environ["DETECT_BACKEND"] = "torch"
 
 SMALL_IMGSZ = 64
 

@@ -31,6 +31,7 @@ def test_detection_rejects_inverted_box() -> None:
         _result(detections=()),
         _result(width=None, height=None, speed_ms=None, detections=(), error="empty file"),
         _result(frame=7, time_s=0.28),
+        _result(backend="openvino", precision="bf16"),
     ],
 )
 def test_round_trips_through_json(result: ImageResult) -> None:
@@ -42,6 +43,9 @@ def test_record_fields_are_the_documented_ones() -> None:
     assert list(d) == ["source", "width", "height", "model", "speed_ms", "detections", "error"]
     assert list(d["speed_ms"]) == ["preprocess", "inference", "postprocess"]
     assert list(d["detections"][0]) == ["class_id", "class_name", "confidence", "xyxy"]
+    ran = _result(backend="onnx", precision="fp32").to_dict()
+    assert list(ran) == ["source", "width", "height", "model", "backend", "precision", *list(d)[4:]]
+    assert (ran["backend"], ran["precision"]) == ("onnx", "fp32")
 
 
 def test_summary_counts() -> None:

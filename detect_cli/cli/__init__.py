@@ -56,17 +56,30 @@ def _root(
 @handle_errors
 def models_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+    clear_cache: Annotated[
+        bool, typer.Option("--clear-cache", help="Delete every cached ONNX/OpenVINO export.")
+    ] = False,
 ) -> None:
-    """List known model names, where their weights are cached, and whether they are present."""
-    from detect_cli import ui
+    """List known model names, where their weights are cached, and the cached ONNX/OpenVINO exports."""
+    from detect_cli import backends, ui
     from detect_cli.models import cache_dir, catalog
 
+    if clear_cache:
+        folders, size = backends.clear_exports()
+        typer.echo(f"removed {folders} cached exports ({size / 2**20:.1f} MiB) from {backends.exports_dir()}")
+        return
     rows = catalog()
+    exports = [ui.export_row(e) for e in backends.cached_exports()]
     if json_out:
-        typer.echo(json.dumps({"cache_dir": str(cache_dir()), "models": rows}, indent=2))
+        typer.echo(json.dumps({"cache_dir": str(cache_dir()), "models": rows, "exports": exports}, indent=2))
         return
     ui.out_console.print(ui.models_table(rows))
     ui.out_console.print(f"Weights cache: {cache_dir()} (set DETECT_CACHE_DIR to move it)")
+    if exports:
+        ui.out_console.print(ui.exports_table(exports))
+        ui.out_console.print(f"Exports cache: {backends.exports_dir()}")
+    else:
+        ui.out_console.print("No cached exports (made on first use of --backend onnx, openvino or auto).")
 
 
 def main() -> None:

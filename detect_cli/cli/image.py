@@ -5,6 +5,8 @@ from collections.abc import Callable
 import typer
 
 from detect_cli.cli.options import (
+    BackendChoice,
+    BackendOpt,
     Batch,
     Classes,
     Conf,
@@ -21,6 +23,7 @@ from detect_cli.cli.options import (
     ModelName,
     Nms,
     Out,
+    PrecisionOpt,
     Quiet,
     RayAddress,
     RayWorkers,
@@ -58,6 +61,8 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         classes: Classes = None,
         max_det: MaxDet = 300,
         half: Half = False,
+        backend: BackendOpt = BackendChoice.auto,
+        precision: PrecisionOpt = None,
         out: Out = None,
         exist_ok: ExistOk = False,
         save: Save = True,
@@ -74,12 +79,27 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         ray_workers: RayWorkers = None,
     ) -> None:
         from detect_cli import ui
+        from detect_cli.errors import BadOptionError
         from detect_cli.models import resolve
         from detect_cli.pipeline import ImageJob, run_images
 
         ref = resolve(model, family)
         on_ray = executor is Executor.ray or ray_address is not None or ray_workers is not None
-        options = predict_options(conf, iou, imgsz, device, max_det, half, nms, resolve_device=not on_ray)
+        if on_ray and backend.value in ("onnx", "openvino"):
+            raise BadOptionError(f"--backend {backend.value} does not run on Ray yet: Ray workers use torch")
+        requested = "torch" if on_ray else backend.value
+        options, exact = predict_options(
+            conf,
+            iou,
+            imgsz,
+            device,
+            max_det,
+            half,
+            nms,
+            requested,
+            precision.value if precision else None,
+            resolve_device=not on_ray,
+        )
         job = ImageJob(
             sources=tuple(sources),
             model=ref,
@@ -99,6 +119,8 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
             executor="ray" if on_ray else "local",
             ray_address=ray_address,
             ray_workers=ray_workers,
+            backend=requested,
+            precision=exact,
         )
         assert set(job.formats) <= set(FORMATS)
         progress = None if quiet else ui.RichProgress(ref.name)
@@ -109,7 +131,7 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
             warn=lambda note: ui.err_console.print(f"[yellow]warning[/]: {note}"),
         )
         if not quiet:
-            ui.print_summary(report, detector.name)
+            ui.print_summary(report, f"{detector.name} ({detector.backend}, {detector.precision})")
         if report.interrupted:  # said even with --quiet: it is what to do next
             ui.err_console.print(f"To resume: {resume_command(ctx, report.out)}", markup=False)
         code = exit_code_for(report.summary.failed + report.skipped_failed, report.interrupted)

@@ -32,6 +32,19 @@ class Executor(str, Enum):
     ray = "ray"
 
 
+class BackendChoice(str, Enum):
+    torch = "torch"
+    onnx = "onnx"
+    openvino = "openvino"
+    auto = "auto"
+
+
+class PrecisionChoice(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
 class State:
     """Global flags set by the top-level callback."""
 
@@ -101,30 +114,40 @@ def predict_options(
     max_det: int,
     half: bool,
     nms: bool,
+    backend: str = "torch",
+    precision: str | None = None,
     resolve_device: bool = True,
-) -> "PredictOptions":
-    """The model options every inference command shares, checked (raises BadOptionError).
+) -> tuple["PredictOptions", str | None]:
+    """The model options every inference command shares, checked (raises BadOptionError), and the
+    exact precision asked for (None: the backend's default, decided when the model loads).
 
     `resolve_device=False` keeps --device as given, for workers elsewhere (Ray) that may have GPUs
     this machine lacks; each resolves it for itself.
     """
+    from detect_cli import backends
     from detect_cli.errors import BadOptionError
     from detect_cli.models import PredictOptions, select_device
 
-    dev = select_device(device) if resolve_device else device.strip().lower()
-    if half and resolve_device and not dev.startswith("cuda"):
-        raise BadOptionError("--half needs a CUDA device")
+    if resolve_device:
+        dev = select_device(backends.device_for(backend, device))
+        if half and not dev.startswith("cuda"):
+            raise BadOptionError("--half needs a CUDA device")
+        chosen = backends.choose_backend(backend, dev, backends.availability())
+        exact = backends.check_precision(chosen, precision, dev, half)
+    else:
+        dev, exact = device.strip().lower(), "fp16" if half else precision
     if imgsz % 32:
         raise BadOptionError(f"--imgsz {imgsz} is not a multiple of 32")
-    return PredictOptions(
+    options = PredictOptions(
         conf=conf,
         iou=0.7 if iou is None else iou,
         imgsz=imgsz,
         device=dev,
         max_det=max_det,
-        half=half,
+        half=exact == "fp16",
         nms=nms,
     )
+    return options, exact
 
 
 Sources = Annotated[
@@ -190,7 +213,12 @@ Formats = Annotated[
     ),
 ]
 Recursive = Annotated[bool, typer.Option("--recursive/--no-recursive", help="Descend into sub-folders.")]
-Batch = Annotated[int, typer.Option(min=1, max=256, help="Images per model call.")]
+Batch = Annotated[
+    int,
+    typer.Option(
+        min=1, max=256, help="Images per model call (on CPU batching does not speed up any backend)."
+    ),
+]
 UrlTimeout = Annotated[float, typer.Option(min=0.1, help="Seconds to wait for a URL before giving up on it.")]
 Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON line per input on stdout (logs go to stderr).")
@@ -284,3 +312,26 @@ def resume_command(ctx: typer.Context, out: Path) -> str:
             words += [opts[0], str(value.value if isinstance(value, Enum) else value)]
     words += ["--out", str(out), "--resume"]
     return f"cd {shlex.quote(os.getcwd())} && {shlex.join(words)}"
+
+
+BackendOpt = Annotated[
+    BackendChoice,
+    typer.Option(
+        "--backend",
+        case_sensitive=False,
+        envvar="DETECT_BACKEND",
+        help="What runs the model: torch, onnx (ONNX Runtime), openvino, or auto (torch on CUDA; on CPU "
+        "OpenVINO, else ONNX Runtime when installed, else torch). ONNX/OpenVINO exports are made once and "
+        "cached, and checked against torch.",
+    ),
+]
+PrecisionOpt = Annotated[
+    PrecisionChoice | None,
+    typer.Option(
+        "--precision",
+        case_sensitive=False,
+        show_default=False,
+        help="fp32, bf16 (OpenVINO on CPUs that have it) or fp16 (CUDA). Default: the backend's faster "
+        "one when its detections match torch, else fp32.",
+    ),
+]

@@ -6,6 +6,8 @@ import typer
 
 from detect_cli.cli.image import FAMILY_LABEL
 from detect_cli.cli.options import (
+    BackendChoice,
+    BackendOpt,
     Batch,
     Classes,
     Conf,
@@ -21,6 +23,7 @@ from detect_cli.cli.options import (
     ModelName,
     Nms,
     Out,
+    PrecisionOpt,
     Quiet,
     Reconnects,
     Recursive,
@@ -63,6 +66,8 @@ def make_video_command(family: Family, run_name: str) -> Callable[..., None]:
         batch: Batch = 1,
         url_timeout: UrlTimeout = 15.0,
         reconnects: Reconnects = 3,
+        backend: BackendOpt = BackendChoice.auto,
+        precision: PrecisionOpt = None,
         json_out: Json = False,
         quiet: Quiet = False,
     ) -> None:
@@ -71,10 +76,23 @@ def make_video_command(family: Family, run_name: str) -> Callable[..., None]:
         from detect_cli.pipeline import VideoJob, run_video
 
         ref = resolve(model, family)
+        options, exact = predict_options(
+            conf,
+            iou,
+            imgsz,
+            device,
+            max_det,
+            half,
+            nms,
+            backend.value,
+            precision.value if precision else None,
+        )
         job = VideoJob(
             sources=tuple(sources),
             model=ref,
-            options=predict_options(conf, iou, imgsz, device, max_det, half, nms),
+            options=options,
+            backend=backend.value,
+            precision=exact,
             out=out,
             run_name=run_name,
             exist_ok=exist_ok,
@@ -98,7 +116,7 @@ def make_video_command(family: Family, run_name: str) -> Callable[..., None]:
             warn=lambda note: ui.err_console.print(f"[yellow]warning[/]: {note}"),
         )
         if not quiet:
-            ui.print_video_summary(report, detector.name)
+            ui.print_video_summary(report, f"{detector.name} ({detector.backend}, {detector.precision})")
         code = exit_code_for(report.summary.failed, report.interrupted)
         if code:
             raise typer.Exit(code)

@@ -1,0 +1,306 @@
+"""Folder throughput of each inference backend against `yolo predict`, measured side by side in one run.
+
+For RT-DETR-L and YOLO11n (built from ultralytics' YAML configs with seed 0 and saved as .pt: official
+weights are not downloaded, and random weights run at the same speed), on the same 32 images (the two
+samples and 30 generated ones) at imgsz 640, on the CPU:
+
+- baseline: ultralytics' own predict on the folder with the .pt (what `yolo predict model=x.pt
+  source=folder` runs), saving annotated images;
+- `detect image folder --backend torch|onnx|openvino|auto`: the whole run (reading, inference, results.jsonl
+  and annotated images), with the model loaded (and exported, once, into a fresh cache) beforehand;
+- a reference row: the torch backend with torch on every core (ultralytics sets torch to cpu_count - 1
+  threads on the CPU, so one thread on a 2-core machine).
+
+Each contender gets one warm-up image, then all of them run in turn, for several rounds. The table prints
+the median images/s, the ratio to the baseline taken within each round (side by side, under the same
+load) and its median, the one-off export/load time, and the parity of each export with PyTorch
+(measured right after the export). A second table measures whether batching helps: inference alone
+over the same images in calls of 1 and of 4 (exports with a fixed batch of 4 for ONNX Runtime and
+OpenVINO, whose static graphs take one batch size).
+
+    python bench/backends.py [--models rtdetr-l,yolo11n] [--imgsz 640] [--n 32] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CONF = {"rtdetr": 0.01, "yolo": 1e-6}  # random weights score low; a fixed max_det bounds the drawing work
+MAX_DET = 20
+BASELINE = "yolo predict (.pt), baseline"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def make_images(folder: Path, n: int) -> list[Path]:
+    """The samples plus generated scenes (shapes on gradients) at common photo sizes, `n` in all."""
+    import shutil
+
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for sample in sorted((ROOT / "samples").glob("*.jpg"))[:n]:
+        paths.append(Path(shutil.copy(sample, folder / sample.name)))
+    sizes = [(480, 640), (720, 1280), (1080, 810), (800, 800)]
+    rng = np.random.default_rng(0)
+    for i in range(n - len(paths)):
+        h, w = sizes[i % len(sizes)]
+        ramp = np.linspace(0, 255, w, dtype=np.float32)[None, :, None]
+        img = np.clip(ramp * rng.uniform(0.3, 1.0, 3) + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+        for _ in range(12):
+            color = tuple(int(c) for c in rng.integers(0, 255, 3))
+            x, y = int(rng.integers(0, w - 40)), int(rng.integers(0, h - 40))
+            if rng.random() < 0.5:
+                cv2.rectangle(
+                    img,
+                    (x, y),
+                    (x + int(rng.integers(20, w // 3)), y + int(rng.integers(20, h // 3))),
+                    color,
+                    -1,
+                )
+            else:
+                cv2.circle(img, (x, y), int(rng.integers(10, min(h, w) // 6)), color, -1)
+        path = folder / f"gen_{i:02d}.jpg"
+        cv2.imwrite(str(path), img)
+        paths.append(path)
+    return paths
+
+
+def seeded_pt(name: str, folder: Path) -> tuple[Path, str]:
+    import torch
+    from ultralytics import RTDETR, YOLO
+
+    family = "rtdetr" if name.startswith("rtdetr") else "yolo"
+    torch.manual_seed(0)
+    model = (RTDETR if family == "rtdetr" else YOLO)(f"{name}.yaml")
+    path = folder / f"{name}-seed0.pt"
+    model.save(path)
+    return path, family
+
+
+def baseline_runner(pt: Path, family: str, images: Path, imgsz: int, work: Path, n: int):  # type: ignore[no-untyped-def]
+    """ultralytics' predict on the folder with the .pt, saving annotated images, as `yolo predict` does."""
+    from ultralytics import RTDETR, YOLO
+
+    model = (RTDETR if family == "rtdetr" else YOLO)(str(pt))
+    kw = {"imgsz": imgsz, "conf": CONF[family], "max_det": MAX_DET, "device": "cpu", "verbose": False}
+    list(model.predict(str(sorted(images.iterdir())[0]), save=False, **kw))  # warm-up
+
+    def run(round_: int) -> float:
+        start = time.perf_counter()
+        results = model.predict(
+            str(images), save=True, stream=True, project=str(work), name=f"base-{round_}", **kw
+        )
+        with contextlib.redirect_stdout(sys.stderr):  # its "Results saved to" line stays off the table
+            count = sum(1 for _ in results)
+        assert count == n, count
+        return time.perf_counter() - start
+
+    return run
+
+
+def detect_runner(detector, images: Path, work: Path, n: int, threads: int | None = None):  # type: ignore[no-untyped-def]
+    """`detect image <folder>` with a loaded detector: reading, inference, results.jsonl, annotated images."""
+    import cv2
+    import torch
+
+    from detect_cli.pipeline import ImageJob, run_images
+
+    detector.predict([cv2.imread(str(sorted(images.iterdir())[0]))])  # warm-up
+
+    def run(round_: int) -> float:
+        job = ImageJob(
+            sources=(str(images),), model=detector.ref, options=detector.options, out=work / f"r{round_}"
+        )
+        before = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            start = time.perf_counter()
+            report, _ = run_images(job, detector=detector)
+            seconds = time.perf_counter() - start
+        finally:
+            torch.set_num_threads(before)
+        assert report.summary.processed == n and report.summary.failed == 0, report.summary
+        return seconds
+
+    return run
+
+
+def batch_probe(
+    pt: Path, family: str, backend: str, paths: list[Path], imgsz: int, work: Path, rounds: int
+) -> dict[int, float]:
+    """Inference-only images/s in calls of 1 and of 4 images, best of `rounds` (alternating); exported
+    with a fixed batch of 4 for ONNX Runtime and OpenVINO, whose static graphs take one batch size."""
+    import cv2
+    from ultralytics import RTDETR, YOLO
+
+    from detect_cli.backends import _quiet
+
+    cls = RTDETR if family == "rtdetr" else YOLO
+    imgs = [cv2.imread(str(p)) for p in paths]
+    kw = {"imgsz": imgsz, "conf": CONF[family], "max_det": MAX_DET, "device": "cpu", "verbose": False}
+    models = {}
+    for batch in (1, 4):
+        if backend == "torch":
+            models[batch] = cls(str(pt))
+        else:
+            folder = work / f"{family}-{backend}-b{batch}"
+            folder.mkdir(parents=True)
+            src = cls(str(pt))
+            src.model.pt_path = str(folder / "model.pt")
+            with _quiet():
+                artifact = src.export(format=backend, imgsz=imgsz, batch=batch, device="cpu")
+            models[batch] = cls(str(artifact)) if family == "rtdetr" else YOLO(str(artifact), task="detect")
+        with _quiet():
+            models[batch].predict(imgs[:batch], **kw)  # warm-up
+    rates: dict[int, float] = {1: 0.0, 4: 0.0}
+    for _ in range(rounds):
+        for batch, model in models.items():
+            start = time.perf_counter()
+            with _quiet():
+                for i in range(0, len(imgs), batch):
+                    model.predict(imgs[i : i + batch], **kw)
+            rates[batch] = max(rates[batch], len(imgs) / (time.perf_counter() - start))
+    return rates
+
+
+def parity_note(backends, pt: Path, detector) -> str:  # type: ignore[no-untyped-def]
+    if detector.backend == "torch":
+        return "-"
+    entry = next(
+        e
+        for e in backends.cached_exports()
+        if (e.manifest["backend"], e.manifest["source"]) == (detector.backend, str(pt))
+    )
+    p = entry.parity(detector.precision)
+    if p is None:
+        return "-"
+    verdict = "ok" if p.ok else "FAILS"
+    return (
+        f"{p.matched}/{p.reference} matched, IoU {p.mean_iou:.3f}, Δscore {p.max_score_diff:.4f} ({verdict})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--models", default="rtdetr-l,yolo11n")
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--n", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument("--no-batch-probe", action="store_true")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="detect-bench-"))
+    os.environ["DETECT_CACHE_DIR"] = str(work / "cache")  # a fresh cache: the export is part of the run
+    from detect_cli import backends
+    from detect_cli.models import PredictOptions, import_ultralytics, resolve
+
+    import_ultralytics()
+    import torch
+
+    images = work / "images"
+    paths = make_images(images, args.n)
+    cores = os.cpu_count() or 1
+    print(
+        f"# {cores} CPUs, torch {torch.__version__}, imgsz {args.imgsz}, {len(paths)} images, "
+        f"{args.rounds} rounds, backends: {', '.join(b for b, ok in backends.availability().items() if ok)}",
+        file=sys.stderr,
+    )
+    table: list[str] = []
+    for name in args.models.split(","):
+        pt, family = seeded_pt(name, work)
+        ref = resolve(str(pt), family)  # type: ignore[arg-type]
+        options = PredictOptions(conf=CONF[family], imgsz=args.imgsz, device="cpu", max_det=MAX_DET)
+        runners = {
+            BASELINE: (
+                baseline_runner(pt, family, images, args.imgsz, work / name, args.n),
+                "torch fp32",
+                "-",
+                "-",
+            )
+        }
+        plans = [
+            ("torch", None, None),
+            ("torch", None, cores),
+            ("onnx", None, None),
+            ("openvino", "fp32", None),
+            ("auto", None, None),
+        ]
+        for backend, precision, threads in plans:
+            if backend in backends.EXPORTED and not backends.installed(backend):  # type: ignore[arg-type]
+                continue
+            notes: list[str] = []
+            start = time.perf_counter()
+            detector = backends.load(ref, options, backends.LoadPlan(backend, precision), notes.append)  # type: ignore[arg-type]
+            load_s = time.perf_counter() - start
+            label = f"detect --backend {backend}" + (f" --precision {precision}" if precision else "")
+            if threads:
+                label += f" (reference: torch on {threads} threads)"
+            one_off = (
+                f"{'export + ' if any(n.startswith('exporting') for n in notes) else ''}load {load_s:.1f} s"
+            )
+            out = work / f"{name}-{backend}-{precision}-{threads}"
+            runners[label] = (
+                detect_runner(detector, images, out, args.n, threads),
+                f"{detector.backend} {detector.precision}",
+                one_off,
+                parity_note(backends, pt, detector),
+            )
+        times: dict[str, list[float]] = {label: [] for label in runners}
+        for r in range(args.rounds):
+            for label, (run, *_rest) in runners.items():
+                times[label].append(run(r))
+                print(
+                    f"  {name} round {r + 1}: {label}: {args.n / times[label][-1]:.2f} img/s", file=sys.stderr
+                )
+        base = times[BASELINE]
+        for label, (_, ran, one_off, parity) in runners.items():
+            # Ratios are taken within each round (side by side, under the same load), then the median.
+            ratios = [b / t for b, t in zip(base, times[label], strict=True)]
+            table.append(
+                f"| {name} | {label} | {ran} | {args.n / median(times[label]):.2f} | {median(ratios):.2f} "
+                f"({', '.join(f'{x:.1f}' for x in ratios)}) | {one_off} | {parity} |"
+            )
+    print(
+        f"\n## Folder throughput: {args.n} images, imgsz {args.imgsz}, CPU, median of {args.rounds} rounds\n"
+    )
+    print(
+        "| model | run | backend precision | images/s | x yolo predict (each round) | one-off "
+        "| parity with PyTorch |"
+    )
+    print("|---|---|---|---:|---:|---|---|")
+    print("\n".join(table), flush=True)
+
+    if not args.no_batch_probe:
+        print(f"\n## Batching: inference-only images/s, calls of 1 vs 4 images, best of {args.rounds}\n")
+        print("| model | backend | batch 1 | batch 4 | gain |")
+        print("|---|---|---:|---:|---:|")
+        for name in args.models.split(","):
+            pt, family = work / f"{name}-seed0.pt", "rtdetr" if name.startswith("rtdetr") else "yolo"
+            for backend in ("torch", *(b for b in backends.EXPORTED if backends.installed(b))):
+                r = batch_probe(pt, family, backend, paths, args.imgsz, work / "batch", args.rounds)
+                print(f"| {name} | {backend} | {r[1]:.2f} | {r[4]:.2f} | {r[4] / r[1]:.2f}x |", flush=True)
+    print(f"\n(work folder: {work})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,563 @@
+"""Inference backends: PyTorch, or the same model exported once to ONNX Runtime or OpenVINO for fast CPU runs.
+
+Exports go through ultralytics' own exporter into a per-user cache, one folder per (weights content,
+imgsz, backend, precision). A folder is built under a temporary name and renamed into place, and holds a
+manifest with the size and hash of every file, so a half-written or damaged export is never used: it is
+rebuilt. Right after an export, the exported model and the PyTorch model run on one picture and their
+detections are compared (`Parity`); an `auto` choice that fails that check falls back to PyTorch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from detect_cli.errors import BadOptionError, MissingBackendError, ModelError
+from detect_cli.models import Detector, ModelRef, PredictOptions, cache_dir
+from detect_cli.results import Detection
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Backend = Literal["torch", "onnx", "openvino"]
+BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "openvino")
+EXPORTED: tuple[Backend, ...] = ("onnx", "openvino")
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
+
+# What each exported backend needs installed (module names); `pip install 'detect-cli[cpu]'` brings them all.
+REQUIRES: dict[Backend, tuple[str, ...]] = {"onnx": ("onnx", "onnxruntime"), "openvino": ("openvino",)}
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+
+Warn = Callable[[str], None]
+
+
+def _ignore(_: str) -> None:
+    pass
+
+
+# --- choosing ------------------------------------------------------------------------------------
+
+
+def installed(backend: Backend) -> bool:
+    """True when the packages a backend needs can be imported (checked without importing them)."""
+    return all(importlib.util.find_spec(m) is not None for m in REQUIRES.get(backend, ()))
+
+
+def availability() -> dict[Backend, bool]:
+    return {b: b == "torch" or installed(b) for b in BACKENDS}
+
+
+def choose_backend(requested: str, device: str, available: Mapping[Backend, bool]) -> Backend:
+    """The backend to run: `auto` is torch on CUDA, else OpenVINO, else ONNX Runtime, else torch.
+
+    An exported backend asked for by name must be installed (else MissingBackendError, exit 2) and runs
+    on the CPU only.
+    """
+    if requested == "auto":
+        if device.startswith("cuda") or device == "mps":
+            return "torch"
+        return next((b for b in ("openvino", "onnx") if available.get(b)), "torch")
+    if requested not in BACKENDS:
+        raise BadOptionError(f"unknown backend '{requested}': use torch, onnx, openvino or auto")
+    backend: Backend = requested  # type: ignore[assignment]
+    if backend != "torch" and not available.get(backend):
+        missing = ", ".join(REQUIRES[backend])
+        raise MissingBackendError(
+            f"--backend {backend} needs {missing}, which is not installed: "
+            f"pip install 'detect-cli[cpu]' (or pip install {' '.join(REQUIRES[backend])})"
+        )
+    if backend != "torch" and device != "cpu":
+        raise BadOptionError(f"--backend {backend} runs on the CPU: use --device cpu, or --backend torch")
+    return backend
+
+
+def device_for(requested_backend: str, device: str) -> str:
+    """`--device auto` with an exported backend named explicitly means the CPU, where those backends run."""
+    return "cpu" if requested_backend in EXPORTED and device.strip().lower() == "auto" else device
+
+
+def check_precision(backend: Backend, precision: str | None, device: str, half: bool) -> Precision | None:
+    """Validate `--precision` for a backend; None means the backend's default (decided when loading)."""
+    if half:
+        if precision not in (None, "fp16"):
+            raise BadOptionError(f"--half and --precision {precision} disagree; use one of them")
+        precision = "fp16"
+    if precision is None:
+        return None
+    if precision not in PRECISIONS:
+        raise BadOptionError(f"unknown precision '{precision}': use fp32, bf16 or fp16")
+    if precision == "fp32":
+        return "fp32"
+    if precision == "fp16":
+        if backend == "torch" and device.startswith("cuda"):
+            return "fp16"
+        raise BadOptionError("--precision fp16 is for CUDA (--backend torch --device cuda)")
+    if backend == "openvino":  # bf16
+        return "bf16"
+    raise BadOptionError("--precision bf16 is for --backend openvino on CPUs with bf16 support")
+
+
+# --- the cache -------------------------------------------------------------------------------------
+
+
+def exports_dir() -> Path:
+    return cache_dir() / "exports"
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def weights_digest(location: str) -> str:
+    """Content hash of what `--model` names: the weights file, or a model config (+ the fixed seed)."""
+    path = Path(location)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            from ultralytics.utils.checks import check_yaml
+
+            path = Path(check_yaml(location))
+        return hashlib.sha256(b"seed=0\n" + path.read_bytes()).hexdigest()
+    return _sha256(path)
+
+
+def cache_key(digest: str, imgsz: int, backend: Backend, precision: str) -> str:
+    return f"{digest[:16]}-{imgsz}-{backend}-{precision}"
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How closely an exported model's detections follow PyTorch's on the same picture.
+
+    The reference is PyTorch's top `reference` boxes; each is matched (greedily, by score) to an unused
+    box of the same class from the exported model with the highest IoU, counted as matched at IoU ≥ 0.5.
+    """
+
+    reference: int
+    matched: int
+    mean_iou: float
+    max_score_diff: float
+    precision: str = "fp32"
+
+    # The stated tolerance: 90% of the reference boxes matched, mean IoU 0.9, scores within 0.02.
+    MIN_MATCHED = 0.9
+    MIN_MEAN_IOU = 0.9
+    MAX_SCORE_DIFF = 0.02
+
+    @property
+    def ok(self) -> bool:
+        if self.reference == 0:
+            return self.matched == 0
+        return (
+            self.matched / self.reference >= self.MIN_MATCHED
+            and self.mean_iou >= self.MIN_MEAN_IOU
+            and self.max_score_diff <= self.MAX_SCORE_DIFF
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.matched}/{self.reference} boxes matched, mean IoU {self.mean_iou:.3f}, "
+            f"largest score difference {self.max_score_diff:.4f} (tolerance: "
+            f"{self.MIN_MATCHED:.0%} matched, IoU ≥ {self.MIN_MEAN_IOU}, score ± {self.MAX_SCORE_DIFF})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Parity:
+        return cls(
+            int(d["reference"]),
+            int(d["matched"]),
+            float(d["mean_iou"]),
+            float(d["max_score_diff"]),
+            str(d.get("precision", "fp32")),
+        )
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def compare(
+    reference: Sequence[Detection], candidate: Sequence[Detection], top: int = 10, precision: str = "fp32"
+) -> Parity:
+    """Match the top `top` reference boxes to the candidate's (same class, best IoU); see `Parity`."""
+    refs = sorted(reference, key=lambda d: -d.confidence)[:top]
+    free = list(candidate)
+    ious: list[float] = []
+    diffs: list[float] = []
+    for r in refs:
+        scored = [(_iou(r.xyxy, c.xyxy), i) for i, c in enumerate(free) if c.class_id == r.class_id]
+        best_iou, best = max(scored, default=(0.0, -1))
+        if best_iou >= 0.5:
+            ious.append(best_iou)
+            diffs.append(abs(free.pop(best).confidence - r.confidence))
+    return Parity(
+        len(refs),
+        len(ious),
+        sum(ious) / len(ious) if ious else 0.0,
+        max(diffs, default=0.0),
+        precision,
+    )
+
+
+@dataclass
+class CacheEntry:
+    """One export in the cache, as its manifest describes it."""
+
+    path: Path
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def artifact(self) -> Path:
+        return self.path / self.manifest["artifact"]
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(int(s) for s in self.manifest.get("files", {}).values())
+
+    def parity(self, precision: str) -> Parity | None:
+        found = self.manifest.get("parity", {}).get(precision)
+        return Parity.from_dict(found) if found else None
+
+
+def _file_table(root: Path) -> dict[str, int]:
+    return {
+        p.relative_to(root).as_posix(): p.stat().st_size
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+
+
+def _hashes(root: Path, files: Mapping[str, int]) -> dict[str, str]:
+    return {rel: _sha256(root / rel) for rel in files}
+
+
+def read_entry(path: Path, verify: bool = True) -> CacheEntry | None:
+    """The entry at `path` when complete and intact (every file there, same size and hash), else None."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("version") != MANIFEST_VERSION or not (path / manifest["artifact"]).exists():
+            return None
+        files: dict[str, int] = manifest["files"]
+        if _file_table(path) != files:
+            return None
+        if verify and _hashes(path, files) != manifest["sha256"]:
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return CacheEntry(path, manifest)
+
+
+def _write_manifest(entry: CacheEntry) -> None:
+    tmp = entry.path / f".{MANIFEST}.part"
+    tmp.write_text(json.dumps(entry.manifest, indent=2), encoding="utf-8")
+    os.replace(tmp, entry.path / MANIFEST)
+
+
+def cached_exports() -> list[CacheEntry]:
+    """Every complete entry in the cache (by manifest and sizes; hashes are checked when one is used)."""
+    root = exports_dir()
+    if not root.is_dir():
+        return []
+    entries = (read_entry(p, verify=False) for p in sorted(root.iterdir()) if not p.name.startswith("."))
+    return [e for e in entries if e is not None]
+
+
+def clear_exports() -> tuple[int, int]:
+    """Delete every cached export (and leftovers of interrupted ones); returns (folders, bytes) removed."""
+    root = exports_dir()
+    if not root.is_dir():
+        return 0, 0
+    folders = size = 0
+    for p in root.iterdir():
+        size += sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+        folders += 1
+    return folders, size
+
+
+# --- exporting -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """ultralytics' info lines and tracing warnings kept off the user's terminal while exporting/loading."""
+    import logging
+    import warnings
+
+    from ultralytics.utils import LOGGER
+
+    from detect_cli.models import _quiet_stdout
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)
+    try:
+        with _quiet_stdout(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        LOGGER.setLevel(level)
+
+
+def export_model(torch_model: Any, backend: Backend, imgsz: int, folder: Path) -> Path:
+    """Export a loaded ultralytics model into `folder` (fp32, fixed batch 1 and square imgsz input)."""
+    # The exporter writes next to the weights it was loaded from; point it at our folder instead.
+    torch_model.model.pt_path = str(folder / "model.pt")
+    kwargs: dict[str, Any] = {"format": backend, "imgsz": imgsz, "device": "cpu", "batch": 1}
+    if backend == "onnx":
+        kwargs["simplify"] = importlib.util.find_spec("onnxslim") is not None
+    try:
+        with _quiet():
+            return Path(torch_model.export(**kwargs))
+    except Exception as e:  # the exporter raises many types; each means this backend cannot be built
+        raise ModelError(f"export to {backend} failed: {type(e).__name__}: {e}") from e
+
+
+def parity_image(imgsz: int) -> np.ndarray:
+    """A real photograph (ultralytics' bus.jpg), cropped square so every backend letterboxes it the same."""
+    import cv2
+    from ultralytics.utils import ASSETS
+
+    image = cv2.imread(str(ASSETS / "bus.jpg"))
+    h, w = image.shape[:2]
+    side = min(h, w)
+    y, x = (h - side) // 2, (w - side) // 2
+    return cv2.resize(image[y : y + side, x : x + side], (imgsz, imgsz), interpolation=cv2.INTER_AREA)
+
+
+PARITY_TOP = 10  # reference boxes compared
+PARITY_POOL = 100  # candidate boxes they may match
+
+
+def parity_options(options: PredictOptions) -> PredictOptions:
+    """Every box the models produce (no threshold), so untrained models are compared too."""
+    from dataclasses import replace
+
+    return replace(options, conf=0.0, classes=None, max_det=PARITY_POOL, nms=False, device="cpu", half=False)
+
+
+def measure_parity(reference: Detector, exported: Detector, imgsz: int) -> Parity:
+    image = parity_image(imgsz)
+    ref_opts, exp_opts = reference.options, exported.options
+    reference.options, exported.options = parity_options(ref_opts), parity_options(exp_opts)
+    try:
+        [(ref_dets, _)] = reference.predict([image])
+        [(exp_dets, _)] = exported.predict([image])
+    finally:
+        reference.options, exported.options = ref_opts, exp_opts
+    return compare(ref_dets, exp_dets, PARITY_TOP, exported.precision)
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+
+def _export_entry(
+    ref: ModelRef, torch_detector: Detector, backend: Backend, imgsz: int, digest: str, key: str
+) -> CacheEntry:
+    """Export into a temporary folder, write its manifest, and rename it into place."""
+    root = exports_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{key}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
+    tmp.mkdir()
+    try:
+        artifact = export_model(torch_detector.model, backend, imgsz, tmp)
+        files = _file_table(tmp)
+        import ultralytics
+
+        entry = CacheEntry(
+            tmp,
+            {
+                "version": MANIFEST_VERSION,
+                "key": key,
+                "model": ref.name,
+                "family": ref.family,
+                "source": ref.location,
+                "weights_sha256": digest,
+                "imgsz": imgsz,
+                "backend": backend,
+                "precision": "fp32",
+                "artifact": artifact.relative_to(tmp).as_posix(),
+                "files": files,
+                "sha256": _hashes(tmp, files),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "ultralytics": ultralytics.__version__,
+                "parity": {},
+            },
+        )
+        _write_manifest(entry)
+        final = root / key
+        if final.exists():  # a damaged entry (checked by the caller) or one a parallel run just finished
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if (other := read_entry(final)) is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return other
+            raise
+        entry.path = final
+        return entry
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _cpu_supports_bf16() -> bool:
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def _load_exported(ref: ModelRef, entry: CacheEntry, options: PredictOptions, precision: str) -> Detector:
+    """A Detector over the exported model; OpenVINO is compiled at the precision asked for."""
+    import numpy as np
+
+    from detect_cli.models import import_ultralytics
+
+    import_ultralytics()
+    from ultralytics import RTDETR, YOLO
+
+    backend: Backend = entry.manifest["backend"]
+    # RTDETR loads exported files with its own predictor, so RT-DETR output is decoded as RT-DETR (no NMS).
+    with _quiet():
+        path = str(entry.artifact)
+        model = RTDETR(path) if ref.family == "rtdetr" else YOLO(path, task="detect")
+        # The first predict builds ultralytics' predictor and runtime session; later calls reuse them.
+        model.predict(np.zeros((32, 32, 3), np.uint8), imgsz=options.imgsz, device="cpu", verbose=False)
+    used = "fp32"
+    if backend == "openvino":
+        used = _compile_openvino(model, precision, entry.artifact)
+    return Detector(ref, model, options, backend=backend, precision=used)
+
+
+def _compile_openvino(model: Any, precision: str, artifact: Path) -> str:
+    """Recompile ultralytics' OpenVINO model with an explicit inference precision; returns the one in use."""
+    ov_backend = model.predictor.model.backend
+    ov = ov_backend.ov
+    hint = {"fp32": ov.Type.f32, "bf16": ov.Type.bf16}[precision]
+    compiled = ov_backend.ov_compiled_model
+    if compiled.get_property("INFERENCE_PRECISION_HINT") != hint:
+        ov_model = ov.Core().read_model(str(next(artifact.glob("*.xml"))))
+        compiled = ov_backend.compile_model(
+            ov_model, config={"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
+        )
+        ov_backend.ov_compiled_model = compiled
+    actual = compiled.get_property("INFERENCE_PRECISION_HINT")
+    return "bf16" if actual == ov.Type.bf16 else "fp16" if actual == ov.Type.f16 else "fp32"
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What to load: the backend asked for (maybe `auto`), and the precision (None: the backend's default)."""
+
+    backend: str = "torch"
+    precision: Precision | None = None
+
+    @property
+    def explicit(self) -> bool:
+        return self.backend != "auto"
+
+
+def load(
+    ref: ModelRef,
+    options: PredictOptions,
+    plan: LoadPlan,
+    warn: Warn = _ignore,
+    available: Mapping[Backend, bool] | None = None,
+) -> Detector:
+    """Load `ref` on the backend the plan names, exporting it (once, cached) when that is not torch."""
+    from detect_cli.models import fetch_weights
+    from detect_cli.models import load as load_torch
+
+    if (made := exported_kind(ref.location)) is not None:  # already exported (-m model.onnx): run it as is
+        if plan.backend not in ("auto", made):
+            raise BadOptionError(f"{ref.location} is an exported {made} model; it runs with --backend {made}")
+        detector = load_torch(ref, options)
+        detector.backend = made
+        return detector
+    backend = choose_backend(plan.backend, options.device, availability() if available is None else available)
+    if backend == "torch":
+        return load_torch(ref, options)
+    location = str(fetch_weights(ref)) if ref.official else ref.location
+    try:
+        digest = weights_digest(location)
+    except OSError as e:
+        raise ModelError(f"cannot read model file {location}: {e.strerror or e}") from e
+    key = cache_key(digest, options.imgsz, backend, "fp32")
+    entry = read_entry(exports_dir() / key)
+    torch_detector: Detector | None = None
+    if entry is None:
+        if (exports_dir() / key).exists():
+            warn(f"the cached {backend} export of {ref.name} is incomplete or damaged; exporting it again")
+        torch_detector = load_torch(ref, replace_device(options))
+        warn(f"exporting {ref.name} to {backend} at imgsz {options.imgsz} (once; cached in {exports_dir()})")
+        entry = _export_entry(ref, torch_detector, backend, options.imgsz, digest, key)
+
+    precision = plan.precision or _default_precision(backend, entry)
+    detector = _load_exported(ref, entry, options, precision)
+    if plan.precision and detector.precision != plan.precision:
+        warn(f"{backend} cannot run {plan.precision} on this CPU; running {detector.precision}")
+    parity = entry.parity(detector.precision)
+    if parity is None:  # first use of this export at this precision: measure, and remember
+        torch_detector = torch_detector or load_torch(ref, replace_device(options))
+        parity = measure_parity(torch_detector, detector, options.imgsz)
+        if plan.precision is None and detector.precision != "fp32" and not parity.ok:
+            # The faster precision drifts: the default becomes fp32, checked the same way.
+            entry.manifest.setdefault("parity", {})[detector.precision] = parity.to_dict()
+            warn(f"{backend} {detector.precision} differs from PyTorch ({parity.describe()}); using fp32")
+            detector = _load_exported(ref, entry, options, "fp32")
+            parity = measure_parity(torch_detector, detector, options.imgsz)
+        entry.manifest.setdefault("parity", {})[detector.precision] = parity.to_dict()
+        _write_manifest(entry)
+    if not parity.ok:
+        message = f"{backend} ({detector.precision}) detections differ from PyTorch: {parity.describe()}"
+        if plan.explicit:
+            warn(message)
+        else:
+            warn(message + "; falling back to PyTorch (pass --backend to use it anyway)")
+            return torch_detector or load_torch(ref, options)
+    return detector
+
+
+def exported_kind(location: str) -> str | None:
+    """'onnx' or 'openvino' for a model that is already exported, else None (weights or a config)."""
+    path = Path(location)
+    if path.suffix == ".onnx":
+        return "onnx"
+    if path.name.endswith("_openvino_model") or path.suffix == ".xml":
+        return "openvino"
+    if path.suffix in (".pt", ".yaml", ".yml"):
+        return None
+    return {".engine": "tensorrt", ".torchscript": "torchscript"}.get(path.suffix, "exported")
+
+
+def replace_device(options: PredictOptions) -> PredictOptions:
+    from dataclasses import replace
+
+    return replace(options, device="cpu", half=False)
+
+
+def _default_precision(backend: Backend, entry: CacheEntry) -> str:
+    """bf16 where OpenVINO can run it and it has not been seen to drift from PyTorch; else fp32."""
+    if backend != "openvino" or not _cpu_supports_bf16():
+        return "fp32"
+    checked = entry.parity("bf16")
+    return "bf16" if checked is None or checked.ok else "fp32"

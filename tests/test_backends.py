@@ -1,0 +1,508 @@
+"""ONNX Runtime and OpenVINO backends: choosing, exporting once into the cache, parity with PyTorch.
+
+Exports are slow, so each (model, backend) is exported once per test session into a shared cache
+(`exported`); tests that change or count exports work on a copy of it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import SMALL_IMGSZ, make_image
+from typer.testing import CliRunner
+
+from detect_cli import backends
+from detect_cli.backends import LoadPlan, Parity, compare
+from detect_cli.cli import app
+from detect_cli.errors import BadOptionError, MissingBackendError
+from detect_cli.models import Detector, PredictOptions, resolve
+from detect_cli.results import Detection
+from detect_cli.writers import read_jsonl
+
+runner = CliRunner()
+ALL = {"torch": True, "onnx": True, "openvino": True}
+CONF = {"rtdetr": 0.01, "yolo": 1e-6}
+
+needs_onnx = pytest.mark.skipif(not backends.installed("onnx"), reason="onnx/onnxruntime not installed")
+needs_openvino = pytest.mark.skipif(not backends.installed("openvino"), reason="openvino not installed")
+BACKEND_PARAMS = [
+    pytest.param("onnx", marks=needs_onnx),
+    pytest.param("openvino", marks=needs_openvino),
+]
+
+
+# --- choosing a backend and a precision ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("requested", "device", "available", "expected"),
+    [
+        ("auto", "cpu", ALL, "openvino"),
+        ("auto", "cpu", {**ALL, "openvino": False}, "onnx"),
+        ("auto", "cpu", {"torch": True, "onnx": False, "openvino": False}, "torch"),
+        ("auto", "cuda:0", ALL, "torch"),  # CUDA: PyTorch (fp16 with --half)
+        ("auto", "mps", ALL, "torch"),
+        ("torch", "cpu", ALL, "torch"),
+        ("onnx", "cpu", ALL, "onnx"),
+        ("openvino", "cpu", {**ALL, "onnx": False}, "openvino"),
+        ("openvino", "cpu", {**ALL, "openvino": False}, MissingBackendError),
+        ("onnx", "cpu", {**ALL, "onnx": False}, MissingBackendError),
+        ("onnx", "cuda:0", ALL, BadOptionError),
+        ("tensorrt", "cpu", ALL, BadOptionError),
+    ],
+)
+def test_choose_backend(requested: str, device: str, available: dict, expected: object) -> None:
+    if isinstance(expected, type):
+        with pytest.raises(expected):  # type: ignore[call-overload]
+            backends.choose_backend(requested, device, available)
+    else:
+        assert backends.choose_backend(requested, device, available) == expected
+
+
+def test_missing_backend_message_says_how_to_install() -> None:
+    with pytest.raises(MissingBackendError) as err:
+        backends.choose_backend("openvino", "cpu", {**ALL, "openvino": False})
+    message = str(err.value)
+    assert "\n" not in message and "detect-cli[cpu]" in message and "openvino" in message
+
+
+def test_device_auto_means_cpu_for_exported_backends() -> None:
+    assert backends.device_for("openvino", "auto") == "cpu"
+    assert backends.device_for("auto", "auto") == "auto"  # auto backend follows the device
+    assert backends.device_for("onnx", "cuda") == "cuda"  # then refused by choose_backend
+
+
+@pytest.mark.parametrize(
+    ("backend", "precision", "device", "half", "expected"),
+    [
+        ("torch", None, "cpu", False, None),
+        ("torch", "fp32", "cpu", False, "fp32"),
+        ("torch", None, "cuda:0", True, "fp16"),
+        ("torch", "fp16", "cuda:0", False, "fp16"),
+        ("torch", "fp16", "cpu", False, BadOptionError),
+        ("torch", "bf16", "cpu", False, BadOptionError),
+        ("openvino", "bf16", "cpu", False, "bf16"),
+        ("openvino", "fp32", "cpu", False, "fp32"),
+        ("openvino", "fp16", "cpu", False, BadOptionError),
+        ("onnx", "bf16", "cpu", False, BadOptionError),
+        ("torch", "fp32", "cuda:0", True, BadOptionError),  # --half contradicts fp32
+    ],
+)
+def test_check_precision(
+    backend: str, precision: str | None, device: str, half: bool, expected: object
+) -> None:
+    if isinstance(expected, type):
+        with pytest.raises(expected):  # type: ignore[call-overload]
+            backends.check_precision(backend, precision, device, half)  # type: ignore[arg-type]
+    else:
+        assert backends.check_precision(backend, precision, device, half) == expected  # type: ignore[arg-type]
+
+
+# --- comparing detections ----------------------------------------------------------------------------
+
+
+def _det(cls: int, conf: float, box: tuple[float, float, float, float]) -> Detection:
+    return Detection(cls, str(cls), conf, box)
+
+
+REF = [_det(0, 0.9, (10, 10, 50, 50)), _det(1, 0.8, (60, 60, 90, 90)), _det(0, 0.5, (0, 0, 20, 20))]
+
+
+@pytest.mark.parametrize(
+    ("candidate", "matched", "ok"),
+    [
+        (REF, 3, True),
+        (list(reversed(REF)), 3, True),  # order does not matter
+        ([_det(d.class_id, d.confidence + 0.01, d.xyxy) for d in REF], 3, True),  # within the score tolerance
+        ([_det(d.class_id, d.confidence + 0.05, d.xyxy) for d in REF], 3, False),  # scores drift
+        ([_det(d.class_id, d.confidence, (d.xyxy[0] + 5, *d.xyxy[1:])) for d in REF], 3, False),  # boxes move
+        ([_det(2, d.confidence, d.xyxy) for d in REF], 0, False),  # other classes
+        (REF[:2], 2, False),  # a box missing
+        ([], 0, False),
+    ],
+)
+def test_compare(candidate: list[Detection], matched: int, ok: bool) -> None:
+    parity = compare(REF, candidate)
+    assert (parity.reference, parity.matched, parity.ok) == (3, matched, ok)
+    assert Parity.from_dict(json.loads(json.dumps(parity.to_dict()))) == parity
+
+
+def test_compare_uses_each_candidate_once() -> None:
+    twice = [_det(0, 0.9, (10, 10, 50, 50)), _det(0, 0.89, (10, 10, 50, 50))]
+    assert compare(twice, twice[:1]).matched == 1
+
+
+# --- exporting, once ---------------------------------------------------------------------------------
+
+
+def _options(family: str, **kw: object) -> PredictOptions:
+    base: dict[str, object] = {"conf": CONF[family], "imgsz": SMALL_IMGSZ, "device": "cpu", "max_det": 20}
+    return PredictOptions(**{**base, **kw})  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def exported(
+    rtdetr_pt: Path, yolo_pt: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, list[str]]]:
+    """A cache holding every (model, installed backend) export at SMALL_IMGSZ, and the warnings they gave."""
+    cache = tmp_path_factory.mktemp("shared-cache")
+    warnings: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DETECT_CACHE_DIR", str(cache))
+        for family, weights in (("rtdetr", rtdetr_pt), ("yolo", yolo_pt)):
+            for backend in backends.EXPORTED:
+                if backends.installed(backend):
+                    ref = resolve(str(weights), family)  # type: ignore[arg-type]
+                    backends.load(ref, _options(family), LoadPlan(backend), warnings.append)
+    yield cache, warnings
+
+
+@pytest.fixture
+def shared_cache(exported: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Use the session's exports (read-only by convention)."""
+    monkeypatch.setenv("DETECT_CACHE_DIR", str(exported[0]))
+    return exported[0]
+
+
+@pytest.fixture
+def own_cache(exported: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the session's YOLO exports (the small ones), free to damage."""
+    cache = tmp_path / "own-cache"
+    for entry in (exported[0] / "exports").iterdir():
+        if json.loads((entry / "manifest.json").read_text())["family"] == "yolo":
+            shutil.copytree(entry, cache / "exports" / entry.name)
+    monkeypatch.setenv("DETECT_CACHE_DIR", str(cache))
+    return cache
+
+
+@pytest.fixture
+def count_exports(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every call of the real exporter from now on, by backend."""
+    calls: list[str] = []
+    real = backends.export_model
+
+    def counting(model: object, backend: str, imgsz: int, folder: Path) -> Path:
+        calls.append(backend)
+        return real(model, backend, imgsz, folder)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backends, "export_model", counting)
+    return calls
+
+
+def _weights(family: str, rtdetr_pt: Path, yolo_pt: Path) -> Path:
+    return rtdetr_pt if family == "rtdetr" else yolo_pt
+
+
+def test_first_exports_were_announced(exported: tuple[Path, list[str]]) -> None:
+    _, warnings = exported
+    n = sum(backends.installed(b) for b in backends.EXPORTED)
+    assert sum(w.startswith("exporting ") for w in warnings) == 2 * n
+    assert not any("differ" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize("family", ["rtdetr", "yolo"])
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("precision", [None, "fp32"])
+def test_detections_match_torch(
+    family: str,
+    backend: str,
+    precision: str | None,
+    shared_cache: Path,
+    rtdetr_pt: Path,
+    yolo_pt: Path,
+    tmp_path: Path,
+    count_exports: list[str],
+) -> None:
+    """Each backend, at its default precision and at fp32, finds what PyTorch finds on a test picture."""
+    import cv2
+
+    ref = resolve(str(_weights(family, rtdetr_pt, yolo_pt)), family)  # type: ignore[arg-type]
+    torch_det = backends.load(ref, _options(family), LoadPlan("torch"))
+    exp_det = backends.load(ref, _options(family), LoadPlan(backend, precision))  # type: ignore[arg-type]
+    assert (torch_det.backend, exp_det.backend) == ("torch", backend)
+    assert exp_det.precision in (("fp32", "bf16") if precision is None else (precision,))
+    if family == "rtdetr":
+        assert type(exp_det.model).__name__ == "RTDETR"  # decoded as RT-DETR, not with YOLO's NMS
+    image = cv2.imread(str(make_image(tmp_path / "sq.png", seed=5, size=(96, 96))))
+    [(want, _)] = torch_det.predict([image])
+    [(got, speed)] = exp_det.predict([image])
+    assert want, "the seeded model should find boxes at this confidence"
+    parity = compare(want, got, precision=exp_det.precision)
+    assert parity.ok, parity.describe()
+    assert speed.inference > 0
+    assert count_exports == [], "the session's export is reused"
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_cache_is_reused_and_recorded(
+    backend: str, own_cache: Path, yolo_pt: Path, count_exports: list[str]
+) -> None:
+    entry = _entry(backend, "yolo")
+    artifact_mtime = entry.artifact.stat().st_mtime_ns
+    ref = resolve(str(yolo_pt), "yolo")
+    for _ in range(2):
+        detector = backends.load(ref, _options("yolo"), LoadPlan(backend))
+        assert detector.backend == backend
+    assert count_exports == []
+    assert entry.artifact.stat().st_mtime_ns == artifact_mtime
+    manifest = json.loads((entry.path / "manifest.json").read_text())
+    assert manifest["imgsz"] == SMALL_IMGSZ and manifest["weights_sha256"] == backends.weights_digest(
+        str(yolo_pt)
+    )
+    assert manifest["parity"][detector.precision]["ok"] is True
+    assert entry.path.name == backends.cache_key(manifest["weights_sha256"], SMALL_IMGSZ, backend, "fp32")
+
+
+def test_other_imgsz_or_weights_get_their_own_export(
+    own_cache: Path, yolo_pt: Path, tmp_path: Path, count_exports: list[str]
+) -> None:
+    if not backends.installed("onnx"):
+        pytest.skip("onnx not installed")
+    ref = resolve(str(yolo_pt), "yolo")
+    backends.load(ref, _options("yolo", imgsz=96), LoadPlan("onnx"))
+    assert count_exports == ["onnx"]
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(1)
+    other = tmp_path / "yolo11n-seed1.pt"
+    YOLO("yolo11n.yaml").save(other)
+    backends.load(resolve(str(other), "yolo"), _options("yolo"), LoadPlan("onnx"))
+    assert count_exports == ["onnx", "onnx"]
+    assert len({e.path.name for e in backends.cached_exports() if e.manifest["backend"] == "onnx"}) == 3
+
+
+def _entry(backend: str, family: str) -> backends.CacheEntry:
+    return next(
+        e
+        for e in backends.cached_exports()
+        if (e.manifest["backend"], e.manifest["family"], e.manifest["imgsz"])
+        == (backend, family, SMALL_IMGSZ)
+    )
+
+
+def _yolo_onnx_entry() -> backends.CacheEntry:
+    return _entry("onnx", "yolo")
+
+
+@needs_onnx
+@pytest.mark.parametrize("damage", ["truncate", "flip", "no-manifest"])
+def test_damaged_entry_is_detected_and_rebuilt(
+    damage: str, own_cache: Path, yolo_pt: Path, count_exports: list[str]
+) -> None:
+    entry = _yolo_onnx_entry()
+    artifact, manifest = entry.artifact, entry.path / "manifest.json"
+    data = artifact.read_bytes()
+    if damage == "truncate":
+        artifact.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":  # same size, different content: only the hash tells
+        artifact.write_bytes(data[:-100] + bytes(b ^ 0xFF for b in data[-100:]))
+    else:
+        manifest.unlink()
+    assert backends.read_entry(entry.path) is None
+    warnings: list[str] = []
+    detector = backends.load(
+        resolve(str(yolo_pt), "yolo"), _options("yolo"), LoadPlan("onnx"), warnings.append
+    )
+    assert count_exports == ["onnx"]
+    assert any("damaged" in w for w in warnings), warnings
+    rebuilt = backends.read_entry(entry.path)
+    assert rebuilt is not None and rebuilt.artifact.stat().st_size == len(data)
+    assert detector.backend == "onnx"
+
+
+def test_interrupted_export_leaves_nothing_usable(
+    own_cache: Path, yolo_pt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export that dies half-way leaves no entry under its final name, and no temporary folder."""
+    if not backends.installed("onnx"):
+        pytest.skip("onnx not installed")
+    real = backends.export_model
+
+    def dies(model: object, backend: str, imgsz: int, folder: Path) -> Path:
+        real(model, backend, imgsz, folder)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backends, "export_model", dies)
+    before = sorted(p.name for p in backends.exports_dir().iterdir())
+    with pytest.raises(KeyboardInterrupt):
+        backends.load(resolve(str(yolo_pt), "yolo"), _options("yolo", imgsz=96), LoadPlan("onnx"))
+    assert sorted(p.name for p in backends.exports_dir().iterdir()) == before
+
+
+def _record_parity(entry: backends.CacheEntry, parity: Parity) -> None:
+    """Write a parity result into an entry's manifest, as a measurement on another machine might have."""
+    entry.manifest["parity"] = {parity.precision: parity.to_dict()}
+    backends._write_manifest(entry)
+
+
+@needs_onnx
+def test_parity_failure_falls_back_to_torch_unless_explicit(own_cache: Path, yolo_pt: Path) -> None:
+    _record_parity(_yolo_onnx_entry(), Parity(10, 4, 0.7, 0.3, "fp32"))
+    ref = resolve(str(yolo_pt), "yolo")
+    auto_warnings: list[str] = []
+    only_onnx = {"torch": True, "onnx": True, "openvino": False}
+    auto = backends.load(ref, _options("yolo"), LoadPlan("auto"), auto_warnings.append, only_onnx)
+    assert auto.backend == "torch"
+    [message] = auto_warnings
+    assert "4/10 boxes matched" in message and "falling back to PyTorch" in message
+    explicit_warnings: list[str] = []
+    explicit = backends.load(ref, _options("yolo"), LoadPlan("onnx"), explicit_warnings.append)
+    assert explicit.backend == "onnx"
+    assert len(explicit_warnings) == 1 and "falling back" not in explicit_warnings[0]
+
+
+@needs_openvino
+def test_openvino_bf16_is_the_default_only_where_it_holds(own_cache: Path, yolo_pt: Path) -> None:
+    entry = _entry("openvino", "yolo")
+    ref = resolve(str(yolo_pt), "yolo")
+    default = backends.load(ref, _options("yolo"), LoadPlan("openvino"))
+    assert default.precision == ("bf16" if backends._cpu_supports_bf16() else "fp32")
+    _record_parity(entry, Parity(10, 3, 0.5, 0.2, "bf16"))  # bf16 seen to drift: fp32 becomes the default
+    assert backends.load(ref, _options("yolo"), LoadPlan("openvino")).precision == "fp32"
+    assert backends.load(ref, _options("yolo"), LoadPlan("openvino", "fp32")).precision == "fp32"
+
+
+# --- the command line --------------------------------------------------------------------------------
+
+
+def _cli(weights: Path, family: str, folder: Path, out: Path, *args: str) -> object:
+    command = ["yolo", "image"] if family == "yolo" else ["image"]
+    argv = [*command, str(folder), "-m", str(weights), "--imgsz", str(SMALL_IMGSZ), "-o", str(out), "-q"]
+    return runner.invoke(app, [*argv, "--conf", str(CONF[family]), *args])
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_cli_backend_records_backend_and_precision(
+    backend: str, shared_cache: Path, yolo_pt: Path, images: Path, tmp_path: Path, count_exports: list[str]
+) -> None:
+    result = _cli(yolo_pt, "yolo", images, tmp_path / "out", "--backend", backend)
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    rows = read_jsonl(tmp_path / "out" / "results.jsonl")
+    assert len(rows) == 4 and all(r["backend"] == backend and r["detections"] for r in rows)
+    assert {r["precision"] for r in rows} <= {"fp32", "bf16"}
+    assert count_exports == []
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_video_runs_on_an_exported_backend(
+    backend: str, shared_cache: Path, yolo_pt: Path, tmp_path: Path, count_exports: list[str]
+) -> None:
+    from conftest import make_video
+
+    clip = make_video(tmp_path / "clip.mp4", frames=4)
+    argv = [
+        "yolo",
+        "video",
+        str(clip),
+        "-m",
+        str(yolo_pt),
+        "--imgsz",
+        str(SMALL_IMGSZ),
+        "-o",
+        str(tmp_path / "o"),
+    ]
+    result = runner.invoke(app, [*argv, "--conf", str(CONF["yolo"]), "--backend", backend, "-q"])
+    assert result.exit_code == 0, result.output
+    rows = read_jsonl(tmp_path / "o" / "frames.jsonl")
+    assert [r["frame"] for r in rows] == [0, 1, 2, 3]
+    assert all(r["backend"] == backend and r["detections"] for r in rows)
+    assert count_exports == []  # the session's export was reused
+
+
+def test_exported_backends_are_refused_on_ray(yolo_pt: Path, images: Path, tmp_path: Path) -> None:
+    argv = ["yolo", "image", str(images), "-m", str(yolo_pt), "--executor", "ray", "--backend", "onnx"]
+    result = runner.invoke(app, [*argv, "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "--backend onnx does not run on Ray yet" in result.stderr
+
+
+def test_cli_torch_backend_from_the_environment(
+    yolo_pt: Path, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DETECT_BACKEND", "torch")
+    result = _cli(yolo_pt, "yolo", images, tmp_path / "out")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    rows = read_jsonl(tmp_path / "out" / "results.jsonl")
+    assert {(r["backend"], r["precision"]) for r in rows} == {("torch", "fp32")}
+    assert not backends.exports_dir().exists()
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_cli_missing_backend_is_one_line_exit_2(
+    backend: str, yolo_pt: Path, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backends, "availability", lambda: {"torch": True, "onnx": False, "openvino": False})
+    result = runner.invoke(
+        app,
+        ["yolo", "image", str(images), "-m", str(yolo_pt), "--backend", backend, "-o", str(tmp_path / "o")],
+    )
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith(f"error: --backend {backend} needs"), result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backend", "onnx", "--precision", "bf16"], "--precision bf16 is for --backend openvino"),
+        (["--backend", "torch", "--precision", "fp16"], "--precision fp16 is for CUDA"),
+        (["--backend", "tensorrt"], "Invalid value for '--backend'"),
+    ],
+)
+def test_cli_bad_backend_options(
+    yolo_pt: Path, images: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = runner.invoke(app, ["yolo", "image", str(images), "-m", str(yolo_pt), *args], terminal_width=200)
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
+def test_models_lists_and_clears_exports(own_cache: Path) -> None:
+    listed = json.loads(runner.invoke(app, ["models", "--json"]).stdout)["exports"]
+    on_disk = backends.cached_exports()
+    assert len(listed) == len(on_disk) >= 1
+    assert all(e["size_mb"] > 0 and e["imgsz"] == SMALL_IMGSZ for e in listed)
+    (backends.exports_dir() / ".leftover.part").mkdir()  # what a killed export leaves behind
+    table = runner.invoke(app, ["models"], terminal_width=200).stdout
+    assert "Cached exports" in table and "onnx" in table.lower()
+    cleared = runner.invoke(app, ["models", "--clear-cache"])
+    assert cleared.exit_code == 0 and f"removed {len(on_disk) + 1} cached exports" in cleared.stdout
+    assert backends.cached_exports() == [] and list(backends.exports_dir().iterdir()) == []
+    assert "No cached exports" in runner.invoke(app, ["models"]).stdout
+
+
+def test_detector_records_torch_precision(yolo_pt: Path) -> None:
+    detector = backends.load(resolve(str(yolo_pt), "yolo"), _options("yolo"), LoadPlan("torch"))
+    assert isinstance(detector, Detector) and (detector.backend, detector.precision) == ("torch", "fp32")
+
+
+@pytest.mark.parametrize(
+    ("location", "kind"),
+    [
+        ("w/best.pt", None),
+        ("rtdetr-l.yaml", None),
+        ("w/best.onnx", "onnx"),
+        ("w/best_openvino_model", "openvino"),
+        ("w/best.engine", "tensorrt"),
+    ],
+)
+def test_exported_kind(location: str, kind: str | None) -> None:
+    assert backends.exported_kind(location) == kind
+
+
+@needs_onnx
+def test_an_exported_model_given_with_m_runs_as_is(
+    own_cache: Path, tmp_path: Path, count_exports: list[str]
+) -> None:
+    onnx_file = tmp_path / "yolo11n-mine.onnx"
+    shutil.copy(_yolo_onnx_entry().artifact, onnx_file)
+    ref = resolve(str(onnx_file), "yolo")
+    detector = backends.load(ref, _options("yolo"), LoadPlan("auto"))
+    assert detector.backend == "onnx" and count_exports == []
+    with pytest.raises(BadOptionError, match="exported onnx model"):
+        backends.load(ref, _options("yolo"), LoadPlan("openvino"))
