@@ -1,18 +1,21 @@
 """`detect compare`: several detectors on the same inputs — speed, agreement, accuracy.
 
-The models are run image by image, interleaved (their order rotates from one image to the next), so
-drift on a busy machine hits all of them alike. Speed comes from timed calls after warm-up; agreement
-from one-to-one matching of their detections; accuracy, when labels are given, from pycocotools on
-COCO-format results. Everything is returned as dataclasses; report.py presents them.
+The inputs arrive as one stream of `Frame`s, decoded images or video frames alike; each frame is decoded
+once and given to every model. The models are run frame by frame, interleaved (their order rotates from
+one frame to the next), so drift on a busy machine hits all of them alike. Speed comes from timed calls
+after warm-up; agreement from one-to-one matching of their detections; accuracy, when labels are given,
+from pycocotools on COCO-format results. Everything is returned as dataclasses; report.py presents them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import signal
+import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +28,6 @@ if TYPE_CHECKING:
     from detect_cli.labels import GroundTruth
     from detect_cli.models import Detector
     from detect_cli.pipeline import Frame, Progress
-    from detect_cli.sources import ImageInput
 
 MATCH_IOU = 0.5
 EVAL_CONF = 0.001  # as `yolo val`: mAP needs the whole precision-recall curve, so keep nearly every box
@@ -166,9 +168,22 @@ class CompareSettings:
     match_iou: float = MATCH_IOU
 
 
+@dataclass(frozen=True, slots=True)
+class VideoRun:
+    """How video sources were compared: each processed frame is one input. `side_by_side` names the
+    side-by-side videos written (relative to the report folder), `codec` the codec they use."""
+
+    videos: int
+    vid_stride: int = 1
+    max_frames: int | None = None
+    side_by_side: tuple[str, ...] = ()
+    codec: str | None = None
+
+
 @dataclass(frozen=True)
 class Comparison:
-    """Everything `detect compare` measured; `to_dict` is report.json."""
+    """Everything `detect compare` measured; `to_dict` is report.json. `inputs` counts the images, or
+    for a video source (`video` set) the frames, that went through the comparison."""
 
     settings: CompareSettings
     models: tuple[ModelResult, ...]
@@ -179,6 +194,12 @@ class Comparison:
     labels: str | None = None
     notes: tuple[str, ...] = ()
     interrupted: bool = False
+    video: VideoRun | None = None
+
+    @property
+    def unit(self) -> str:
+        """What one input is: "image", or "frame" for video sources."""
+        return "frame" if self.video else "image"
 
     def to_dict(self) -> dict[str, Any]:
         d = _rounded(asdict(self))
@@ -531,6 +552,30 @@ def _conf(detector: Detector, conf: float) -> Iterator[None]:
         detector.options = saved
 
 
+@contextlib.contextmanager
+def _whole_frame_on_ctrl_c() -> Iterator[None]:
+    """Hold a first Ctrl-C inside the block until it ends (a second one stops at once), so a frame
+    reaches the tallies and every output whole or not at all: an interrupted comparison's numbers,
+    detections and side-by-side video cover the same frames."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, _frame: object) -> None:
+        if caught:
+            raise KeyboardInterrupt
+        caught.append(signum)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 class _ModelTally:
     def __init__(self) -> None:
         self.speeds: list[Speed] = []
@@ -546,17 +591,17 @@ ImageCallback = Callable[["Frame", Sequence[ImageResult]], None]
 
 def run_comparison(
     detectors: Sequence[Detector],
-    items: Sequence[ImageInput],
+    frames: Iterable[Frame],
     settings: CompareSettings,
     labels: GroundTruth | None = None,
     on_image: ImageCallback | None = None,
     progress: Progress | None = None,
-    url_timeout: float = 15.0,
+    total: int | None = None,
 ) -> Comparison:
-    """Run every detector on every input and measure. `on_image` gets each input's frame and the
-    per-model results (in `detectors` order), e.g. to draw side-by-side pictures as the run goes."""
-    from detect_cli.pipeline import image_frames
-
+    """Run every detector on every frame and measure. `frames` are decoded images
+    (`pipeline.image_frames`) or video frames (`video.video_frames`); `total` is their number when
+    known, for the progress bar. `on_image` gets each frame and the per-model results (in `detectors`
+    order), e.g. to draw side-by-side pictures or a side-by-side video as the run goes."""
     if len(detectors) < 2:
         raise BadOptionError("compare needs at least two models")
     labels_ = unique_labels([d.name for d in detectors])
@@ -584,37 +629,40 @@ def run_comparison(
     evaluated_ids: list[int] = []
     warmed = False
     interrupted = False
+    seen = 0
     if progress:
-        progress.start(len(items))
+        progress.start(total)
     try:
-        for n, frame in enumerate(image_frames(items, url_timeout)):
+        for n, frame in enumerate(frames):
             if frame.image is not None and not warmed:
                 for d in detectors:
                     for _ in range(settings.warmup):
                         d.predict([frame.image])
                 warmed = True
-            results = _run_one(detectors, tallies, frame, settings, n)
-            errors = [r.error for r in results if r.error]
-            if errors:
-                failed.append((frame.source, errors[0]))
-            else:
-                for (i, j), tally in agreement.items():
-                    tally.add(
-                        match_detections(
-                            results[i].detections, results[j].detections, settings.match_iou, shared_keys
+            with _whole_frame_on_ctrl_c():
+                results = _run_one(detectors, tallies, frame, settings, n)
+                errors = [r.error for r in results if r.error]
+                if errors:
+                    failed.append((frame.source, errors[0]))
+                else:
+                    for (i, j), tally in agreement.items():
+                        tally.add(
+                            match_detections(
+                                results[i].detections, results[j].detections, settings.match_iou, shared_keys
+                            )
                         )
-                    )
-                if labels is not None and frame.source in labels.image_ids:
-                    image_id = labels.image_ids[frame.source]
-                    evaluated_ids.append(image_id)
-                    for d, t in zip(detectors, tallies, strict=True):
-                        with _conf(d, settings.eval_conf):
-                            [(dets, _)] = d.predict([frame.image])
-                        h, w = frame.image.shape[:2]
-                        dets = clip_detections(dets, w, h)
-                        t.eval_rows.append(detections_to_coco(dets, image_id, category_by_name))
-            if on_image:
-                on_image(frame, results)
+                    if labels is not None and frame.source in labels.image_ids:
+                        image_id = labels.image_ids[frame.source]
+                        evaluated_ids.append(image_id)
+                        for d, t in zip(detectors, tallies, strict=True):
+                            with _conf(d, settings.eval_conf):
+                                [(dets, _)] = d.predict([frame.image])
+                            h, w = frame.image.shape[:2]
+                            dets = clip_detections(dets, w, h)
+                            t.eval_rows.append(detections_to_coco(dets, image_id, category_by_name))
+                if on_image:
+                    on_image(frame, results)
+                seen += 1
             if progress:
                 progress.advance(next((r for r in results if not r.ok), results[0]))
     except KeyboardInterrupt:
@@ -655,7 +703,7 @@ def run_comparison(
         models=tuple(models),
         pairs=tuple(agreement[p].result() for p in pairs),
         shared_classes=shared,
-        inputs=len(items),
+        inputs=seen,
         failed=tuple(failed),
         labels=labels.path if labels else None,
         notes=tuple(notes),
@@ -675,8 +723,9 @@ def _run_one(
     order = [(n + k) % len(detectors) for k in range(len(detectors))]
     for i in order:
         d, t = detectors[i], tallies[i]
+        at = {"frame": frame.frame, "time_s": frame.time_s}  # set for video frames
         if frame.image is None:
-            results[i] = ImageResult(frame.source, d.name, error=frame.error)
+            results[i] = ImageResult(frame.source, d.name, error=frame.error, **at)
             t.failed += 1
             continue
         h, w = frame.image.shape[:2]
@@ -687,10 +736,11 @@ def _run_one(
                 t.wall_ms.append((time.perf_counter() - start) * 1000)
                 t.speeds.append(speed)
                 if run == 0:
-                    results[i] = ImageResult(frame.source, d.name, w, h, speed, clip_detections(dets, w, h))
+                    boxes = clip_detections(dets, w, h)
+                    results[i] = ImageResult(frame.source, d.name, w, h, speed, boxes, **at)
         except Exception as e:  # one failing input must not end the comparison; it is recorded
             results[i] = ImageResult(
-                frame.source, d.name, w, h, error=f"inference failed: {type(e).__name__}: {e}"
+                frame.source, d.name, w, h, error=f"inference failed: {type(e).__name__}: {e}", **at
             )
             t.failed += 1
             continue

@@ -1,5 +1,6 @@
 """Presenting a `Comparison`: report.json, report.md, a self-contained report.html (plots and pictures
-embedded as base64, no external reference), PNG plots, side-by-side pictures, and the terminal table.
+embedded as base64, no external reference), PNG plots, side-by-side pictures or videos, and the terminal
+table.
 
 Every table is built once as plain rows (`tables`) and rendered to Markdown, HTML and the terminal alike.
 matplotlib is imported lazily with its Agg backend: no display is needed.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from detect_cli.pipeline import Frame
+    from detect_cli.video import Codec
+    from detect_cli.writers import Sink
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
 HTML_PICTURES = 4  # side-by-side pictures embedded in report.html (all of them are written as files)
@@ -57,25 +60,50 @@ class Picture:
 
 @dataclass
 class CompareOutputs:
-    """Called with each input's frame and per-model results: writes `detections/<model>.jsonl` and, when
-    `save`, `side-by-side/<input path>.jpg`; keeps the first few pictures (scaled) for report.html."""
+    """Called with each input's frame and per-model results: writes `detections/<model>.jsonl` and keeps
+    a few pictures (scaled) for report.html, those of the inputs numbered in `picture_indexes` (from 0),
+    or the first `keep` when it is None.
+
+    When `save`: an image's side-by-side picture goes to `side-by-side/<input path>.jpg`; a video's frames,
+    given a `codec`, go to the video `side-by-side/<video path><codec suffix>` (at `video_fps[source]`),
+    and the kept ones also to `side-by-side/<video path>/<frame>.jpg`."""
 
     out: Path
     labels: Sequence[str]
     save: bool = True
     keep: int = HTML_PICTURES
     pictures: list[Picture] = field(default_factory=list)
+    picture_indexes: Collection[int] | None = None
+    video_fps: Mapping[str, float] = field(default_factory=dict)
+    codec: Codec | None = None
 
     def __post_init__(self) -> None:
+        from detect_cli.threads import ThreadedSink
+        from detect_cli.writers import AnnotatedVideoWriter
+
         (self.out / "detections").mkdir(parents=True, exist_ok=True)
         self._jsonl = [JsonlWriter(self.out / "detections" / f"{label}.jsonl") for label in self.labels]
+        self._seen = 0
+        self._video_writer: AnnotatedVideoWriter | None = None
+        self._video: Sink | None = None
+        if self.save and self.codec is not None:
+            self._video_writer = AnnotatedVideoWriter(self.out / "side-by-side", self.video_fps, self.codec)
+            self._video = ThreadedSink(self._video_writer)  # encoding overlaps the next frame's inference
 
     def __call__(self, frame: Frame, results: Sequence[ImageResult]) -> None:
+        n, self._seen = self._seen, self._seen + 1
         for sink, result in zip(self._jsonl, results, strict=True):
             sink.write(result, frame.rel_path, None)
-        if frame.image is None or not all(r.ok for r in results):
+        is_video_frame = frame.frame is not None
+        # An image a model failed on is left out; a video frame is kept (the panel says "failed") so
+        # the side-by-side video keeps the source's frames and timing.
+        if frame.image is None or (not is_video_frame and not all(r.ok for r in results)):
             return
-        if not self.save and len(self.pictures) >= self.keep:
+        wanted = self.picture_indexes is None or n in self.picture_indexes
+        sample = wanted and len(self.pictures) < self.keep
+        to_video = self._video is not None and is_video_frame
+        to_file = self.save and (sample if is_video_frame else True)
+        if not (sample or to_video or to_file):
             return
         import cv2
 
@@ -83,20 +111,36 @@ class CompareOutputs:
 
         panels = [(_title(label, r), r.detections) for label, r in zip(self.labels, results, strict=True)]
         picture = side_by_side(frame.image, panels)
-        if self.save:
+        if to_video:
+            assert self._video is not None
+            # The picture carries every model's boxes already: the writer is given none to draw.
+            self._video.write(ImageResult(frame.source, "side-by-side"), frame.rel_path, picture)
+        if to_file:
             ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
             if ok:
                 rel = PurePosixPath("side-by-side", frame.rel_path).with_suffix(".jpg")
                 atomic_write_bytes(self.out / rel, buf.tobytes())
-        if len(self.pictures) < self.keep:
-            self.pictures.append(Picture(frame.source, _small_jpeg(picture)))
+        if sample:
+            caption = frame.source if frame.frame is None else f"{frame.source}, frame {frame.frame}"
+            self.pictures.append(Picture(caption, _small_jpeg(picture)))
+
+    @property
+    def videos(self) -> list[Path]:
+        """The side-by-side videos written (complete once `close` has run)."""
+        return list(self._video_writer.written) if self._video_writer else []
 
     def close(self) -> None:
-        for sink in self._jsonl:
-            sink.close()
+        try:
+            if self._video is not None:
+                self._video.close()  # finalizes the video: playable, also after Ctrl-C
+        finally:
+            for sink in self._jsonl:
+                sink.close()
 
 
 def _title(label: str, result: ImageResult) -> str:
+    if not result.ok:
+        return f"{label}  failed"
     ms = f"{result.speed_ms.total:.0f} ms" if result.speed_ms else ""
     return f"{label}  {ms}  {len(result.detections)} boxes"
 
@@ -175,7 +219,7 @@ def _speed_table(c: Comparison, compact: bool = False) -> TableData:
     note = (
         f"{first.device}, {first.backend}, {first.precision}, imgsz {first.imgsz}; "
         f"timed calls per model: {c.models[0].speed.calls}, after {c.settings.warmup} warm-up runs. "
-        "Latency is the wall time of one call on one image."
+        f"Latency is the wall time of one call on one {c.unit}."
     )
     if not labelled and any(m.info.published_map50_95 is not None for m in c.models):
         source = next(m.info.published_source for m in c.models if m.info.published_source)
@@ -189,7 +233,7 @@ def _speed_table(c: Comparison, compact: bool = False) -> TableData:
             *({"preprocess": "pre ms", "inference": "infer ms", "postprocess": "post ms"}[s] for s in stages),
             "p50 ms",
             "p95 ms",
-            "img/s",
+            "frames/s" if c.video else "img/s",
             "mAP50-95" if labelled else "mAP50-95 COCO",
         ),
         rows,
@@ -235,8 +279,8 @@ def _agreement_table(c: Comparison) -> TableData:
         for p in c.pairs
     )
     note = (
-        f"Over {c.pairs[0].images if c.pairs else 0} images, boxes with conf ≥ {c.settings.conf:g}: matched "
-        f"one-to-one (same class, IoU ≥ {c.settings.match_iou:g}, most confident first). Agreement = "
+        f"Over {c.pairs[0].images if c.pairs else 0} {c.unit}s, boxes with conf ≥ {c.settings.conf:g}: "
+        f"matched one-to-one (same class, IoU ≥ {c.settings.match_iou:g}, most confident first). Agreement = "
         "2·matched / (boxes of A + boxes of B)."
     )
     return TableData(
@@ -346,7 +390,7 @@ def plot_speed(c: Comparison) -> bytes:
         left = [a + b for a, b in zip(left, values, strict=True)]
     for y, total in enumerate(left):
         ax.text(total, y, f" {total:.1f} ms", va="center")
-    ax.set_xlabel("ms per image (mean)")
+    ax.set_xlabel(f"ms per {c.unit} (mean)")
     ax.set_xlim(0, max(left) * 1.25 if max(left) > 0 else 1)
     ax.set_title("Speed by stage")
     ax.legend(loc="lower right", fontsize="small")
@@ -368,7 +412,7 @@ def plot_accuracy_vs_speed(c: Comparison) -> bytes | None:
     for label, x, y in points:
         ax.scatter([x], [y], s=60)
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 6))
-    ax.set_xlabel("ms per image (measured here)")
+    ax.set_xlabel(f"ms per {c.unit} (measured here)")
     ax.set_ylabel("mAP50-95 (%)" + ("" if measured else ", published on COCO val"))
     ax.set_title("Accuracy vs speed" + ("" if measured else " (accuracy: published, not measured)"))
     ax.margins(0.25)
@@ -417,11 +461,21 @@ def make_plots(c: Comparison) -> dict[str, bytes]:
 
 def _run_lines(c: Comparison) -> list[str]:
     s, first = c.settings, c.models[0].info
+    inputs = f"Inputs: {c.inputs} ({len(c.failed)} failed)"
+    if v := c.video:
+        stride = "every frame" if v.vid_stride == 1 else f"1 frame in {v.vid_stride}"
+        most = f", at most {v.max_frames} per video" if v.max_frames else ""
+        inputs = (
+            f"Inputs: {c.inputs} frames ({len(c.failed)} failed) of {v.videos} "
+            f"video{'s' if v.videos != 1 else ''}, {stride}{most}"
+        )
     lines = [
         f"Models: {', '.join(f'{m.info.label} ({m.info.location})' for m in c.models)}",
-        f"Inputs: {c.inputs} ({len(c.failed)} failed); device {first.device}, backend {first.backend}, "
+        f"{inputs}; device {first.device}, backend {first.backend}, "
         f"precision {first.precision}, imgsz {s.imgsz}, conf {s.conf:g}, warm-up {s.warmup}, runs {s.runs}",
     ]
+    if c.video and c.video.side_by_side:
+        lines.append(f"Side-by-side video: {', '.join(c.video.side_by_side)}, codec {c.video.codec}")
     if c.labels:
         lines.append(f"Labels: {c.labels}")
     untrained = [m.info.label for m in c.models if m.info.untrained]
@@ -455,6 +509,8 @@ def markdown(c: Comparison, plots: Sequence[str], pictures: Sequence[str]) -> st
         parts += ["## Plots", "", *[f"![{Path(p).stem}]({p})" for p in plots], ""]
     if pictures:
         parts += ["## Side by side", "", *[f"![{Path(p).name}]({p})" for p in pictures], ""]
+    if c.video and c.video.side_by_side:
+        parts += ["## Side-by-side video", "", *[f"- [{p}]({p})" for p in c.video.side_by_side], ""]
     return "\n".join(parts) + "\n"
 
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import pytest
-from conftest import SMALL_IMGSZ, make_image
+from conftest import SMALL_IMGSZ, make_image, make_video, read_video
 from labeled_data import TINY_BOXES, tiny_dataset, write_dataset
 from test_report import external_refs
 from typer.testing import CliRunner
 
 from detect_cli.cli import app
+from detect_cli.video import pick_codec
 from detect_cli.writers import read_jsonl
 
 runner = CliRunner()
@@ -109,6 +112,52 @@ def test_failed_inputs_exit_1_and_are_listed(
     assert report["models"][0]["speed"]["calls"] == 4
 
 
+def test_a_video_source(rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "street.mp4", frames=10, fps=10)
+    out = tmp_path / "o"
+    argv = [*compare_args(rtdetr_pt, yolo_pt, str(clip)), "--vid-stride", "3", "-o", str(out), "--json"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report == json.loads((out / "report.json").read_text())
+    assert report["inputs"] == 4 and report["video"]["vid_stride"] == 3  # frames 0, 3, 6, 9
+    assert [m["speed"]["calls"] for m in report["models"]] == [4, 4] and report["pairs"][0]["images"] == 4
+    assert all(m["accuracy"] is None for m in report["models"])
+    video = out / "side-by-side" / f"street{pick_codec().suffix}"
+    assert report["video"]["side_by_side"] == [video.relative_to(out).as_posix()]
+    frames, width, height, fps = read_video(video)
+    assert (frames, width, height) == (4, 2 * 128, 96) and fps == pytest.approx(10 / 3, abs=0.01)
+    assert "## Agreement" in (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    assert external_refs(page) == [] and page.count("data:image/jpeg;base64,") == 4
+    assert f"Side-by-side video: {video}" in result.stderr
+
+
+def test_ctrl_c_on_a_video_keeps_a_playable_video_and_a_report(
+    rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path
+) -> None:
+    clip = make_video(tmp_path / "long.mp4", frames=150)
+    out = tmp_path / "o"
+    argv = [*compare_args(rtdetr_pt, yolo_pt, str(clip)), "-o", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "detect_cli", *argv], stderr=subprocess.PIPE, text=True)
+    done = out / "detections" / "yolo11n-seed0.jsonl"
+    deadline = time.monotonic() + 120
+    while not (done.exists() and len(done.read_text().splitlines()) >= 3):  # the run is under way
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it was interrupted"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    n = report["inputs"]
+    assert report["interrupted"] and 3 <= n < 150, "the frames done before Ctrl-C, and only those"
+    assert [m["speed"]["calls"] for m in report["models"]] == [n, n] and report["pairs"][0]["images"] == n
+    for label in ("rtdetr-l-seed0", "yolo11n-seed0"):
+        assert [r["frame"] for r in read_jsonl(out / "detections" / f"{label}.jsonl")] == list(range(n))
+    assert read_video(out / report["video"]["side_by_side"][0])[:3] == (n, 256, 96)
+    assert "Interrupted" in stderr and "Traceback" not in stderr and not list(out.rglob("*.part*"))
+
+
 def test_existing_report_needs_exist_ok(rtdetr_pt: Path, yolo_pt: Path, images: Path, tmp_path: Path) -> None:
     argv = [*compare_args(rtdetr_pt, yolo_pt, str(images / "top.png")), "-o", str(tmp_path / "o"), "-q"]
     assert runner.invoke(app, argv).exit_code == 0
@@ -127,6 +176,11 @@ def _no_shared_names(tmp_path: Path) -> list[str]:
     return [str(ds.images), "--coco", str(ds.coco_json)]
 
 
+def _not_a_video(tmp_path: Path) -> list[str]:
+    (tmp_path / "x.mp4").write_text("not a video")
+    return [str(tmp_path / "x.mp4")]
+
+
 @pytest.mark.parametrize(
     ("make_args", "message"),
     [
@@ -140,6 +194,28 @@ def _no_shared_names(tmp_path: Path) -> list[str]:
         (lambda p: [str(make_image(p / "x.jpg")), "--imgsz", "100"], "not a multiple of 32"),
         (_stray_image, "labels do not match the images: 1 of 5 images have no YOLO labels folder"),
         (_no_shared_names, "share no class names with the models"),
+        (
+            lambda p: [
+                str(make_video(p / "c.mp4", frames=2)),
+                "--data",
+                str(tiny_dataset(p / "ds").data_yaml),
+            ],
+            "--data gives labels for images; a video source has none",
+        ),
+        (
+            lambda p: [
+                str(make_video(p / "c.mp4", frames=2)),
+                "--coco",
+                str(tiny_dataset(p / "ds").coco_json),
+            ],
+            "--coco gives labels for images; a video source has none",
+        ),
+        (
+            lambda p: [str(make_video(p / "c.mp4", frames=2)), str(make_image(p / "x.jpg"))],
+            "compare takes images or videos, not both in one run",
+        ),
+        (lambda p: [str(p / "nothing.mp4")], "no inputs found"),
+        (_not_a_video, "not a readable video"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, make_args, message: str) -> None:  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ from detect_cli.compare import (
 from detect_cli.errors import BadOptionError, LabelsError
 from detect_cli.labels import GroundTruth, load_labels
 from detect_cli.models import PredictOptions, load, resolve
+from detect_cli.pipeline import image_frames
 from detect_cli.results import Detection, Speed
 from detect_cli.sources import discover_images
 
@@ -152,7 +153,7 @@ def test_a_model_compared_with_itself_agrees_fully(rtdetr_pt: Path, images: Path
     seen = []
     c = run_comparison(
         [detector, detector],
-        items,
+        image_frames(items),
         CompareSettings(imgsz=SMALL_IMGSZ, conf=0.01, warmup=1, runs=2),
         on_image=lambda frame, results: seen.append((frame.source, [r.model for r in results])),
     )
@@ -227,7 +228,9 @@ def test_accuracy_agrees_with_ultralytics_val(spread_rtdetr_pt: Path, tmp_path: 
     detector = _detector(spread_rtdetr_pt)
     items = discover_images([str(ds.images)])
     labels = load_labels(items, data_yaml=ds.data_yaml)
-    c = run_comparison([detector, detector], items, CompareSettings(imgsz=SMALL_IMGSZ, warmup=0), labels)
+    c = run_comparison(
+        [detector, detector], image_frames(items), CompareSettings(imgsz=SMALL_IMGSZ, warmup=0), labels
+    )
     ours = c.models[0].accuracy
     assert ours is not None and ours.instances == 36 and len(ours.per_class) == 80
     val = RTDETR(str(spread_rtdetr_pt)).val(
@@ -253,7 +256,9 @@ def test_evaluation_uses_the_images_every_model_read(tmp_path: Path, rtdetr_pt: 
     detector.names = dict(enumerate(["cat", "dog", "bird"]))  # its classes renamed to match the labels
     items = discover_images([str(ds.images)])
     labels = load_labels(items, data_yaml=ds.data_yaml)
-    c = run_comparison([detector, detector], items, CompareSettings(imgsz=SMALL_IMGSZ, warmup=0), labels)
+    c = run_comparison(
+        [detector, detector], image_frames(items), CompareSettings(imgsz=SMALL_IMGSZ, warmup=0), labels
+    )
     assert [src for src, _ in c.failed] == [str(ds.images / "b.jpg")]
     assert c.models[0].accuracy is not None and c.models[0].accuracy.images == 3
     assert c.models[0].images_failed == 1 and c.models[0].images_ok == 3

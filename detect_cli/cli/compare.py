@@ -1,4 +1,4 @@
-"""`detect compare`: RT-DETR vs YOLO11 (or any models) on the same inputs, one report."""
+"""`detect compare`: RT-DETR vs YOLO11 (or any models) on the same images or video, one report."""
 
 import json
 from pathlib import Path
@@ -14,14 +14,25 @@ from detect_cli.cli.options import (
     Half,
     Imgsz,
     MaxDet,
+    MaxFrames,
     Out,
     Quiet,
+    Reconnects,
     Recursive,
-    Save,
-    Sources,
     UrlTimeout,
+    VidStride,
     handle_errors,
 )
+
+CompareSources = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="SOURCE...",
+        help="Images: files, folders, glob patterns, http(s) URLs, or @list.txt. Or videos: video files, "
+        "folders of videos, URLs to video files, rtsp/rtmp streams, a webcam index (0). Not both in one run.",
+        show_default=False,
+    ),
+]
 
 Models = Annotated[
     str,
@@ -53,12 +64,18 @@ CocoJson = Annotated[
 ]
 Warmup = Annotated[int, typer.Option(min=0, max=100, help="Untimed runs per model before measuring.")]
 Runs = Annotated[int, typer.Option(min=1, max=1000, help="Timed runs per model and image.")]
+SaveSideBySide = Annotated[
+    bool,
+    typer.Option(
+        "--save/--no-save", help="Write side-by-side pictures (for a video source, a side-by-side video)."
+    ),
+]
 JsonReport = Annotated[bool, typer.Option("--json", help="Print report.json on stdout (logs go to stderr).")]
 
 
 @handle_errors
 def compare(
-    sources: Sources,
+    sources: CompareSources,
     models: Models = "rtdetr-l,yolo11n",
     data: Data = None,
     coco: CocoJson = None,
@@ -71,26 +88,28 @@ def compare(
     runs: Runs = 1,
     out: Out = None,
     exist_ok: ExistOk = False,
-    save: Save = True,
+    save: SaveSideBySide = True,
     recursive: Recursive = True,
+    vid_stride: VidStride = 1,
+    max_frames: MaxFrames = None,
+    reconnects: Reconnects = 3,
     url_timeout: UrlTimeout = 15.0,
     json_out: JsonReport = False,
     quiet: Quiet = False,
 ) -> None:
-    """Compare detectors on the same inputs: speed, agreement and (with labels) accuracy.
+    """Compare detectors on the same images or video: speed, agreement and (with labels) accuracy.
 
-    Every model runs with the same device, imgsz, conf and inputs. Writes report.json, report.md, a
-    self-contained report.html, plots/ and side-by-side/ pictures to the output folder. Exit code 0: all
-    inputs ok; 1: some failed (the rest were compared); 2: nothing could run; 130: interrupted.
+    Every model runs with the same device, imgsz, conf and inputs; a video is decoded once and every
+    model gets the same frames. Writes report.json, report.md, a self-contained report.html, plots/ and
+    side-by-side/ pictures (a side-by-side video for a video source) to the output folder. Exit code 0:
+    all inputs ok; 1: some failed (the rest were compared); 2: nothing could run; 130: interrupted.
     """
     from detect_cli import ui
-    from detect_cli.compare import CompareSettings, run_comparison, unique_labels
+    from detect_cli.compare import CompareSettings
+    from detect_cli.compare_job import CompareJob, run_compare
     from detect_cli.errors import BadOptionError
-    from detect_cli.labels import load_labels
     from detect_cli.models import PredictOptions, resolve, select_device
-    from detect_cli.pipeline import load_detector, option_warnings
-    from detect_cli.report import CompareOutputs, prepare_report_dir, rich_tables, write_report
-    from detect_cli.sources import discover_images
+    from detect_cli.report import rich_tables
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     if len(names) < 2:
@@ -103,25 +122,28 @@ def compare(
     dev = select_device(device)
     if half and not dev.startswith("cuda"):
         raise BadOptionError("--half needs a CUDA device")
-    items = discover_images(sources, recursive)
-    labels = load_labels(items, data, coco) if (data or coco) else None
-    options = PredictOptions(conf=conf, imgsz=imgsz, device=dev, max_det=max_det, half=half)
-    detectors = [load_detector(ref, options, None) for ref in refs]
-    warned: set[str] = set()
-    for d in detectors:
-        for note in option_warnings(d, iou_given=False):
-            if note not in warned:
-                ui.err_console.print(f"[yellow]warning[/]: {note}")
-                warned.add(note)
-    out_dir = prepare_report_dir(out, exist_ok)
-    outputs = CompareOutputs(out_dir, unique_labels([d.name for d in detectors]), save=save)
-    progress = None if quiet else ui.RichProgress("compare")
-    settings = CompareSettings(imgsz=imgsz, conf=conf, warmup=warmup, runs=runs)
-    try:
-        comparison = run_comparison(detectors, items, settings, labels, outputs, progress, url_timeout)
-    finally:
-        outputs.close()
-    write_report(comparison, out_dir, outputs.pictures)
+    job = CompareJob(
+        sources=tuple(sources),
+        models=tuple(refs),
+        options=PredictOptions(conf=conf, imgsz=imgsz, device=dev, max_det=max_det, half=half),
+        settings=CompareSettings(imgsz=imgsz, conf=conf, warmup=warmup, runs=runs),
+        data=data,
+        coco=coco,
+        out=out,
+        exist_ok=exist_ok,
+        save=save,
+        recursive=recursive,
+        url_timeout=url_timeout,
+        vid_stride=vid_stride,
+        max_frames=max_frames,
+        reconnects=reconnects,
+    )
+    run = run_compare(
+        job,
+        progress=None if quiet else ui.RichProgress("compare"),
+        warn=lambda note: ui.err_console.print(f"[yellow]warning[/]: {note}"),
+    )
+    comparison, out_dir = run.comparison, run.out
     for note in comparison.notes:
         ui.err_console.print(f"[yellow]note[/]: {note}")
     if json_out:
@@ -129,6 +151,9 @@ def compare(
     if not quiet:
         for table in rich_tables(comparison):
             ui.err_console.print(table)
+        if comparison.video:
+            for path in comparison.video.side_by_side:
+                ui.err_console.print(f"Side-by-side video: {out_dir / path}, codec {comparison.video.codec}")
         ui.err_console.print(f"Report in [bold]{out_dir / 'report.html'}[/] (and report.md, report.json)")
         if comparison.interrupted:
             ui.err_console.print("[yellow]Interrupted[/]: the report covers the inputs done before Ctrl-C.")
