@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import signal
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -255,8 +253,8 @@ def model_info(label: str, detector: Detector) -> ModelInfo:
         params_m=params_m,
         gflops=gflops,
         device=o.device,
-        backend=str(getattr(detector, "backend", "pytorch")),
-        precision="fp16" if o.half else "fp32",
+        backend=detector.backend,
+        precision=detector.precision,
         imgsz=o.imgsz,
         published_map50_95=spec.published_map if spec else None,
         published_source=COCO_VAL_SOURCE if spec else None,
@@ -552,30 +550,6 @@ def _conf(detector: Detector, conf: float) -> Iterator[None]:
         detector.options = saved
 
 
-@contextlib.contextmanager
-def _whole_frame_on_ctrl_c() -> Iterator[None]:
-    """Hold a first Ctrl-C inside the block until it ends (a second one stops at once), so a frame
-    reaches the tallies and every output whole or not at all: an interrupted comparison's numbers,
-    detections and side-by-side video cover the same frames."""
-    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-        yield
-        return
-    caught: list[int] = []
-
-    def hold(signum: int, _frame: object) -> None:
-        if caught:
-            raise KeyboardInterrupt
-        caught.append(signum)
-
-    previous = signal.signal(signal.SIGINT, hold)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
-
-
 class _ModelTally:
     def __init__(self) -> None:
         self.speeds: list[Speed] = []
@@ -632,14 +606,18 @@ def run_comparison(
     seen = 0
     if progress:
         progress.start(total)
+    # A first Ctrl-C finishes the frame in hand (so the numbers, detections and side-by-side video
+    # cover the same frames), a second stops at once; the report covers what was done either way.
+    from detect_cli.pipeline import stop_on_sigint
+
     try:
-        for n, frame in enumerate(frames):
-            if frame.image is not None and not warmed:
-                for d in detectors:
-                    for _ in range(settings.warmup):
-                        d.predict([frame.image])
-                warmed = True
-            with _whole_frame_on_ctrl_c():
+        with stop_on_sigint() as stop:
+            for n, frame in enumerate(frames):
+                if frame.image is not None and not warmed:
+                    for d in detectors:
+                        for _ in range(settings.warmup):
+                            d.predict([frame.image])
+                    warmed = True
                 results = _run_one(detectors, tallies, frame, settings, n)
                 errors = [r.error for r in results if r.error]
                 if errors:
@@ -663,8 +641,11 @@ def run_comparison(
                 if on_image:
                     on_image(frame, results)
                 seen += 1
-            if progress:
-                progress.advance(next((r for r in results if not r.ok), results[0]))
+                if progress:
+                    progress.advance(next((r for r in results if not r.ok), results[0]))
+                if stop.is_set():
+                    interrupted = True
+                    break
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -55,6 +55,8 @@ class CompareJob:
     vid_stride: int = 1
     max_frames: int | None = None
     reconnects: int = 3
+    backend: str = "torch"  # the same backend for every model (see detect_cli.backends)
+    precision: str | None = None
 
 
 @dataclass
@@ -195,7 +197,9 @@ def run_compare(
         warn("--vid-stride and --max-frames apply to video sources; they are ignored for images")
     with (_video_inputs if kind == "videos" else _image_inputs)(job) as inputs:
         labels = load_labels(inputs.images, job.data, job.coco) if labelled else None
-        detectors = [load_detector(ref, job.options, None) for ref in job.models]
+        detectors = [
+            load_detector(ref, job.options, None, job.backend, job.precision, warn) for ref in job.models
+        ]
         warned: set[str] = set()
         for d in detectors:
             for note in option_warnings(d, iou_given=False):

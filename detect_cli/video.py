@@ -62,6 +62,12 @@ class OpenedVideo:
     location: str | int
     info: VideoInfo
 
+    @property
+    def live(self) -> bool:
+        """Webcams and streams, which are reopened when they stop. A file is never live, even when its
+        header gives no frame count: reopening it would replay it without end."""
+        return self.item.webcam is not None or (self.item.url is not None and not self.item.url_is_file)
+
 
 def _capture(location: str | int, timeout_s: float) -> Any:
     cv2 = quiet_opencv()
@@ -186,7 +192,7 @@ def decode(
             wanted = index % stride == 0
             ok, image = cap.read() if wanted else (cap.grab(), None)
             if not ok:
-                if info.live:
+                if video.live:
                     if failures >= reconnects:
                         if note:
                             note(f"{item.source}: stream stopped; gave up after {reconnects} reconnects")
@@ -209,7 +215,7 @@ def decode(
                 return
             failures = 0
             if wanted:
-                t = time.monotonic() - start if info.live else index / info.fps
+                t = time.monotonic() - start if video.live else index / info.fps
                 yield Frame(item.source, item.rel_path / f"{index:06d}.jpg", image, frame=index, time_s=t)
                 done += 1
             index += 1

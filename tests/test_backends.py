@@ -414,6 +414,20 @@ def test_video_runs_on_an_exported_backend(
     assert count_exports == []  # the session's export was reused
 
 
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_compare_runs_every_model_on_the_same_backend(
+    backend: str, shared_cache: Path, rtdetr_pt: Path, yolo_pt: Path, images: Path, tmp_path: Path
+) -> None:
+    argv = ["compare", str(images / "top.png"), "-m", f"{rtdetr_pt},{yolo_pt}", "--imgsz", str(SMALL_IMGSZ)]
+    result = runner.invoke(
+        app, [*argv, "--backend", backend, "--warmup", "0", "-o", str(tmp_path / "c"), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert [m["info"]["backend"] for m in report["models"]] == [backend, backend]
+    assert all(m["info"]["params_m"] is None for m in report["models"])  # not counted on exported graphs
+
+
 def test_exported_backends_are_refused_on_ray(yolo_pt: Path, images: Path, tmp_path: Path) -> None:
     argv = ["yolo", "image", str(images), "-m", str(yolo_pt), "--executor", "ray", "--backend", "onnx"]
     result = runner.invoke(app, [*argv, "-o", str(tmp_path / "o")])

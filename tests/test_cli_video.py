@@ -194,3 +194,14 @@ def test_sigint_finalizes_video_and_records_every_frame(rtdetr_pt: Path, tmp_pat
     assert read_video(_video_out(out, "long")) == (len(records), 128, 96, 10.0)
     assert "Interrupted" in stderr and "Traceback" not in stderr
     assert not list(out.rglob("*.part*"))
+
+
+def test_a_picture_named_like_a_video_ends(detect_video, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """OpenCV opens a JPEG renamed .mp4 as a one-frame 'video' with no frame count; as a file it must
+    end after that frame, not be reopened like a stream that stopped."""
+    import shutil
+
+    shutil.copy(make_image(tmp_path / "pic.jpg"), tmp_path / "pic.mp4")
+    result, out = detect_video(str(tmp_path / "pic.mp4"))
+    assert result.exit_code == 0, result.output
+    assert [r["frame"] for r in read_jsonl(out / "frames.jsonl")] == [0]

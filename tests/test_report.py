@@ -33,7 +33,7 @@ from detect_cli.writers import read_jsonl
 def _model(label: str, ms: float, published: float | None, accuracy: Accuracy | None = None) -> ModelResult:
     info = ModelInfo(
         label, label, "rtdetr" if "detr" in label else "yolo", f"{label}.pt", published is not None, False,
-        80, 32.0, 100.0, "cpu", "pytorch", "fp32", 640, published, COCO_VAL_SOURCE if published else None,
+        80, 32.0, 100.0, "cpu", "torch", "fp32", 640, published, COCO_VAL_SOURCE if published else None,
     )  # fmt: skip
     speed = SpeedStats(4, 1.0, ms - 2, 1.0, ms, ms, ms * 1.1, 1000 / ms)
     return ModelResult(info, speed, 4, 0, 7, {"person": 5, "car": 2}, accuracy)

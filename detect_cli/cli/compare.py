@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from detect_cli.cli.image import exit_code_for
 from detect_cli.cli.options import (
+    BackendChoice,
+    BackendOpt,
     Conf,
     Device,
     ExistOk,
@@ -16,12 +17,15 @@ from detect_cli.cli.options import (
     MaxDet,
     MaxFrames,
     Out,
+    PrecisionOpt,
     Quiet,
     Reconnects,
     Recursive,
     UrlTimeout,
     VidStride,
+    exit_code_for,
     handle_errors,
+    predict_options,
 )
 
 CompareSources = Annotated[
@@ -84,6 +88,8 @@ def compare(
     conf: Conf = 0.25,
     max_det: MaxDet = 300,
     half: Half = False,
+    backend: BackendOpt = BackendChoice.auto,
+    precision: PrecisionOpt = None,
     warmup: Warmup = 2,
     runs: Runs = 1,
     out: Out = None,
@@ -99,7 +105,7 @@ def compare(
 ) -> None:
     """Compare detectors on the same images or video: speed, agreement and (with labels) accuracy.
 
-    Every model runs with the same device, imgsz, conf and inputs; a video is decoded once and every
+    Every model runs with the same device, backend, imgsz, conf and inputs; a video is decoded once and every
     model gets the same frames. Writes report.json, report.md, a self-contained report.html, plots/ and
     side-by-side/ pictures (a side-by-side video for a video source) to the output folder. Exit code 0:
     all inputs ok; 1: some failed (the rest were compared); 2: nothing could run; 130: interrupted.
@@ -108,7 +114,7 @@ def compare(
     from detect_cli.compare import CompareSettings
     from detect_cli.compare_job import CompareJob, run_compare
     from detect_cli.errors import BadOptionError
-    from detect_cli.models import PredictOptions, resolve, select_device
+    from detect_cli.models import resolve
     from detect_cli.report import rich_tables
 
     names = [m.strip() for m in models.split(",") if m.strip()]
@@ -116,16 +122,16 @@ def compare(
         raise BadOptionError("--models needs at least two models, comma-separated (e.g. rtdetr-l,yolo11n)")
     if data and coco:
         raise BadOptionError("give labels as --data or --coco, not both")
-    if imgsz % 32:
-        raise BadOptionError(f"--imgsz {imgsz} is not a multiple of 32")
     refs = [resolve(n, "yolo") for n in names]  # unknown names fail before anything is loaded
-    dev = select_device(device)
-    if half and not dev.startswith("cuda"):
-        raise BadOptionError("--half needs a CUDA device")
+    options, exact = predict_options(
+        conf, None, imgsz, device, max_det, half, False, backend.value, precision.value if precision else None
+    )
     job = CompareJob(
         sources=tuple(sources),
         models=tuple(refs),
-        options=PredictOptions(conf=conf, imgsz=imgsz, device=dev, max_det=max_det, half=half),
+        options=options,
+        backend=backend.value,
+        precision=exact,
         settings=CompareSettings(imgsz=imgsz, conf=conf, warmup=warmup, runs=runs),
         data=data,
         coco=coco,
