@@ -231,8 +231,8 @@ def run(
 
 
 @dataclass(frozen=True)
-class ImageJob:
-    """Everything `detect image` / `detect yolo image` needs, as plain values."""
+class Job:
+    """What every inference command shares, as plain values."""
 
     sources: tuple[str, ...]
     model: ModelRef
@@ -241,12 +241,20 @@ class ImageJob:
     run_name: str = "image"
     exist_ok: bool = False
     formats: tuple[str, ...] = ("jsonl",)
-    save_images: bool = True
     recursive: bool = True
     url_timeout: float = DEFAULT_URL_TIMEOUT_S
     batch: int = 1
     classes: str | None = None
     iou_given: bool = False
+    backend: str = "torch"  # torch, onnx, openvino or auto (see detect_cli.backends)
+    precision: str | None = None  # None: the backend's default
+
+
+@dataclass(frozen=True)
+class ImageJob(Job):
+    """Everything `detect image` / `detect yolo image` needs."""
+
+    save_images: bool = True
     resume: bool = False  # finish the run in `out`: skip inputs it recorded (unless changed since)
     retry_failed: bool = False  # with resume: also redo inputs recorded as failed
     executor: str = "local"  # "local" or "ray"
@@ -256,9 +264,6 @@ class ImageJob:
     @property
     def resuming(self) -> bool:
         return self.resume or self.retry_failed
-
-    backend: str = "torch"  # torch, onnx, openvino or auto (see detect_cli.backends)
-    precision: str | None = None  # None: the backend's default
 
 
 def option_warnings(detector: Detector, iou_given: bool) -> list[str]:
@@ -353,28 +358,15 @@ def run_images(
 
 
 @dataclass(frozen=True)
-class VideoJob:
-    """Everything `detect video` / `detect yolo video` needs, as plain values."""
+class VideoJob(Job):
+    """Everything `detect video` / `detect yolo video` needs."""
 
-    sources: tuple[str, ...]
-    model: ModelRef
-    options: PredictOptions
-    out: Path | None = None
     run_name: str = "video"
-    exist_ok: bool = False
-    formats: tuple[str, ...] = ("jsonl",)
     save_video: bool = True
     save_frames: bool = False
-    recursive: bool = True
-    url_timeout: float = DEFAULT_URL_TIMEOUT_S
-    batch: int = 1
-    classes: str | None = None
-    iou_given: bool = False
     vid_stride: int = 1
     max_frames: int | None = None
     reconnects: int = 3
-    backend: str = "torch"  # torch, onnx, openvino or auto (see detect_cli.backends)
-    precision: str | None = None  # None: the backend's default
 
 
 def run_video(

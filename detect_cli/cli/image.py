@@ -36,6 +36,7 @@ from detect_cli.cli.options import (
     exit_code_for,
     handle_errors,
     json_printer,
+    output_formats,
     predict_options,
     resume_command,
 )
@@ -107,7 +108,7 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
             out=out,
             run_name=run_name,
             exist_ok=exist_ok,
-            formats=tuple(dict.fromkeys(["jsonl", *(f.value for f in formats or [])])),
+            formats=output_formats(formats),
             save_images=save,
             recursive=recursive,
             url_timeout=url_timeout,

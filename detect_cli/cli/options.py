@@ -88,6 +88,11 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def output_formats(formats: "list[OutputFormat] | None") -> tuple[str, ...]:
+    """The formats asked for, jsonl (always written) first, each once."""
+    return tuple(dict.fromkeys(["jsonl", *(f.value for f in formats or [])]))
+
+
 def json_printer() -> Callable[[str], None]:
     """Writes result lines to the stdout of the moment the command started: writers may call it from a
     background thread while something else briefly redirects sys.stdout."""

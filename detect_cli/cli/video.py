@@ -35,6 +35,7 @@ from detect_cli.cli.options import (
     exit_code_for,
     handle_errors,
     json_printer,
+    output_formats,
     predict_options,
 )
 from detect_cli.models import DEFAULT_MODEL, Family
@@ -96,7 +97,7 @@ def make_video_command(family: Family, run_name: str) -> Callable[..., None]:
             out=out,
             run_name=run_name,
             exist_ok=exist_ok,
-            formats=tuple(dict.fromkeys(["jsonl", *(f.value for f in formats or [])])),
+            formats=output_formats(formats),
             save_video=save,
             save_frames=save_frames,
             recursive=recursive,
