@@ -89,6 +89,17 @@ def load_torch_detector(pt: Path, imgsz: int, conf: float):  # type: ignore[no-u
     )
 
 
+def load_auto_detector(pt: Path, imgsz: int, conf: float, cache: Path):  # type: ignore[no-untyped-def]
+    """The detector `--backend auto` picks on this CPU (OpenVINO, else ONNX Runtime, else torch),
+    exported into a throwaway cache; the export and its parity check happen here, before timing."""
+    from detect_cli.models import PredictOptions, resolve
+    from detect_cli.pipeline import load_detector
+
+    os.environ["DETECT_CACHE_DIR"] = str(cache)
+    ref = resolve(str(pt), FAMILY["rtdetr-l" if "rtdetr" in pt.name else "yolo11n"])
+    return load_detector(ref, PredictOptions(conf=conf, imgsz=imgsz, device="cpu"), None, "auto", None, print)
+
+
 def detect_image(detector, folder: Path, batch: int, out: Path):  # type: ignore[no-untyped-def]
     """A measurement of `detect image` end to end (discovery, reading, model, annotated images,
     results.jsonl): returns images/s each time it is called."""
@@ -189,11 +200,14 @@ def main() -> None:
             f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cores"
         )
         detector = load_torch_detector(pt, args.imgsz, conf)
+        auto = load_auto_detector(pt, args.imgsz, conf, work / "cache")
+        print(f"--backend auto runs {auto.backend} ({auto.precision}) here")
         measures = {
             "ultralytics predict (.pt)": ultralytics_predict(
                 pt, folder, args.imgsz, conf, args.batch, work / "u"
             ),
             "detect image (torch)": detect_image(detector, folder, args.batch, work / "d"),
+            "detect image (--backend auto)": detect_image(auto, folder, args.batch, work / "a"),
             "bare forward": bare_forward(detector, folder, args.batch),
         }
         best = best_of(args.rounds, measures)
@@ -202,11 +216,10 @@ def main() -> None:
             best["detect image (torch)"],
             best["bare forward"],
         )
-        # `--backend auto` arrives with the backends work: load its detector here and add its column.
         columns = {
             "ultralytics predict (.pt)": ultra,
             "detect image (torch)": ours,
-            "detect image (--backend auto)": None,
+            "detect image (--backend auto)": best["detect image (--backend auto)"],
         }
         print(
             f"\nthroughput, images/s, best of {args.rounds} interleaved rounds "
