@@ -7,6 +7,7 @@ Paths (.pt, .yaml, .onnx, exported folders) are used as given. ultralytics is im
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -122,6 +123,12 @@ def import_ultralytics() -> Any:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     with _quiet_stdout():  # the logger binds sys.stdout when first imported
         import ultralytics
+        from ultralytics.utils import LOGGER
+    # Imported earlier without the redirect (another entry point), its handler would still write to
+    # stdout, which belongs to `--json` results: move it to stderr.
+    for handler in LOGGER.handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__):
+            handler.setStream(sys.stderr)
     return ultralytics
 
 

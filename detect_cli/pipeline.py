@@ -294,8 +294,9 @@ def load_detector(
     from dataclasses import replace
 
     from detect_cli import backends
-    from detect_cli.models import resolve_classes
+    from detect_cli.models import import_ultralytics, resolve_classes
 
+    import_ultralytics()  # first, so the offline settings and the stderr logger hold for all that follows
     plan = backends.LoadPlan(backend, precision)  # type: ignore[arg-type]
     detector = backends.load(ref, options, plan, warn or (lambda _: None))
     if classes:

@@ -112,8 +112,13 @@ def test_no_save_writes_no_images(detect, images: Path) -> None:  # type: ignore
     assert sorted(p.name for p in out.iterdir()) == ["results.jsonl"]
 
 
-def test_json_stdout_is_only_result_lines(rtdetr_pt: Path, images: Path, tmp_path: Path) -> None:
-    """In a real process: ultralytics' own log lines must not reach stdout."""
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_json_stdout_is_only_result_lines(backend: str, images: Path, tmp_path: Path) -> None:
+    """In a real process: ultralytics' own log lines must not reach stdout, on the torch path and on
+    the export path (which reaches ultralytics through other modules first)."""
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime")
+    env = {**os.environ, "DETECT_BACKEND": backend, "DETECT_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.run(
         [
             sys.executable,
@@ -132,11 +137,13 @@ def test_json_stdout_is_only_result_lines(rtdetr_pt: Path, images: Path, tmp_pat
         capture_output=True,
         text=True,
         timeout=300,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 4 and all(json.loads(line)["source"] for line in lines)
     assert [json.loads(x) for x in lines] == read_jsonl(tmp_path / "out" / "results.jsonl")
+    assert {json.loads(x)["backend"] for x in lines} == {backend}
     assert "no model scale passed" in proc.stderr  # ultralytics' chatter went to stderr
 
 
