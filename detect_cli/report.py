@@ -17,9 +17,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from detect_cli.compare import Comparison, ModelResult
-from detect_cli.errors import OutputError
 from detect_cli.results import ImageResult
-from detect_cli.writers import JsonlWriter, atomic_write_bytes, new_run_dir
+from detect_cli.writers import JsonlWriter, atomic_write_bytes, prepare_out
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,17 +35,7 @@ HTML_PICTURE_WIDTH = 1600  # px: embedded pictures are scaled down to keep repor
 
 def prepare_report_dir(out: Path | None, exist_ok: bool = False) -> Path:
     """`out` as given, or a new detect-runs/compare[-N]; a folder holding a report needs exist_ok."""
-    if out is None:
-        return new_run_dir(Path("detect-runs"), "compare")
-    if (out / "report.json").exists() and not exist_ok:
-        raise OutputError(
-            f"{out} already holds a report; pass --exist-ok to replace it, or choose another --out"
-        )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create output folder {out}: {e.strerror or e}") from e
-    return out
+    return prepare_out(out, "compare", exist_ok, record="report.json")
 
 
 # --- pictures and per-model detections, written as the run goes --------------------------------------

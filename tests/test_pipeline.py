@@ -31,14 +31,8 @@ def test_prefetch_keeps_order_and_runs_ahead() -> None:
 
 
 @pytest.fixture(scope="module")
-def yolo_detector(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    import torch
-    from ultralytics import YOLO
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "yolo11n-seed0.pt"
-    YOLO("yolo11n.yaml").save(path)
-    return load(resolve(str(path), "yolo"), PredictOptions(conf=1e-6, imgsz=SMALL_IMGSZ, max_det=5))
+def yolo_detector(yolo_pt: Path):  # type: ignore[no-untyped-def]
+    return load(resolve(str(yolo_pt), "yolo"), PredictOptions(conf=1e-6, imgsz=SMALL_IMGSZ, max_det=5))
 
 
 def _frame(name: str, image: np.ndarray | None, error: str | None = None) -> Frame:

@@ -19,14 +19,8 @@ from detect_cli.writers import read_jsonl
 
 
 @pytest.fixture(scope="module")
-def detector(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    import torch
-    from ultralytics import YOLO
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "yolo11n-seed0.pt"
-    YOLO("yolo11n.yaml").save(path)
-    return load(resolve(str(path), "yolo"), PredictOptions(conf=1e-6, imgsz=SMALL_IMGSZ, max_det=3))
+def detector(yolo_pt: Path):  # type: ignore[no-untyped-def]
+    return load(resolve(str(yolo_pt), "yolo"), PredictOptions(conf=1e-6, imgsz=SMALL_IMGSZ, max_det=3))
 
 
 @pytest.fixture
