@@ -546,7 +546,11 @@ def exported_kind(location: str) -> str | None:
         return "openvino"
     if path.suffix in (".pt", ".yaml", ".yml"):
         return None
-    return {".engine": "tensorrt", ".torchscript": "torchscript"}.get(path.suffix, "exported")
+    if path.is_dir():  # an export's folder: what it holds says which
+        return "openvino" if any(path.glob("*.xml")) else "onnx" if any(path.glob("*.onnx")) else None
+    return {".engine": "tensorrt", ".torchscript": "torchscript"}.get(
+        path.suffix, path.suffix.lstrip(".") or None
+    )
 
 
 def replace_device(options: PredictOptions) -> PredictOptions:

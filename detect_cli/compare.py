@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from detect_cli.errors import BadOptionError, LabelsError
 from detect_cli.results import Detection, ImageResult, Speed
+from detect_cli.signals import Stop, stop_on_signals
 
 if TYPE_CHECKING:
     import numpy as np
@@ -571,11 +572,13 @@ def run_comparison(
     on_image: ImageCallback | None = None,
     progress: Progress | None = None,
     total: int | None = None,
+    stop: Stop | None = None,
 ) -> Comparison:
     """Run every detector on every frame and measure. `frames` are decoded images
     (`pipeline.image_frames`) or video frames (`video.video_frames`); `total` is their number when
     known, for the progress bar. `on_image` gets each frame and the per-model results (in `detectors`
-    order), e.g. to draw side-by-side pictures or a side-by-side video as the run goes."""
+    order), e.g. to draw side-by-side pictures or a side-by-side video as the run goes. `stop` is the
+    run's stop flag (`signals.stop_on_signals`); without one, the comparison installs its own."""
     if len(detectors) < 2:
         raise BadOptionError("compare needs at least two models")
     labels_ = unique_labels([d.name for d in detectors])
@@ -608,10 +611,8 @@ def run_comparison(
         progress.start(total)
     # A first Ctrl-C finishes the frame in hand (so the numbers, detections and side-by-side video
     # cover the same frames), a second stops at once; the report covers what was done either way.
-    from detect_cli.pipeline import stop_on_sigint
-
     try:
-        with stop_on_sigint() as stop:
+        with contextlib.nullcontext(stop) if stop is not None else stop_on_signals() as stop:
             for n, frame in enumerate(frames):
                 if frame.image is not None and not warmed:
                     for d in detectors:
@@ -644,8 +645,8 @@ def run_comparison(
                 if progress:
                     progress.advance(next((r for r in results if not r.ok), results[0]))
                 if stop.is_set():
-                    interrupted = True
                     break
+            interrupted = interrupted or stop.is_set()
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Literal
 
 from detect_cli.compare import CompareSettings, Comparison, VideoRun, run_comparison, unique_labels
 from detect_cli.errors import BadOptionError, NoInputsError
+from detect_cli.signals import Stop, stop_on_signals
 from detect_cli.sources import (
+    DEFAULT_MAX_PIXELS,
     DEFAULT_URL_TIMEOUT_S,
     URL_SCHEMES,
     VIDEO_SUFFIXES,
@@ -52,6 +54,7 @@ class CompareJob:
     save: bool = True  # side-by-side pictures, or for videos the side-by-side video
     recursive: bool = True
     url_timeout: float = DEFAULT_URL_TIMEOUT_S
+    max_pixels: int = DEFAULT_MAX_PIXELS
     vid_stride: int = 1
     max_frames: int | None = None
     reconnects: int = 3
@@ -66,6 +69,7 @@ class CompareRun:
     comparison: Comparison
     out: Path
     pictures: list[Picture]
+    signum: int | None = None  # the signal that stopped the run, when one did
 
 
 # --- what the sources are -------------------------------------------------------------------------
@@ -123,33 +127,38 @@ class _Inputs:
     fps: dict[str, float] = field(default_factory=dict)  # per video source: its fps / stride
     videos: int = 0
     notes: list[str] = field(default_factory=list)  # e.g. a live stream that stopped
+    video_items: list[VideoInput] = field(default_factory=list)
+
+
+def _exclude(job: CompareJob) -> tuple[Path, ...]:
+    return (job.out,) if job.out else ()
 
 
 @contextlib.contextmanager
-def _image_inputs(job: CompareJob) -> Iterator[_Inputs]:
+def _image_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
     from detect_cli.pipeline import image_frames
 
-    items = discover_images(job.sources, job.recursive)
-    frames = image_frames(items, job.url_timeout)
+    items = discover_images(job.sources, job.recursive, exclude=_exclude(job))
+    frames = image_frames(items, job.url_timeout, job.max_pixels, stop)
     with contextlib.closing(frames):
         yield _Inputs(frames, len(items), images=items)
 
 
 @contextlib.contextmanager
-def _video_inputs(job: CompareJob) -> Iterator[_Inputs]:
+def _video_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
     """The videos opened (URLs downloaded into a temporary folder that lives as long as the run) and
     their frames decoded ahead in a thread, which closing the stream stops however the run ends."""
     from detect_cli import video
 
-    items = discover_videos(job.sources, job.recursive)
+    items = discover_videos(job.sources, job.recursive, exclude=_exclude(job))
     with tempfile.TemporaryDirectory(prefix="detect-compare-") as workdir:
-        videos = video.open_videos(items, Path(workdir), job.url_timeout)
+        videos = video.open_videos(items, Path(workdir), job.url_timeout, job.max_pixels)
         opened = [v for v in videos if isinstance(v, video.OpenedVideo)]
         counts = [video.frames_to_process(v.info, job.vid_stride, job.max_frames) for v in opened]
         total = None if None in counts else sum(c or 0 for c in counts) + len(videos) - len(opened)
         notes: list[str] = []
         frames = video.video_frames(
-            videos, job.vid_stride, job.max_frames, job.reconnects, job.url_timeout, notes.append
+            videos, job.vid_stride, job.max_frames, job.reconnects, job.url_timeout, notes.append, stop=stop
         )
         with contextlib.closing(frames):
             yield _Inputs(
@@ -158,6 +167,7 @@ def _video_inputs(job: CompareJob) -> Iterator[_Inputs]:
                 fps={v.item.source: v.info.fps / job.vid_stride for v in opened},
                 videos=len(videos),
                 notes=notes,
+                video_items=items,
             )
 
 
@@ -172,6 +182,20 @@ def spread(total: int, k: int) -> list[int]:
 
 # --- the run --------------------------------------------------------------------------------------
 
+INTERRUPT_NOTE = "stopping: finishing the frame in hand, then the report (Ctrl-C again to stop at once)"
+
+
+def _outputs(out: Path, inputs: _Inputs, video_suffix: str | None) -> Iterator[Path]:
+    """The files a comparison writes (for the check that none of them is an input)."""
+    from detect_cli.report import REPORT_FILES
+
+    yield from (out / name for name in REPORT_FILES)
+    for item in inputs.images:
+        yield out / "side-by-side" / item.rel_path.with_suffix(".jpg")
+    for video in inputs.video_items:
+        if video_suffix:
+            yield out / "side-by-side" / video.rel_path.with_name(video.rel_path.name + video_suffix)
+
 
 def run_compare(
     job: CompareJob,
@@ -181,7 +205,8 @@ def run_compare(
     """Check the sources, load the models, compare, and write the report into the run folder."""
     from detect_cli.labels import load_labels
     from detect_cli.pipeline import load_detector, option_warnings
-    from detect_cli.report import HTML_PICTURES, CompareOutputs, prepare_report_dir, write_report
+    from detect_cli.report import HTML_PICTURES, REPORT_RECORD, CompareOutputs, write_report
+    from detect_cli.rundir import check_plan, planned_folder, run_folder
 
     if len(job.models) < 2:
         raise BadOptionError("compare needs at least two models")
@@ -195,7 +220,8 @@ def run_compare(
         )
     if kind == "images" and (job.vid_stride != 1 or job.max_frames is not None) and warn:
         warn("--vid-stride and --max-frames apply to video sources; they are ignored for images")
-    with (_video_inputs if kind == "videos" else _image_inputs)(job) as inputs:
+    stop = Stop()  # the signal handlers go up once the models are loaded; reading ahead watches it
+    with (_video_inputs if kind == "videos" else _image_inputs)(job, stop) as inputs:
         labels = load_labels(inputs.images, job.data, job.coco) if labelled else None
         detectors = [
             load_detector(ref, job.options, None, job.backend, job.precision, warn) for ref in job.models
@@ -211,35 +237,44 @@ def run_compare(
             from detect_cli.video import pick_codec
 
             codec = pick_codec()
-        out = prepare_report_dir(job.out, job.exist_ok)
-        pictures_at = None  # report.html shows a few pictures: over a video, spread, not its first frames
-        if kind == "videos" and inputs.total:
-            pictures_at = spread(inputs.total, HTML_PICTURES)
-        outputs = CompareOutputs(
-            out,
-            unique_labels([d.name for d in detectors]),
-            save=job.save,
-            picture_indexes=pictures_at,
-            video_fps=inputs.fps,
-            codec=codec,
-        )
-        try:
-            comparison = run_comparison(
-                detectors, inputs.frames, job.settings, labels, outputs, progress, inputs.total
+        planned = planned_folder(job.out, "compare", job.exist_ok)
+        if planned is not None:
+            paths = _outputs(planned, inputs, codec.suffix if codec else None)
+            check_plan(
+                planned, job.sources, [*inputs.images, *inputs.video_items], paths, record=REPORT_RECORD
             )
-        finally:
-            outputs.close()
-    if kind == "videos":
-        comparison = replace(
-            comparison,
-            notes=(*comparison.notes, *inputs.notes),
-            video=VideoRun(
-                videos=inputs.videos,
-                vid_stride=job.vid_stride,
-                max_frames=job.max_frames,
-                side_by_side=tuple(p.relative_to(out).as_posix() for p in outputs.videos),
-                codec=str(codec) if codec else None,
-            ),
-        )
-    write_report(comparison, out, outputs.pictures)
-    return CompareRun(comparison, out, outputs.pictures)
+        with run_folder(job.out, "compare", job.exist_ok, record=REPORT_RECORD) as out:
+            pictures_at = None  # report.html shows a few pictures: over a video, spread, not its first frames
+            if kind == "videos" and inputs.total:
+                pictures_at = spread(inputs.total, HTML_PICTURES)
+            outputs = CompareOutputs(
+                out,
+                unique_labels([d.name for d in detectors]),
+                save=job.save,
+                picture_indexes=pictures_at,
+                video_fps=inputs.fps,
+                codec=codec,
+            )
+            with stop_on_signals(lambda: warn(INTERRUPT_NOTE) if warn else None, stop):
+                try:
+                    comparison = run_comparison(
+                        detectors, inputs.frames, job.settings, labels, outputs, progress, inputs.total, stop
+                    )
+                finally:
+                    outputs.close()
+                if outputs.problems:  # pictures that could not be written: those inputs failed
+                    comparison = replace(comparison, failed=(*comparison.failed, *outputs.problems))
+                if kind == "videos":
+                    comparison = replace(
+                        comparison,
+                        notes=(*comparison.notes, *inputs.notes),
+                        video=VideoRun(
+                            videos=inputs.videos,
+                            vid_stride=job.vid_stride,
+                            max_frames=job.max_frames,
+                            side_by_side=tuple(p.relative_to(out).as_posix() for p in outputs.videos),
+                            codec=str(codec) if codec else None,
+                        ),
+                    )
+                write_report(comparison, out, outputs.pictures)
+    return CompareRun(comparison, out, outputs.pictures, stop.signum)

@@ -81,8 +81,8 @@ def run_local(
     from detect_cli.threads import ThreadedSink
 
     # Drawing, encoding and writing happen behind the run loop, in order, so the model is never idle.
-    sinks = [ThreadedSink(SinkGroup(open_sinks(out, job.formats, detector.names, job.save_images, echo)))]
-    frames = image_frames(items, job.url_timeout)
+    sinks = [ThreadedSink(open_sinks(out, job.formats, detector.names, job.save_images, echo))]
+    frames = image_frames(items, job.url_timeout, job.max_pixels, stop)
     return run(frames, detector, sinks, out, progress, total=len(items), batch=job.batch, stop=stop)
 
 
@@ -100,6 +100,7 @@ class WorkerSpec:
     save_images: bool
     batch: int
     url_timeout: float
+    max_pixels: int
 
 
 class _Collect(Sink):
@@ -145,8 +146,8 @@ class BatchWorker:
         s = self.spec
         out = Path(s.out)
         collect = _Collect()
-        sinks = [*output_sinks(out, s.formats, s.save_images), collect]
-        run(image_frames(shard, s.url_timeout), self.detector, sinks, out, batch=s.batch)
+        sinks = [SinkGroup(output_sinks(out, s.formats, s.save_images), [collect])]
+        run(image_frames(shard, s.url_timeout, s.max_pixels), self.detector, sinks, out, batch=s.batch)
         return collect.results
 
 
@@ -247,6 +248,7 @@ def run_ray(
             job.save_images,
             job.batch,
             job.url_timeout,
+            job.max_pixels,
         )
         # A worker that dies (out of memory, a lost node) is restarted and its shard retried.
         remote = ray.remote(max_restarts=2, max_task_retries=2)(BatchWorker)
@@ -289,6 +291,8 @@ def run_ray(
                     progress.advance(r)
             submit(actor)
         report.interrupted = report.summary.processed + report.summary.failed < len(items)
+        if report.interrupted and stop is not None:
+            report.signum = getattr(stop, "signum", None)
     except KeyboardInterrupt:
         report.interrupted = True
     finally:

@@ -98,13 +98,35 @@ def resolve(model: str | None, default_family: Family) -> ModelRef:
     if spec and not path.exists():
         return ModelRef(spec.name, spec.family, str(weights_path(spec)), official=True)
     if path.exists():
+        _check_model_path(path)
         return ModelRef(path.stem, _guess_family(str(path), default_family), str(path), official=False)
-    if path.suffix in (".yaml", ".yml"):  # ultralytics ships model configs such as rtdetr-l.yaml
+    if path.suffix in (".yaml", ".yml") and os.sep not in model:  # configs ultralytics ships (rtdetr-l.yaml)
         return ModelRef(path.stem, _guess_family(model, default_family), model, official=False)
+    if os.path.lexists(path):
+        raise ModelError(f"model file {model} is a broken symlink")
+    if path.suffix.lower() in MODEL_SUFFIXES or os.sep in model or model.endswith("_openvino_model"):
+        raise ModelError(f"no such file or folder: {model} (the --model path)")
     known = ", ".join(s.name for s in REGISTRY)
     raise ModelError(
         f"unknown model '{model}': use one of {known}, or a path to a .pt, .yaml or exported model"
     )
+
+
+def _check_model_path(path: Path) -> None:
+    """A --model path that exists must be a non-empty file, or an exported model's folder."""
+    import stat
+
+    st = path.stat()
+    if stat.S_ISDIR(st.st_mode):
+        if not any(path.glob("*.xml")) and not any(path.glob("*.onnx")):
+            raise ModelError(
+                f"{path} is a folder without an exported model (an OpenVINO .xml or an .onnx); pass a .pt, "
+                ".yaml or .onnx file, or a folder made by an export"
+            )
+    elif not stat.S_ISREG(st.st_mode):
+        raise ModelError(f"{path} is not a regular file (a FIFO or device?); pass a model file")
+    elif st.st_size == 0:
+        raise ModelError(f"model file {path} is empty")
 
 
 @contextlib.contextmanager

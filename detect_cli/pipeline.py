@@ -9,12 +9,9 @@ Ray), and the tables built from results.jsonl at the end.
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -22,7 +19,9 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from detect_cli.errors import BadOptionError, InputError
 from detect_cli.models import Detector, ModelRef, PredictOptions
 from detect_cli.results import ImageResult, RunSummary
+from detect_cli.signals import Interrupted, stop_on_signals
 from detect_cli.sources import (
+    DEFAULT_MAX_PIXELS,
     DEFAULT_URL_TIMEOUT_S,
     FileStamp,
     ImageInput,
@@ -31,10 +30,12 @@ from detect_cli.sources import (
     input_path,
     read_file,
 )
+from detect_cli.threads import prefetch
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from detect_cli.sources import VideoInput
     from detect_cli.writers import Sink
 
 T = TypeVar("T")
@@ -63,24 +64,9 @@ class Progress(Protocol):
     def stop(self) -> None: ...
 
 
-def prefetch(items: Iterable[T], fn: Callable[[T], R], depth: int = 4, workers: int = 2) -> Iterator[R]:
-    """map(fn, items) with up to `depth` calls running ahead in threads; results come in input order."""
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detect-read") as pool:
-        window: deque[Future[R]] = deque()
-        it = iter(items)
-        try:
-            for item in it:
-                window.append(pool.submit(fn, item))
-                if len(window) >= depth:
-                    yield window.popleft().result()
-            while window:
-                yield window.popleft().result()
-        finally:
-            for f in window:
-                f.cancel()
-
-
-def read_frame(item: ImageInput, url_timeout: float = DEFAULT_URL_TIMEOUT_S) -> Frame:
+def read_frame(
+    item: ImageInput, url_timeout: float = DEFAULT_URL_TIMEOUT_S, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Frame:
     """Read and decode one input; a failure (vanished file, bad bytes, HTTP error) becomes its `error`.
     The stamp is that of the bytes read, so a record always describes the file it was made from."""
     path, stamp = input_path(item), None
@@ -92,13 +78,23 @@ def read_frame(item: ImageInput, url_timeout: float = DEFAULT_URL_TIMEOUT_S) -> 
         else:
             assert item.path is not None
             data, stamp = read_file(item.path)
-        return Frame(item.source, item.rel_path, decode_image(data), path=path, stamp=stamp)
+        return Frame(item.source, item.rel_path, decode_image(data, max_pixels), path=path, stamp=stamp)
     except InputError as e:
         return Frame(item.source, item.rel_path, None, error=str(e), path=path, stamp=stamp)
+    except MemoryError:  # a picture within the pixel budget that still does not fit: this input's failure
+        return Frame(
+            item.source, item.rel_path, None, error="out of memory decoding it", path=path, stamp=stamp
+        )
 
 
-def image_frames(items: Sequence[ImageInput], url_timeout: float = DEFAULT_URL_TIMEOUT_S) -> Iterator[Frame]:
-    return prefetch(items, lambda item: read_frame(item, url_timeout))
+def image_frames(
+    items: Sequence[ImageInput],
+    url_timeout: float = DEFAULT_URL_TIMEOUT_S,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    stop: threading.Event | None = None,
+) -> Iterator[Frame]:
+    """The inputs read and decoded a few ahead, in threads; ends early when `stop` is set."""
+    return prefetch(items, lambda item: read_frame(item, url_timeout, max_pixels), stop=stop)
 
 
 def _batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
@@ -156,29 +152,7 @@ class RunReport:
     codec: str | None = None  # the video codec written with, when videos were written
     skipped: int = 0  # already recorded by an earlier run (--resume)
     skipped_failed: int = 0  # of those, recorded as failed (--retry-failed redoes them)
-
-
-@contextlib.contextmanager
-def stop_on_sigint(on_stop: Callable[[], None] | None = None) -> Generator[threading.Event, None, None]:
-    """A first Ctrl-C sets the event (the run finishes the images in flight, then stops); a second one
-    raises KeyboardInterrupt as usual. Outside the main thread signals cannot be caught: nothing is set."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        if on_stop:
-            on_stop()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    signum: int | None = None  # the signal that stopped the run (SIGINT, SIGTERM), when one did
 
 
 def run(
@@ -193,9 +167,10 @@ def run(
 ) -> RunReport:
     """Drive frames through the detector into the sinks, each result to every sink in order.
 
-    When `stop` is set the loop ends after the batch in hand is written; a KeyboardInterrupt ends it
-    after the result in hand. Either way the sinks are closed (files finalized) and the report comes
-    back with `interrupted` set.
+    When `stop` is set the loop ends after the batch in hand is written (the frames stop coming, even
+    when a reader is stuck); a KeyboardInterrupt ends it after the result in hand. Either way the sinks
+    are closed (files finalized) and the report comes back with `interrupted` set. Inputs whose outputs
+    could not be written are counted as the failures their records say they are.
     """
     report = RunReport(out)
     start = time.perf_counter()
@@ -213,10 +188,10 @@ def run(
                 if progress:
                     progress.advance(result)
             if stop is not None and stop.is_set():
-                report.interrupted = True
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         report.interrupted = True
+        report.signum = e.signum if isinstance(e, Interrupted) else None
     finally:
         close = getattr(frames, "close", None)
         if close:  # stop reading ahead now, not when the generator is collected
@@ -227,6 +202,13 @@ def run(
         from detect_cli.writers import close_all
 
         close_all(sinks)
+    if stop is not None and stop.is_set():
+        report.interrupted = True
+        report.signum = report.signum or getattr(stop, "signum", None)
+    for sink in sinks:
+        for inferred, recorded in sink.failures():
+            report.summary.retract(inferred)
+            report.summary.add(recorded)
     return report
 
 
@@ -243,6 +225,7 @@ class Job:
     formats: tuple[str, ...] = ("jsonl",)
     recursive: bool = True
     url_timeout: float = DEFAULT_URL_TIMEOUT_S
+    max_pixels: int = DEFAULT_MAX_PIXELS  # larger pictures (and video frames) are refused unread
     batch: int = 1
     classes: str | None = None
     iou_given: bool = False
@@ -304,10 +287,17 @@ def load_detector(
     return detector
 
 
-INTERRUPT_NOTE = "Ctrl-C: finishing the images in flight, then stopping (Ctrl-C again to stop at once)"
-VIDEO_INTERRUPT_NOTE = (
-    "Ctrl-C: finishing the frame in hand and the video, then stopping (Ctrl-C again to stop at once)"
-)
+INTERRUPT_NOTE = "stopping: finishing the images in flight (Ctrl-C again to stop at once)"
+VIDEO_INTERRUPT_NOTE = "stopping: finishing the frame in hand and the video (Ctrl-C again to stop at once)"
+
+
+def _image_outputs(out: Path, job: ImageJob, items: Sequence[ImageInput]) -> Iterator[Path]:
+    from detect_cli.writers import RESULTS_JSONL, TABLES, output_paths
+
+    yield out / RESULTS_JSONL
+    yield from (out / name for name in TABLES.values())
+    for item in items:
+        yield from output_paths(out, item.rel_path, job.formats, job.save_images)
 
 
 def run_images(
@@ -317,44 +307,59 @@ def run_images(
     detector: Detector | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> tuple[RunReport, Detector]:
-    """Discover inputs, plan a resume, load the model, run on the chosen executor, build the tables.
+    """Discover inputs, check the plan, plan a resume, load the model, run on the chosen executor,
+    build the tables.
 
-    `echo` receives each results.jsonl line as written. A first Ctrl-C finishes the images in flight
-    and returns a report with `interrupted` set.
+    `echo` receives each results.jsonl line as written. A first Ctrl-C (or SIGTERM) finishes the images
+    in flight and returns a report with `interrupted` set.
     """
     from detect_cli import resume
     from detect_cli.executors import execute, require_executor
+    from detect_cli.rundir import check_plan, planned_folder, run_folder
     from detect_cli.sources import discover_images
-    from detect_cli.writers import RESULTS_JSONL, prepare_out, write_tables
+    from detect_cli.writers import RESULTS_JSONL, write_tables
 
     require_executor(job.executor)  # a missing ray package is said before anything runs
     if job.resuming and job.out is None:
         raise BadOptionError("--resume needs --out: the folder of the run to finish")
-    items = discover_images(job.sources, job.recursive, warn)  # before loading: bad sources fail fast
-    index = resume.DoneIndex.load(job.out / RESULTS_JSONL) if job.resuming and job.out else None
-    if index is not None and (other := index.models - {job.model.name}):
-        raise BadOptionError(
-            f"{job.out} holds results of {', '.join(sorted(other))}, not {job.model.name}: "
-            "resume it with the same --model, or choose another --out"
+    # Before loading: bad sources, and outputs that would land on inputs, fail fast.
+    items = discover_images(job.sources, job.recursive, warn, exclude=[job.out] if job.out else ())
+    planned = planned_folder(job.out, job.run_name, job.exist_ok or job.resuming)
+    if planned is not None:
+        check_plan(planned, job.sources, items, _image_outputs(planned, job, items))
+    with contextlib.ExitStack() as held:
+        todo = resume.ResumePlan(items)
+        if job.resuming:  # locked first: the record must not change between reading and finishing it
+            out = held.enter_context(run_folder(job.out, job.run_name, exist_ok=True))
+            index = resume.DoneIndex.load(out / RESULTS_JSONL)
+            if other := index.models - {job.model.name}:
+                raise BadOptionError(
+                    f"{job.out} holds results of {', '.join(sorted(other))}, not {job.model.name}: "
+                    "resume it with the same --model, or choose another --out"
+                )
+            todo = resume.plan(items, index, job.retry_failed)
+            if index.bad_lines and warn:
+                record = out / RESULTS_JSONL
+                warn(
+                    f"{record}: {len(index.bad_lines)} line(s) are not records (first: line "
+                    f"{index.bad_lines[0][0]}); they are moved to {resume.rejected_path(record)}"
+                )
+        detector = detector or load_detector(
+            job.model, job.options, job.classes, job.backend, job.precision, warn
         )
-    todo = resume.plan(items, index, job.retry_failed) if index is not None else resume.ResumePlan(items)
-    detector = detector or load_detector(
-        job.model, job.options, job.classes, job.backend, job.precision, warn
-    )
-    for note in option_warnings(detector, job.iou_given):
-        if warn:
-            warn(note)
-    # Only once there is something to write; a resume writes into the run it finishes.
-    out = prepare_out(job.out, job.run_name, job.exist_ok or job.resuming)
-    if job.resuming:
-        resume.repair_tail(out / RESULTS_JSONL)
-        resume.remove_partials(out)
-    with stop_on_sigint(lambda: warn(INTERRUPT_NOTE) if warn else None) as stop:
-        report = execute(job, todo.todo, detector, out, progress, echo, stop)
-    report.skipped, report.skipped_failed = todo.skipped, todo.skipped_failed
-    if todo.needs_compaction:
-        resume.compact(out / RESULTS_JSONL)
-    write_tables(out, job.formats, detector.names)
+        for note in option_warnings(detector, job.iou_given):
+            if warn:
+                warn(note)
+        if not job.resuming:  # only once there is something to write
+            out = held.enter_context(run_folder(job.out, job.run_name, job.exist_ok))
+        else:
+            resume.remove_partials(out)
+        with stop_on_signals(lambda: warn(INTERRUPT_NOTE) if warn else None) as stop:
+            report = execute(job, todo.todo, detector, out, progress, echo, stop)
+            report.skipped, report.skipped_failed = todo.skipped, todo.skipped_failed
+            if todo.needs_compaction:
+                resume.compact(out / RESULTS_JSONL)
+            write_tables(out, job.formats, detector.names)
     return report, detector
 
 
@@ -370,6 +375,20 @@ class VideoJob(Job):
     reconnects: int = 3
 
 
+def _video_outputs(
+    out: Path, job: VideoJob, items: Sequence[VideoInput], suffix: str | None
+) -> Iterator[Path]:
+    from detect_cli.writers import FRAMES_JSONL, TABLES
+
+    yield out / FRAMES_JSONL
+    yield from (out / name for name in TABLES.values())
+    for item in items:
+        if suffix:
+            yield out / item.rel_path.with_name(item.rel_path.name + suffix)
+        if job.save_frames:
+            yield out / item.rel_path
+
+
 def run_video(
     job: VideoJob,
     progress: Progress | None = None,
@@ -382,52 +401,66 @@ def run_video(
     import tempfile
 
     from detect_cli import video
+    from detect_cli.rundir import check_plan, planned_folder, run_folder
     from detect_cli.sources import discover_videos
     from detect_cli.threads import ThreadedSink
     from detect_cli.writers import (
         FRAMES_JSONL,
         AnnotatedImageWriter,
         AnnotatedVideoWriter,
-        JsonlWriter,
         open_sinks,
-        prepare_out,
         write_tables,
     )
 
-    items = discover_videos(job.sources, job.recursive)
+    items = discover_videos(job.sources, job.recursive, exclude=[job.out] if job.out else ())
+    codec = video.pick_codec() if job.save_video else None
+    planned = planned_folder(job.out, job.run_name, job.exist_ok)
+    if planned is not None:
+        outputs = _video_outputs(planned, job, items, codec.suffix if codec else None)
+        check_plan(planned, job.sources, items, outputs, record=FRAMES_JSONL)
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="detect-video-") as workdir:  # downloaded URLs live here
-        videos = video.open_videos(items, Path(workdir), job.url_timeout)  # before loading: fail fast
+        # Before loading: a source that cannot be read fails fast.
+        videos = video.open_videos(items, Path(workdir), job.url_timeout, job.max_pixels)
         detector = detector or load_detector(
             job.model, job.options, job.classes, job.backend, job.precision, warn
         )
         for note in option_warnings(detector, job.iou_given):
             if warn:
                 warn(note)
-        codec = video.pick_codec() if job.save_video else None
-        out = prepare_out(job.out, job.run_name, job.exist_ok, record=FRAMES_JSONL)
-        sinks = open_sinks(out, job.formats, detector.names, False, echo, record=FRAMES_JSONL)
-        opened = [v for v in videos if isinstance(v, video.OpenedVideo)]
-        video_writer = None
-        if codec:
-            fps = {v.item.source: v.info.fps / job.vid_stride for v in opened}
-            video_writer = AnnotatedVideoWriter(out, fps, codec)
-            sinks.append(ThreadedSink(video_writer))  # drawing and encoding overlap inference
-        if job.save_frames:
-            sinks.append(ThreadedSink(AnnotatedImageWriter(out)))
-        counts = [video.frames_to_process(v.info, job.vid_stride, job.max_frames) for v in opened]
-        total = None if None in counts else sum(c or 0 for c in counts) + len(videos) - len(opened)
-        frames = video.video_frames(
-            videos, job.vid_stride, job.max_frames, job.reconnects, job.url_timeout, notes.append
-        )
-        # The record goes last, as for images; the threaded writers are drained when the run closes them.
-        # A first Ctrl-C finishes the frame in hand, then the video is finalized.
-        sinks.sort(key=lambda sink: isinstance(sink, JsonlWriter))
-        with stop_on_sigint(lambda: warn(VIDEO_INTERRUPT_NOTE) if warn else None) as stop:
-            report = run(frames, detector, sinks, out, progress, total=total, batch=job.batch, stop=stop)
-    write_tables(out, job.formats, detector.names, record=FRAMES_JSONL)
+        with run_folder(job.out, job.run_name, job.exist_ok, record=FRAMES_JSONL) as out:
+            # Frames' own files, then their record, in one writer thread; the video in another, so
+            # drawing and encoding overlap inference.
+            group = open_sinks(out, job.formats, detector.names, False, echo, record=FRAMES_JSONL)
+            if job.save_frames:
+                group.outputs.append(AnnotatedImageWriter(out))
+            sinks: list[Sink] = [ThreadedSink(group)]
+            opened = [v for v in videos if isinstance(v, video.OpenedVideo)]
+            video_writer = None
+            if codec:
+                fps = {v.item.source: v.info.fps / job.vid_stride for v in opened}
+                video_writer = AnnotatedVideoWriter(out, fps, codec)
+                sinks.insert(0, ThreadedSink(video_writer))
+            counts = [video.frames_to_process(v.info, job.vid_stride, job.max_frames) for v in opened]
+            total = None if None in counts else sum(c or 0 for c in counts) + len(videos) - len(opened)
+            # A first Ctrl-C (or SIGTERM) finishes the frame in hand, then the video is finalized.
+            with stop_on_signals(lambda: warn(VIDEO_INTERRUPT_NOTE) if warn else None) as stop:
+                frames = video.video_frames(
+                    videos,
+                    job.vid_stride,
+                    job.max_frames,
+                    job.reconnects,
+                    job.url_timeout,
+                    notes.append,
+                    stop=stop,
+                )
+                report = run(frames, detector, sinks, out, progress, total=total, batch=job.batch, stop=stop)
+                write_tables(out, job.formats, detector.names, record=FRAMES_JSONL)
     report.notes.extend(notes)
     report.codec = str(codec) if codec else None
     if video_writer:
         report.outputs.extend(video_writer.written)
+        for source, problem in video_writer.problems:
+            report.summary.failed += 1
+            report.summary.failures.append((source, problem))
     return report, detector

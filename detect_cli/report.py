@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from detect_cli.compare import Comparison, ModelResult
+from detect_cli.errors import OutputError
 from detect_cli.results import ImageResult
-from detect_cli.writers import JsonlWriter, atomic_write_bytes, prepare_out
+from detect_cli.writers import RUN_FAULTS, JsonlWriter, atomic_write_bytes, json_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,13 +29,9 @@ if TYPE_CHECKING:
     from detect_cli.writers import Sink
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
+REPORT_RECORD = "report.json"  # a folder holding it holds a comparison
 HTML_PICTURES = 4  # side-by-side pictures embedded in report.html (all of them are written as files)
 HTML_PICTURE_WIDTH = 1600  # px: embedded pictures are scaled down to keep report.html small
-
-
-def prepare_report_dir(out: Path | None, exist_ok: bool = False) -> Path:
-    """`out` as given, or a new detect-runs/compare[-N]; a folder holding a report needs exist_ok."""
-    return prepare_out(out, "compare", exist_ok, record="report.json")
 
 
 # --- pictures and per-model detections, written as the run goes --------------------------------------
@@ -73,6 +69,7 @@ class CompareOutputs:
         (self.out / "detections").mkdir(parents=True, exist_ok=True)
         self._jsonl = [JsonlWriter(self.out / "detections" / f"{label}.jsonl") for label in self.labels]
         self._seen = 0
+        self.problems: list[tuple[str, str]] = []  # (input, why its side-by-side was not written)
         self._video_writer: AnnotatedVideoWriter | None = None
         self._video: Sink | None = None
         if self.save and self.codec is not None:
@@ -106,9 +103,16 @@ class CompareOutputs:
             self._video.write(ImageResult(frame.source, "side-by-side"), frame.rel_path, picture)
         if to_file:
             ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
-            if ok:
-                rel = PurePosixPath("side-by-side", frame.rel_path).with_suffix(".jpg")
+            rel = PurePosixPath("side-by-side", frame.rel_path).with_suffix(".jpg")
+            try:
+                if not ok:
+                    raise OutputError("cannot encode it as JPEG")
                 atomic_write_bytes(self.out / rel, buf.tobytes())
+            except (OSError, OutputError) as e:  # this input's picture, not the comparison, failed
+                if isinstance(e, OSError) and e.errno in RUN_FAULTS:
+                    raise OutputError(f"cannot write {self.out / rel}: {e.strerror}") from e
+                reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                self.problems.append((frame.source, f"side-by-side picture not written: {reason}"))
         if sample:
             caption = frame.source if frame.frame is None else f"{frame.source}, frame {frame.frame}"
             self.pictures.append(Picture(caption, _small_jpeg(picture)))
@@ -569,11 +573,12 @@ def write_report(c: Comparison, out: Path, pictures: Sequence[Picture] = ()) -> 
         :HTML_PICTURES
     ]
     documents = {
-        "report.json": json.dumps(c.to_dict(), indent=2, ensure_ascii=False) + "\n",
+        "report.json": json_text(c.to_dict(), indent=2) + "\n",
         "report.md": markdown(c, [f"plots/{n}" for n in plots], side),
         "report.html": html_report(c, plots, pictures),
     }
     for name, text in documents.items():
-        atomic_write_bytes(out / name, text.encode("utf-8"))
+        # A file name that is not UTF-8 is shown with backslash escapes (report.json keeps it exactly).
+        atomic_write_bytes(out / name, text.encode("utf-8", "backslashreplace"))
         written.append(out / name)
     return written

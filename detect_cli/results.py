@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,6 +143,19 @@ class RunSummary:
             self.failed += 1
             if len(self.failures) < 20:  # enough to show; the full list is in results.jsonl
                 self.failures.append((result.source, result.error or ""))
+
+    def retract(self, result: ImageResult) -> None:
+        """Take back a result counted by `add` (one whose outputs then failed to be written)."""
+        if result.ok:
+            self.processed -= 1
+            self.per_class.subtract(d.class_name for d in result.detections)
+            self.per_class += Counter()  # drop classes left at zero
+            if result.speed_ms:
+                self.total_ms -= result.speed_ms.total
+        else:
+            self.failed -= 1
+            with contextlib.suppress(ValueError):
+                self.failures.remove((result.source, result.error or ""))
 
     @property
     def mean_ms(self) -> float | None:

@@ -10,7 +10,6 @@ counts, and `compact` rewrites the file atomically with only those at the end of
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from detect_cli.sources import FileStamp, ImageInput, current_stamp, input_path
-from detect_cli.writers import iter_jsonl
+from detect_cli.writers import iter_jsonl, jsonl_line
 
 
 def record_key(record: dict[str, Any]) -> str:
@@ -27,32 +26,6 @@ def record_key(record: dict[str, Any]) -> str:
 
 def input_key(item: ImageInput) -> str:
     return input_path(item) or item.source
-
-
-def repair_tail(path: Path) -> bool:
-    """Cut a last line left half-written by a killed run, so appended records start on a line of their
-    own. True when something was cut."""
-    if not path.exists():
-        return False
-    with path.open("rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size == 0:
-            return False
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return False
-        # Walk back in blocks to the last newline; everything after it is the broken record.
-        pos, keep = size, 0
-        while pos > 0:
-            step = min(65536, pos)
-            pos -= step
-            f.seek(pos)
-            nl = f.read(step).rfind(b"\n")
-            if nl >= 0:
-                keep = pos + nl + 1
-                break
-        f.truncate(keep)
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +43,14 @@ class DoneIndex:
     records: dict[str, Recorded] = field(default_factory=dict)
     models: set[str] = field(default_factory=set)
     duplicates: int = 0  # keys recorded more than once: the file needs compacting
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)  # not records: set aside by `compact`
 
     @classmethod
     def load(cls, path: Path) -> DoneIndex:
         index = cls()
         if not path.exists():
             return index
-        for r in iter_jsonl(path):
+        for r in iter_jsonl(path, index.bad_lines):
             key = record_key(r)
             if key in index.records:
                 index.duplicates += 1
@@ -97,15 +71,16 @@ class ResumePlan:
     skipped_failed: int = 0  # skipped inputs whose record is a failure (`--retry-failed` redoes them)
     redone: int = 0  # inputs with a record that run again (changed, or a retried failure)
     duplicates: int = 0
+    bad_lines: int = 0  # lines that are not records
 
     @property
     def needs_compaction(self) -> bool:
-        return bool(self.redone or self.duplicates)
+        return bool(self.redone or self.duplicates or self.bad_lines)
 
 
 def plan(items: Sequence[ImageInput], index: DoneIndex, retry_failed: bool = False) -> ResumePlan:
     """Split inputs into done (recorded, unchanged, and ok unless failures are kept) and to do."""
-    result = ResumePlan([], duplicates=index.duplicates)
+    result = ResumePlan([], duplicates=index.duplicates, bad_lines=len(index.bad_lines))
     for item in items:
         rec = index.records.get(input_key(item))
         if rec is None:
@@ -119,23 +94,35 @@ def plan(items: Sequence[ImageInput], index: DoneIndex, retry_failed: bool = Fal
     return result
 
 
+def rejected_path(path: Path) -> Path:
+    """Where `compact` keeps the lines of a results.jsonl that are not records: nothing is thrown away."""
+    return path.with_name(path.name + ".rejected")
+
+
 def compact(path: Path) -> int:
     """Rewrite results.jsonl keeping only the last record per input, in the order they were written,
-    through a temporary file and an atomic rename. Returns the number of records dropped."""
+    through a temporary file and an atomic rename. Lines that are not records are appended to
+    `rejected_path(path)`. Returns the number of records dropped."""
     last: dict[str, int] = {}
     for i, r in enumerate(iter_jsonl(path)):
         last[record_key(r)] = i
     keep = set(last.values())
     dropped = 0
+    bad: list[tuple[int, str]] = []
     tmp = path.with_name(f".{path.name}.compact.part")
     with tmp.open("w", encoding="utf-8") as out:
-        for i, r in enumerate(iter_jsonl(path)):
+        for i, r in enumerate(iter_jsonl(path, bad)):
             if i in keep:
-                out.write(json.dumps(r, ensure_ascii=False) + "\n")
+                out.write(jsonl_line(r) + "\n")
             else:
                 dropped += 1
         out.flush()
         os.fsync(out.fileno())
+    if bad:
+        with rejected_path(path).open("a", encoding="utf-8", errors="surrogateescape") as f:
+            f.writelines(f"{text}\n" for _, text in bad)
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
     return dropped
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -63,15 +64,29 @@ class RichProgress:
         self._bar.stop()
 
 
+def warn(note: str, label: str = "warning") -> None:
+    """One warning (or note) line on stderr; the text is shown as is, never read as markup (a file
+    name may hold brackets)."""
+    err_console.print(f"[yellow]{label}[/]: {escape(note)}")
+
+
+def print_failures(failures: list[tuple[str, str]] | tuple[tuple[str, str], ...], shown: int = 10) -> None:
+    """The inputs that failed, one line each (the first `shown`), on stderr."""
+    for source, error in failures[:shown]:
+        err_console.print(f"  [red]failed[/] {escape(source)}: {escape(error)}")
+    if len(failures) > shown:
+        err_console.print(f"  … {len(failures) - shown} more failed inputs (see report.json)")
+
+
 def _print_classes_and_failures(s: RunSummary, console: Console) -> None:
     if s.per_class:
         console.print(
             "  "
-            + ", ".join(f"{name} {n}" for name, n in s.per_class.most_common(12))
+            + ", ".join(f"{escape(name)} {n}" for name, n in s.per_class.most_common(12))
             + (" …" if len(s.per_class) > 12 else "")
         )
     for source, error in s.failures[:5]:
-        console.print(f"  [red]failed[/] {source}: {error}")
+        console.print(f"  [red]failed[/] {escape(source)}: {escape(error)}")
 
 
 def print_summary(report: RunReport, model: str, console: Console = err_console) -> None:
@@ -93,7 +108,7 @@ def print_summary(report: RunReport, model: str, console: Console = err_console)
     _print_classes_and_failures(s, console)
     if s.failed > 5:
         console.print(f"  … {s.failed - 5} more failures in results.jsonl")
-    console.print(f"Results in [bold]{report.out}[/]")
+    console.print(f"Results in [bold]{escape(str(report.out))}[/]")
     if report.interrupted:
         console.print("[yellow]Interrupted[/]: the results written so far are complete and readable.")
 
@@ -112,12 +127,12 @@ def print_video_summary(report: RunReport, model: str, console: Console = err_co
     )
     _print_classes_and_failures(s, console)
     for note in report.notes:
-        console.print(f"  [yellow]note[/]: {note}")
+        console.print(f"  [yellow]note[/]: {escape(note)}")
     for path in report.outputs:
-        console.print(f"  video: {path}")
+        console.print(f"  video: {escape(str(path))}")
     if report.codec:
         console.print(f"  codec: {report.codec}")
-    console.print(f"Results in [bold]{report.out}[/] (frames.jsonl: one line per frame)")
+    console.print(f"Results in [bold]{escape(str(report.out))}[/] (frames.jsonl: one line per frame)")
     if report.interrupted:
         console.print(
             "[yellow]Interrupted[/]: the videos and frames.jsonl written so far are complete and playable."

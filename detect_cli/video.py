@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -20,24 +21,18 @@ from typing import Any
 
 from detect_cli.errors import InputError, NoInputsError, OutputError
 from detect_cli.pipeline import Frame
-from detect_cli.sources import DEFAULT_URL_TIMEOUT_S, VideoInput, download_url
+from detect_cli.sources import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_URL_TIMEOUT_S,
+    VideoInput,
+    check_regular,
+    download_url,
+    quiet_opencv,
+)
 
 DEFAULT_FPS = 30.0  # for sources that report no usable frame rate (many webcams and streams)
 DEFAULT_RECONNECTS = 3
 RECONNECT_DELAY_S = 0.5  # doubled after each failed attempt, up to 8 s
-
-
-def quiet_opencv() -> Any:
-    """Import cv2 with its own and FFmpeg's logging off: decode problems are reported by us, once.
-
-    Either is left alone when set in the environment (OPENCV_LOG_LEVEL, OPENCV_FFMPEG_LOGLEVEL).
-    """
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
-    import cv2
-
-    if "OPENCV_LOG_LEVEL" not in os.environ:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    return cv2
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +94,12 @@ def _cannot_open(item: VideoInput) -> str:
     return "not a readable video (not a video file, or truncated before its index)"
 
 
-def open_video(item: VideoInput, workdir: Path, timeout_s: float = DEFAULT_URL_TIMEOUT_S) -> OpenedVideo:
+def open_video(
+    item: VideoInput,
+    workdir: Path,
+    timeout_s: float = DEFAULT_URL_TIMEOUT_S,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> OpenedVideo:
     """Check that a video input opens and read what it says about itself; raises InputError.
 
     A URL to a video file is downloaded into `workdir` first: read locally it can be seeked, its
@@ -119,9 +119,7 @@ def open_video(item: VideoInput, workdir: Path, timeout_s: float = DEFAULT_URL_T
             location = str(download_url(item.url, Path(tmp), timeout_s))
     else:
         assert item.path is not None
-        if not item.path.is_file():
-            raise InputError("no such file")
-        if item.path.stat().st_size == 0:
+        if check_regular(item.path, "video").st_size == 0:
             raise InputError("empty file")
         location = str(item.path)
     cap = _capture(location, timeout_s)
@@ -133,11 +131,19 @@ def open_video(item: VideoInput, workdir: Path, timeout_s: float = DEFAULT_URL_T
         cap.release()
     if info.width <= 0 or info.height <= 0:
         raise InputError(_cannot_open(item))
+    if info.width * info.height > max_pixels:
+        raise InputError(
+            f"frames are {info.width}x{info.height}, over the limit of {max_pixels / 1e6:g} million "
+            "pixels (--max-pixels)"
+        )
     return OpenedVideo(item, location, info)
 
 
 def open_videos(
-    items: Sequence[VideoInput], workdir: Path, timeout_s: float = DEFAULT_URL_TIMEOUT_S
+    items: Sequence[VideoInput],
+    workdir: Path,
+    timeout_s: float = DEFAULT_URL_TIMEOUT_S,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> list[OpenedVideo | VideoInput]:
     """Open every input up front, so a source that cannot be read is known before the model loads.
 
@@ -149,7 +155,7 @@ def open_videos(
     opened: list[OpenedVideo | VideoInput] = []
     for item in items:
         try:
-            opened.append(open_video(item, workdir, timeout_s))
+            opened.append(open_video(item, workdir, timeout_s, max_pixels))
         except InputError as e:
             opened.append(replace(item, error=str(e)))
     failed = [v for v in opened if isinstance(v, VideoInput)]
@@ -231,6 +237,7 @@ def video_frames(
     timeout_s: float = DEFAULT_URL_TIMEOUT_S,
     note: Callable[[str], None] | None = None,
     depth: int = 8,
+    stop: threading.Event | None = None,
 ) -> Iterator[Frame]:
     """The frames of each video in turn, decoded up to `depth` frames ahead in a background thread.
 
@@ -242,7 +249,11 @@ def video_frames(
         if isinstance(video, VideoInput):
             yield Frame(video.source, video.rel_path / "error.jpg", None, error=video.error)
             continue
-        yield from read_ahead(decode(video, stride, max_frames, reconnects, timeout_s, note), depth)
+        if stop is not None and stop.is_set():
+            return
+        yield from read_ahead(
+            decode(video, stride, max_frames, reconnects, timeout_s, note), depth, stop=stop
+        )
 
 
 # --- writing --------------------------------------------------------------------------------------

@@ -10,11 +10,14 @@ from results.jsonl when a run ends, so they always hold exactly what it records,
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import json
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -46,38 +49,50 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def new_run_dir(base: Path, name: str, exist_ok: bool = False) -> Path:
-    """base/name, or base/name-2, -3... so an earlier run is never overwritten (unless exist_ok)."""
-    candidate, n = base / name, 1
-    if not exist_ok:
-        while candidate.exists():
-            n += 1
-            candidate = base / f"{name}-{n}"
+def json_text(record: Any, indent: int | None = None) -> str:
+    """JSON text, UTF-8 where it can be. A file name that is not valid UTF-8 reaches us as text with
+    lone surrogates (`os.fsdecode`); such text is written with `\\udcXX` escapes instead, which is
+    valid JSON and gives the exact bytes back (`os.fsencode(json.loads(line)["path"])`)."""
+    text = json.dumps(record, ensure_ascii=False, indent=indent)
     try:
-        candidate.mkdir(parents=True, exist_ok=exist_ok)
-    except OSError as e:
-        raise OutputError(f"cannot create output folder {candidate}: {e.strerror or e}") from e
-    return candidate
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(record, indent=indent)
+    return text
 
 
-DEFAULT_RUNS_DIR = Path("detect-runs")
+def jsonl_line(record: Mapping[str, Any]) -> str:
+    """One line of a .jsonl file (see `json_text`)."""
+    return json_text(record)
 
 
-def prepare_out(out: Path | None, run_name: str, exist_ok: bool = False, record: str = RESULTS_JSONL) -> Path:
-    """The run folder: `out` as given, or a new detect-runs/<run_name>[-N].
+def repair_tail(path: Path) -> bool:
+    """Cut a last line left half-written by a killed run (or a full disk), so appended records start on
+    a line of their own. True when something was cut."""
+    if not path.exists():
+        return False
+    with path.open("rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return False
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return False
+        # Walk back in blocks to the last newline; everything after it is the broken record.
+        pos, keep = size, 0
+        while pos > 0:
+            step = min(65536, pos)
+            pos -= step
+            f.seek(pos)
+            nl = f.read(step).rfind(b"\n")
+            if nl >= 0:
+                keep = pos + nl + 1
+                break
+        f.truncate(keep)
+    return True
 
-    A given folder that already holds a run (its `record` file) is refused unless exist_ok (then
-    results are appended).
-    """
-    if out is None:
-        return new_run_dir(DEFAULT_RUNS_DIR, run_name, exist_ok)
-    if (out / record).exists() and not exist_ok:
-        raise OutputError(f"{out} already holds a run; pass --exist-ok to add to it, or choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create output folder {out}: {e.strerror or e}") from e
-    return out
+
+Failure = tuple[ImageResult, ImageResult]  # (the result as inferred, the failure record that replaced it)
 
 
 class Sink:
@@ -88,6 +103,10 @@ class Sink:
 
     def close(self) -> None:
         """Finish the output; called once, also when the run is interrupted."""
+
+    def failures(self) -> list[Failure]:
+        """Inputs whose outputs could not be written, recorded as failed instead (see SinkGroup)."""
+        return []
 
     def __enter__(self) -> Sink:
         return self
@@ -103,6 +122,9 @@ class _LineFile(Sink):
 
     def __init__(self, path: Path, mode: str = "w") -> None:
         self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if mode == "a":
+            repair_tail(path)  # a cut last line (a killed run, a full disk) must not swallow the next
         self._f: IO[str] = path.open(mode, encoding="utf-8", newline="")
 
     def _flush(self) -> None:
@@ -120,7 +142,9 @@ class _WholeFile(Sink):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._tmp = path.with_name(f".{path.name}.part")
-        self._f: IO[str] = self._tmp.open("w", encoding="utf-8", newline="")
+        # A name that is not UTF-8 (lone surrogates) is written with backslash escapes: the table stays
+        # valid UTF-8; results.jsonl keeps the exact name.
+        self._f: IO[str] = self._tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace")
 
     def _finish(self) -> None:
         """Write what closes the file (a footer, say) before it is renamed."""
@@ -128,13 +152,18 @@ class _WholeFile(Sink):
     def close(self) -> None:
         if self._f.closed:
             return
-        self._finish()
-        self._f.close()
-        os.replace(self._tmp, self.path)
+        try:
+            self._finish()
+            self._f.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
 
     def abort(self) -> None:
         if not self._f.closed:
-            self._f.close()
+            with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
+                self._f.close()
         self._tmp.unlink(missing_ok=True)
 
     def __exit__(
@@ -154,9 +183,12 @@ class JsonlWriter(_LineFile):
         self._echo = echo
 
     def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
-        line = json.dumps(result.to_dict(), ensure_ascii=False)
-        self._f.write(line + "\n")
-        self._flush()
+        line = jsonl_line(result.to_dict())
+        try:
+            self._f.write(line + "\n")
+            self._flush()
+        except OSError as e:  # the run's record: without it nothing is done, so the run ends here
+            raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from e
         if self._echo:
             self._echo(line)
 
@@ -219,7 +251,11 @@ class YoloTxtWriter(Sink):
                 f"{d.class_id} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
                 f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f} {d.confidence:.6f}\n"
             )
-        atomic_write_bytes(self.root / rel_path.with_suffix(".txt"), "".join(lines).encode())
+        atomic_write_bytes(self.target(self.root, rel_path), "".join(lines).encode())
+
+    @staticmethod
+    def target(root: Path, rel_path: PurePosixPath) -> Path:
+        return root / rel_path.with_suffix(".txt")
 
 
 def coco80_to_coco91() -> list[int]:
@@ -280,12 +316,22 @@ class AnnotatedImageWriter(Sink):
 
         from detect_cli.render import draw_detections
 
-        suffix = rel_path.suffix.lower() or ".jpg"
-        ok, buf = cv2.imencode(suffix, draw_detections(image, result.detections))
+        first, fallback = self.targets(self.root, rel_path)
+        drawn = draw_detections(image, result.detections)
+        ok, buf = cv2.imencode(first.suffix, drawn)
+        target = first
         if not ok:  # an encoder this OpenCV lacks: fall back to PNG rather than lose the picture
-            suffix = ".png"
-            ok, buf = cv2.imencode(suffix, draw_detections(image, result.detections))
-        atomic_write_bytes(self.root / rel_path.with_suffix(suffix), buf.tobytes())
+            ok, buf = cv2.imencode(fallback.suffix, drawn)
+            target = fallback
+        if not ok:
+            raise OutputError(f"cannot encode the annotated image as {first.suffix} or {fallback.suffix}")
+        atomic_write_bytes(target, buf.tobytes())
+
+    @staticmethod
+    def targets(root: Path, rel_path: PurePosixPath) -> list[Path]:
+        """Where the picture goes: in the input's own format, else as PNG."""
+        suffix = rel_path.suffix.lower() or ".jpg"
+        return [root / rel_path.with_suffix(suffix), root / rel_path.with_suffix(".png")]
 
 
 class AnnotatedVideoWriter(Sink):
@@ -294,15 +340,19 @@ class AnnotatedVideoWriter(Sink):
     Video frames arrive with rel_path `<source's rel_path>/<frame>.jpg`; a new parent starts a new
     video. Each video is written under a temporary name and renamed when finished, also when the run
     is interrupted, so it is always playable under its final name. Frames keep the first frame's size.
+    A video that cannot be written (its writer will not open, a rename fails) is named in `problems`
+    and its frames are passed over; the other videos, and every frame's record, are not affected.
     """
 
     def __init__(self, root: Path, fps: Mapping[str, float], codec: Codec) -> None:
         self.root = root
         self.codec = codec
         self.written: list[Path] = []
+        self.problems: list[tuple[str, str]] = []  # (source, why its video was not written)
         self._fps = fps
         self._writer: Any = None
         self._key: PurePosixPath | None = None
+        self._source = ""
         self._tmp = self._final = root
         self._size = (0, 0)
 
@@ -315,11 +365,24 @@ class AnnotatedVideoWriter(Sink):
 
         if rel_path.parent != self._key:
             self._finish()
-            self._open(rel_path.parent, result.source, image)
+            self._key, self._source = rel_path.parent, result.source
+            try:
+                self._open(rel_path.parent, result.source, image)
+            except (OutputError, OSError, cv2.error) as e:
+                self._fail(f"annotated video not written: {e}")
+        if self._writer is None:
+            return  # this video could not be written: its frames are still recorded
         frame = draw_detections(image, result.detections) if result.ok else image
         if (frame.shape[1], frame.shape[0]) != self._size:  # a stream that changed resolution
             frame = cv2.resize(frame, self._size)
         self._writer.write(frame)
+
+    def _fail(self, problem: str) -> None:
+        self.problems.append((self._source, problem))
+        if self._writer is not None:
+            self._writer.release()
+        self._writer = None
+        Path(self._tmp).unlink(missing_ok=True)
 
     def _open(self, key: PurePosixPath, source: str, image: np.ndarray) -> None:
         import cv2
@@ -333,14 +396,17 @@ class AnnotatedVideoWriter(Sink):
         if not self._writer.isOpened():
             self._writer = None
             raise OutputError(f"cannot write video {self._final} with {self.codec}")
-        self._key = key
 
     def _finish(self) -> None:
         if self._writer is None:
             return
         self._writer.release()  # writes the container's index: the file is now playable
-        self._writer, self._key = None, None
-        os.replace(self._tmp, self._final)
+        self._writer = None
+        try:
+            os.replace(self._tmp, self._final)
+        except OSError as e:
+            self._fail(f"annotated video not written: {e.strerror or e}")
+            return
         self.written.append(self._final)
 
     def close(self) -> None:
@@ -348,6 +414,21 @@ class AnnotatedVideoWriter(Sink):
 
 
 TABLES = {"csv": "results.csv", "coco": "coco_results.json"}
+
+
+# Errors that are the run's own, not one input's: the disk (or the quota) is full, the file system
+# went read-only. They end the run with one line instead of failing every input after them.
+RUN_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
+def output_paths(out: Path, rel_path: PurePosixPath, formats: Iterable[str], save_images: bool) -> list[Path]:
+    """Every file a run may write for one input (for the check that none of them is an input)."""
+    paths = []
+    if "txt" in set(formats):
+        paths.append(YoloTxtWriter.target(out / "labels", rel_path))
+    if save_images:
+        paths += AnnotatedImageWriter.targets(out, rel_path)
+    return paths
 
 
 def output_sinks(out: Path, formats: Iterable[str], save_images: bool) -> list[Sink]:
@@ -362,17 +443,48 @@ def output_sinks(out: Path, formats: Iterable[str], save_images: bool) -> list[S
 
 class SinkGroup(Sink):
     """Several sinks fed as one, in order: wrapped in one ThreadedSink they keep their order (an input's
-    record is still written after its files) while all the writing moves off the run loop."""
+    record is still written after its files) while all the writing moves off the run loop.
 
-    def __init__(self, sinks: Sequence[Sink]) -> None:
-        self.sinks = list(sinks)
+    `outputs` are an input's own files; `records` (results.jsonl) come after them. When an output
+    cannot be written for one input (a name the file system refuses, no permission in a sub-folder,
+    an image too large for its format), that input is recorded as failed, with the reason, and the run
+    goes on; a failure of a record sink is the run's own and is raised.
+    """
+
+    def __init__(self, outputs: Sequence[Sink], records: Sequence[Sink] = ()) -> None:
+        self.outputs = list(outputs)
+        self.records = list(records)
+        self._failures: list[Failure] = []
+
+    @property
+    def sinks(self) -> list[Sink]:
+        return [*self.outputs, *self.records]
 
     def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
-        for sink in self.sinks:
-            sink.write(result, rel_path, image)
+        final = result
+        for sink in self.outputs:
+            try:
+                sink.write(result, rel_path, image)
+            except Exception as e:  # any writer's failure is this input's, not the run's
+                if isinstance(e, OSError) and e.errno in RUN_FAULTS:
+                    raise
+                reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).strip()
+                final = replace(
+                    result,
+                    detections=(),
+                    speed_ms=None,
+                    error=f"cannot write its outputs: {type(e).__name__}: {reason.splitlines()[0]}",
+                )
+                self._failures.append((result, final))
+                break
+        for sink in self.records:
+            sink.write(final, rel_path, image)
 
     def close(self) -> None:
         close_all(self.sinks)
+
+    def failures(self) -> list[Failure]:
+        return list(self._failures)
 
 
 def open_sinks(
@@ -382,25 +494,28 @@ def open_sinks(
     save_images: bool,
     echo: Callable[[str], None] | None = None,
     record: str = RESULTS_JSONL,
-) -> list[Sink]:
+) -> SinkGroup:
     """The sinks of a run, the `record` jsonl last (results.jsonl, or frames.jsonl for videos): an input
-    is recorded only once its files are written.
+    is recorded only once its files are written (or as failed, when they could not be).
 
     The tables (csv, coco) are not among them: `write_tables` builds them from the record at the end.
     """
-    return [*output_sinks(out, formats, save_images), JsonlWriter(out / record, echo)]
+    return SinkGroup(output_sinks(out, formats, save_images), [JsonlWriter(out / record, echo)])
 
 
-def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """The records of a results.jsonl one at a time, skipping a line cut short by a crash."""
-    with path.open(encoding="utf-8") as f:
-        for line in f:
+def iter_jsonl(path: Path, bad: list[tuple[int, str]] | None = None) -> Iterator[dict[str, Any]]:
+    """The records of a results.jsonl one at a time. A line that is not a record (cut short by a crash,
+    or garbage written by something else) is skipped, and added to `bad` as (line number, text)."""
+    with path.open(encoding="utf-8", errors="surrogateescape") as f:
+        for n, line in enumerate(f, 1):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                continue
+                record = None
             if isinstance(record, dict) and "source" in record:
                 yield record
+            elif bad is not None and line.strip():
+                bad.append((n, line.rstrip("\n")))
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -428,12 +543,17 @@ def write_tables(
             result = ImageResult.from_dict(record)
             for m in makers:
                 m.write(result, PurePosixPath(result.source), None)
-    except BaseException:
+        for m in makers:
+            m.close()
+    except BaseException as e:
         for m in makers:
             m.abort()
+        if isinstance(e, OSError):
+            raise OutputError(
+                f"cannot write {', '.join(m.path.name for m in makers)}: {e.strerror or e} "
+                f"(the records are complete in {jsonl}; rerun with --resume to build the tables)"
+            ) from e
         raise
-    for m in makers:
-        m.close()
     return [m.path for m in makers]
 
 

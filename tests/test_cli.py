@@ -109,7 +109,7 @@ def test_yolo_command_runs_yolo(detect, images: Path) -> None:  # type: ignore[n
 def test_no_save_writes_no_images(detect, images: Path) -> None:  # type: ignore[no-untyped-def]
     result, out = detect(str(images / "top.png"), "--no-save")
     assert result.exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["results.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [".detect.lock", "results.jsonl"]
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])

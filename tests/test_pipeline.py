@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -128,16 +129,20 @@ def test_stop_finishes_the_batch_in_flight(yolo_detector, tmp_path: Path) -> Non
     assert len(pulled) == 6
 
 
-def test_sigint_handler_sets_stop_then_interrupts() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_sets_stop_then_a_second_interrupts(signum: int) -> None:
+    """Ctrl-C and SIGTERM alike: the first asks the run to stop, the second stops it at once."""
     import os
-    import signal
 
-    from detect_cli.pipeline import stop_on_sigint
+    from detect_cli.signals import Interrupted, exit_code, stop_on_signals
 
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     notes: list[str] = []
-    with stop_on_sigint(lambda: notes.append("stopping")) as stop:
-        os.kill(os.getpid(), signal.SIGINT)
-        assert stop.is_set() and notes == ["stopping"]
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with stop_on_signals(lambda: notes.append("stopping")) as stop:
+        os.kill(os.getpid(), signum)
+        assert stop.is_set() and stop.signum == signum and notes == ["stopping"]
+        with pytest.raises(Interrupted) as e:
+            os.kill(os.getpid(), signum)
+        assert e.value.signum == signum
+    assert {s: signal.getsignal(s) for s in before} == before
+    assert exit_code(signal.SIGINT) == 130 and exit_code(signal.SIGTERM) == 143

@@ -125,7 +125,7 @@ def test_symlinked_folders_are_followed_and_a_looping_file_link_fails_on_read(tm
     items = discover_images([str(root)], warn=notes.append)
     assert _rels(items) == ["root/a.jpg", "root/self.jpg", "root/linked/b.jpg"]
     assert [Path(n.split(":")[1].split()[0]).name for n in notes] == ["up"]
-    with pytest.raises(InputError, match="cannot read file: Too many levels of symbolic links"):
+    with pytest.raises(InputError, match="symlink loop"):
         read_image(items[1])
 
 

@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 
-from detect_cli.errors import OutputError
 from detect_cli.results import Detection, ImageResult, Speed
 from detect_cli.writers import (
     AnnotatedImageWriter,
@@ -16,8 +15,6 @@ from detect_cli.writers import (
     CsvWriter,
     JsonlWriter,
     YoloTxtWriter,
-    new_run_dir,
-    prepare_out,
     read_jsonl,
 )
 
@@ -122,20 +119,6 @@ def test_annotated_images_mirror_paths_and_keep_format(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.part")), "no temporary file is left behind"
 
 
-def test_new_run_dir_never_reuses(tmp_path: Path) -> None:
-    names = [new_run_dir(tmp_path, "image").name for _ in range(3)]
-    assert names == ["image", "image-2", "image-3"]
-    assert new_run_dir(tmp_path, "image", exist_ok=True).name == "image"
-
-
-def test_prepare_out_refuses_a_folder_holding_a_run(tmp_path: Path) -> None:
-    out = prepare_out(tmp_path / "run", "image")
-    (out / "results.jsonl").write_text("")
-    with pytest.raises(OutputError, match="--exist-ok"):
-        prepare_out(out, "image")
-    assert prepare_out(out, "image", exist_ok=True) == out
-
-
 def test_csv_for_videos_names_frame_and_time(tmp_path: Path) -> None:
     frame = ImageResult("clip.mp4", "m", 100, 50, Speed(1, 2, 3), DETS, frame=7, time_s=0.7)
     with CsvWriter(tmp_path / "results.csv", frames=True) as sink:
@@ -145,13 +128,6 @@ def test_csv_for_videos_names_frame_and_time(tmp_path: Path) -> None:
         ("clip.mp4", "7", "0.7000", "person"),
         ("clip.mp4", "7", "0.7000", "car"),
     ]
-
-
-def test_prepare_out_refuses_a_folder_holding_a_video_run(tmp_path: Path) -> None:
-    (tmp_path / "frames.jsonl").write_text("")
-    assert prepare_out(tmp_path, "video") == tmp_path  # an image run's record is another file
-    with pytest.raises(OutputError, match="--exist-ok"):
-        prepare_out(tmp_path, "video", record="frames.jsonl")
 
 
 def test_atomic_writes_follow_the_umask(tmp_path: Path) -> None:
@@ -167,3 +143,60 @@ def test_atomic_writes_follow_the_umask(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "f.bin").read_bytes() == b"data"
     assert (tmp_path / "a" / "f.bin").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["f.bin"]
+
+
+def test_an_output_that_cannot_be_written_fails_that_input_only(tmp_path: Path) -> None:
+    """A file name the file system refuses (too long) is that input's failure record; the run's record
+    goes on, and the next input is written."""
+    from detect_cli.writers import SinkGroup
+
+    group = SinkGroup([AnnotatedImageWriter(tmp_path)], [JsonlWriter(tmp_path / "results.jsonl")])
+    with group:
+        group.write(OK, PurePosixPath("x" * 300 + ".jpg"), IMAGE)  # ENAMETOOLONG
+        group.write(EMPTY, PurePosixPath("b.jpg"), IMAGE)
+    rows = read_jsonl(tmp_path / "results.jsonl")
+    assert [r["source"] for r in rows] == [OK.source, EMPTY.source]
+    assert rows[0]["error"].startswith("cannot write its outputs") and rows[0]["detections"] == []
+    assert rows[1]["error"] is None and (tmp_path / "b.jpg").is_file()
+    [(inferred, recorded)] = group.failures()
+    assert inferred == OK and recorded.error == rows[0]["error"]
+
+
+def test_jsonl_keeps_a_non_utf8_file_name_exactly(tmp_path: Path) -> None:
+    import os
+
+    name = os.fsdecode(b"/photos/caf\xe9.jpg")  # what os.listdir gives for a Latin-1 name
+    with JsonlWriter(tmp_path / "results.jsonl") as sink:
+        sink.write(ImageResult(name, "m", path=name), PurePosixPath("x.jpg"), None)
+    text = (tmp_path / "results.jsonl").read_text(encoding="utf-8")  # valid UTF-8
+    assert "\\udce9" in text
+    assert os.fsencode(json.loads(text)["path"]) == b"/photos/caf\xe9.jpg"
+
+
+def test_appending_repairs_a_cut_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    path.write_text('{"source": "a", "model": "m"}\n{"source": "cu')
+    with JsonlWriter(path) as sink:
+        sink.write(EMPTY, PurePosixPath("b.jpg"), None)
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["source"] for line in lines] == ["a", EMPTY.source]
+
+
+def test_tables_on_a_full_disk_fail_in_one_line_and_leave_no_part_file(tmp_path: Path) -> None:
+    """/dev/full fails every write with ENOSPC: the same error a full disk gives."""
+    import os
+
+    from detect_cli.errors import OutputError
+    from detect_cli.writers import write_tables
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    with JsonlWriter(tmp_path / "results.jsonl") as sink:
+        for i in range(200):
+            sink.write(OK, PurePosixPath(f"{i}.jpg"), None)
+    (tmp_path / ".results.csv.part").symlink_to("/dev/full")
+    with pytest.raises(OutputError, match="No space left on device") as e:
+        write_tables(tmp_path, ["csv"], {0: "person", 2: "car"})
+    assert "\n" not in str(e.value) and "--resume" in str(e.value)
+    assert not (tmp_path / "results.csv").exists()
+    assert not list(tmp_path.glob(".*.part")), "the temporary file is removed"

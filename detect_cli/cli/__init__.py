@@ -4,18 +4,64 @@ Only argument parsing, output format and exit codes live here; the work is in th
 """
 
 import json
-from typing import Annotated
+import sys
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from detect_cli import __version__
 from detect_cli.cli.compare import compare
 from detect_cli.cli.image import make_image_command
-from detect_cli.cli.options import State, handle_errors
+from detect_cli.cli.options import State, handle_errors, say_error
 from detect_cli.cli.video import make_video_command
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Click's error types: typer vendors click in recent releases, older ones use click itself."""
+    kinds: list[type[BaseException]] = [getattr(typer, "TyperException", typer.BadParameter.__mro__[2])]
+    try:
+        import click
+
+        kinds.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(kinds)
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (a bad option value, an unknown option, a missing argument) as one `error:` line
+    and exit code 2, like every other error, instead of a boxed panel."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            say_error("interrupted")
+            result = 130
+        except _usage_errors() as e:
+            text = e.format_message() if hasattr(e, "format_message") else str(e)
+            message = " ".join(text.split())
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            if message:  # empty when the help was shown instead (a group called with no command)
+                say_error(message + hint)
+            result = getattr(e, "exit_code", 2)
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
+
 
 app = typer.Typer(
     name="detect",
+    cls=OneLineErrors,
     help="Run RT-DETR (a transformer) and YOLO11 (a CNN) on your own images, and see which suits you.",
     no_args_is_help=True,
     add_completion=False,

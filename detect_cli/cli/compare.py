@@ -1,12 +1,12 @@
 """`detect compare`: RT-DETR vs YOLO11 (or any models) on the same images or video, one report."""
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from detect_cli.cli.options import (
+    DEFAULT_MAX_PIXELS_TEXT,
     BackendChoice,
     BackendOpt,
     Conf,
@@ -16,6 +16,7 @@ from detect_cli.cli.options import (
     Imgsz,
     MaxDet,
     MaxFrames,
+    MaxPixels,
     Out,
     PrecisionOpt,
     Quiet,
@@ -100,6 +101,7 @@ def compare(
     max_frames: MaxFrames = None,
     reconnects: Reconnects = 3,
     url_timeout: UrlTimeout = 15.0,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS_TEXT,  # type: ignore[assignment]
     json_out: JsonReport = False,
     quiet: Quiet = False,
 ) -> None:
@@ -116,6 +118,7 @@ def compare(
     from detect_cli.errors import BadOptionError
     from detect_cli.models import resolve
     from detect_cli.report import rich_tables
+    from detect_cli.writers import json_text
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     if len(names) < 2:
@@ -140,6 +143,7 @@ def compare(
         save=save,
         recursive=recursive,
         url_timeout=url_timeout,
+        max_pixels=max_pixels,
         vid_stride=vid_stride,
         max_frames=max_frames,
         reconnects=reconnects,
@@ -147,22 +151,29 @@ def compare(
     run = run_compare(
         job,
         progress=None if quiet else ui.RichProgress("compare"),
-        warn=lambda note: ui.err_console.print(f"[yellow]warning[/]: {note}"),
+        warn=ui.warn,
     )
     comparison, out_dir = run.comparison, run.out
     for note in comparison.notes:
-        ui.err_console.print(f"[yellow]note[/]: {note}")
+        ui.warn(note, "note")
     if json_out:
-        typer.echo(json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False))
+        typer.echo(json_text(comparison.to_dict(), indent=2))
     if not quiet:
         for table in rich_tables(comparison):
             ui.err_console.print(table)
         if comparison.video:
             for path in comparison.video.side_by_side:
-                ui.err_console.print(f"Side-by-side video: {out_dir / path}, codec {comparison.video.codec}")
-        ui.err_console.print(f"Report in [bold]{out_dir / 'report.html'}[/] (and report.md, report.json)")
+                ui.err_console.print(
+                    f"Side-by-side video: {out_dir / path}, codec {comparison.video.codec}", markup=False
+                )
+        ui.err_console.print(
+            f"Report in {out_dir / 'report.html'} (and report.md, report.json)", markup=False
+        )
         if comparison.interrupted:
-            ui.err_console.print("[yellow]Interrupted[/]: the report covers the inputs done before Ctrl-C.")
-    code = exit_code_for(len(comparison.failed), comparison.interrupted)
+            ui.err_console.print(
+                "[yellow]Interrupted[/]: the report covers the inputs done before it stopped."
+            )
+    ui.print_failures(comparison.failed)  # said even with --quiet: which inputs were left out
+    code = exit_code_for(len(comparison.failed), comparison.interrupted, run.signum)
     if code:
         raise typer.Exit(code)

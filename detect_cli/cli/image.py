@@ -5,6 +5,7 @@ from collections.abc import Callable
 import typer
 
 from detect_cli.cli.options import (
+    DEFAULT_MAX_PIXELS_TEXT,
     BackendChoice,
     BackendOpt,
     Batch,
@@ -20,6 +21,7 @@ from detect_cli.cli.options import (
     Iou,
     Json,
     MaxDet,
+    MaxPixels,
     ModelName,
     Nms,
     Out,
@@ -71,6 +73,7 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
         recursive: Recursive = True,
         batch: Batch = 1,
         url_timeout: UrlTimeout = 15.0,
+        max_pixels: MaxPixels = DEFAULT_MAX_PIXELS_TEXT,  # type: ignore[assignment]
         json_out: Json = False,
         quiet: Quiet = False,
         resume: Resume = False,
@@ -112,6 +115,7 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
             save_images=save,
             recursive=recursive,
             url_timeout=url_timeout,
+            max_pixels=max_pixels,
             batch=batch,
             classes=classes,
             iou_given=iou is not None,
@@ -129,13 +133,13 @@ def make_image_command(family: Family, run_name: str) -> Callable[..., None]:
             job,
             progress=progress,
             echo=json_printer() if json_out else None,
-            warn=lambda note: ui.err_console.print(f"[yellow]warning[/]: {note}"),
+            warn=ui.warn,
         )
         if not quiet:
             ui.print_summary(report, f"{detector.name} ({detector.backend}, {detector.precision})")
         if report.interrupted:  # said even with --quiet: it is what to do next
             ui.err_console.print(f"To resume: {resume_command(ctx, report.out)}", markup=False)
-        code = exit_code_for(report.summary.failed + report.skipped_failed, report.interrupted)
+        code = exit_code_for(report.summary.failed + report.skipped_failed, report.interrupted, report.signum)
         if code:
             raise typer.Exit(code)
 

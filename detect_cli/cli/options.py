@@ -3,11 +3,14 @@
 No `from __future__ import annotations` in the cli package: Typer reads these annotations at run time.
 """
 
+import contextlib
 import functools
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -62,11 +65,35 @@ def say_error(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM outside a run loop (loading a model, downloading a video) unwinds like Ctrl-C, so
+    temporary files and folders are removed on the way out; inside one, the loop's own handler takes
+    over (see detect_cli.signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from detect_cli.signals import Interrupted
+
+    def raise_interrupted(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def handle_errors(fn: F) -> F:
     """Turn the project's errors (and Ctrl-C, and bugs) into one line on stderr and an exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _sigterm_interrupts():
+            return _call(*args, **kwargs)
+
+    def _call(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except typer.Exit:
@@ -76,9 +103,11 @@ def handle_errors(fn: F) -> F:
                 traceback.print_exc(file=sys.stderr)
             say_error(str(e))
             raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:  # a second Ctrl-C (or SIGTERM), or one before the run began
+            from detect_cli.signals import exit_code
+
             say_error("interrupted")
-            raise typer.Exit(ExitCode.INTERRUPTED) from None
+            raise typer.Exit(exit_code(getattr(e, "signum", None))) from None
         except Exception as e:  # a bug: still one line, with the way to get the details
             if State.debug:
                 traceback.print_exc(file=sys.stderr)
@@ -105,9 +134,12 @@ def json_printer() -> Callable[[str], None]:
     return print_json_line
 
 
-def exit_code_for(failed: int, interrupted: bool) -> int:
+def exit_code_for(failed: int, interrupted: bool, signum: int | None = None) -> int:
+    """0 all done, 1 some inputs failed, 130 stopped by Ctrl-C, 143 by SIGTERM."""
     if interrupted:
-        return ExitCode.INTERRUPTED
+        from detect_cli.signals import exit_code
+
+        return exit_code(signum)
     return ExitCode.SOME_FAILED if failed else ExitCode.OK
 
 
@@ -224,7 +256,32 @@ Batch = Annotated[
         min=1, max=256, help="Images per model call (on CPU batching does not speed up any backend)."
     ),
 ]
-UrlTimeout = Annotated[float, typer.Option(min=0.1, help="Seconds to wait for a URL before giving up on it.")]
+UrlTimeout = Annotated[
+    float,
+    typer.Option(min=0.1, help="Seconds a URL may take in all (connecting and the whole download)."),
+]
+
+
+def _pixels(text: str) -> int:
+    from detect_cli.sources import parse_pixels
+
+    try:
+        return parse_pixels(str(text))
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+MaxPixels = Annotated[
+    int,
+    typer.Option(
+        "--max-pixels",
+        parser=_pixels,
+        metavar="N",
+        help="Largest picture (or video frame) to decode, in pixels: 100M, 250M, 1G… Larger ones are "
+        "refused from their header, unread, and recorded as failed.",
+    ),
+]
+DEFAULT_MAX_PIXELS_TEXT = "100M"
 Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON line per input on stdout (logs go to stderr).")
 ]

@@ -6,6 +6,7 @@ import typer
 
 from detect_cli.cli.image import FAMILY_LABEL
 from detect_cli.cli.options import (
+    DEFAULT_MAX_PIXELS_TEXT,
     BackendChoice,
     BackendOpt,
     Batch,
@@ -20,6 +21,7 @@ from detect_cli.cli.options import (
     Json,
     MaxDet,
     MaxFrames,
+    MaxPixels,
     ModelName,
     Nms,
     Out,
@@ -66,6 +68,7 @@ def make_video_command(family: Family, run_name: str) -> Callable[..., None]:
         recursive: Recursive = True,
         batch: Batch = 1,
         url_timeout: UrlTimeout = 15.0,
+        max_pixels: MaxPixels = DEFAULT_MAX_PIXELS_TEXT,  # type: ignore[assignment]
         reconnects: Reconnects = 3,
         backend: BackendOpt = BackendChoice.auto,
         precision: PrecisionOpt = None,
@@ -102,6 +105,7 @@ def make_video_command(family: Family, run_name: str) -> Callable[..., None]:
             save_frames=save_frames,
             recursive=recursive,
             url_timeout=url_timeout,
+            max_pixels=max_pixels,
             batch=batch,
             classes=classes,
             iou_given=iou is not None,
@@ -114,11 +118,11 @@ def make_video_command(family: Family, run_name: str) -> Callable[..., None]:
             job,
             progress=progress,
             echo=json_printer() if json_out else None,
-            warn=lambda note: ui.err_console.print(f"[yellow]warning[/]: {note}"),
+            warn=ui.warn,
         )
         if not quiet:
             ui.print_video_summary(report, f"{detector.name} ({detector.backend}, {detector.precision})")
-        code = exit_code_for(report.summary.failed, report.interrupted)
+        code = exit_code_for(report.summary.failed, report.interrupted, report.signum)
         if code:
             raise typer.Exit(code)
 

@@ -1,0 +1,169 @@
+"""The run folder: created (or reused with --exist-ok), held by one run at a time, never overlapping
+the inputs.
+
+Three rules, checked before any work is done, each refused in one line (exit code 2):
+- **one writer per folder**: a run holds an exclusive lock (`flock`) on `<out>/.detect.lock` for as
+  long as it runs; a second run into the same folder is refused, naming the first one's pid. The lock
+  goes with the process, however it ends, so a killed run never leaves a stale lock behind.
+- **never onto an input**: no output path may be an input file (followed through symlinks and hard
+  links), and `--out` may not be a source folder itself; an `--out` inside a source folder is left out
+  of discovery (see `sources.is_run_folder`).
+- **never over a stranger's file**: in a folder that holds no earlier run, an output path that already
+  exists belongs to the user (a dataset's ground-truth labels, say) and is not replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from detect_cli.errors import OutputError
+from detect_cli.sources import RUN_MARKER, ImageInput, VideoInput, is_run_folder
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: runs there are not protected against each other
+    fcntl = None  # type: ignore[assignment]
+
+DEFAULT_RUNS_DIR = Path("detect-runs")
+
+
+def _new_numbered(base: Path, name: str) -> Path:
+    """base/name, or base/name-2, -3 ...: the first that does not exist, created (atomically, so two
+    runs started at once never get the same one)."""
+    n = 1
+    while True:
+        candidate = base / (name if n == 1 else f"{name}-{n}")
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            n += 1
+        except OSError as e:
+            raise OutputError(f"cannot create output folder {candidate}: {e.strerror or e}") from e
+
+
+def _lock(folder: Path) -> int:
+    """Hold `folder`'s lock file for this process; raises OutputError when another run holds it."""
+    path = folder / RUN_MARKER
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as e:
+        raise OutputError(f"cannot write in output folder {folder}: {e.strerror or e}") from e
+    if fcntl is None:
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise OutputError(
+            f"{folder} is in use by another detect run (pid {holder}): wait for it to finish, "
+            "or choose another --out"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+@contextlib.contextmanager
+def run_folder(
+    out: Path | None, run_name: str, exist_ok: bool = False, record: str = "results.jsonl"
+) -> Iterator[Path]:
+    """The run folder, locked for the duration of the `with` block: `out` as given, or a new
+    detect-runs/<run_name>[-N].
+
+    A given folder that already holds a run (its `record` file) is refused unless `exist_ok` (then
+    results are added to it); one in use by another run is refused always.
+    """
+    if out is None and not exist_ok:
+        folder = _new_numbered(DEFAULT_RUNS_DIR, run_name)
+    else:
+        folder = out or DEFAULT_RUNS_DIR / run_name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"cannot create output folder {folder}: {e.strerror or e}") from e
+    fd = _lock(folder)
+    try:
+        if out is not None and not exist_ok and (folder / record).exists():
+            raise OutputError(
+                f"{out} already holds a run; pass --exist-ok to add to it, or choose another --out"
+            )
+        yield folder
+    finally:
+        os.close(fd)  # releases the lock; the file stays as the folder's mark
+
+
+def planned_folder(out: Path | None, run_name: str, exist_ok: bool) -> Path | None:
+    """The folder a run will write into when it can be known before it starts: `out`, or with
+    `exist_ok` the reused detect-runs/<run_name>; None for a new numbered folder (empty by birth)."""
+    if out is not None:
+        return out
+    return DEFAULT_RUNS_DIR / run_name if exist_ok else None
+
+
+def holds_run(folder: Path, record: str) -> bool:
+    """The folder holds an earlier run (its record, or the lock file any run leaves)."""
+    return (folder / record).exists() or is_run_folder(folder)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _shown(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
+
+
+def check_plan(
+    out: Path | None,
+    sources: Sequence[str],
+    inputs: Sequence[ImageInput | VideoInput],
+    outputs: Iterable[Path],
+    record: str = "results.jsonl",
+) -> None:
+    """Refuse (OutputError, exit code 2) a run that would write onto an input, into a source folder, or
+    over a file no run wrote. `outputs` are the paths the run will write (run files and per-input
+    files) below `out`; nothing is checked for a new numbered folder, which cannot hold anything yet.
+    """
+    if out is None:
+        return
+    real_out = os.path.realpath(out)
+    for source in sources:
+        if not source.startswith("@") and "://" not in source and os.path.isdir(source):
+            if os.path.realpath(source) == real_out:
+                raise OutputError(
+                    f"--out {out} is a source folder: outputs would be mixed with the inputs "
+                    "(and read as inputs next time); choose another --out"
+                )
+    if not out.exists():
+        return
+    ours = holds_run(out, record)
+    taken: dict[tuple[int, int], Path] | None = None  # input files by identity, made on first need
+    for path in outputs:
+        ident = _identity(path)
+        if ident is None:
+            continue  # a new file: nothing to overwrite
+        if taken is None:
+            taken = {}
+            for item in inputs:
+                if item.path is not None and item.url is None and (i := _identity(item.path)):
+                    taken[i] = item.path
+        if ident in taken:
+            shown, target = _shown(taken[ident]), _shown(path)
+            also = f" (as {target})" if target != shown else ""
+            raise OutputError(f"--out {out} would overwrite the input {shown}{also}; choose another --out")
+        if not ours:
+            raise OutputError(
+                f"--out {out} would overwrite {_shown(path)}, which no detect run wrote "
+                "(the folder holds no earlier run); choose an empty or new --out"
+            )

@@ -1,0 +1,71 @@
+"""One stop mechanism for every command: Ctrl-C (SIGINT) and SIGTERM (`kill`, `docker stop`, systemd,
+`timeout`) alike.
+
+The first signal sets a `Stop` flag: the run finishes the work in hand, finalizes its outputs (a video is
+closed and playable, every record is written) and ends with exit code 128 + the signal's number (130
+for Ctrl-C, 143 for SIGTERM). Waiting loops (reading ahead, downloads) check the flag, so a reader
+stuck on a slow disk or server never holds the stop back. A second signal raises `Interrupted` at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Generator
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A second stop signal: stop at once. `signum` says which signal it was."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class Stop(threading.Event):
+    """Set when the run is asked to stop; `signum` is the signal that asked (None: set by code)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signum: int | None = None
+
+    def request(self, signum: int | None = None) -> None:
+        if not self.is_set():
+            self.signum = signum
+        self.set()
+
+
+def exit_code(signum: int | None) -> int:
+    """The shell's convention: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM)."""
+    return 128 + (signum or signal.SIGINT)
+
+
+@contextlib.contextmanager
+def stop_on_signals(
+    on_stop: Callable[[], None] | None = None, stop: Stop | None = None
+) -> Generator[Stop, None, None]:
+    """A first SIGINT or SIGTERM sets the flag (`stop`, or a new one) and calls `on_stop`; a second one
+    raises `Interrupted`. Outside the main thread signals cannot be caught: the flag is only set by
+    code then.
+    """
+    stop = stop or Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise Interrupted(signum)
+        stop.request(signum)
+        if on_stop:
+            on_stop()
+
+    previous = {s: signal.signal(s, handler) for s in SIGNALS}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
