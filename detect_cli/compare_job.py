@@ -164,7 +164,7 @@ def _video_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
             yield _Inputs(
                 frames,
                 total,
-                fps={v.item.source: v.info.fps / job.vid_stride for v in opened},
+                fps={v.item.source: video.output_fps(v.info, job.vid_stride) for v in opened},
                 videos=len(videos),
                 notes=notes,
                 video_items=items,

@@ -438,7 +438,7 @@ def run_video(
             opened = [v for v in videos if isinstance(v, video.OpenedVideo)]
             video_writer = None
             if codec:
-                fps = {v.item.source: v.info.fps / job.vid_stride for v in opened}
+                fps = {v.item.source: video.output_fps(v.info, job.vid_stride) for v in opened}
                 video_writer = AnnotatedVideoWriter(out, fps, codec)
                 sinks.insert(0, ThreadedSink(video_writer))
             counts = [video.frames_to_process(v.info, job.vid_stride, job.max_frames) for v in opened]

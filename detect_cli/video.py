@@ -167,6 +167,15 @@ def open_videos(
     return opened
 
 
+MIN_OUTPUT_FPS = 1.0  # encoders refuse frame rates far below 1 (mp4v: "timebase not set" at 0.001)
+
+
+def output_fps(info: VideoInfo, stride: int = 1) -> float:
+    """The annotated video's frame rate: the source's / stride, but at least 1 frame per second (a
+    stride longer than the video leaves one frame, which must still make a video)."""
+    return max(info.fps / stride, MIN_OUTPUT_FPS)
+
+
 def frames_to_process(info: VideoInfo, stride: int = 1, max_frames: int | None = None) -> int | None:
     """How many frames a run will process from a source (None when it is live and unbounded)."""
     if info.frames is None:
