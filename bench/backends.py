@@ -120,7 +120,7 @@ def detect_runner(detector, images: Path, work: Path, n: int, threads: int | Non
     import cv2
     import torch
 
-    from detect_cli.pipeline import ImageJob, run_images
+    from detect_cli.jobs import ImageJob, run_images
 
     detector.predict([cv2.imread(str(sorted(images.iterdir())[0]))])  # warm-up
 
@@ -250,7 +250,8 @@ def main() -> None:
                 continue
             notes: list[str] = []
             start = time.perf_counter()
-            detector = backends.load(ref, options, backends.LoadPlan(backend, precision), notes.append)  # type: ignore[arg-type]
+            planned = backends.plan(backend, "cpu", precision)
+            detector = backends.load(ref, options, planned, notes.append)
             load_s = time.perf_counter() - start
             label = f"detect --backend {backend}" + (f" --precision {precision}" if precision else "")
             if threads:

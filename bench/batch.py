@@ -92,12 +92,13 @@ def load_torch_detector(pt: Path, imgsz: int, conf: float):  # type: ignore[no-u
 def load_auto_detector(pt: Path, imgsz: int, conf: float, cache: Path):  # type: ignore[no-untyped-def]
     """The detector `--backend auto` picks on this CPU (OpenVINO, else ONNX Runtime, else torch),
     exported into a throwaway cache; the export and its parity check happen here, before timing."""
+    from detect_cli.backends import load_detector, plan
     from detect_cli.models import PredictOptions, resolve
-    from detect_cli.pipeline import load_detector
 
     os.environ["DETECT_CACHE_DIR"] = str(cache)
     ref = resolve(str(pt), FAMILY["rtdetr-l" if "rtdetr" in pt.name else "yolo11n"])
-    return load_detector(ref, PredictOptions(conf=conf, imgsz=imgsz, device="cpu"), None, "auto", None, print)
+    options = PredictOptions(conf=conf, imgsz=imgsz, device="cpu")
+    return load_detector(ref, options, plan("auto", "cpu"), warn=print)
 
 
 def detect_image(detector, folder: Path, batch: int, out: Path):  # type: ignore[no-untyped-def]
@@ -105,7 +106,7 @@ def detect_image(detector, folder: Path, batch: int, out: Path):  # type: ignore
     results.jsonl): returns images/s each time it is called."""
     import cv2
 
-    from detect_cli.pipeline import ImageJob, run_images
+    from detect_cli.jobs import ImageJob, run_images
     from detect_cli.writers import read_jsonl
 
     detector.predict([cv2.imread(str(next(folder.iterdir())))])  # warm-up, as for ultralytics

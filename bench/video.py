@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from detect_cli.backends import Plan, load_detector  # noqa: E402
+from detect_cli.jobs import VideoJob, run_video  # noqa: E402
 from detect_cli.models import PredictOptions, resolve, select_device  # noqa: E402
-from detect_cli.pipeline import VideoJob, load_detector, run_video  # noqa: E402
 from detect_cli.video import pick_codec, quiet_opencv  # noqa: E402
 
 cv2 = quiet_opencv()  # before FFmpeg is first used, as the CLI does
@@ -111,7 +112,7 @@ def main() -> int:
         for name in args.models.split(","):
             family = "rtdetr" if "rtdetr" in name else "yolo"
             options = PredictOptions(imgsz=args.imgsz, device=device)
-            detector = load_detector(resolve(name, family), options, None)
+            detector = load_detector(resolve(name, family), options, Plan("torch", "cpu"))
             for _ in range(3):  # ultralytics builds its predictor on the first call; keep that out
                 detector.predict([decoded[STREET][0]])
             for clip in clips:

@@ -18,12 +18,23 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from detect_cli.errors import BadOptionError, MissingBackendError, ModelError
-from detect_cli.models import Detector, ModelRef, PredictOptions, cache_dir
+from detect_cli.models import (
+    Detector,
+    ModelRef,
+    PredictOptions,
+    cache_dir,
+    fetch_weights,
+    import_ultralytics,
+    quiet_stdout,
+    resolve_classes,
+    select_device,
+)
+from detect_cli.models import load as load_torch
 from detect_cli.results import Detection
 
 if TYPE_CHECKING:
@@ -86,6 +97,43 @@ def choose_backend(requested: str, device: str, available: Mapping[Backend, bool
 def device_for(requested_backend: str, device: str) -> str:
     """`--device auto` with an exported backend named explicitly means the CPU, where those backends run."""
     return "cpu" if requested_backend in EXPORTED and device.strip().lower() == "auto" else device
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What runs the model, decided once (`plan`) and carried as is: the backend (never `auto`), the
+    device, and the precision (None: the backend's faster one when its detections match PyTorch, else
+    fp32, settled when the export loads). `explicit`: the user named the backend, so it is kept even
+    when it drifts from PyTorch; an `auto` choice falls back to PyTorch instead."""
+
+    backend: Backend = "torch"
+    device: str = "cpu"
+    precision: Precision | None = None
+    explicit: bool = False
+
+
+def plan(
+    requested: str,
+    device: str,
+    precision: str | None = None,
+    half: bool = False,
+    resolve_device: bool = True,
+    available: Mapping[Backend, bool] | None = None,
+) -> Plan:
+    """Decide the backend, device and precision from the options (raises BadOptionError or
+    MissingBackendError, exit code 2, before anything loads).
+
+    `resolve_device=False` is for workers elsewhere (Ray) that may have GPUs this machine lacks: the
+    device stays as given and each worker resolves it; they run PyTorch (see executors.backend_for).
+    """
+    if not resolve_device:
+        exact: Any = "fp16" if half else precision
+        return Plan("torch", device.strip().lower(), exact, explicit=requested != "auto")
+    dev = select_device(device_for(requested, device))
+    if half and not dev.startswith("cuda"):
+        raise BadOptionError("--half needs a CUDA device")
+    backend = choose_backend(requested, dev, availability() if available is None else available)
+    return Plan(backend, dev, check_precision(backend, precision, dev, half), explicit=requested != "auto")
 
 
 def check_precision(backend: Backend, precision: str | None, device: str, half: bool) -> Precision | None:
@@ -305,12 +353,10 @@ def _quiet() -> Iterator[None]:
 
     from ultralytics.utils import LOGGER
 
-    from detect_cli.models import _quiet_stdout
-
     level = LOGGER.level
     LOGGER.setLevel(logging.WARNING)
     try:
-        with _quiet_stdout(), warnings.catch_warnings():
+        with quiet_stdout(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -430,8 +476,6 @@ def _load_exported(ref: ModelRef, entry: CacheEntry, options: PredictOptions, pr
     """A Detector over the exported model; OpenVINO is compiled at the precision asked for."""
     import numpy as np
 
-    from detect_cli.models import import_ultralytics
-
     import_ultralytics()
     from ultralytics import RTDETR, YOLO
 
@@ -464,36 +508,15 @@ def _compile_openvino(model: Any, precision: str, artifact: Path) -> str:
     return "bf16" if actual == ov.Type.bf16 else "fp16" if actual == ov.Type.f16 else "fp32"
 
 
-@dataclass(frozen=True)
-class LoadPlan:
-    """What to load: the backend asked for (maybe `auto`), and the precision (None: the backend's default)."""
-
-    backend: str = "torch"
-    precision: Precision | None = None
-
-    @property
-    def explicit(self) -> bool:
-        return self.backend != "auto"
-
-
-def load(
-    ref: ModelRef,
-    options: PredictOptions,
-    plan: LoadPlan,
-    warn: Warn = _ignore,
-    available: Mapping[Backend, bool] | None = None,
-) -> Detector:
+def load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignore) -> Detector:
     """Load `ref` on the backend the plan names, exporting it (once, cached) when that is not torch."""
-    from detect_cli.models import fetch_weights
-    from detect_cli.models import load as load_torch
-
     if (made := exported_kind(ref.location)) is not None:  # already exported (-m model.onnx): run it as is
-        if plan.backend not in ("auto", made):
+        if plan.explicit and plan.backend != made:
             raise BadOptionError(f"{ref.location} is an exported {made} model; it runs with --backend {made}")
         detector = load_torch(ref, options)
         detector.backend = made
         return detector
-    backend = choose_backend(plan.backend, options.device, availability() if available is None else available)
+    backend = plan.backend
     if backend == "torch":
         return load_torch(ref, options)
     location = str(fetch_weights(ref)) if ref.official else ref.location
@@ -537,6 +560,22 @@ def load(
     return detector
 
 
+def load_detector(
+    ref: ModelRef,
+    options: PredictOptions,
+    plan: Plan,
+    classes: str | None = None,
+    warn: Warn | None = None,
+) -> Detector:
+    """Load the model as planned (exporting it once when that is ONNX or OpenVINO), then resolve
+    `--classes` against its class names."""
+    import_ultralytics()  # first, so the offline settings and the stderr logger hold for all that follows
+    detector = load(ref, options, plan, warn or _ignore)
+    if classes:
+        detector.options = replace(options, classes=resolve_classes(classes, detector.names))
+    return detector
+
+
 def exported_kind(location: str) -> str | None:
     """'onnx' or 'openvino' for a model that is already exported, else None (weights or a config)."""
     path = Path(location)
@@ -554,8 +593,6 @@ def exported_kind(location: str) -> str | None:
 
 
 def replace_device(options: PredictOptions) -> PredictOptions:
-    from dataclasses import replace
-
     return replace(options, device="cpu", half=False)
 
 

@@ -19,20 +19,20 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from detect_cli import errors
 from detect_cli.errors import BadOptionError, DetectError
-from detect_cli.models import Detector, ModelRef, PredictOptions
+from detect_cli.models import Detector, ModelRef, PredictOptions, load, select_device
 from detect_cli.pipeline import Progress, RunReport, image_frames, run
 from detect_cli.results import ImageResult
 from detect_cli.sources import ImageInput, current_stamp, input_path
+from detect_cli.threads import ThreadedSink
 from detect_cli.writers import RESULTS_JSONL, JsonlWriter, Sink, SinkGroup, open_sinks, output_sinks
 
-if TYPE_CHECKING:
-    from detect_cli.pipeline import ImageJob
-
 EXECUTORS = ("local", "ray")
+# What each executor can run: Ray workers load the model with PyTorch (exports are not shipped to them).
+EXECUTOR_BACKENDS = {"local": ("torch", "onnx", "openvino", "auto"), "ray": ("torch",)}
 SHARD_PER_WORKER = 2  # shards queued on each worker, so it never waits for the next one
 LOCAL_OBJECT_STORE_BYTES = 128 * 2**20  # results are small; images are read by the workers themselves
 
@@ -54,36 +54,63 @@ def require_executor(name: str) -> None:
         require_ray()
 
 
+def backend_for(executor: str, requested: str) -> str:
+    """The backend to ask for on `executor`: `auto` on Ray is PyTorch; an export named on Ray is refused."""
+    if executor == "ray" and requested != "torch":
+        if requested != "auto":
+            raise BadOptionError(f"--backend {requested} does not run on Ray yet: Ray workers use torch")
+        return "torch"
+    return requested
+
+
+@dataclass(frozen=True)
+class WorkSpec:
+    """What running a batch of images needs, as plain picklable values (no job, no model)."""
+
+    out: Path
+    formats: tuple[str, ...] = ("jsonl",)
+    save_images: bool = True
+    batch: int = 1
+    url_timeout: float = 15.0
+    max_pixels: int = 100_000_000
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a batch runs: this process, or a Ray cluster (its address, and how many workers)."""
+
+    executor: str = "local"
+    ray_address: str | None = None  # None: $RAY_ADDRESS, else start a local Ray
+    ray_workers: int | None = None  # None: one per GPU (CUDA) or per CPU of the cluster
+
+
 def execute(
-    job: ImageJob,
+    spec: WorkSpec,
+    placement: Placement,
     items: Sequence[ImageInput],
     detector: Detector,
-    out: Path,
     progress: Progress | None = None,
     echo: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
 ) -> RunReport:
-    """Run `items` on the job's executor; results.jsonl gets one record per input processed."""
-    if job.executor == "ray" and items:
-        return run_ray(job, items, detector, out, progress, echo, stop)
-    return run_local(job, items, detector, out, progress, echo, stop)
+    """Run `items` where `placement` says; results.jsonl gets one record per input processed."""
+    if placement.executor == "ray" and items:
+        return run_ray(spec, placement, items, detector, progress, echo, stop)
+    return run_local(spec, items, detector, progress, echo, stop)
 
 
 def run_local(
-    job: ImageJob,
+    spec: WorkSpec,
     items: Sequence[ImageInput],
     detector: Detector,
-    out: Path,
     progress: Progress | None = None,
     echo: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
 ) -> RunReport:
-    from detect_cli.threads import ThreadedSink
-
     # Drawing, encoding and writing happen behind the run loop, in order, so the model is never idle.
-    sinks = [ThreadedSink(open_sinks(out, job.formats, detector.names, job.save_images, echo))]
-    frames = image_frames(items, job.url_timeout, job.max_pixels, stop)
-    return run(frames, detector, sinks, out, progress, total=len(items), batch=job.batch, stop=stop)
+    sinks = [ThreadedSink(open_sinks(spec.out, spec.formats, detector.names, spec.save_images, echo))]
+    frames = image_frames(items, spec.url_timeout, spec.max_pixels, stop)
+    return run(frames, detector, sinks, spec.out, progress, total=len(items), batch=spec.batch, stop=stop)
 
 
 # --- Ray ------------------------------------------------------------------------------------------
@@ -95,12 +122,7 @@ class WorkerSpec:
 
     ref: ModelRef
     options: PredictOptions  # classes already resolved; `device` as requested (resolved on the worker)
-    out: str
-    formats: tuple[str, ...]
-    save_images: bool
-    batch: int
-    url_timeout: float
-    max_pixels: int
+    work: WorkSpec  # `out` absolute: a worker's working folder is not this one
 
 
 class _Collect(Sink):
@@ -115,8 +137,6 @@ class _Collect(Sink):
 
 def worker_device(requested: str, half: bool) -> str:
     """The device on a worker. Ray shows a worker only the GPU it was given, as cuda:0."""
-    from detect_cli.models import select_device
-
     dev = select_device("cuda" if requested.startswith("cuda") else requested)
     if half and not dev.startswith("cuda"):
         raise BadOptionError("--half needs a CUDA device")
@@ -131,8 +151,6 @@ class BatchWorker:
         self.error: tuple[str, str] | None = None
         self.detector: Detector | None = None
         try:
-            from detect_cli.models import load
-
             options = replace(spec.options, device=worker_device(spec.options.device, spec.options.half))
             self.detector = load(spec.ref, options)
         except DetectError as e:  # said once by the driver, as it would be locally
@@ -143,11 +161,10 @@ class BatchWorker:
 
     def process(self, shard: list[ImageInput]) -> list[ImageResult]:
         assert self.detector is not None
-        s = self.spec
-        out = Path(s.out)
+        w = self.spec.work
         collect = _Collect()
-        sinks = [SinkGroup(output_sinks(out, s.formats, s.save_images), [collect])]
-        run(image_frames(shard, s.url_timeout, s.max_pixels), self.detector, sinks, out, batch=s.batch)
+        sinks = [SinkGroup(output_sinks(w.out, w.formats, w.save_images), [collect])]
+        run(image_frames(shard, w.url_timeout, w.max_pixels), self.detector, sinks, w.out, batch=w.batch)
         return collect.results
 
 
@@ -193,9 +210,9 @@ def _wants_gpu(ray: Any, device: str) -> bool:
     return device.startswith("cuda") or (device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
 
 
-def _worker_count(ray: Any, job: ImageJob, gpu: bool, shards: int) -> int:
-    if job.ray_workers:
-        n = job.ray_workers
+def _worker_count(ray: Any, placement: Placement, gpu: bool, shards: int) -> int:
+    if placement.ray_workers:
+        n = placement.ray_workers
     else:
         res = ray.cluster_resources()
         n = int(res.get("GPU", 0)) if gpu else int(res.get("CPU", 1))
@@ -221,35 +238,27 @@ def _failed(items: Sequence[ImageInput], model: str, reason: str) -> list[ImageR
 
 
 def run_ray(
-    job: ImageJob,
+    work: WorkSpec,
+    placement: Placement,
     items: Sequence[ImageInput],
     detector: Detector,
-    out: Path,
     progress: Progress | None = None,
     echo: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
 ) -> RunReport:
     """The batch on Ray. `detector` (loaded here, never run) gives the resolved options and names."""
     ray = require_ray()
+    out = work.out
     report = RunReport(out)
     start = time.perf_counter()
-    shard_size = max(job.batch, 8)
-    started_here = _connect(ray, job.ray_address, job.ray_workers)
+    shard_size = max(work.batch, 8)
+    started_here = _connect(ray, placement.ray_address, placement.ray_workers)
     actors: list[Any] = []
     jsonl = JsonlWriter(out / RESULTS_JSONL, echo)
     try:
         gpu = _wants_gpu(ray, detector.options.device)
-        n = _worker_count(ray, job, gpu, -(-len(items) // shard_size))
-        spec = WorkerSpec(
-            _absolute_ref(detector.ref),
-            detector.options,
-            str(out.resolve()),
-            job.formats,
-            job.save_images,
-            job.batch,
-            job.url_timeout,
-            job.max_pixels,
-        )
+        n = _worker_count(ray, placement, gpu, -(-len(items) // shard_size))
+        spec = WorkerSpec(_absolute_ref(detector.ref), detector.options, replace(work, out=out.resolve()))
         # A worker that dies (out of memory, a lost node) is restarted and its shard retried.
         remote = ray.remote(max_restarts=2, max_task_retries=2)(BatchWorker)
         resources = {"num_cpus": 1, "num_gpus": 1 if gpu else 0}

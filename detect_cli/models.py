@@ -130,7 +130,7 @@ def _check_model_path(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
+def quiet_stdout() -> Iterator[None]:
     """ultralytics logs to stdout; keep stdout for results (`--json`) by sending its chatter to stderr."""
     with contextlib.redirect_stdout(sys.stderr):
         yield
@@ -143,7 +143,7 @@ def import_ultralytics() -> Any:
     Setting YOLO_OFFLINE=0 in the environment restores ultralytics' defaults.
     """
     os.environ.setdefault("YOLO_OFFLINE", "1")
-    with _quiet_stdout():  # the logger binds sys.stdout when first imported
+    with quiet_stdout():  # the logger binds sys.stdout when first imported
         import ultralytics
         from ultralytics.utils import LOGGER
     # Imported earlier without the redirect (another entry point), its handler would still write to
@@ -164,7 +164,7 @@ def fetch_weights(ref: ModelRef) -> Path:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with _quiet_stdout():
+        with quiet_stdout():
             attempt_download_asset(target)
     except Exception as e:  # any failure here means the same thing to the user
         reason = str(e).replace("❌", "").strip().splitlines()[0] if str(e) else type(e).__name__
@@ -328,13 +328,13 @@ def _ultralytics_model(location: str, family: Family) -> Any:
     cls = RTDETR if family == "rtdetr" else YOLO
     if location.endswith((".yaml", ".yml")):
         torch.manual_seed(0)  # untrained models are random; a fixed seed makes runs repeatable
-    with _quiet_stdout():
+    with quiet_stdout():
         model = cls(location)
     # A .pt whose name did not tell its family: check what was loaded and switch if needed.
     loaded = _loaded_family(model)
     if location.endswith(".pt") and loaded:
         if loaded != family:
-            with _quiet_stdout():
+            with quiet_stdout():
                 model = (RTDETR if loaded == "rtdetr" else YOLO)(location)
     return model
 

@@ -29,6 +29,8 @@ from detect_cli.sources import (
     download_url,
     quiet_opencv,
 )
+from detect_cli.threads import read_ahead
+from detect_cli.writers import Codec
 
 DEFAULT_FPS = 30.0  # for sources that report no usable frame rate (many webcams and streams)
 DEFAULT_RECONNECTS = 3
@@ -252,8 +254,6 @@ def video_frames(
 
     An input that could not be opened becomes one error frame, so it is recorded and the run goes on.
     """
-    from detect_cli.threads import read_ahead
-
     for video in videos:
         if isinstance(video, VideoInput):
             yield Frame(video.source, video.rel_path / "error.jpg", None, error=video.error)
@@ -266,18 +266,6 @@ def video_frames(
 
 
 # --- writing --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Codec:
-    """A FourCC and the container it goes in."""
-
-    fourcc: str
-    suffix: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.fourcc}, {self.suffix})"
 
 
 # H.264 plays everywhere but pip's OpenCV wheels ship no H.264 encoder; MPEG-4 Part 2 in mp4 opens in

@@ -17,7 +17,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -28,9 +28,21 @@ from detect_cli.results import ImageResult
 if TYPE_CHECKING:
     import numpy as np
 
-    from detect_cli.video import Codec
-
 FORMATS = ("jsonl", "csv", "txt", "coco")
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """A video codec: its FourCC and the container it goes in (video.pick_codec says which one works)."""
+
+    fourcc: str
+    suffix: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.fourcc}, {self.suffix})"
+
+
 RESULTS_JSONL = "results.jsonl"  # the record of an image run
 FRAMES_JSONL = "frames.jsonl"  # the record of a video run
 

@@ -16,7 +16,7 @@ from conftest import SMALL_IMGSZ, make_image
 from typer.testing import CliRunner
 
 from detect_cli import backends
-from detect_cli.backends import LoadPlan, Parity, compare
+from detect_cli.backends import Parity, Plan, compare
 from detect_cli.cli import app
 from detect_cli.errors import BadOptionError, MissingBackendError
 from detect_cli.models import Detector, PredictOptions, resolve
@@ -36,6 +36,11 @@ BACKEND_PARAMS = [
 
 
 # --- choosing a backend and a precision ------------------------------------------------------------
+
+
+def _plan(backend: str, precision: str | None = None, available: dict | None = None) -> Plan:
+    """The plan the CLI decides for these options on the CPU (backends.plan, once)."""
+    return backends.plan(backend, "cpu", precision, available=available)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -157,7 +162,7 @@ def exported(
             for backend in backends.EXPORTED:
                 if backends.installed(backend):
                     ref = resolve(str(weights), family)  # type: ignore[arg-type]
-                    backends.load(ref, _options(family), LoadPlan(backend), warnings.append)
+                    backends.load(ref, _options(family), _plan(backend), warnings.append)
     yield cache, warnings
 
 
@@ -221,8 +226,8 @@ def test_detections_match_torch(
     import cv2
 
     ref = resolve(str(_weights(family, rtdetr_pt, yolo_pt)), family)  # type: ignore[arg-type]
-    torch_det = backends.load(ref, _options(family), LoadPlan("torch"))
-    exp_det = backends.load(ref, _options(family), LoadPlan(backend, precision))  # type: ignore[arg-type]
+    torch_det = backends.load(ref, _options(family), _plan("torch"))
+    exp_det = backends.load(ref, _options(family), _plan(backend, precision))  # type: ignore[arg-type]
     assert (torch_det.backend, exp_det.backend) == ("torch", backend)
     assert exp_det.precision in (("fp32", "bf16") if precision is None else (precision,))
     if family == "rtdetr":
@@ -245,7 +250,7 @@ def test_cache_is_reused_and_recorded(
     artifact_mtime = entry.artifact.stat().st_mtime_ns
     ref = resolve(str(yolo_pt), "yolo")
     for _ in range(2):
-        detector = backends.load(ref, _options("yolo"), LoadPlan(backend))
+        detector = backends.load(ref, _options("yolo"), _plan(backend))
         assert detector.backend == backend
     assert count_exports == []
     assert entry.artifact.stat().st_mtime_ns == artifact_mtime
@@ -263,7 +268,7 @@ def test_other_imgsz_or_weights_get_their_own_export(
     if not backends.installed("onnx"):
         pytest.skip("onnx not installed")
     ref = resolve(str(yolo_pt), "yolo")
-    backends.load(ref, _options("yolo", imgsz=96), LoadPlan("onnx"))
+    backends.load(ref, _options("yolo", imgsz=96), _plan("onnx"))
     assert count_exports == ["onnx"]
     import torch
     from ultralytics import YOLO
@@ -271,7 +276,7 @@ def test_other_imgsz_or_weights_get_their_own_export(
     torch.manual_seed(1)
     other = tmp_path / "yolo11n-seed1.pt"
     YOLO("yolo11n.yaml").save(other)
-    backends.load(resolve(str(other), "yolo"), _options("yolo"), LoadPlan("onnx"))
+    backends.load(resolve(str(other), "yolo"), _options("yolo"), _plan("onnx"))
     assert count_exports == ["onnx", "onnx"]
     assert len({e.path.name for e in backends.cached_exports() if e.manifest["backend"] == "onnx"}) == 3
 
@@ -305,9 +310,7 @@ def test_damaged_entry_is_detected_and_rebuilt(
         manifest.unlink()
     assert backends.read_entry(entry.path) is None
     warnings: list[str] = []
-    detector = backends.load(
-        resolve(str(yolo_pt), "yolo"), _options("yolo"), LoadPlan("onnx"), warnings.append
-    )
+    detector = backends.load(resolve(str(yolo_pt), "yolo"), _options("yolo"), _plan("onnx"), warnings.append)
     assert count_exports == ["onnx"]
     assert any("damaged" in w for w in warnings), warnings
     rebuilt = backends.read_entry(entry.path)
@@ -330,7 +333,7 @@ def test_interrupted_export_leaves_nothing_usable(
     monkeypatch.setattr(backends, "export_model", dies)
     before = sorted(p.name for p in backends.exports_dir().iterdir())
     with pytest.raises(KeyboardInterrupt):
-        backends.load(resolve(str(yolo_pt), "yolo"), _options("yolo", imgsz=96), LoadPlan("onnx"))
+        backends.load(resolve(str(yolo_pt), "yolo"), _options("yolo", imgsz=96), _plan("onnx"))
     assert sorted(p.name for p in backends.exports_dir().iterdir()) == before
 
 
@@ -346,12 +349,12 @@ def test_parity_failure_falls_back_to_torch_unless_explicit(own_cache: Path, yol
     ref = resolve(str(yolo_pt), "yolo")
     auto_warnings: list[str] = []
     only_onnx = {"torch": True, "onnx": True, "openvino": False}
-    auto = backends.load(ref, _options("yolo"), LoadPlan("auto"), auto_warnings.append, only_onnx)
+    auto = backends.load(ref, _options("yolo"), _plan("auto", available=only_onnx), auto_warnings.append)
     assert auto.backend == "torch"
     [message] = auto_warnings
     assert "4/10 boxes matched" in message and "falling back to PyTorch" in message
     explicit_warnings: list[str] = []
-    explicit = backends.load(ref, _options("yolo"), LoadPlan("onnx"), explicit_warnings.append)
+    explicit = backends.load(ref, _options("yolo"), _plan("onnx"), explicit_warnings.append)
     assert explicit.backend == "onnx"
     assert len(explicit_warnings) == 1 and "falling back" not in explicit_warnings[0]
 
@@ -360,11 +363,11 @@ def test_parity_failure_falls_back_to_torch_unless_explicit(own_cache: Path, yol
 def test_openvino_bf16_is_the_default_only_where_it_holds(own_cache: Path, yolo_pt: Path) -> None:
     entry = _entry("openvino", "yolo")
     ref = resolve(str(yolo_pt), "yolo")
-    default = backends.load(ref, _options("yolo"), LoadPlan("openvino"))
+    default = backends.load(ref, _options("yolo"), _plan("openvino"))
     assert default.precision == ("bf16" if backends._cpu_supports_bf16() else "fp32")
     _record_parity(entry, Parity(10, 3, 0.5, 0.2, "bf16"))  # bf16 seen to drift: fp32 becomes the default
-    assert backends.load(ref, _options("yolo"), LoadPlan("openvino")).precision == "fp32"
-    assert backends.load(ref, _options("yolo"), LoadPlan("openvino", "fp32")).precision == "fp32"
+    assert backends.load(ref, _options("yolo"), _plan("openvino")).precision == "fp32"
+    assert backends.load(ref, _options("yolo"), _plan("openvino", "fp32")).precision == "fp32"
 
 
 # --- the command line --------------------------------------------------------------------------------
@@ -491,7 +494,7 @@ def test_models_lists_and_clears_exports(own_cache: Path) -> None:
 
 
 def test_detector_records_torch_precision(yolo_pt: Path) -> None:
-    detector = backends.load(resolve(str(yolo_pt), "yolo"), _options("yolo"), LoadPlan("torch"))
+    detector = backends.load(resolve(str(yolo_pt), "yolo"), _options("yolo"), _plan("torch"))
     assert isinstance(detector, Detector) and (detector.backend, detector.precision) == ("torch", "fp32")
 
 
@@ -516,7 +519,7 @@ def test_an_exported_model_given_with_m_runs_as_is(
     onnx_file = tmp_path / "yolo11n-mine.onnx"
     shutil.copy(_yolo_onnx_entry().artifact, onnx_file)
     ref = resolve(str(onnx_file), "yolo")
-    detector = backends.load(ref, _options("yolo"), LoadPlan("auto"))
+    detector = backends.load(ref, _options("yolo"), _plan("auto"))
     assert detector.backend == "onnx" and count_exports == []
     with pytest.raises(BadOptionError, match="exported onnx model"):
-        backends.load(ref, _options("yolo"), LoadPlan("openvino"))
+        backends.load(ref, _options("yolo"), _plan("openvino"))

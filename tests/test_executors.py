@@ -13,7 +13,6 @@ from conftest import SMALL_IMGSZ, make_image
 from typer.testing import CliRunner
 
 from detect_cli.cli import app
-from detect_cli.cli.options import State
 from detect_cli.writers import read_jsonl
 
 runner = CliRunner()
@@ -78,7 +77,6 @@ def test_missing_ray_is_one_line_exit_2(
     rtdetr_pt: Path, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
-    monkeypatch.setattr(State, "debug", False)  # an earlier `--debug` test leaves it set in this process
     argv = ["image", str(images), "-m", str(rtdetr_pt), "--executor", "ray", "-o", str(tmp_path / "o")]
     result = runner.invoke(app, argv)
     assert result.exit_code == 2

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from conftest import SMALL_IMGSZ, make_image
 
+from detect_cli.jobs import ImageJob, run_images
 from detect_cli.models import PredictOptions, load, resolve
-from detect_cli.pipeline import Frame, ImageJob, detect_batch, prefetch, run, run_images
+from detect_cli.pipeline import Frame, detect_batch, run
+from detect_cli.threads import prefetch
 from detect_cli.writers import JsonlWriter, read_jsonl
 
 

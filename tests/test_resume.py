@@ -11,8 +11,8 @@ import pytest
 from conftest import SMALL_IMGSZ, make_image
 
 from detect_cli.errors import BadOptionError
+from detect_cli.jobs import ImageJob, run_images
 from detect_cli.models import PredictOptions, load, resolve
-from detect_cli.pipeline import ImageJob, run_images
 from detect_cli.resume import DoneIndex, compact, plan
 from detect_cli.sources import discover_images
 from detect_cli.writers import read_jsonl, repair_tail

@@ -12,9 +12,9 @@ from typer.core import TyperGroup
 
 from detect_cli import __version__
 from detect_cli.cli.compare import compare
-from detect_cli.cli.image import make_image_command
-from detect_cli.cli.options import State, handle_errors, say_error
-from detect_cli.cli.video import make_video_command
+from detect_cli.cli.image import image, yolo_image
+from detect_cli.cli.options import handle_errors, say_error
+from detect_cli.cli.video import video, yolo_video
 
 
 def _usage_errors() -> tuple[type[BaseException], ...]:
@@ -74,10 +74,10 @@ yolo_app = typer.Typer(
 )
 app.add_typer(yolo_app, name="yolo")
 
-app.command("image")(make_image_command("rtdetr", "image"))
-yolo_app.command("image")(make_image_command("yolo", "yolo-image"))
-app.command("video")(make_video_command("rtdetr", "video"))
-yolo_app.command("video")(make_video_command("yolo", "yolo-video"))
+app.command("image")(image)
+yolo_app.command("image")(yolo_image)
+app.command("video")(video)
+yolo_app.command("video")(yolo_video)
 app.command("compare")(compare)
 
 
@@ -95,12 +95,14 @@ def _root(
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error.")] = False,
 ) -> None:
-    State.debug = debug or State.debug_from_env()
+    """Run RT-DETR (a transformer) and YOLO11 (a CNN) on your own images, and see which suits you."""
+    # Commands read --debug from their context (options.debug_asked): no global state.
 
 
 @app.command("models")
 @handle_errors
 def models_cmd(
+    ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
     clear_cache: Annotated[
         bool, typer.Option("--clear-cache", help="Delete every cached ONNX/OpenVINO export.")

@@ -5,29 +5,8 @@ from typing import Annotated
 
 import typer
 
-from detect_cli.cli.options import (
-    DEFAULT_MAX_PIXELS_TEXT,
-    BackendChoice,
-    BackendOpt,
-    Conf,
-    Device,
-    ExistOk,
-    Half,
-    Imgsz,
-    MaxDet,
-    MaxFrames,
-    MaxPixels,
-    Out,
-    PrecisionOpt,
-    Quiet,
-    Reconnects,
-    Recursive,
-    UrlTimeout,
-    VidStride,
-    exit_code_for,
-    handle_errors,
-    predict_options,
-)
+from detect_cli.cli.groups import InputArgs, ModelArgs, OutputArgs, StreamArgs, grouped
+from detect_cli.cli.options import exit_code_for, handle_errors
 
 CompareSources = Annotated[
     list[str],
@@ -79,45 +58,35 @@ JsonReport = Annotated[bool, typer.Option("--json", help="Print report.json on s
 
 
 @handle_errors
+@grouped
 def compare(
+    ctx: typer.Context,
     sources: CompareSources,
     models: Models = "rtdetr-l,yolo11n",
     data: Data = None,
     coco: CocoJson = None,
-    device: Device = "auto",
-    imgsz: Imgsz = 640,
-    conf: Conf = 0.25,
-    max_det: MaxDet = 300,
-    half: Half = False,
-    backend: BackendOpt = BackendChoice.auto,
-    precision: PrecisionOpt = None,
     warmup: Warmup = 2,
     runs: Runs = 1,
-    out: Out = None,
-    exist_ok: ExistOk = False,
     save: SaveSideBySide = True,
-    recursive: Recursive = True,
-    vid_stride: VidStride = 1,
-    max_frames: MaxFrames = None,
-    reconnects: Reconnects = 3,
-    url_timeout: UrlTimeout = 15.0,
-    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS_TEXT,  # type: ignore[assignment]
     json_out: JsonReport = False,
-    quiet: Quiet = False,
+    *,
+    settings: ModelArgs,
+    inputs: InputArgs,
+    output: OutputArgs,
+    stream: StreamArgs,
 ) -> None:
     """Compare detectors on the same images or video: speed, agreement and (with labels) accuracy.
 
     Every model runs with the same device, backend, imgsz, conf and inputs; a video is decoded once and every
     model gets the same frames. Writes report.json, report.md, a self-contained report.html, plots/ and
     side-by-side/ pictures (a side-by-side video for a video source) to the output folder. Exit code 0:
-    all inputs ok; 1: some failed (the rest were compared); 2: nothing could run; 130: interrupted.
+    all inputs ok; 1: some failed (the rest were compared); 2: nothing could run; 130: interrupted;
+    143: stopped by SIGTERM.
     """
     from detect_cli import ui
-    from detect_cli.compare import CompareSettings
-    from detect_cli.compare_job import CompareJob, run_compare
+    from detect_cli.compare import CompareJob, CompareSettings, rich_tables, run_compare
     from detect_cli.errors import BadOptionError
     from detect_cli.models import resolve
-    from detect_cli.report import rich_tables
     from detect_cli.writers import json_text
 
     names = [m.strip() for m in models.split(",") if m.strip()]
@@ -126,28 +95,28 @@ def compare(
     if data and coco:
         raise BadOptionError("give labels as --data or --coco, not both")
     refs = [resolve(n, "yolo") for n in names]  # unknown names fail before anything is loaded
-    options, exact = predict_options(
-        conf, None, imgsz, device, max_det, half, False, backend.value, precision.value if precision else None
-    )
+    options, plan = settings.settle()
     job = CompareJob(
         sources=tuple(sources),
         models=tuple(refs),
         options=options,
-        backend=backend.value,
-        precision=exact,
-        settings=CompareSettings(imgsz=imgsz, conf=conf, warmup=warmup, runs=runs),
+        plan=plan,
+        classes=settings.classes,
+        iou_given=settings.iou is not None,
+        settings=CompareSettings(imgsz=settings.imgsz, conf=settings.conf, warmup=warmup, runs=runs),
         data=data,
         coco=coco,
-        out=out,
-        exist_ok=exist_ok,
+        out=output.out,
+        exist_ok=output.exist_ok,
         save=save,
-        recursive=recursive,
-        url_timeout=url_timeout,
-        max_pixels=max_pixels,
-        vid_stride=vid_stride,
-        max_frames=max_frames,
-        reconnects=reconnects,
+        recursive=inputs.recursive,
+        url_timeout=inputs.url_timeout,
+        max_pixels=inputs.max_pixels,
+        vid_stride=stream.vid_stride,
+        max_frames=stream.max_frames,
+        reconnects=stream.reconnects,
     )
+    quiet = output.quiet
     run = run_compare(
         job,
         progress=None if quiet else ui.RichProgress("compare"),

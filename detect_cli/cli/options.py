@@ -13,14 +13,11 @@ import traceback
 from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from detect_cli.errors import DetectError, ExitCode
-
-if TYPE_CHECKING:
-    from detect_cli.models import PredictOptions
 
 
 class OutputFormat(str, Enum):
@@ -48,14 +45,17 @@ class PrecisionChoice(str, Enum):
     fp16 = "fp16"
 
 
-class State:
-    """Global flags set by the top-level callback."""
+def debug_from_env() -> bool:
+    return os.environ.get("DETECT_DEBUG", "") not in ("", "0")
 
-    debug: bool = False
 
-    @staticmethod
-    def debug_from_env() -> bool:
-        return os.environ.get("DETECT_DEBUG", "") not in ("", "0")
+def debug_asked(args: Any, kwargs: Any) -> bool:
+    """`detect --debug …` (the root command's parsed option, read from the command's context) or
+    DETECT_DEBUG=1: passed down as a value, never kept in global state."""
+    # Typer hands over click's own Context (typer.Context is a subclass used only for annotations).
+    ctx = next((a for a in (*args, *kwargs.values()) if callable(getattr(a, "find_root", None))), None)
+    root = ctx.find_root() if ctx is not None else None
+    return bool(root is not None and root.params.get("debug")) or debug_from_env()
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -94,12 +94,13 @@ def handle_errors(fn: F) -> F:
             return _call(*args, **kwargs)
 
     def _call(*args: Any, **kwargs: Any) -> Any:
+        debug = debug_asked(args, kwargs)
         try:
             return fn(*args, **kwargs)
         except typer.Exit:
             raise
         except DetectError as e:
-            if State.debug:
+            if debug:
                 traceback.print_exc(file=sys.stderr)
             say_error(str(e))
             raise typer.Exit(e.exit_code) from None
@@ -109,7 +110,7 @@ def handle_errors(fn: F) -> F:
             say_error("interrupted")
             raise typer.Exit(exit_code(getattr(e, "signum", None))) from None
         except Exception as e:  # a bug: still one line, with the way to get the details
-            if State.debug:
+            if debug:
                 traceback.print_exc(file=sys.stderr)
             say_error(f"unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)")
             raise typer.Exit(ExitCode.CANNOT_RUN) from None
@@ -141,50 +142,6 @@ def exit_code_for(failed: int, interrupted: bool, signum: int | None = None) -> 
 
         return exit_code(signum)
     return ExitCode.SOME_FAILED if failed else ExitCode.OK
-
-
-def predict_options(
-    conf: float,
-    iou: float | None,
-    imgsz: int,
-    device: str,
-    max_det: int,
-    half: bool,
-    nms: bool,
-    backend: str = "torch",
-    precision: str | None = None,
-    resolve_device: bool = True,
-) -> tuple["PredictOptions", str | None]:
-    """The model options every inference command shares, checked (raises BadOptionError), and the
-    exact precision asked for (None: the backend's default, decided when the model loads).
-
-    `resolve_device=False` keeps --device as given, for workers elsewhere (Ray) that may have GPUs
-    this machine lacks; each resolves it for itself.
-    """
-    from detect_cli import backends
-    from detect_cli.errors import BadOptionError
-    from detect_cli.models import PredictOptions, select_device
-
-    if resolve_device:
-        dev = select_device(backends.device_for(backend, device))
-        if half and not dev.startswith("cuda"):
-            raise BadOptionError("--half needs a CUDA device")
-        chosen = backends.choose_backend(backend, dev, backends.availability())
-        exact = backends.check_precision(chosen, precision, dev, half)
-    else:
-        dev, exact = device.strip().lower(), "fp16" if half else precision
-    if imgsz % 32:
-        raise BadOptionError(f"--imgsz {imgsz} is not a multiple of 32")
-    options = PredictOptions(
-        conf=conf,
-        iou=0.7 if iou is None else iou,
-        imgsz=imgsz,
-        device=dev,
-        max_det=max_det,
-        half=exact == "fp16",
-        nms=nms,
-    )
-    return options, exact
 
 
 Sources = Annotated[

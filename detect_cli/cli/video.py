@@ -1,136 +1,108 @@
 """`detect video` (RT-DETR) and `detect yolo video` (YOLO11): one command body, two defaults."""
 
-from collections.abc import Callable
-
 import typer
 
-from detect_cli.cli.image import FAMILY_LABEL
+from detect_cli.cli.groups import InputArgs, ModelArgs, OutputArgs, StreamArgs, VideoArgs, grouped
 from detect_cli.cli.options import (
-    DEFAULT_MAX_PIXELS_TEXT,
-    BackendChoice,
-    BackendOpt,
-    Batch,
-    Classes,
-    Conf,
-    Device,
-    ExistOk,
-    Formats,
-    Half,
-    Imgsz,
-    Iou,
-    Json,
-    MaxDet,
-    MaxFrames,
-    MaxPixels,
     ModelName,
-    Nms,
-    Out,
-    PrecisionOpt,
-    Quiet,
-    Reconnects,
-    Recursive,
-    SaveFrames,
-    SaveVideo,
-    UrlTimeout,
     VideoSources,
-    VidStride,
     exit_code_for,
     handle_errors,
     json_printer,
     output_formats,
-    predict_options,
 )
-from detect_cli.models import DEFAULT_MODEL, Family
+
+DOC = (
+    "Writes an annotated video per source and frames.jsonl (one line per processed frame) to the "
+    "output folder. Exit code 0: all ok; 1: a video was truncated or unreadable (what was decoded "
+    "is written); 2: nothing could run; 130: interrupted, 143: stopped by SIGTERM (outputs finalized)."
+)
 
 
-def make_video_command(family: Family, run_name: str) -> Callable[..., None]:
-    default_model = DEFAULT_MODEL[family]
+def run_video_command(
+    family: str,
+    run_name: str,
+    sources: list[str],
+    model: str,
+    settings: ModelArgs,
+    inputs: InputArgs,
+    output: OutputArgs,
+    stream: StreamArgs,
+    run: VideoArgs,
+) -> None:
+    """What `detect video` and `detect yolo video` do, given their options."""
+    from detect_cli import ui
+    from detect_cli.jobs import VideoJob, run_video
+    from detect_cli.models import resolve
 
-    @handle_errors
-    def video(
-        sources: VideoSources,
-        model: ModelName = default_model,
-        conf: Conf = 0.25,
-        iou: Iou = None,
-        nms: Nms = False,
-        imgsz: Imgsz = 640,
-        device: Device = "auto",
-        classes: Classes = None,
-        max_det: MaxDet = 300,
-        half: Half = False,
-        vid_stride: VidStride = 1,
-        max_frames: MaxFrames = None,
-        out: Out = None,
-        exist_ok: ExistOk = False,
-        save: SaveVideo = True,
-        save_frames: SaveFrames = False,
-        formats: Formats = None,
-        recursive: Recursive = True,
-        batch: Batch = 1,
-        url_timeout: UrlTimeout = 15.0,
-        max_pixels: MaxPixels = DEFAULT_MAX_PIXELS_TEXT,  # type: ignore[assignment]
-        reconnects: Reconnects = 3,
-        backend: BackendOpt = BackendChoice.auto,
-        precision: PrecisionOpt = None,
-        json_out: Json = False,
-        quiet: Quiet = False,
-    ) -> None:
-        from detect_cli import ui
-        from detect_cli.models import resolve
-        from detect_cli.pipeline import VideoJob, run_video
-
-        ref = resolve(model, family)
-        options, exact = predict_options(
-            conf,
-            iou,
-            imgsz,
-            device,
-            max_det,
-            half,
-            nms,
-            backend.value,
-            precision.value if precision else None,
-        )
-        job = VideoJob(
-            sources=tuple(sources),
-            model=ref,
-            options=options,
-            backend=backend.value,
-            precision=exact,
-            out=out,
-            run_name=run_name,
-            exist_ok=exist_ok,
-            formats=output_formats(formats),
-            save_video=save,
-            save_frames=save_frames,
-            recursive=recursive,
-            url_timeout=url_timeout,
-            max_pixels=max_pixels,
-            batch=batch,
-            classes=classes,
-            iou_given=iou is not None,
-            vid_stride=vid_stride,
-            max_frames=max_frames,
-            reconnects=reconnects,
-        )
-        progress = None if quiet else ui.RichProgress(ref.name, unit=" fps")
-        report, detector = run_video(
-            job,
-            progress=progress,
-            echo=json_printer() if json_out else None,
-            warn=ui.warn,
-        )
-        if not quiet:
-            ui.print_video_summary(report, f"{detector.name} ({detector.backend}, {detector.precision})")
-        code = exit_code_for(report.summary.failed, report.interrupted, report.signum)
-        if code:
-            raise typer.Exit(code)
-
-    video.__doc__ = (
-        f"Detect objects in videos, streams and webcams with {FAMILY_LABEL[family]} "
-        f"(default model {default_model}).\n\n"
-        "Writes an annotated video per source and frames.jsonl (one line per processed frame) to the "
-        "output folder. Exit code 0: all ok; 1: a video was truncated or unreadable (what was decoded "
-        "is written); 2: nothing could run; 130: interrupted (outputs finalized)."
+    ref = resolve(model, family)  # type: ignore[arg-type]
+    options, plan = settings.settle()
+    job = VideoJob(
+        sources=tuple(sources),
+        model=ref,
+        options=options,
+        plan=plan,
+        out=output.out,
+        run_name=run_name,
+        exist_ok=output.exist_ok,
+        formats=output_formats(run.formats),
+        save_video=run.save,
+        save_frames=run.save_frames,
+        recursive=inputs.recursive,
+        url_timeout=inputs.url_timeout,
+        max_pixels=inputs.max_pixels,
+        batch=run.batch,
+        classes=settings.classes,
+        iou_given=settings.iou is not None,
+        vid_stride=stream.vid_stride,
+        max_frames=stream.max_frames,
+        reconnects=stream.reconnects,
     )
-    return video
+    progress = None if output.quiet else ui.RichProgress(ref.name, unit=" fps")
+    echo = json_printer() if run.json_out else None
+    report, detector = run_video(job, progress=progress, echo=echo, warn=ui.warn)
+    if not output.quiet:
+        ui.print_video_summary(report, f"{detector.name} ({detector.backend}, {detector.precision})")
+    code = exit_code_for(report.summary.failed, report.interrupted, report.signum)
+    if code:
+        raise typer.Exit(code)
+
+
+@handle_errors
+@grouped
+def video(
+    ctx: typer.Context,
+    sources: VideoSources,
+    model: ModelName = "rtdetr-l",
+    *,
+    settings: ModelArgs,
+    inputs: InputArgs,
+    output: OutputArgs,
+    stream: StreamArgs,
+    run: VideoArgs,
+) -> None:
+    run_video_command("rtdetr", "video", sources, model, settings, inputs, output, stream, run)
+
+
+@handle_errors
+@grouped
+def yolo_video(
+    ctx: typer.Context,
+    sources: VideoSources,
+    model: ModelName = "yolo11n",
+    *,
+    settings: ModelArgs,
+    inputs: InputArgs,
+    output: OutputArgs,
+    stream: StreamArgs,
+    run: VideoArgs,
+) -> None:
+    run_video_command("yolo", "yolo-video", sources, model, settings, inputs, output, stream, run)
+
+
+video.__doc__ = (
+    f"Detect objects in videos, streams and webcams with RT-DETR (default model rtdetr-l).\n\n{DOC}"
+)
+yolo_video.__doc__ = (
+    f"Detect objects in videos, streams and webcams with YOLO11 (default model yolo11n).\n\n{DOC}"
+)

@@ -1,0 +1,105 @@
+"""`detect image` / `detect yolo image`: a batch of images, resumable, on this machine or on Ray."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from detect_cli import resume
+from detect_cli.backends import load_detector
+from detect_cli.errors import BadOptionError
+from detect_cli.executors import Placement, WorkSpec, execute, require_executor
+from detect_cli.jobs.common import Job, option_warnings
+from detect_cli.models import Detector
+from detect_cli.pipeline import Progress, RunReport
+from detect_cli.rundir import check_plan, planned_folder, run_folder
+from detect_cli.signals import stop_on_signals
+from detect_cli.sources import ImageInput, discover_images
+from detect_cli.writers import RESULTS_JSONL, TABLES, output_paths, write_tables
+
+INTERRUPT_NOTE = "stopping: finishing the images in flight (Ctrl-C again to stop at once)"
+
+
+@dataclass(frozen=True)
+class ImageJob(Job):
+    """Everything `detect image` / `detect yolo image` needs."""
+
+    save_images: bool = True
+    resume: bool = False  # finish the run in `out`: skip inputs it recorded (unless changed since)
+    retry_failed: bool = False  # with resume: also redo inputs recorded as failed
+    executor: str = "local"  # "local" or "ray"
+    ray_address: str | None = None  # None: $RAY_ADDRESS, else start a local Ray
+    ray_workers: int | None = None  # None: one per GPU (CUDA) or per CPU of the cluster
+
+    @property
+    def resuming(self) -> bool:
+        return self.resume or self.retry_failed
+
+    @property
+    def placement(self) -> Placement:
+        return Placement(self.executor, self.ray_address, self.ray_workers)
+
+
+def _image_outputs(out: Path, job: ImageJob, items: Sequence[ImageInput]) -> Iterator[Path]:
+    yield out / RESULTS_JSONL
+    yield from (out / name for name in TABLES.values())
+    for item in items:
+        yield from output_paths(out, item.rel_path, job.formats, job.save_images)
+
+
+def run_images(
+    job: ImageJob,
+    progress: Progress | None = None,
+    echo: Callable[[str], None] | None = None,
+    detector: Detector | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> tuple[RunReport, Detector]:
+    """Discover inputs, check the plan, plan a resume, load the model, run on the chosen executor,
+    build the tables.
+
+    `echo` receives each results.jsonl line as written. A first Ctrl-C (or SIGTERM) finishes the images
+    in flight and returns a report with `interrupted` set.
+    """
+    require_executor(job.executor)  # a missing ray package is said before anything runs
+    if job.resuming and job.out is None:
+        raise BadOptionError("--resume needs --out: the folder of the run to finish")
+    # Before loading: bad sources, and outputs that would land on inputs, fail fast.
+    items = discover_images(job.sources, job.recursive, warn, exclude=[job.out] if job.out else ())
+    planned = planned_folder(job.out, job.run_name, job.exist_ok or job.resuming)
+    if planned is not None:
+        check_plan(planned, job.sources, items, _image_outputs(planned, job, items))
+    with contextlib.ExitStack() as held:
+        todo = resume.ResumePlan(items)
+        if job.resuming:  # locked first: the record must not change between reading and finishing it
+            out = held.enter_context(run_folder(job.out, job.run_name, exist_ok=True))
+            index = resume.DoneIndex.load(out / RESULTS_JSONL)
+            if other := index.models - {job.model.name}:
+                raise BadOptionError(
+                    f"{job.out} holds results of {', '.join(sorted(other))}, not {job.model.name}: "
+                    "resume it with the same --model, or choose another --out"
+                )
+            todo = resume.plan(items, index, job.retry_failed)
+            if index.bad_lines and warn:
+                record = out / RESULTS_JSONL
+                warn(
+                    f"{record}: {len(index.bad_lines)} line(s) are not records (first: line "
+                    f"{index.bad_lines[0][0]}); they are moved to {resume.rejected_path(record)}"
+                )
+        detector = detector or load_detector(job.model, job.options, job.plan, job.classes, warn)
+        for note in option_warnings(detector, job.iou_given):
+            if warn:
+                warn(note)
+        if not job.resuming:  # only once there is something to write
+            out = held.enter_context(run_folder(job.out, job.run_name, job.exist_ok))
+        else:
+            resume.remove_partials(out)
+        with stop_on_signals(lambda: warn(INTERRUPT_NOTE) if warn else None) as stop:
+            spec = WorkSpec(out, job.formats, job.save_images, job.batch, job.url_timeout, job.max_pixels)
+            report = execute(spec, job.placement, todo.todo, detector, progress, echo, stop)
+            report.skipped, report.skipped_failed = todo.skipped, todo.skipped_failed
+            if todo.needs_compaction:
+                resume.compact(out / RESULTS_JSONL)
+            write_tables(out, job.formats, detector.names)
+    return report, detector

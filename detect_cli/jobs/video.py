@@ -1,0 +1,115 @@
+"""`detect video` / `detect yolo video`: videos, streams and webcams, frame by frame through the run loop,
+with an annotated video per source."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from detect_cli import video
+from detect_cli.backends import load_detector
+from detect_cli.jobs.common import Job, option_warnings
+from detect_cli.models import Detector
+from detect_cli.pipeline import Progress, RunReport, run
+from detect_cli.rundir import check_plan, planned_folder, run_folder
+from detect_cli.signals import stop_on_signals
+from detect_cli.sources import VideoInput, discover_videos
+from detect_cli.threads import ThreadedSink
+from detect_cli.writers import (
+    FRAMES_JSONL,
+    TABLES,
+    AnnotatedImageWriter,
+    AnnotatedVideoWriter,
+    Sink,
+    open_sinks,
+    write_tables,
+)
+
+VIDEO_INTERRUPT_NOTE = "stopping: finishing the frame in hand and the video (Ctrl-C again to stop at once)"
+
+
+@dataclass(frozen=True)
+class VideoJob(Job):
+    """Everything `detect video` / `detect yolo video` needs."""
+
+    run_name: str = "video"
+    save_video: bool = True
+    save_frames: bool = False
+    vid_stride: int = 1
+    max_frames: int | None = None
+    reconnects: int = 3
+
+
+def _video_outputs(
+    out: Path, job: VideoJob, items: Sequence[VideoInput], suffix: str | None
+) -> Iterator[Path]:
+    yield out / FRAMES_JSONL
+    yield from (out / name for name in TABLES.values())
+    for item in items:
+        if suffix:
+            yield out / item.rel_path.with_name(item.rel_path.name + suffix)
+        if job.save_frames:
+            yield out / item.rel_path
+
+
+def run_video(
+    job: VideoJob,
+    progress: Progress | None = None,
+    echo: Callable[[str], None] | None = None,
+    detector: Detector | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> tuple[RunReport, Detector]:
+    """Open the videos, load the model, and run their frames through `run`; frames.jsonl gets one
+    line per processed frame (`echo` receives each as written)."""
+    items = discover_videos(job.sources, job.recursive, exclude=[job.out] if job.out else ())
+    codec = video.pick_codec() if job.save_video else None
+    planned = planned_folder(job.out, job.run_name, job.exist_ok)
+    if planned is not None:
+        outputs = _video_outputs(planned, job, items, codec.suffix if codec else None)
+        check_plan(planned, job.sources, items, outputs, record=FRAMES_JSONL)
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="detect-video-") as workdir:  # downloaded URLs live here
+        # Before loading: a source that cannot be read fails fast.
+        videos = video.open_videos(items, Path(workdir), job.url_timeout, job.max_pixels)
+        detector = detector or load_detector(job.model, job.options, job.plan, job.classes, warn)
+        for note in option_warnings(detector, job.iou_given):
+            if warn:
+                warn(note)
+        with run_folder(job.out, job.run_name, job.exist_ok, record=FRAMES_JSONL) as out:
+            # Frames' own files, then their record, in one writer thread; the video in another, so
+            # drawing and encoding overlap inference.
+            group = open_sinks(out, job.formats, detector.names, False, echo, record=FRAMES_JSONL)
+            if job.save_frames:
+                group.outputs.append(AnnotatedImageWriter(out))
+            sinks: list[Sink] = [ThreadedSink(group)]
+            opened = [v for v in videos if isinstance(v, video.OpenedVideo)]
+            video_writer = None
+            if codec:
+                fps = {v.item.source: video.output_fps(v.info, job.vid_stride) for v in opened}
+                video_writer = AnnotatedVideoWriter(out, fps, codec)
+                sinks.insert(0, ThreadedSink(video_writer))
+            counts = [video.frames_to_process(v.info, job.vid_stride, job.max_frames) for v in opened]
+            total = None if None in counts else sum(c or 0 for c in counts) + len(videos) - len(opened)
+            # A first Ctrl-C (or SIGTERM) finishes the frame in hand, then the video is finalized.
+            with stop_on_signals(lambda: warn(VIDEO_INTERRUPT_NOTE) if warn else None) as stop:
+                frames = video.video_frames(
+                    videos,
+                    job.vid_stride,
+                    job.max_frames,
+                    job.reconnects,
+                    job.url_timeout,
+                    notes.append,
+                    stop=stop,
+                )
+                report = run(frames, detector, sinks, out, progress, total=total, batch=job.batch, stop=stop)
+                write_tables(out, job.formats, detector.names, record=FRAMES_JSONL)
+    report.notes.extend(notes)
+    report.codec = str(codec) if codec else None
+    if video_writer:
+        report.outputs.extend(video_writer.written)
+        for source, problem in video_writer.problems:
+            report.summary.failed += 1
+            report.summary.failures.append((source, problem))
+    return report, detector
