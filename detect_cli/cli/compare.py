@@ -113,11 +113,9 @@ def compare(
     all inputs ok; 1: some failed (the rest were compared); 2: nothing could run; 130: interrupted.
     """
     from detect_cli import ui
-    from detect_cli.compare import CompareSettings
-    from detect_cli.compare_job import CompareJob, run_compare
+    from detect_cli.compare import CompareJob, CompareSettings, rich_tables, run_compare
     from detect_cli.errors import BadOptionError
     from detect_cli.models import resolve
-    from detect_cli.report import rich_tables
     from detect_cli.writers import json_text
 
     names = [m.strip() for m in models.split(",") if m.strip()]
