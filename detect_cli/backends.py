@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from detect_cli import geometry
 from detect_cli.errors import BadOptionError, MissingBackendError, ModelError
 from detect_cli.models import (
     Detector,
@@ -235,28 +236,15 @@ class Parity:
         )
 
 
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def compare(
     reference: Sequence[Detection], candidate: Sequence[Detection], top: int = 10, precision: str = "fp32"
 ) -> Parity:
     """Match the top `top` reference boxes to the candidate's (same class, best IoU); see `Parity`."""
     refs = sorted(reference, key=lambda d: -d.confidence)[:top]
-    free = list(candidate)
-    ious: list[float] = []
-    diffs: list[float] = []
-    for r in refs:
-        scored = [(_iou(r.xyxy, c.xyxy), i) for i, c in enumerate(free) if c.class_id == r.class_id]
-        best_iou, best = max(scored, default=(0.0, -1))
-        if best_iou >= 0.5:
-            ious.append(best_iou)
-            diffs.append(abs(free.pop(best).confidence - r.confidence))
+    # The reference leads: each of its boxes in turn, most confident first, takes its best-overlapping box.
+    matches = geometry.match(refs, candidate, 0.5, same_class=lambda d: d.class_id, lead="a")
+    ious = [m.iou for m in matches]
+    diffs = [abs(candidate[m.b].confidence - refs[m.a].confidence) for m in matches]
     return Parity(
         len(refs),
         len(ious),

@@ -13,7 +13,7 @@ import cv2
 import pytest
 from conftest import SMALL_IMGSZ, make_image, make_video, read_video
 from labeled_data import TINY_BOXES, tiny_dataset, write_dataset
-from test_report import external_refs
+from test_compare_report import external_refs
 from typer.testing import CliRunner
 
 from detect_cli.cli import app

@@ -7,8 +7,8 @@ import pytest
 from conftest import make_image
 from labeled_data import TINY_BOXES, TINY_NAMES, tiny_dataset
 
+from detect_cli.compare.labels import load_labels
 from detect_cli.errors import LabelsError
-from detect_cli.labels import load_labels
 from detect_cli.sources import discover_images
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
-from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
 import pytest
-from conftest import read_video
 
-from detect_cli.compare import (
+from detect_cli.compare.report import html_report, make_plots, markdown, rich_tables, tables
+from detect_cli.compare.results import (
     Accuracy,
     ClassAccuracy,
     ClassAgreement,
@@ -20,14 +19,10 @@ from detect_cli.compare import (
     ModelInfo,
     ModelResult,
     PairAgreement,
+    Picture,
     SpeedStats,
 )
 from detect_cli.models import COCO_VAL_SOURCE
-from detect_cli.pipeline import Frame
-from detect_cli.report import CompareOutputs, Picture, html_report, make_plots, markdown, rich_tables, tables
-from detect_cli.results import Detection, ImageResult, Speed
-from detect_cli.video import pick_codec
-from detect_cli.writers import read_jsonl
 
 
 def _model(label: str, ms: float, published: float | None, accuracy: Accuracy | None = None) -> ModelResult:
@@ -124,24 +119,3 @@ def test_markdown_links_plots_and_pictures() -> None:
     text = markdown(_comparison(True), ["plots/speed.png"], ["side-by-side/a.jpg"])
     assert "![speed](plots/speed.png)" in text and "![a.jpg](side-by-side/a.jpg)" in text
     assert "| rtdetr-l | 32.0 | 100.0 |" in text
-
-
-def test_side_by_side_video_keeps_every_frame(tmp_path: Path) -> None:
-    """A frame a model failed on stays in the video (its panel says so), so the video keeps the source's
-    frames and timing; report.html keeps only the pictures asked for, also written as .jpg."""
-    codec = pick_codec()
-    outputs = CompareOutputs(tmp_path, ["a", "b"], picture_indexes=[1], video_fps={"v.mp4": 5.0}, codec=codec)
-    image = np.zeros((48, 64, 3), np.uint8)
-    box = (Detection(0, "x", 0.9, (1.0, 1.0, 20.0, 20.0)),)
-    for i in range(3):
-        frame = Frame("v.mp4", PurePosixPath("v", f"{i:06d}.jpg"), image, frame=i, time_s=i / 5)
-        ok = ImageResult("v.mp4", "a", 64, 48, Speed(1, 2, 3), box, frame=i, time_s=i / 5)
-        failed = ImageResult("v.mp4", "b", 64, 48, error="inference failed: boom", frame=i, time_s=i / 5)
-        outputs(frame, [ok, failed if i == 1 else ok])
-    outputs.close()
-    assert outputs.videos == [tmp_path / "side-by-side" / f"v{codec.suffix}"]
-    assert read_video(outputs.videos[0]) == (3, 2 * 64, 48, 5.0)
-    assert [p.source for p in outputs.pictures] == ["v.mp4, frame 1"]
-    assert [p.name for p in (tmp_path / "side-by-side" / "v").iterdir()] == ["000001.jpg"]
-    rows = read_jsonl(tmp_path / "detections" / "b.jsonl")
-    assert [r["frame"] for r in rows] == [0, 1, 2] and rows[1]["error"] == "inference failed: boom"

@@ -1,28 +1,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from conftest import SMALL_IMGSZ
 from labeled_data import Dataset, tiny_dataset, write_dataset
 
-from detect_cli.compare import (
-    CompareSettings,
-    SpeedStats,
-    clip_detections,
-    detections_to_coco,
-    evaluate,
-    match_detections,
-    run_comparison,
-    shared_class_names,
-)
-from detect_cli.errors import BadOptionError, LabelsError
-from detect_cli.labels import GroundTruth, load_labels
+from detect_cli.compare.accuracy import detections_to_coco, evaluate
+from detect_cli.compare.labels import GroundTruth, load_labels
+from detect_cli.compare.results import CompareSettings
+from detect_cli.compare.run import run_comparison
+from detect_cli.errors import LabelsError
+from detect_cli.geometry import clip_detections
 from detect_cli.models import PredictOptions, load, resolve
 from detect_cli.pipeline import image_frames
-from detect_cli.results import Detection, Speed
+from detect_cli.results import Detection
 from detect_cli.sources import discover_images
 
 
@@ -31,72 +24,6 @@ def det(cls: str, conf: float, box: tuple[float, float, float, float]) -> Detect
 
 
 BOX = (10.0, 10.0, 50.0, 50.0)
-NEAR = (12.0, 12.0, 52.0, 52.0)  # IoU with BOX ≈ 0.82
-FAR = (30.0, 30.0, 70.0, 70.0)  # IoU with BOX ≈ 0.14
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "matched", "only_a", "only_b"),
-    [
-        ([det("car", 0.9, BOX)], [det("car", 0.8, BOX)], 1, 0, 0),
-        ([det("car", 0.9, BOX)], [det("car", 0.8, NEAR)], 1, 0, 0),
-        ([det("car", 0.9, BOX)], [det("car", 0.8, FAR)], 0, 1, 1),
-        ([det("car", 0.9, BOX)], [det("bus", 0.8, BOX)], 0, 1, 1),  # same place, other class
-        ([det("car", 0.9, BOX), det("car", 0.5, BOX)], [det("car", 0.8, BOX)], 1, 1, 0),  # one-to-one
-        ([], [det("car", 0.8, BOX)], 0, 0, 1),
-        ([], [], 0, 0, 0),
-    ],
-)
-def test_matching_table(a, b, matched: int, only_a: int, only_b: int) -> None:  # type: ignore[no-untyped-def]
-    m = match_detections(a, b)
-    assert (len(m.matched), len(m.only_a), len(m.only_b)) == (matched, only_a, only_b)
-    flipped = match_detections(b, a)
-    assert (len(flipped.matched), len(flipped.only_a), len(flipped.only_b)) == (matched, only_b, only_a)
-
-
-def test_matching_takes_the_most_confident_pair_first() -> None:
-    a = [det("car", 0.3, NEAR), det("car", 0.9, BOX)]
-    b = [det("car", 0.9, BOX)]
-    m = match_detections(a, b)
-    assert m.matched == (("car", 1.0),) and m.only_a == (a[0],)
-
-
-def test_matching_ignores_classes_outside_the_shared_ones() -> None:
-    m = match_detections(
-        [det("car", 0.9, BOX), det("cat", 0.9, BOX)], [det("car", 0.9, BOX)], 0.5, frozenset({"car"})
-    )
-    assert len(m.matched) == 1 and m.only_a == () and m.only_b == ()
-
-
-def test_speed_stats() -> None:
-    speeds = [Speed(1.0, 10.0 * k, 2.0) for k in range(1, 11)]
-    stats = SpeedStats.from_calls(speeds, [20.0 * k for k in range(1, 11)])
-    assert stats.calls == 10 and stats.preprocess_ms == 1.0 and stats.inference_ms == 55.0
-    assert stats.latency_p50_ms == 110.0 and stats.latency_p95_ms == pytest.approx(191.0)
-    assert stats.images_per_s == pytest.approx(1000 / 110)
-
-
-def test_clip_detections_keeps_boxes_inside_the_image() -> None:
-    [d] = clip_detections([det("car", 0.9, (-5.0, 10.0, 70.0, 120.0))], 64, 100)
-    assert d.xyxy == (0.0, 10.0, 64, 100)
-
-
-def _fake(name: str, names: list[str]) -> SimpleNamespace:
-    return SimpleNamespace(name=name, names=dict(enumerate(names)))
-
-
-def test_differing_classes_are_compared_on_shared_names() -> None:
-    shared, notes = shared_class_names(
-        [_fake("a", ["person", "car", "dog"]), _fake("b", ["Car", "person", "cat"])]
-    )
-    assert shared == ("person", "car")
-    assert notes == [
-        "the models' classes differ (a has 3, b has 3): agreement and accuracy use the 2 class names "
-        "they share"
-    ]
-    assert shared_class_names([_fake("a", ["x"]), _fake("b", ["x"])]) == (("x",), [])
-    with pytest.raises(BadOptionError, match="share no class names"):
-        shared_class_names([_fake("a", ["person"]), _fake("b", ["cat"])])
 
 
 # --- accuracy against known answers ---------------------------------------------------------------
@@ -145,28 +72,6 @@ def test_only_the_given_class_names_are_scored(tmp_path: Path) -> None:
 
 def _detector(path: Path, conf: float = 0.01):  # type: ignore[no-untyped-def]
     return load(resolve(str(path), "rtdetr"), PredictOptions(conf=conf, imgsz=SMALL_IMGSZ, device="cpu"))
-
-
-def test_a_model_compared_with_itself_agrees_fully(rtdetr_pt: Path, images: Path) -> None:
-    detector = _detector(rtdetr_pt)
-    items = discover_images([str(images)])
-    seen = []
-    c = run_comparison(
-        [detector, detector],
-        image_frames(items),
-        CompareSettings(imgsz=SMALL_IMGSZ, conf=0.01, warmup=1, runs=2),
-        on_image=lambda frame, results: seen.append((frame.source, [r.model for r in results])),
-    )
-    [pair] = c.pairs
-    assert (pair.a, pair.b) == ("rtdetr-l-seed0", "rtdetr-l-seed0-2")
-    assert pair.overall.matched > 0 and pair.overall.only_a == pair.overall.only_b == 0
-    assert pair.overall.agreement == 1.0 and pair.overall.mean_iou == pytest.approx(1.0)
-    assert all(row.agreement == 1.0 for row in pair.per_class)
-    assert [m.speed.calls for m in c.models] == [8, 8]  # 4 images x 2 runs, warm-up excluded
-    assert c.models[0].detections == pair.overall.matched
-    assert c.models[0].info.params_m and c.models[0].info.params_m > 30  # RT-DETR-L: ~32 M
-    assert c.models[0].info.gflops and c.models[0].info.gflops > 0
-    assert len(seen) == 4 and c.failed == () and c.labels is None
 
 
 @pytest.fixture(scope="module")

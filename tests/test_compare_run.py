@@ -8,12 +8,14 @@ from pathlib import Path
 import cv2
 import pytest
 from conftest import SMALL_IMGSZ, make_image, make_video, read_video, truncate
-from test_report import external_refs
+from test_compare_report import external_refs
 
-from detect_cli.compare import CompareSettings
-from detect_cli.compare_job import CompareJob, run_compare, source_kind, spread
+from detect_cli.compare.results import CompareSettings
+from detect_cli.compare.run import CompareJob, run_compare, run_comparison, source_kind, spread
 from detect_cli.errors import BadOptionError
-from detect_cli.models import PredictOptions, resolve
+from detect_cli.models import PredictOptions, load, resolve
+from detect_cli.pipeline import image_frames
+from detect_cli.sources import discover_images
 from detect_cli.video import pick_codec
 from detect_cli.writers import read_jsonl
 
@@ -142,3 +144,32 @@ def test_labels_do_not_apply_to_a_video(tmp_path: Path) -> None:
     with pytest.raises(BadOptionError, match="--data gives labels for images; a video source has none"):
         run_compare(job)
     assert not (tmp_path / "out").exists(), "refused before anything was loaded or written"
+
+
+# --- the comparison loop on real models ----------------------------------------------------------------
+
+
+def _detector(path: Path, conf: float = 0.01):  # type: ignore[no-untyped-def]
+    return load(resolve(str(path), "rtdetr"), PredictOptions(conf=conf, imgsz=SMALL_IMGSZ, device="cpu"))
+
+
+def test_a_model_compared_with_itself_agrees_fully(rtdetr_pt: Path, images: Path) -> None:
+    detector = _detector(rtdetr_pt)
+    items = discover_images([str(images)])
+    seen = []
+    c = run_comparison(
+        [detector, detector],
+        image_frames(items),
+        CompareSettings(imgsz=SMALL_IMGSZ, conf=0.01, warmup=1, runs=2),
+        on_image=lambda frame, results: seen.append((frame.source, [r.model for r in results])),
+    )
+    [pair] = c.pairs
+    assert (pair.a, pair.b) == ("rtdetr-l-seed0", "rtdetr-l-seed0-2")
+    assert pair.overall.matched > 0 and pair.overall.only_a == pair.overall.only_b == 0
+    assert pair.overall.agreement == 1.0 and pair.overall.mean_iou == pytest.approx(1.0)
+    assert all(row.agreement == 1.0 for row in pair.per_class)
+    assert [m.speed.calls for m in c.models] == [8, 8]  # 4 images x 2 runs, warm-up excluded
+    assert c.models[0].detections == pair.overall.matched
+    assert c.models[0].info.params_m and c.models[0].info.params_m > 30  # RT-DETR-L: ~32 M
+    assert c.models[0].info.gflops and c.models[0].info.gflops > 0
+    assert len(seen) == 4 and c.failed == () and c.labels is None

@@ -1,0 +1,26 @@
+"""`detect compare`: several detectors on the same inputs — speed, agreement, accuracy.
+
+    results    what was measured, as frozen dataclasses (`Comparison` is report.json)
+    agreement  the models' boxes matched pair by pair (through `detect_cli.geometry`)
+    accuracy   scores against labels with pycocotools; labels reads them (YOLO data.yaml, COCO json)
+    run        the comparison loop (`run_comparison`) and the command's job (`CompareJob`, `run_compare`)
+    outputs    what is written as the run goes: detections, side-by-side pictures and videos
+    report     presenting a `Comparison`: tables, plots, report.md/html/json
+
+Modules point down the list in reverse: run uses all of them; report and outputs use results.
+"""
+
+from detect_cli.compare.report import rich_tables, write_report
+from detect_cli.compare.results import CompareSettings, Comparison
+from detect_cli.compare.run import CompareJob, CompareRun, run_compare, run_comparison
+
+__all__ = [
+    "CompareJob",
+    "CompareRun",
+    "CompareSettings",
+    "Comparison",
+    "rich_tables",
+    "run_compare",
+    "run_comparison",
+    "write_report",
+]

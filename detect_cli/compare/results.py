@@ -1,0 +1,212 @@
+"""What `detect compare` measured, as frozen dataclasses: speed, agreement and accuracy per model and pair,
+the settings, and the whole `Comparison` (`to_dict` is report.json). No logic beyond summing up."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from detect_cli.geometry import MATCH_IOU
+from detect_cli.results import Speed
+
+EVAL_CONF = 0.001  # as `yolo val`: mAP needs the whole precision-recall curve, so keep nearly every box
+
+
+@dataclass(frozen=True, slots=True)
+class SpeedStats:
+    """Per-image timings of one model. Stages as ultralytics measures them; latency is the wall time of
+    one `predict` call on one image (stages plus the Python around them); images/s is 1000 / its mean."""
+
+    calls: int
+    preprocess_ms: float
+    inference_ms: float
+    postprocess_ms: float
+    latency_mean_ms: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    images_per_s: float
+
+    @classmethod
+    def from_calls(cls, speeds: Sequence[Speed], wall_ms: Sequence[float]) -> SpeedStats:
+        import numpy as np
+
+        if not speeds:
+            return cls(0, *([float("nan")] * 7))
+        wall = np.asarray(wall_ms, dtype=float)
+        mean = float(wall.mean())
+        return cls(
+            calls=len(speeds),
+            preprocess_ms=float(np.mean([s.preprocess for s in speeds])),
+            inference_ms=float(np.mean([s.inference for s in speeds])),
+            postprocess_ms=float(np.mean([s.postprocess for s in speeds])),
+            latency_mean_ms=mean,
+            latency_p50_ms=float(np.percentile(wall, 50)),
+            latency_p95_ms=float(np.percentile(wall, 95)),
+            images_per_s=1000.0 / mean if mean > 0 else float("nan"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What was compared: the model, its size, and how it was run."""
+
+    label: str
+    name: str
+    family: str
+    location: str
+    official: bool
+    untrained: bool
+    classes: int
+    params_m: float | None
+    gflops: float | None
+    device: str
+    backend: str
+    precision: str
+    imgsz: int
+    published_map50_95: float | None = None
+    published_source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClassAgreement:
+    class_name: str
+    matched: int
+    only_a: int
+    only_b: int
+    mean_iou: float | None
+
+    @property
+    def agreement(self) -> float | None:
+        """Share of both models' detections that have a partner in the other: 2·matched / (n_a + n_b)."""
+        total = 2 * self.matched + self.only_a + self.only_b
+        return 2 * self.matched / total if total else None
+
+
+@dataclass(frozen=True, slots=True)
+class PairAgreement:
+    """Model A vs model B over all images: one-to-one matches (same class, IoU ≥ 0.5, most confident
+    pairs first), boxes only one of them found, and the mean IoU of the matches."""
+
+    a: str
+    b: str
+    images: int
+    overall: ClassAgreement
+    per_class: tuple[ClassAgreement, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClassAccuracy:
+    class_name: str
+    instances: int
+    map50_95: float | None
+    map50: float | None
+    precision: float | None
+    recall: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Accuracy:
+    """COCO-style scores against the labels. mAP uses every box down to `eval_conf` (as `yolo val`);
+    precision and recall are at IoU 0.5 for the boxes at or above `conf`, the threshold the user runs
+    with. Overall values are means over the classes that have labels (as ultralytics reports them)."""
+
+    map50_95: float
+    map50: float
+    precision: float
+    recall: float
+    conf: float
+    eval_conf: float
+    images: int
+    instances: int
+    per_class: tuple[ClassAccuracy, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelResult:
+    info: ModelInfo
+    speed: SpeedStats
+    images_ok: int
+    images_failed: int
+    detections: int
+    detections_per_class: dict[str, int]
+    accuracy: Accuracy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompareSettings:
+    """The same for every model."""
+
+    imgsz: int = 640
+    conf: float = 0.25
+    warmup: int = 2
+    runs: int = 1
+    eval_conf: float = EVAL_CONF
+    match_iou: float = MATCH_IOU
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRun:
+    """How video sources were compared: each processed frame is one input. `side_by_side` names the
+    side-by-side videos written (relative to the report folder), `codec` the codec they use."""
+
+    videos: int
+    vid_stride: int = 1
+    max_frames: int | None = None
+    side_by_side: tuple[str, ...] = ()
+    codec: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """A side-by-side picture kept for report.html (scaled down, JPEG), with its caption."""
+
+    source: str
+    jpeg: bytes
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything `detect compare` measured; `to_dict` is report.json. `inputs` counts the images, or
+    for a video source (`video` set) the frames, that went through the comparison."""
+
+    settings: CompareSettings
+    models: tuple[ModelResult, ...]
+    pairs: tuple[PairAgreement, ...]
+    shared_classes: tuple[str, ...]
+    inputs: int
+    failed: tuple[tuple[str, str], ...]
+    labels: str | None = None
+    notes: tuple[str, ...] = ()
+    interrupted: bool = False
+    video: VideoRun | None = None
+
+    @property
+    def unit(self) -> str:
+        """What one input is: "image", or "frame" for video sources."""
+        return "frame" if self.video else "image"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _rounded(asdict(self))
+        for pair, raw in zip(d["pairs"], self.pairs, strict=True):
+            pair["overall"]["agreement"] = _round(raw.overall.agreement)
+            for row, c in zip(pair["per_class"], raw.per_class, strict=True):
+                row["agreement"] = _round(c.agreement)
+        d["failed"] = [{"source": s, "error": e} for s, e in self.failed]
+        return d
+
+
+def _round(v: float | None, nd: int = 4) -> float | None:
+    if v is None or v != v:  # NaN has no JSON spelling: say "not measured"
+        return None
+    return round(v, nd)
+
+
+def _rounded(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return _round(obj)
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_rounded(v) for v in obj]
+    return obj

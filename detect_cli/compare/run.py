@@ -1,0 +1,534 @@
+"""`detect compare` end to end: SOURCE arguments → images or videos → one stream of frames → the models
+(`run_comparison`) → detections, side-by-side pictures or videos, and the report.
+
+The inputs arrive as one stream of `Frame`s, decoded images or video frames alike; each frame is decoded
+once and given to every model. The models are run frame by frame, interleaved (their order rotates from
+one frame to the next), so drift on a busy machine hits all of them alike. Speed comes from timed calls
+after warm-up; agreement from one-to-one matching of their detections (agreement.py); accuracy, when
+labels are given, from pycocotools on COCO-format results (accuracy.py). report.py presents the result.
+
+A run compares images or videos, never both: what one input is (an image, or a video frame) decides
+what the numbers mean, and labels apply to images only. Videos are opened before any model loads (a
+bad source fails fast), decoded once in a background thread (`video.video_frames`), and every model
+gets the same decoded frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Literal
+
+from detect_cli import video
+from detect_cli.backends import Plan, load_detector
+from detect_cli.compare.accuracy import detections_to_coco, evaluate
+from detect_cli.compare.agreement import AgreementTally, match_detections, shared_class_names
+from detect_cli.compare.labels import GroundTruth, load_labels
+from detect_cli.compare.outputs import CompareOutputs
+from detect_cli.compare.report import HTML_PICTURES, REPORT_FILES, REPORT_RECORD, write_report
+from detect_cli.compare.results import (
+    CompareSettings,
+    Comparison,
+    ModelInfo,
+    ModelResult,
+    Picture,
+    SpeedStats,
+    VideoRun,
+)
+from detect_cli.errors import BadOptionError, LabelsError, NoInputsError
+from detect_cli.geometry import clip_detections
+from detect_cli.jobs.common import option_warnings
+from detect_cli.models import COCO_VAL_SOURCE, Detector, ModelRef, PredictOptions, get_spec
+from detect_cli.pipeline import Frame, Progress, image_frames
+from detect_cli.results import ImageResult, Speed
+from detect_cli.rundir import check_plan, planned_folder, run_folder
+from detect_cli.signals import Stop, stop_on_signals
+from detect_cli.sources import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_URL_TIMEOUT_S,
+    URL_SCHEMES,
+    VIDEO_SUFFIXES,
+    ImageInput,
+    VideoInput,
+    discover_images,
+    discover_videos,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+# --- model facts ----------------------------------------------------------------------------------
+
+
+def model_info(label: str, detector: Detector) -> ModelInfo:
+    """Params (M) and GFLOPs from ultralytics' own counters, for PyTorch models; None for exported ones."""
+    import torch
+    from ultralytics.utils.torch_utils import get_flops, get_num_params
+
+    params_m = gflops = None
+    net = getattr(detector.model, "model", None)
+    if isinstance(net, torch.nn.Module):
+        params_m = get_num_params(net) / 1e6
+        gflops = get_flops(net, detector.options.imgsz) or None  # 0.0 means "could not count"
+    spec = get_spec(detector.ref.name) if detector.ref.official else None
+    o = detector.options
+    return ModelInfo(
+        label=label,
+        name=detector.ref.name,
+        family=detector.family,
+        location=detector.ref.location,
+        official=detector.ref.official,
+        untrained=detector.ref.untrained,
+        classes=len(detector.names),
+        params_m=params_m,
+        gflops=gflops,
+        device=o.device,
+        backend=detector.backend,
+        precision=detector.precision,
+        imgsz=o.imgsz,
+        published_map50_95=spec.published_map if spec else None,
+        published_source=COCO_VAL_SOURCE if spec else None,
+    )
+
+
+def unique_labels(names: Sequence[str]) -> list[str]:
+    """Display names, made unique (a model compared with itself is 'x' and 'x-2')."""
+    seen: Counter[str] = Counter()
+    out = []
+    for n in names:
+        seen[n] += 1
+        out.append(n if seen[n] == 1 else f"{n}-{seen[n]}")
+    return out
+
+
+# --- the comparison loop ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _conf(detector: Detector, conf: float) -> Iterator[None]:
+    """Run a detector at another confidence threshold for a while (the accuracy pass)."""
+    saved = detector.options
+    detector.options = replace(saved, conf=conf)
+    try:
+        yield
+    finally:
+        detector.options = saved
+
+
+class _ModelTally:
+    def __init__(self) -> None:
+        self.speeds: list[Speed] = []
+        self.wall_ms: list[float] = []
+        self.ok = 0
+        self.failed = 0
+        self.per_class: Counter[str] = Counter()
+        self.eval_rows: list[np.ndarray] = []
+
+
+ImageCallback = Callable[[Frame, Sequence[ImageResult]], None]
+
+
+def run_comparison(
+    detectors: Sequence[Detector],
+    frames: Iterable[Frame],
+    settings: CompareSettings,
+    labels: GroundTruth | None = None,
+    on_image: ImageCallback | None = None,
+    progress: Progress | None = None,
+    total: int | None = None,
+    stop: Stop | None = None,
+) -> Comparison:
+    """Run every detector on every frame and measure. `frames` are decoded images
+    (`pipeline.image_frames`) or video frames (`video.video_frames`); `total` is their number when
+    known, for the progress bar. `on_image` gets each frame and the per-model results (in `detectors`
+    order), e.g. to draw side-by-side pictures or a side-by-side video as the run goes. `stop` is the
+    run's stop flag (`signals.stop_on_signals`); without one, the comparison installs its own."""
+    if len(detectors) < 2:
+        raise BadOptionError("compare needs at least two models")
+    labels_ = unique_labels([d.name for d in detectors])
+    shared, notes = shared_class_names(detectors)
+    shared_keys = frozenset(n.casefold() for n in shared)
+    category_by_name: dict[str, int] = {}
+    if labels is not None:
+        category_by_name = {
+            n.casefold(): c for c, n in labels.categories.items() if n.casefold() in shared_keys
+        }
+        if not category_by_name:
+            raise LabelsError(f"the labels ({labels.path}) share no class names with the models")
+        notes += list(labels.notes)
+        unknown = [n for n in labels.categories.values() if n.casefold() not in shared_keys]
+        if unknown:
+            notes.append(
+                f"{len(unknown)} label classes are not known to every model and are not scored: "
+                + ", ".join(unknown[:8])
+                + (" …" if len(unknown) > 8 else "")
+            )
+    tallies = [_ModelTally() for _ in detectors]
+    pairs = [(i, j) for i in range(len(detectors)) for j in range(i + 1, len(detectors))]
+    agreement = {p: AgreementTally(labels_[p[0]], labels_[p[1]]) for p in pairs}
+    failed: list[tuple[str, str]] = []
+    evaluated_ids: list[int] = []
+    warmed = False
+    interrupted = False
+    seen = 0
+    if progress:
+        progress.start(total)
+    # A first Ctrl-C finishes the frame in hand (so the numbers, detections and side-by-side video
+    # cover the same frames), a second stops at once; the report covers what was done either way.
+    try:
+        with contextlib.nullcontext(stop) if stop is not None else stop_on_signals() as stop:
+            for n, frame in enumerate(frames):
+                if frame.image is not None and not warmed:
+                    for d in detectors:
+                        for _ in range(settings.warmup):
+                            d.predict([frame.image])
+                    warmed = True
+                results = _run_one(detectors, tallies, frame, settings, n)
+                errors = [r.error for r in results if r.error]
+                if errors:
+                    failed.append((frame.source, errors[0]))
+                else:
+                    for (i, j), tally in agreement.items():
+                        tally.add(
+                            match_detections(
+                                results[i].detections, results[j].detections, settings.match_iou, shared_keys
+                            )
+                        )
+                    if labels is not None and frame.source in labels.image_ids:
+                        image_id = labels.image_ids[frame.source]
+                        evaluated_ids.append(image_id)
+                        for d, t in zip(detectors, tallies, strict=True):
+                            with _conf(d, settings.eval_conf):
+                                [(dets, _)] = d.predict([frame.image])
+                            h, w = frame.image.shape[:2]
+                            dets = clip_detections(dets, w, h)
+                            t.eval_rows.append(detections_to_coco(dets, image_id, category_by_name))
+                if on_image:
+                    on_image(frame, results)
+                seen += 1
+                if progress:
+                    progress.advance(next((r for r in results if not r.ok), results[0]))
+                if stop.is_set():
+                    break
+            interrupted = interrupted or stop.is_set()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if progress:
+            progress.stop()
+    models = []
+    for label, d, t in zip(labels_, detectors, tallies, strict=True):
+        accuracy = None
+        if labels is not None and evaluated_ids:
+            import numpy as np
+
+            accuracy = evaluate(
+                labels,
+                np.concatenate(t.eval_rows) if t.eval_rows else np.zeros((0, 7)),
+                shared,
+                evaluated_ids,
+                conf=settings.conf,
+                eval_conf=settings.eval_conf,
+                max_det=d.options.max_det,
+            )
+        models.append(
+            ModelResult(
+                info=model_info(label, d),
+                speed=SpeedStats.from_calls(t.speeds, t.wall_ms),
+                images_ok=t.ok,
+                images_failed=t.failed,
+                detections=sum(t.per_class.values()),
+                detections_per_class=dict(t.per_class.most_common()),
+                accuracy=accuracy,
+            )
+        )
+    if labels is not None and not evaluated_ids and not interrupted:
+        raise LabelsError("labels do not match the images: no labelled image could be read")
+    return Comparison(
+        settings=settings,
+        models=tuple(models),
+        pairs=tuple(agreement[p].result() for p in pairs),
+        shared_classes=shared,
+        inputs=seen,
+        failed=tuple(failed),
+        labels=labels.path if labels else None,
+        notes=tuple(notes),
+        interrupted=interrupted,
+    )
+
+
+def _run_one(
+    detectors: Sequence[Detector],
+    tallies: Sequence[_ModelTally],
+    frame: Frame,
+    settings: CompareSettings,
+    n: int,
+) -> list[ImageResult]:
+    """Every model on one frame, `runs` timed calls each, in an order that rotates with `n`."""
+    results: list[ImageResult | None] = [None] * len(detectors)
+    order = [(n + k) % len(detectors) for k in range(len(detectors))]
+    for i in order:
+        d, t = detectors[i], tallies[i]
+        at = {"frame": frame.frame, "time_s": frame.time_s}  # set for video frames
+        if frame.image is None:
+            results[i] = ImageResult(frame.source, d.name, error=frame.error, **at)
+            t.failed += 1
+            continue
+        h, w = frame.image.shape[:2]
+        try:
+            for run in range(settings.runs):
+                start = time.perf_counter()
+                [(dets, speed)] = d.predict([frame.image])
+                t.wall_ms.append((time.perf_counter() - start) * 1000)
+                t.speeds.append(speed)
+                if run == 0:
+                    boxes = clip_detections(dets, w, h)
+                    results[i] = ImageResult(frame.source, d.name, w, h, speed, boxes, **at)
+        except Exception as e:  # one failing input must not end the comparison; it is recorded
+            results[i] = ImageResult(
+                frame.source, d.name, w, h, error=f"inference failed: {type(e).__name__}: {e}", **at
+            )
+            t.failed += 1
+            continue
+        t.ok += 1
+        t.per_class.update(x.class_name for x in results[i].detections)  # type: ignore[union-attr]
+    return [r for r in results if r is not None]
+
+
+# --- the command's job ----------------------------------------------------------------------------
+
+SourceKind = Literal["images", "videos"]
+
+
+@dataclass(frozen=True)
+class CompareJob:
+    """Everything `detect compare` needs, as plain values."""
+
+    sources: tuple[str, ...]
+    models: tuple[ModelRef, ...]
+    options: PredictOptions
+    settings: CompareSettings
+    data: Path | None = None  # labels: a YOLO data.yaml ...
+    coco: Path | None = None  # ... or a COCO annotations json (images only)
+    out: Path | None = None  # None: a new detect-runs/compare[-N]
+    exist_ok: bool = False
+    save: bool = True  # side-by-side pictures, or for videos the side-by-side video
+    recursive: bool = True
+    url_timeout: float = DEFAULT_URL_TIMEOUT_S
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    vid_stride: int = 1
+    max_frames: int | None = None
+    reconnects: int = 3
+    plan: Plan = field(default_factory=Plan)  # the same backend for every model, decided once
+    classes: str | None = None  # --classes, resolved against each model's names
+    iou_given: bool = False
+
+
+@dataclass
+class CompareRun:
+    """A finished (or interrupted) comparison and where its report went."""
+
+    comparison: Comparison
+    out: Path
+    pictures: list[Picture]
+    signum: int | None = None  # the signal that stopped the run, when one did
+
+
+# --- what the sources are -------------------------------------------------------------------------
+
+
+def _url_suffix(url: str) -> str:
+    return PurePosixPath(urllib.parse.urlsplit(url).path).suffix.lower()
+
+
+def _is_video(item: VideoInput) -> bool:
+    """A webcam, a stream (rtsp, rtmp), a URL to a video file, or a file with a video suffix. An http(s)
+    URL without a video suffix is taken for an image, as `detect image` takes it."""
+    if item.webcam is not None:
+        return True
+    if item.url:
+        return item.url_is_file or urllib.parse.urlsplit(item.url).scheme.lower() not in URL_SCHEMES
+    return item.path is not None and item.path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _is_image(item: ImageInput) -> bool:
+    if item.url:
+        return _url_suffix(item.url) not in VIDEO_SUFFIXES
+    return item.path is not None and item.path.suffix.lower() not in VIDEO_SUFFIXES
+
+
+def source_kind(sources: Sequence[str], recursive: bool = True) -> SourceKind:
+    """Whether the sources name images or videos. Both at once is refused (BadOptionError, exit 2):
+    compare them in two runs. Sources that name nothing usable count as images, so the image run
+    reports them as it always has."""
+
+    def found(discover: Callable[[Sequence[str], bool], list]) -> list:  # type: ignore[type-arg]
+        try:
+            return [item for item in discover(sources, recursive) if item.error is None]
+        except NoInputsError:
+            return []
+
+    videos = [v for v in found(discover_videos) if _is_video(v)]
+    images = [i for i in found(discover_images) if _is_image(i)]
+    if videos and images:
+        raise BadOptionError(
+            f"compare takes images or videos, not both in one run ({videos[0].source} is a video, "
+            f"{images[0].source} an image): compare them in two runs"
+        )
+    return "videos" if videos else "images"
+
+
+# --- the inputs as frames -------------------------------------------------------------------------
+
+
+@dataclass
+class _Inputs:
+    frames: Iterator[Frame]
+    total: int | None  # frames to compare, when known
+    images: list[ImageInput] = field(default_factory=list)  # for matching labels
+    fps: dict[str, float] = field(default_factory=dict)  # per video source: its fps / stride
+    videos: int = 0
+    notes: list[str] = field(default_factory=list)  # e.g. a live stream that stopped
+    video_items: list[VideoInput] = field(default_factory=list)
+
+
+def _exclude(job: CompareJob) -> tuple[Path, ...]:
+    return (job.out,) if job.out else ()
+
+
+@contextlib.contextmanager
+def _image_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
+    items = discover_images(job.sources, job.recursive, exclude=_exclude(job))
+    frames = image_frames(items, job.url_timeout, job.max_pixels, stop)
+    with contextlib.closing(frames):
+        yield _Inputs(frames, len(items), images=items)
+
+
+@contextlib.contextmanager
+def _video_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
+    """The videos opened (URLs downloaded into a temporary folder that lives as long as the run) and
+    their frames decoded ahead in a thread, which closing the stream stops however the run ends."""
+    items = discover_videos(job.sources, job.recursive, exclude=_exclude(job))
+    with tempfile.TemporaryDirectory(prefix="detect-compare-") as workdir:
+        videos = video.open_videos(items, Path(workdir), job.url_timeout, job.max_pixels)
+        opened = [v for v in videos if isinstance(v, video.OpenedVideo)]
+        counts = [video.frames_to_process(v.info, job.vid_stride, job.max_frames) for v in opened]
+        total = None if None in counts else sum(c or 0 for c in counts) + len(videos) - len(opened)
+        notes: list[str] = []
+        frames = video.video_frames(
+            videos, job.vid_stride, job.max_frames, job.reconnects, job.url_timeout, notes.append, stop=stop
+        )
+        with contextlib.closing(frames):
+            yield _Inputs(
+                frames,
+                total,
+                fps={v.item.source: video.output_fps(v.info, job.vid_stride) for v in opened},
+                videos=len(videos),
+                notes=notes,
+                video_items=items,
+            )
+
+
+def spread(total: int, k: int) -> list[int]:
+    """k indexes spread evenly over range(total), first and last included (all of them when total <= k)."""
+    if total <= k:
+        return list(range(total))
+    if k == 1:
+        return [0]
+    return [round(i * (total - 1) / (k - 1)) for i in range(k)]
+
+
+# --- the command: sources → frames → the loop → the report ------------------------------------------
+
+INTERRUPT_NOTE = "stopping: finishing the frame in hand, then the report (Ctrl-C again to stop at once)"
+
+
+def _outputs(out: Path, inputs: _Inputs, video_suffix: str | None) -> Iterator[Path]:
+    """The files a comparison writes (for the check that none of them is an input)."""
+    yield from (out / name for name in REPORT_FILES)
+    for item in inputs.images:
+        yield out / "side-by-side" / item.rel_path.with_suffix(".jpg")
+    for item in inputs.video_items:
+        if video_suffix:
+            yield out / "side-by-side" / item.rel_path.with_name(item.rel_path.name + video_suffix)
+
+
+def run_compare(
+    job: CompareJob,
+    progress: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> CompareRun:
+    """Check the sources, load the models, compare, and write the report into the run folder."""
+    if len(job.models) < 2:
+        raise BadOptionError("compare needs at least two models")
+    labelled = job.data is not None or job.coco is not None
+    kind = source_kind(job.sources, job.recursive)
+    if kind == "videos" and labelled:
+        option = "--data" if job.data is not None else "--coco"
+        raise BadOptionError(
+            f"{option} gives labels for images; a video source has none, so leave it out "
+            "(speed and agreement are still measured)"
+        )
+    if kind == "images" and (job.vid_stride != 1 or job.max_frames is not None) and warn:
+        warn("--vid-stride and --max-frames apply to video sources; they are ignored for images")
+    stop = Stop()  # the signal handlers go up once the models are loaded; reading ahead watches it
+    with (_video_inputs if kind == "videos" else _image_inputs)(job, stop) as inputs:
+        labels = load_labels(inputs.images, job.data, job.coco) if labelled else None
+        detectors = [load_detector(ref, job.options, job.plan, job.classes, warn) for ref in job.models]
+        warned: set[str] = set()
+        for d in detectors:
+            for note in option_warnings(d, job.iou_given):
+                if note not in warned and warn:
+                    warn(note)
+                warned.add(note)
+        codec = None
+        if kind == "videos" and job.save:
+            codec = video.pick_codec()
+        planned = planned_folder(job.out, "compare", job.exist_ok)
+        if planned is not None:
+            paths = _outputs(planned, inputs, codec.suffix if codec else None)
+            check_plan(
+                planned, job.sources, [*inputs.images, *inputs.video_items], paths, record=REPORT_RECORD
+            )
+        with run_folder(job.out, "compare", job.exist_ok, record=REPORT_RECORD) as out:
+            pictures_at = None  # report.html shows a few pictures: over a video, spread, not its first frames
+            if kind == "videos" and inputs.total:
+                pictures_at = spread(inputs.total, HTML_PICTURES)
+            outputs = CompareOutputs(
+                out,
+                unique_labels([d.name for d in detectors]),
+                save=job.save,
+                picture_indexes=pictures_at,
+                video_fps=inputs.fps,
+                codec=codec,
+            )
+            with stop_on_signals(lambda: warn(INTERRUPT_NOTE) if warn else None, stop):
+                try:
+                    comparison = run_comparison(
+                        detectors, inputs.frames, job.settings, labels, outputs, progress, inputs.total, stop
+                    )
+                finally:
+                    outputs.close()
+                if outputs.problems:  # pictures that could not be written: those inputs failed
+                    comparison = replace(comparison, failed=(*comparison.failed, *outputs.problems))
+                if kind == "videos":
+                    comparison = replace(
+                        comparison,
+                        notes=(*comparison.notes, *inputs.notes),
+                        video=VideoRun(
+                            videos=inputs.videos,
+                            vid_stride=job.vid_stride,
+                            max_frames=job.max_frames,
+                            side_by_side=tuple(p.relative_to(out).as_posix() for p in outputs.videos),
+                            codec=str(codec) if codec else None,
+                        ),
+                    )
+                write_report(comparison, out, outputs.pictures)
+    return CompareRun(comparison, out, outputs.pictures, stop.signum)
