@@ -23,6 +23,8 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from detect_cli.errors import OutputError
+from detect_cli.models import is_coco80
+from detect_cli.render import draw_detections
 from detect_cli.results import ImageResult
 
 if TYPE_CHECKING:
@@ -289,8 +291,6 @@ class CocoWriter(_WholeFile):
         self._f.write("[")
         self._first = True
         self._n = 0
-        from detect_cli.models import is_coco80
-
         self._category = coco80_to_coco91() if is_coco80(names) else None
 
     def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
@@ -325,8 +325,6 @@ class AnnotatedImageWriter(Sink):
         if image is None or not result.ok:
             return
         import cv2
-
-        from detect_cli.render import draw_detections
 
         first, fallback = self.targets(self.root, rel_path)
         drawn = draw_detections(image, result.detections)
@@ -372,8 +370,6 @@ class AnnotatedVideoWriter(Sink):
         if image is None:
             return
         import cv2
-
-        from detect_cli.render import draw_detections
 
         if rel_path.parent != self._key:
             self._finish()

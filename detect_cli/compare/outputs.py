@@ -16,12 +16,10 @@ from detect_cli.pipeline import Frame
 from detect_cli.render import side_by_side
 from detect_cli.results import ImageResult
 from detect_cli.threads import ThreadedSink
-from detect_cli.writers import RUN_FAULTS, AnnotatedVideoWriter, JsonlWriter, Sink, atomic_write_bytes
+from detect_cli.writers import RUN_FAULTS, AnnotatedVideoWriter, Codec, JsonlWriter, Sink, atomic_write_bytes
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from detect_cli.writers import Codec
 
 
 @dataclass
