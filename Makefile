@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format clean bench-batch bench-backends
+.PHONY: install run test coverage lint format clean bench-batch bench-backends
 
 install: $(STAMP)
 
@@ -29,8 +29,14 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# One worker per core; a test file stays on one worker, so each session fixture (seeded models,
+# exports) is built once per worker at most.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
+
+# What the suite covers, line by line (the same tests, with coverage).
+coverage: install
+	$(BIN)/python -m pytest -n auto --dist loadfile --cov=detect_cli --cov-report=term
 
 # Batch throughput vs ultralytics' own predict, pipeline vs bare model forward, peak RSS 50 vs 1000 images.
 bench-batch: install

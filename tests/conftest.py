@@ -67,6 +67,15 @@ def images(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture
+def fake_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """{"rtdetr": path, "yolo": path}: weights files that load as the fake detector (tests/fakes.py),
+    named like the seeded models, for tests of the plumbing rather than of the models."""
+    from fakes import install
+
+    return install(monkeypatch, tmp_path / "fake-weights")
+
+
 def _save_seeded(tmp_path_factory: pytest.TempPathFactory, cfg: str, family: str) -> Path:
     import torch
     from ultralytics import RTDETR, YOLO

@@ -23,8 +23,10 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def detect(rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Run `detect <command> ...` in-process with a seeded model at a small imgsz; returns (result, out)."""
+def detect(fake_models: dict[str, Path], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run `detect <command> ...` in-process (the fake detector: these tests are about the plumbing);
+    returns (result, out)."""
+    rtdetr_pt, yolo_pt = fake_models["rtdetr"], fake_models["yolo"]
 
     def go(
         *args: str, command: tuple[str, ...] = ("image",), model: str | None = None, out: Path | None = None
@@ -128,7 +130,7 @@ def test_json_stdout_is_only_result_lines(backend: str, images: Path, tmp_path: 
             str(images),
             "--json",
             "-m",
-            "rtdetr-l.yaml",
+            "yolo11.yaml",  # the smallest model to export (this is about stdout, not the model)
             "--imgsz",
             str(SMALL_IMGSZ),
             "-o",

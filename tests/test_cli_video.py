@@ -22,8 +22,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def detect_video(rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Run `detect [yolo] video ...` in-process with a seeded model at a small imgsz."""
+def detect_video(fake_models: dict[str, Path], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run `detect [yolo] video ...` in-process (the fake detector: these tests are about the plumbing)."""
+    rtdetr_pt, yolo_pt = fake_models["rtdetr"], fake_models["yolo"]
 
     def go(*args: str, yolo: bool = False, out: Path | None = None):  # type: ignore[no-untyped-def]
         out = out or tmp_path / "out"
