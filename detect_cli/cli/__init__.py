@@ -10,6 +10,7 @@ import typer
 
 from detect_cli import __version__
 from detect_cli.cli.compare import compare
+from detect_cli.cli.explain import explain
 from detect_cli.cli.image import make_image_command
 from detect_cli.cli.options import State, handle_errors
 from detect_cli.cli.video import make_video_command
@@ -33,6 +34,7 @@ yolo_app.command("image")(make_image_command("yolo", "yolo-image"))
 app.command("video")(make_video_command("rtdetr", "video"))
 yolo_app.command("video")(make_video_command("yolo", "yolo-video"))
 app.command("compare")(compare)
+app.command("explain")(explain)
 
 
 def _version(value: bool) -> None:
