@@ -422,7 +422,8 @@ def yolo_activation(detector: Detector, image: np.ndarray) -> YoloActivation:
     """YOLO's detections and EigenCAM over its neck outputs (the Detect head's inputs), image-sized.
 
     Each level's map is upsampled to the network input and the levels averaged; ultralytics' own mask
-    rescaling (`scale_masks`) then undoes the letterbox, as it does for segmentation masks.
+    rescaling (`scale_masks`) then undoes the letterbox, as it does for segmentation masks, and the
+    result is scaled to [0, 1].
     """
     import torch
     import torch.nn.functional as F
@@ -449,7 +450,8 @@ def yolo_activation(detector: Detector, image: np.ndarray) -> YoloActivation:
         maps.append(F.interpolate(cam[None, None], size=size, mode="bilinear", align_corners=False))
         variances.append(variance)
     mean = torch.stack(maps).mean(0)
-    heat = scale_masks(mean, image.shape[:2])[0, 0].clamp(0, 1).numpy()
+    heat = scale_masks(mean, image.shape[:2])[0, 0].clamp(min=0)
+    heat = (heat / heat.max() if heat.max() > 0 else heat).numpy()  # as EigenCAM scales the level mean
     return YoloActivation(detector.name, tuple(detections), heat, tuple(variances))
 
 
