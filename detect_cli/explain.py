@@ -497,7 +497,7 @@ def _sampling_panel(image: np.ndarray, explained: Sequence[ExplainedDetection]) 
     from ultralytics.utils.plotting import colors
 
     out = draw_detections(image, [e.detection for e in explained])
-    unit = max(image.shape[:2]) / 60  # radius of a point holding a whole head's weight
+    unit = max(image.shape[:2]) / 30  # radius of a point holding a whole head's weight
     h, w = image.shape[:2]
     for e in explained:
         colour = colors(e.detection.class_id, True)
