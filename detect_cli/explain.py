@@ -26,7 +26,7 @@ from detect_cli.errors import BadOptionError, InputError
 from detect_cli.models import Detector
 from detect_cli.render import draw_detections, draw_title
 from detect_cli.results import Detection
-from detect_cli.sources import discover_images, read_image
+from detect_cli.sources import ImageInput, read_image
 from detect_cli.writers import JsonlWriter, atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -585,7 +585,7 @@ def picture_path(rel_path: PurePosixPath) -> PurePosixPath:
 
 
 def explain_images(
-    sources: Sequence[str],
+    items: Sequence[ImageInput],
     rtdetr: Detector,
     out: Path,
     yolo: Detector | None = None,
@@ -593,11 +593,10 @@ def explain_images(
     echo: Callable[[str], None] | None = None,
     on_image: Callable[[ImageExplanation], None] | None = None,
 ) -> ExplainRun:
-    """Explain each image of `sources` into `out` (a prepared folder): a picture per image and one
-    explain.jsonl line per image. Loaded detectors are passed in, so `detect compare` can reuse its own."""
+    """Explain each input (from `sources.discover_images`) into `out`, a prepared folder: a picture and
+    an explain.jsonl line per image. Models come loaded, so `detect compare` can pass its own."""
     import cv2
 
-    items = discover_images(sources)
     pictures: list[Path | None] = []
     failed = 0
     with ExplainWriter(out / EXPLAIN_JSONL, echo=echo) as writer:

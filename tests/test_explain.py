@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from detect_cli import explain as ex
 from detect_cli.cli import app
 from detect_cli.models import Detector, PredictOptions, load, resolve
+from detect_cli.sources import discover_images
 
 IMGSZ = 96  # three RT-DETR levels of 12x12, 6x6, 3x3 tokens; AIFI sees the 3x3 one
 runner = CliRunner()
@@ -234,7 +235,7 @@ def test_an_image_without_detections_gives_a_picture_and_a_record(stirred: Detec
     nothing = Detector(stirred.ref, stirred.model, replace(stirred.options, conf=1.0))  # no score exceeds 1
     out = tmp_path / "out"
     out.mkdir()
-    run = ex.explain_images([str(src)], nothing, out, yolo=None)
+    run = ex.explain_images(discover_images([str(src)]), nothing, out, yolo=None)
     assert run.failed == 0 and run.pictures == (out / "x.png.jpg",)
     picture = cv2.imread(str(out / "x.png.jpg"))
     assert picture.shape == (64, 80 * 2, 3)  # sampling | encoder panels, no YOLO panel asked for
@@ -285,3 +286,9 @@ def test_cli_errors_are_one_line(extra: list[str], message: str, tmp_path: Path)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr
     assert "Traceback" not in result.output
+
+
+def test_cli_missing_input_fails_before_any_model_loads(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["explain", str(tmp_path / "missing.jpg"), "--device", "cpu"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: no inputs found") and "weights" not in result.stderr

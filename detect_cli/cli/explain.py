@@ -50,20 +50,13 @@ def explain(
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Show where RT-DETR looked to find each object, beside YOLO's activation map.
-
-    Per image, one picture (output folder): RT-DETR's decoder sampling points per detection (last decoder
-    layer, all heads and levels, sized by weight) | RT-DETR's encoder attention from each box centre
-    (AIFI, averaged over heads) | the YOLO model's EigenCAM. explain.jsonl holds the numbers (box, class,
-    score, sampling points with weights, attention spread). Needs the torch backend: exported models
-    expose no attention. Exit code 0: all images done; 1: some could not be read; 2: nothing could run.
-    """
     from detect_cli import ui
     from detect_cli.backends import exported_kind
     from detect_cli.errors import BadOptionError
     from detect_cli.explain import EXPLAIN_JSONL, TORCH_ONLY, ImageExplanation, explain_images
     from detect_cli.models import resolve
     from detect_cli.pipeline import load_detector, option_warnings
+    from detect_cli.sources import discover_images
     from detect_cli.writers import prepare_out
 
     if backend not in (BackendChoice.torch, BackendChoice.auto):  # auto is torch's to choose here
@@ -82,6 +75,7 @@ def explain(
         if not quiet:
             ui.err_console.print(f"[yellow]warning[/]: {note}")
 
+    items = discover_images(sources)  # before loading: a wrong path fails fast
     rtdetr = load_detector(ref, options, None, "torch", None, warn)
     if rtdetr.family != "rtdetr":  # a .pt whose name did not say: the loaded weights decide
         raise BadOptionError(
@@ -102,7 +96,7 @@ def explain(
         ui.err_console.print(f"{result.source}: {what}", markup=False)
 
     run = explain_images(
-        sources,
+        items,
         rtdetr,
         folder,
         yolo,
@@ -115,3 +109,14 @@ def explain(
     code = exit_code_for(run.failed, False)
     if code:
         raise typer.Exit(code)
+
+
+explain.__doc__ = (
+    "Show where RT-DETR looked to find each object, beside a YOLO model's activation map.\n\n"
+    "Per image, one picture in the output folder: RT-DETR's decoder sampling points per detection "
+    "(the box-making decoder layer; all heads, levels and points, sized by weight) | RT-DETR's encoder "
+    "attention from each box centre (AIFI, averaged over heads) | the YOLO model's EigenCAM. "
+    "explain.jsonl holds the numbers (box, class, score, query, sampling points with weights, attention "
+    "spread). Needs the torch backend: exported models expose no attention. "
+    "Exit code 0: all images done; 1: some could not be read; 2: nothing could run."
+)
