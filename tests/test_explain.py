@@ -231,17 +231,19 @@ def test_hooks_are_removed_when_the_model_call_fails(stirred: Detector, image: n
 def test_an_image_without_detections_gives_a_picture_and_a_record(stirred: Detector, tmp_path: Path) -> None:
     import cv2
 
-    src = make_image(tmp_path / "in" / "x.png", seed=3, size=(64, 80))
+    make_image(tmp_path / "in" / "x.png", seed=3, size=(64, 80))
     nothing = Detector(stirred.ref, stirred.model, replace(stirred.options, conf=1.0))  # no score exceeds 1
     out = tmp_path / "out"
     out.mkdir()
-    run = ex.explain_images(discover_images([str(src)]), nothing, out, yolo=None)
-    assert run.failed == 0 and run.pictures == (out / "x.png.jpg",)
-    picture = cv2.imread(str(out / "x.png.jpg"))
+    (tmp_path / "in" / "y.jpg").write_bytes(b"not a picture")
+    run = ex.explain_images(discover_images([str(tmp_path / "in")]), nothing, out, yolo=None)
+    assert run.failed == 1 and run.pictures == (out / "in" / "x.png.jpg", None)
+    picture = cv2.imread(str(out / "in" / "x.png.jpg"))
     assert picture.shape == (64, 80 * 2, 3)  # sampling | encoder panels, no YOLO panel asked for
-    (record,) = [json.loads(line) for line in (out / "explain.jsonl").read_text().splitlines()]
+    record, unreadable = [json.loads(line) for line in (out / "explain.jsonl").read_text().splitlines()]
+    assert unreadable["source"].endswith("y.jpg") and unreadable["error"]
     assert record["count"] == 0 and record["note"] == "no detections" and record["detections"] == []
-    assert record["picture"] == "x.png.jpg"
+    assert record["picture"] == "in/x.png.jpg"
 
 
 def test_cli_writes_pictures_and_records(rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path) -> None:
