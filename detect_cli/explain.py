@@ -229,10 +229,10 @@ def _rtdetr_modules(net: torch.nn.Module) -> tuple[Any, Any, Any]:
 def sampling_locations(
     cross: Any, reference: torch.Tensor, offsets: torch.Tensor, logits: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """MSDeformAttn's sampling locations and weights from its reference boxes (bs, Q, 1, 2|4) and the
+    """MSDeformAttn's sampling locations and weights from its reference boxes (bs, Q, 1, 4) and the
     outputs of its `sampling_offsets` and `attention_weights` layers, with the module's own arithmetic;
-    returned as (bs, Q, heads, levels, points, 2) and (bs, Q, heads, levels, points)."""
-    import torch
+    returned as (bs, Q, heads, levels, points, 2) and (bs, Q, heads, levels, points). The module folds
+    (levels, points) into one axis, levels outer, so unfolding it is a view."""
     import torch.nn.functional as F
 
     bs, n_q = offsets.shape[:2]
@@ -240,10 +240,9 @@ def sampling_locations(
     total = levels * points
     offsets = offsets.view(bs, n_q, heads, total, 2)
     weights = F.softmax(logits.view(bs, n_q, heads, total), -1)
-    if reference.shape[-1] == 2:
-        raise BadOptionError("this RT-DETR variant uses point references; explain supports box references")
+    if reference.shape[-1] != 4:  # ultralytics' RT-DETR decoders pass boxes; 2-d points are not handled
+        raise BadOptionError("explain supports RT-DETR decoders with reference boxes (cx, cy, w, h)")
     locations = reference[:, :, None, :, :2] + offsets / points * reference[:, :, None, :, 2:] * 0.5
-    assert isinstance(locations, torch.Tensor)
     return locations.view(bs, n_q, heads, levels, points, 2), weights.view(bs, n_q, heads, levels, points)
 
 
