@@ -16,7 +16,7 @@ LAYERS = [
     {"threads", "resume"},
     {"pipeline"},
     {"video", "executors"},
-    {"jobs", "compare"},
+    {"jobs", "compare", "explain"},
     {"cli", "ui", "__main__"},
 ]
 

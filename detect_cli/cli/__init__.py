@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 
 from detect_cli import __version__
 from detect_cli.cli.compare import compare
+from detect_cli.cli.explain import explain
 from detect_cli.cli.image import image, yolo_image
 from detect_cli.cli.options import handle_errors, say_error
 from detect_cli.cli.video import video, yolo_video
@@ -79,6 +80,7 @@ yolo_app.command("image")(yolo_image)
 app.command("video")(video)
 yolo_app.command("video")(yolo_video)
 app.command("compare")(compare)
+app.command("explain")(explain)
 
 
 def _version(value: bool) -> None:
