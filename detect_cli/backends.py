@@ -236,7 +236,7 @@ class Parity:
         )
 
 
-def compare(
+def parity_between(
     reference: Sequence[Detection], candidate: Sequence[Detection], top: int = 10, precision: str = "fp32"
 ) -> Parity:
     """Match the top `top` reference boxes to the candidate's (same class, best IoU); see `Parity`."""
@@ -397,7 +397,7 @@ def measure_parity(reference: Detector, exported: Detector, imgsz: int) -> Parit
         [(exp_dets, _)] = exported.predict([image])
     finally:
         reference.options, exported.options = ref_opts, exp_opts
-    return compare(ref_dets, exp_dets, PARITY_TOP, exported.precision)
+    return parity_between(ref_dets, exp_dets, PARITY_TOP, exported.precision)
 
 
 # --- loading ---------------------------------------------------------------------------------------

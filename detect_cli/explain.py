@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from detect_cli.backends import Plan, exported_kind, load_detector
 from detect_cli.errors import BadOptionError, InputError, OutputError
-from detect_cli.jobs.common import option_warnings
+from detect_cli.jobs.common import warn_about_options
 from detect_cli.models import Detector, ModelRef, PredictOptions
 from detect_cli.render import draw_detections, draw_title
 from detect_cli.results import Detection
@@ -699,9 +699,7 @@ def run_explain(
     yolo = load_detector(job.compare, job.options, plan, warn=warn) if job.compare else None
     if yolo is not None and yolo.family != "yolo":
         raise BadOptionError(f"{yolo.ref.location} holds an RT-DETR model; --compare takes a YOLO model")
-    for detector in (rtdetr, yolo):
-        for note in option_warnings(detector, False) if detector and warn else ():
-            warn(note)
+    warn_about_options([rtdetr, yolo], False, warn)
     with run_folder(job.out, "explain", job.exist_ok, record=EXPLAIN_JSONL) as out, stop_on_signals() as stop:
         return explain_images(
             items, rtdetr, out, yolo, job.objects, echo, on_image, job.url_timeout, job.max_pixels, stop

@@ -178,6 +178,38 @@ def output_fps(info: VideoInfo, stride: int = 1) -> float:
     return max(info.fps / stride, MIN_OUTPUT_FPS)
 
 
+@dataclass(frozen=True)
+class VideoSet:
+    """The videos of a run, opened up front: each an OpenedVideo, or its VideoInput carrying the error
+    that kept it from opening; the annotated video's fps per source; and the frames the run will process
+    (None when a live source makes it unknown)."""
+
+    videos: list[OpenedVideo | VideoInput]
+    fps: dict[str, float]
+    total: int | None
+
+    @property
+    def opened(self) -> list[OpenedVideo]:
+        return [v for v in self.videos if isinstance(v, OpenedVideo)]
+
+
+def open_for_run(
+    items: Sequence[VideoInput],
+    workdir: Path,
+    stride: int = 1,
+    max_frames: int | None = None,
+    timeout_s: float = DEFAULT_URL_TIMEOUT_S,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> VideoSet:
+    """`open_videos`, and what a run needs to know of them before the first frame (the same for
+    `detect video` and `detect compare`)."""
+    videos = open_videos(items, workdir, timeout_s, max_pixels)
+    opened = [v for v in videos if isinstance(v, OpenedVideo)]
+    counts = [frames_to_process(v.info, stride, max_frames) for v in opened]
+    total = None if None in counts else sum(c or 0 for c in counts) + len(videos) - len(opened)
+    return VideoSet(videos, {v.item.source: output_fps(v.info, stride) for v in opened}, total)
+
+
 def frames_to_process(info: VideoInfo, stride: int = 1, max_frames: int | None = None) -> int | None:
     """How many frames a run will process from a source (None when it is live and unbounded)."""
     if info.frames is None:

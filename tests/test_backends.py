@@ -16,7 +16,7 @@ from conftest import SMALL_IMGSZ, make_image
 from typer.testing import CliRunner
 
 from detect_cli import backends
-from detect_cli.backends import Parity, Plan, compare
+from detect_cli.backends import Parity, Plan, parity_between
 from detect_cli.cli import app
 from detect_cli.errors import BadOptionError, MissingBackendError
 from detect_cli.models import Detector, PredictOptions, resolve
@@ -131,14 +131,14 @@ REF = [_det(0, 0.9, (10, 10, 50, 50)), _det(1, 0.8, (60, 60, 90, 90)), _det(0, 0
     ],
 )
 def test_compare(candidate: list[Detection], matched: int, ok: bool) -> None:
-    parity = compare(REF, candidate)
+    parity = parity_between(REF, candidate)
     assert (parity.reference, parity.matched, parity.ok) == (3, matched, ok)
     assert Parity.from_dict(json.loads(json.dumps(parity.to_dict()))) == parity
 
 
 def test_compare_uses_each_candidate_once() -> None:
     twice = [_det(0, 0.9, (10, 10, 50, 50)), _det(0, 0.89, (10, 10, 50, 50))]
-    assert compare(twice, twice[:1]).matched == 1
+    assert parity_between(twice, twice[:1]).matched == 1
 
 
 # --- exporting, once ---------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def test_detections_match_torch(
     [(want, _)] = torch_det.predict([image])
     [(got, speed)] = exp_det.predict([image])
     assert want, "the seeded model should find boxes at this confidence"
-    parity = compare(want, got, precision=exp_det.precision)
+    parity = parity_between(want, got, precision=exp_det.precision)
     assert parity.ok, parity.describe()
     assert speed.inference > 0
     assert count_exports == [], "the session's export is reused"

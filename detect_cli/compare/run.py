@@ -43,7 +43,7 @@ from detect_cli.compare.results import (
 )
 from detect_cli.errors import BadOptionError, LabelsError, NoInputsError
 from detect_cli.geometry import clip_detections
-from detect_cli.jobs.common import option_warnings
+from detect_cli.jobs.common import warn_about_options
 from detect_cli.models import COCO_VAL_SOURCE, Detector, ModelRef, PredictOptions, get_spec
 from detect_cli.pipeline import Frame, Progress, image_frames
 from detect_cli.results import ImageResult, Speed
@@ -417,20 +417,25 @@ def _video_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
     their frames decoded ahead in a thread, which closing the stream stops however the run ends."""
     items = discover_videos(job.sources, job.recursive, exclude=_exclude(job))
     with tempfile.TemporaryDirectory(prefix="detect-compare-") as workdir:
-        videos = video.open_videos(items, Path(workdir), job.url_timeout, job.max_pixels)
-        opened = [v for v in videos if isinstance(v, video.OpenedVideo)]
-        counts = [video.frames_to_process(v.info, job.vid_stride, job.max_frames) for v in opened]
-        total = None if None in counts else sum(c or 0 for c in counts) + len(videos) - len(opened)
+        found = video.open_for_run(
+            items, Path(workdir), job.vid_stride, job.max_frames, job.url_timeout, job.max_pixels
+        )
         notes: list[str] = []
         frames = video.video_frames(
-            videos, job.vid_stride, job.max_frames, job.reconnects, job.url_timeout, notes.append, stop=stop
+            found.videos,
+            job.vid_stride,
+            job.max_frames,
+            job.reconnects,
+            job.url_timeout,
+            notes.append,
+            stop=stop,
         )
         with contextlib.closing(frames):
             yield _Inputs(
                 frames,
-                total,
-                fps={v.item.source: video.output_fps(v.info, job.vid_stride) for v in opened},
-                videos=len(videos),
+                found.total,
+                fps=found.fps,
+                videos=len(found.videos),
                 notes=notes,
                 video_items=items,
             )
@@ -482,12 +487,7 @@ def run_compare(
     with (_video_inputs if kind == "videos" else _image_inputs)(job, stop) as inputs:
         labels = load_labels(inputs.images, job.data, job.coco) if labelled else None
         detectors = [load_detector(ref, job.options, job.plan, job.classes, warn) for ref in job.models]
-        warned: set[str] = set()
-        for d in detectors:
-            for note in option_warnings(d, job.iou_given):
-                if note not in warned and warn:
-                    warn(note)
-                warned.add(note)
+        warn_about_options(detectors, job.iou_given, warn)
         codec = None
         if kind == "videos" and job.save:
             codec = video.pick_codec()

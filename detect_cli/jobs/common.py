@@ -3,6 +3,7 @@ options that will not do what the user may expect."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,18 @@ class Job:
     classes: str | None = None
     iou_given: bool = False
     plan: Plan = field(default_factory=Plan)  # backend, device and precision, decided once (backends.plan)
+
+
+def warn_about_options(
+    detectors: Iterable[Detector | None], iou_given: bool, warn: Callable[[str], None] | None
+) -> None:
+    """Each of `option_warnings` once, for all the models of a run."""
+    said: set[str] = set()
+    for detector in detectors:
+        for note in option_warnings(detector, iou_given) if detector is not None and warn else ():
+            if note not in said:
+                said.add(note)
+                warn(note)  # type: ignore[misc]
 
 
 def option_warnings(detector: Detector, iou_given: bool) -> list[str]:

@@ -11,7 +11,7 @@ from detect_cli import resume
 from detect_cli.backends import load_detector
 from detect_cli.errors import BadOptionError
 from detect_cli.executors import Placement, WorkSpec, execute, require_executor
-from detect_cli.jobs.common import Job, option_warnings
+from detect_cli.jobs.common import Job, warn_about_options
 from detect_cli.models import Detector
 from detect_cli.pipeline import Progress, RunReport
 from detect_cli.rundir import check_plan, planned_folder, run_folder
@@ -88,9 +88,7 @@ def run_images(
                     f"{index.bad_lines[0][0]}); they are moved to {resume.rejected_path(record)}"
                 )
         detector = detector or load_detector(job.model, job.options, job.plan, job.classes, warn)
-        for note in option_warnings(detector, job.iou_given):
-            if warn:
-                warn(note)
+        warn_about_options([detector], job.iou_given, warn)
         if not job.resuming:  # only once there is something to write
             out = held.enter_context(run_folder(job.out, job.run_name, job.exist_ok))
         else:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from detect_cli import video
 from detect_cli.backends import load_detector
-from detect_cli.jobs.common import Job, option_warnings
+from detect_cli.jobs.common import Job, warn_about_options
 from detect_cli.models import Detector
 from detect_cli.pipeline import Progress, RunReport, run
 from detect_cli.rundir import check_plan, planned_folder, run_folder
@@ -72,11 +72,11 @@ def run_video(
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="detect-video-") as workdir:  # downloaded URLs live here
         # Before loading: a source that cannot be read fails fast.
-        videos = video.open_videos(items, Path(workdir), job.url_timeout, job.max_pixels)
+        found = video.open_for_run(
+            items, Path(workdir), job.vid_stride, job.max_frames, job.url_timeout, job.max_pixels
+        )
         detector = detector or load_detector(job.model, job.options, job.plan, job.classes, warn)
-        for note in option_warnings(detector, job.iou_given):
-            if warn:
-                warn(note)
+        warn_about_options([detector], job.iou_given, warn)
         with run_folder(job.out, job.run_name, job.exist_ok, record=FRAMES_JSONL) as out:
             # Frames' own files, then their record, in one writer thread; the video in another, so
             # drawing and encoding overlap inference.
@@ -84,18 +84,14 @@ def run_video(
             if job.save_frames:
                 group.outputs.append(AnnotatedImageWriter(out))
             sinks: list[Sink] = [ThreadedSink(group)]
-            opened = [v for v in videos if isinstance(v, video.OpenedVideo)]
             video_writer = None
             if codec:
-                fps = {v.item.source: video.output_fps(v.info, job.vid_stride) for v in opened}
-                video_writer = AnnotatedVideoWriter(out, fps, codec)
+                video_writer = AnnotatedVideoWriter(out, found.fps, codec)
                 sinks.insert(0, ThreadedSink(video_writer))
-            counts = [video.frames_to_process(v.info, job.vid_stride, job.max_frames) for v in opened]
-            total = None if None in counts else sum(c or 0 for c in counts) + len(videos) - len(opened)
             # A first Ctrl-C (or SIGTERM) finishes the frame in hand, then the video is finalized.
             with stop_on_signals(lambda: warn(VIDEO_INTERRUPT_NOTE) if warn else None) as stop:
                 frames = video.video_frames(
-                    videos,
+                    found.videos,
                     job.vid_stride,
                     job.max_frames,
                     job.reconnects,
@@ -103,7 +99,9 @@ def run_video(
                     notes.append,
                     stop=stop,
                 )
-                report = run(frames, detector, sinks, out, progress, total=total, batch=job.batch, stop=stop)
+                report = run(
+                    frames, detector, sinks, out, progress, total=found.total, batch=job.batch, stop=stop
+                )
                 write_tables(out, job.formats, detector.names, record=FRAMES_JSONL)
     report.notes.extend(notes)
     report.codec = str(codec) if codec else None
