@@ -8,7 +8,7 @@ import http.server
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -76,15 +76,34 @@ def fake_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Pa
     return install(monkeypatch, tmp_path / "fake-weights")
 
 
-def _save_seeded(tmp_path_factory: pytest.TempPathFactory, cfg: str, family: str) -> Path:
-    import torch
-    from ultralytics import RTDETR, YOLO
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder `build` fills once per test run, shared by the run's xdist workers (the first one to
+    get the lock builds it, the others wait and reuse it): seeded weights and exports are made once."""
+    import fcntl
 
-    torch.manual_seed(0)
-    model = (RTDETR if family == "rtdetr" else YOLO)(cfg)
-    path = tmp_path_factory.mktemp("weights") / cfg.replace(".yaml", "-seed0.pt")
-    model.save(path)
-    return path
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's own folder
+    folder = root / f"shared-{name}"
+    with (root / f"shared-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".done").exists():
+            folder.mkdir(exist_ok=True)
+            build(folder)
+            (folder / ".done").write_text("")
+    return folder
+
+
+def _save_seeded(tmp_path_factory: pytest.TempPathFactory, cfg: str, family: str) -> Path:
+    name = cfg.replace(".yaml", "-seed0.pt")
+
+    def build(folder: Path) -> None:
+        import torch
+        from ultralytics import RTDETR, YOLO
+
+        torch.manual_seed(0)
+        (RTDETR if family == "rtdetr" else YOLO)(cfg).save(folder / name)
+
+    return built_once(tmp_path_factory, f"weights-{family}", build) / name
 
 
 @pytest.fixture(scope="session")
@@ -110,14 +129,22 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    """A test server whose handler threads never print: a client that hangs up early (a time-out under
+    test) would otherwise put a BrokenPipe traceback into whichever test's captured stderr runs next."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+
 @pytest.fixture
 def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """(base URL, folder it serves) for a local http.server on 127.0.0.1."""
     root = tmp_path / "www"
     root.mkdir()
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(root))
-    )
+    server = QuietServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_IMGSZ, make_image
+from conftest import SMALL_IMGSZ, built_once, make_image
 from typer.testing import CliRunner
 
 from detect_cli import backends
@@ -153,17 +153,22 @@ def _options(family: str, **kw: object) -> PredictOptions:
 def exported(
     rtdetr_pt: Path, yolo_pt: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Path, list[str]]]:
-    """A cache holding every (model, installed backend) export at SMALL_IMGSZ, and the warnings they gave."""
-    cache = tmp_path_factory.mktemp("shared-cache")
-    warnings: list[str] = []
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DETECT_CACHE_DIR", str(cache))
-        for family, weights in (("rtdetr", rtdetr_pt), ("yolo", yolo_pt)):
-            for backend in backends.EXPORTED:
-                if backends.installed(backend):
-                    ref = resolve(str(weights), family)  # type: ignore[arg-type]
-                    backends.load(ref, _options(family), _plan(backend), warnings.append)
-    yield cache, warnings
+    """A cache holding every (model, installed backend) export at SMALL_IMGSZ, and the warnings they gave;
+    made once per test run (shared by the xdist workers)."""
+
+    def build(cache: Path) -> None:
+        warnings: list[str] = []
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("DETECT_CACHE_DIR", str(cache))
+            for family, weights in (("rtdetr", rtdetr_pt), ("yolo", yolo_pt)):
+                for backend in backends.EXPORTED:
+                    if backends.installed(backend):
+                        ref = resolve(str(weights), family)  # type: ignore[arg-type]
+                        backends.load(ref, _options(family), _plan(backend), warnings.append)
+        (cache / "warnings.json").write_text(json.dumps(warnings))
+
+    cache = built_once(tmp_path_factory, "exports", build)
+    yield cache, json.loads((cache / "warnings.json").read_text())
 
 
 @pytest.fixture

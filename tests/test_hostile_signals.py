@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import make_image, make_video, read_video
+from conftest import QuietServer, make_image, make_video, read_video
 from test_hostile import (
     PNG_SIGNATURE,
     assert_unchanged,
@@ -87,7 +87,7 @@ def hostile_server(tmp_path: Path) -> Iterator[Server]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = QuietServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

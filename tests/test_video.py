@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 import pytest
-from conftest import make_video, read_video, truncate
+from conftest import QuietServer, make_video, read_video, truncate
 
 from detect_cli.errors import InputError, NoInputsError
 from detect_cli.results import Detection, ImageResult, Speed
@@ -149,7 +149,7 @@ class _MjpegStream(http.server.BaseHTTPRequestHandler):
 def mjpeg_stream() -> Iterator[tuple[str, list[float]]]:
     connections: list[float] = []
     handler = type("Handler", (_MjpegStream,), {"connections": connections})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = QuietServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
