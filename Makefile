@@ -29,14 +29,14 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# One worker per core, tests handed out one by one; seeded models and exports are built once per run
+# One worker per core, a test file at a time each; seeded models and exports are built once per run
 # and shared by the workers (conftest.built_once).
 test: lint
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # What the suite covers, line by line (the same tests, with coverage).
 coverage: install
-	$(BIN)/python -m pytest -n auto --cov=detect_cli --cov-report=term
+	$(BIN)/python -m pytest -n auto --dist loadfile --cov=detect_cli --cov-report=term
 
 # Batch throughput vs ultralytics' own predict, pipeline vs bare model forward, peak RSS 50 vs 1000 images.
 bench-batch: install
