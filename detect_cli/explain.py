@@ -37,7 +37,7 @@ from detect_cli.sources import (
     discover_images,
     read_image,
 )
-from detect_cli.writers import RUN_FAULTS, JsonlWriter, atomic_write_bytes, jsonl_line
+from detect_cli.writers import RUN_FAULTS, JsonlWriter, atomic_write_bytes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -563,20 +563,6 @@ def render_explanation(image: np.ndarray, result: ImageExplanation, objects: int
 # --- a run ------------------------------------------------------------------------------------------
 
 
-class ExplainWriter(JsonlWriter):
-    """explain.jsonl: one line per image, appended and flushed as each image is done."""
-
-    def write_record(self, record: dict[str, Any]) -> None:
-        line = jsonl_line(record)
-        try:
-            self._f.write(line + "\n")
-            self._flush()
-        except OSError as e:  # the run's record: without it nothing is done, so the run ends here
-            raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from e
-        if self._echo:
-            self._echo(line)
-
-
 @dataclass(frozen=True, slots=True)
 class ExplainRun:
     """What `explain_images` did: the folder, and per image its picture (None when it failed)."""
@@ -633,7 +619,7 @@ def explain_images(
     on; a full disk ends it. When `stop` is set the run ends after the image in hand."""
     pictures: list[Path | None] = []
     failed = 0
-    with ExplainWriter(out / EXPLAIN_JSONL, echo=echo) as writer:
+    with JsonlWriter(out / EXPLAIN_JSONL, echo=echo) as writer:
         for item in items:
             if stop is not None and stop.is_set():
                 break

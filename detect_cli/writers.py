@@ -197,7 +197,11 @@ class JsonlWriter(_LineFile):
         self._echo = echo
 
     def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
-        line = jsonl_line(result.to_dict())
+        self.write_record(result.to_dict())
+
+    def write_record(self, record: Mapping[str, Any]) -> None:
+        """One line, flushed; the line goes to `echo` too (`--json`)."""
+        line = jsonl_line(record)
         try:
             self._f.write(line + "\n")
             self._flush()

@@ -194,4 +194,47 @@ class VideoArgs:
     json_out: Json = False
 
 
-__all__ = ["ImageArgs", "InputArgs", "ModelArgs", "OutputArgs", "StreamArgs", "VideoArgs", "grouped"]
+def job_fields(
+    sources: list[str],
+    ref: Any,
+    run_name: str,
+    settings: ModelArgs,
+    inputs: InputArgs,
+    output: OutputArgs,
+    formats: Any,
+    batch: int,
+    executor: str = "local",
+) -> dict[str, Any]:
+    """The fields every inference job (jobs.common.Job) takes, from the shared option groups; the
+    model options checked and the backend planned once (`ModelArgs.settle`)."""
+    from detect_cli.cli.options import output_formats
+
+    options, plan = settings.settle(executor)
+    return {
+        "sources": tuple(sources),
+        "model": ref,
+        "options": options,
+        "plan": plan,
+        "out": output.out,
+        "run_name": run_name,
+        "exist_ok": output.exist_ok,
+        "formats": output_formats(formats),
+        "recursive": inputs.recursive,
+        "url_timeout": inputs.url_timeout,
+        "max_pixels": inputs.max_pixels,
+        "batch": batch,
+        "classes": settings.classes,
+        "iou_given": settings.iou is not None,
+    }
+
+
+__all__ = [
+    "ImageArgs",
+    "InputArgs",
+    "ModelArgs",
+    "OutputArgs",
+    "StreamArgs",
+    "VideoArgs",
+    "grouped",
+    "job_fields",
+]

@@ -2,14 +2,13 @@
 
 import typer
 
-from detect_cli.cli.groups import ImageArgs, InputArgs, ModelArgs, OutputArgs, grouped
+from detect_cli.cli.groups import ImageArgs, InputArgs, ModelArgs, OutputArgs, grouped, job_fields
 from detect_cli.cli.options import (
     ModelName,
     Sources,
     exit_code_for,
     handle_errors,
     json_printer,
-    output_formats,
     resume_command,
 )
 
@@ -38,23 +37,9 @@ def run_image_command(
 
     ref = resolve(model, family)  # type: ignore[arg-type]
     executor = "ray" if run.on_ray else "local"
-    options, plan = settings.settle(executor)
     job = ImageJob(
-        sources=tuple(sources),
-        model=ref,
-        options=options,
-        plan=plan,
-        out=output.out,
-        run_name=run_name,
-        exist_ok=output.exist_ok,
-        formats=output_formats(run.formats),
+        **job_fields(sources, ref, run_name, settings, inputs, output, run.formats, run.batch, executor),
         save_images=run.save,
-        recursive=inputs.recursive,
-        url_timeout=inputs.url_timeout,
-        max_pixels=inputs.max_pixels,
-        batch=run.batch,
-        classes=settings.classes,
-        iou_given=settings.iou is not None,
         resume=run.resume,
         retry_failed=run.retry_failed,
         executor=executor,

@@ -2,14 +2,13 @@
 
 import typer
 
-from detect_cli.cli.groups import InputArgs, ModelArgs, OutputArgs, StreamArgs, VideoArgs, grouped
+from detect_cli.cli.groups import InputArgs, ModelArgs, OutputArgs, StreamArgs, VideoArgs, grouped, job_fields
 from detect_cli.cli.options import (
     ModelName,
     VideoSources,
     exit_code_for,
     handle_errors,
     json_printer,
-    output_formats,
 )
 
 DOC = (
@@ -36,24 +35,10 @@ def run_video_command(
     from detect_cli.models import resolve
 
     ref = resolve(model, family)  # type: ignore[arg-type]
-    options, plan = settings.settle()
     job = VideoJob(
-        sources=tuple(sources),
-        model=ref,
-        options=options,
-        plan=plan,
-        out=output.out,
-        run_name=run_name,
-        exist_ok=output.exist_ok,
-        formats=output_formats(run.formats),
+        **job_fields(sources, ref, run_name, settings, inputs, output, run.formats, run.batch),
         save_video=run.save,
         save_frames=run.save_frames,
-        recursive=inputs.recursive,
-        url_timeout=inputs.url_timeout,
-        max_pixels=inputs.max_pixels,
-        batch=run.batch,
-        classes=settings.classes,
-        iou_given=settings.iou is not None,
         vid_stride=stream.vid_stride,
         max_frames=stream.max_frames,
         reconnects=stream.reconnects,
