@@ -56,13 +56,15 @@ def _lock(folder: Path) -> int:
         return fd
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:  # held: another run is writing here
         holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
         os.close(fd)
         raise OutputError(
             f"{folder} is in use by another detect run (pid {holder}): wait for it to finish, "
             "or choose another --out"
         ) from None
+    except OSError:  # a file system without locks (some network mounts): the run goes on unguarded
+        return fd
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd

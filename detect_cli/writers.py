@@ -205,8 +205,11 @@ class JsonlWriter(_LineFile):
         try:
             self._f.write(line + "\n")
             self._flush()
+            vanished = os.fstat(self._f.fileno()).st_nlink == 0
         except OSError as e:  # the run's record: without it nothing is done, so the run ends here
             raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from e
+        if vanished:  # records written on would be lost with the deleted file
+            raise OutputError(f"{self.path} was deleted while the run wrote it (its folder removed?)")
         if self._echo:
             self._echo(line)
 

@@ -200,3 +200,18 @@ def test_tables_on_a_full_disk_fail_in_one_line_and_leave_no_part_file(tmp_path:
     assert "\n" not in str(e.value) and "--resume" in str(e.value)
     assert not (tmp_path / "results.csv").exists()
     assert not list(tmp_path.glob(".*.part")), "the temporary file is removed"
+
+
+def test_a_record_deleted_under_the_run_stops_it_in_one_line(tmp_path: Path) -> None:
+    """The output folder removed mid-run: records written on would be lost, so the run stops."""
+    import shutil
+
+    from detect_cli.errors import OutputError
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with JsonlWriter(out / "results.jsonl") as sink:
+        sink.write(OK, PurePosixPath("a.jpg"), None)
+        shutil.rmtree(out)
+        with pytest.raises(OutputError, match="was deleted while the run wrote it"):
+            sink.write(EMPTY, PurePosixPath("b.jpg"), None)
