@@ -170,8 +170,14 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+DIGESTS = "digests.json"  # in the cache folder: weights hashes by (path, size, mtime)
+
+
 def weights_digest(location: str) -> str:
-    """Content hash of what `--model` names: the weights file, or a model config (+ the fixed seed)."""
+    """Content hash of what `--model` names: the weights file, or a model config (+ the fixed seed).
+
+    A weights file's hash is remembered by (absolute path, size, mtime): a run does not re-read 60 MB
+    of unchanged weights to find its export; a file changed in any of those is hashed again."""
     path = Path(location)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
@@ -179,7 +185,31 @@ def weights_digest(location: str) -> str:
 
             path = Path(check_yaml(location))
         return hashlib.sha256(b"seed=0\n" + path.read_bytes()).hexdigest()
-    return _sha256(path)
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    known = _read_json(cache_dir() / DIGESTS)
+    if isinstance(known.get(key), str):
+        return known[key]
+    digest = _sha256(path)
+    known[key] = digest
+    with contextlib.suppress(OSError):  # a read-only cache only costs a re-hash next time
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        _write_json(cache_dir() / DIGESTS, dict(list(known.items())[-256:]))
+    return digest
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def cache_key(digest: str, imgsz: int, backend: Backend, precision: str) -> str:
@@ -269,6 +299,18 @@ class CacheEntry:
     def size_bytes(self) -> int:
         return sum(int(s) for s in self.manifest.get("files", {}).values())
 
+    @property
+    def last_used(self) -> float:
+        """When a run last loaded it (the manifest's mtime, touched on every use), as a timestamp."""
+        try:
+            return (self.path / MANIFEST).stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def touch(self) -> None:
+        with contextlib.suppress(OSError):
+            os.utime(self.path / MANIFEST)
+
     def parity(self, precision: str) -> Parity | None:
         found = self.manifest.get("parity", {}).get(precision)
         return Parity.from_dict(found) if found else None
@@ -315,6 +357,40 @@ def cached_exports() -> list[CacheEntry]:
         return []
     entries = (read_entry(p, verify=False) for p in sorted(root.iterdir()) if not p.name.startswith("."))
     return [e for e in entries if e is not None]
+
+
+DEFAULT_CACHE_MAX_BYTES = 4 * 1024**3
+
+
+def cache_limit() -> int:
+    """The export cache's size cap in bytes: $DETECT_EXPORT_CACHE_MAX (bytes, or with a K/M/G suffix,
+    powers of 1024), default 4 GiB."""
+    text = os.environ.get("DETECT_EXPORT_CACHE_MAX", "").strip()
+    if not text:
+        return DEFAULT_CACHE_MAX_BYTES
+    scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1].upper(), 1)
+    try:
+        return int(float(text[:-1] if scale > 1 else text) * scale)
+    except ValueError:
+        raise BadOptionError(f"DETECT_EXPORT_CACHE_MAX={text} is not a size (e.g. 4G, 500M)") from None
+
+
+def evict_exports(keep: Path | None = None, limit: int | None = None) -> list[Path]:
+    """Delete the least recently used exports until the cache fits its cap; `keep` (the export in use)
+    is never deleted. Returns the folders removed."""
+    limit = cache_limit() if limit is None else limit
+    entries = sorted(cached_exports(), key=lambda e: e.last_used)
+    total = sum(e.size_bytes for e in entries)
+    removed = []
+    for entry in entries:
+        if total <= limit:
+            break
+        if keep is not None and entry.path == keep:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        total -= entry.size_bytes
+        removed.append(entry.path)
+    return removed
 
 
 def clear_exports() -> tuple[int, int]:
@@ -522,6 +598,10 @@ def load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignor
         warn(f"exporting {ref.name} to {backend} at imgsz {options.imgsz} (once; cached in {exports_dir()})")
         entry = _export_entry(ref, torch_detector, backend, options.imgsz, digest, key)
 
+    entry.touch()  # the cache keeps what is used (least recently used exports go first)
+    if torch_detector is not None:  # a new export grew the cache: keep it under its cap
+        for gone in evict_exports(keep=entry.path):
+            warn(f"export cache over {cache_limit() / 2**30:g} GiB: removed {gone.name}, used least recently")
     precision = plan.precision or _default_precision(backend, entry)
     detector = _load_exported(ref, entry, options, precision)
     if plan.precision and detector.precision != plan.precision:

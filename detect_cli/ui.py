@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -166,6 +167,7 @@ def export_row(entry: CacheEntry) -> dict[str, object]:
         "size_mb": round(entry.size_bytes / 2**20, 1),
         "parity_ok": checked,
         "created": m.get("created"),
+        "last_used": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(entry.last_used)),
         "source": m.get("source"),
         "path": str(entry.path),
     }
@@ -173,7 +175,7 @@ def export_row(entry: CacheEntry) -> dict[str, object]:
 
 def exports_table(rows: list[dict[str, object]]) -> Table:
     table = Table(title="Cached exports (detect models --clear-cache removes them)", title_justify="left")
-    for col in ("model", "backend", "imgsz", "size", "matches torch", "created", "folder"):
+    for col in ("model", "backend", "imgsz", "size", "matches torch", "created", "last used", "folder"):
         table.add_column(col)
     for r in rows:
         parity = r["parity_ok"]
@@ -185,6 +187,7 @@ def exports_table(rows: list[dict[str, object]]) -> Table:
             f"{r['size_mb']} MB",
             ", ".join(f"{p} {'yes' if ok else 'NO'}" for p, ok in parity.items()) or "not checked",
             str(r["created"])[:16],
+            str(r["last_used"])[:16],
             Path(str(r["path"])).name,
         )
     return table

@@ -528,3 +528,41 @@ def test_an_exported_model_given_with_m_runs_as_is(
     assert detector.backend == "onnx" and count_exports == []
     with pytest.raises(BadOptionError, match="exported onnx model"):
         backends.load(ref, _options("yolo"), _plan("openvino"))
+
+
+def test_the_cache_keeps_under_its_cap_dropping_the_least_recently_used(
+    own_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    entries = backends.cached_exports()
+    assert len(entries) >= 2
+    for age, entry in enumerate(reversed(entries)):  # the first entry is the one used last
+        stamp = 1_700_000_000 + 1000 * age
+        os.utime(entry.path / "manifest.json", (stamp, stamp))
+    newest, oldest = entries[0], entries[-1]
+    monkeypatch.setenv("DETECT_EXPORT_CACHE_MAX", str(sum(e.size_bytes for e in entries) - 1))
+    assert backends.evict_exports() == [oldest.path]  # one less fits: the least recently used goes
+    assert newest.path in {e.path for e in backends.cached_exports()}
+    monkeypatch.setenv("DETECT_EXPORT_CACHE_MAX", "0")
+    assert backends.evict_exports(keep=newest.path) == []  # the export in use is never removed
+    assert [e.path for e in backends.cached_exports()] == [newest.path]
+    monkeypatch.setenv("DETECT_EXPORT_CACHE_MAX", "1.5G")
+    assert backends.cache_limit() == int(1.5 * 1024**3)
+
+
+def test_weights_hash_is_remembered_by_path_size_and_mtime(
+    yolo_pt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.setenv("DETECT_CACHE_DIR", str(tmp_path / "cache"))
+    weights = tmp_path / "w.pt"
+    shutil.copy(yolo_pt, weights)
+    reads: list[Path] = []
+    real = backends._sha256
+    monkeypatch.setattr(backends, "_sha256", lambda p: reads.append(p) or real(p))
+    first = backends.weights_digest(str(weights))
+    assert backends.weights_digest(str(weights)) == first and reads == [weights]  # read once
+    weights.write_bytes(weights.read_bytes()[:-1] + b"x")  # changed: hashed again
+    assert backends.weights_digest(str(weights)) != first and len(reads) == 2

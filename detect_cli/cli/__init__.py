@@ -127,7 +127,13 @@ def models_cmd(
     ui.out_console.print(f"Weights cache: {cache_dir()} (set DETECT_CACHE_DIR to move it)")
     if exports:
         ui.out_console.print(ui.exports_table(exports))
-        ui.out_console.print(f"Exports cache: {backends.exports_dir()}")
+        used = sum(float(str(e["size_mb"])) for e in exports)
+        cap = backends.cache_limit() / 2**20
+        ui.out_console.print(
+            f"Exports cache: {backends.exports_dir()}, {used:.0f} MiB of {cap:.0f} MiB "
+            "(DETECT_EXPORT_CACHE_MAX; the least recently used exports go first)",
+            markup=False,
+        )
     else:
         ui.out_console.print("No cached exports (made on first use of --backend onnx, openvino or auto).")
 
