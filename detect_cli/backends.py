@@ -182,11 +182,14 @@ def weights_digest(location: str) -> str:
     """Content hash of what `--model` names: the weights file, or a model config (+ the fixed seed)."""
     path = Path(location)
     if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            from ultralytics.utils.checks import check_yaml
+        if path.is_file():
+            return hashlib.sha256(b"seed=0\n" + path.read_bytes()).hexdigest()
+        # A config ultralytics ships: `yolo11n.yaml` is yolo11.yaml at scale n, as ultralytics reads it.
+        from ultralytics.nn.tasks import yaml_model_load
 
-            path = Path(check_yaml(location))
-        return hashlib.sha256(b"seed=0\n" + path.read_bytes()).hexdigest()
+        config = {k: v for k, v in yaml_model_load(location).items() if k != "yaml_file"}
+        text = json.dumps(config, sort_keys=True, default=str)
+        return hashlib.sha256(b"seed=0\n" + text.encode()).hexdigest()
     return _sha256(path)
 
 

@@ -528,3 +528,11 @@ def test_an_exported_model_given_with_m_runs_as_is(
     assert detector.backend == "onnx" and count_exports == []
     with pytest.raises(BadOptionError, match="exported onnx model"):
         backends.load(ref, _options("yolo"), _plan("openvino"))
+
+
+def test_configs_ultralytics_ships_by_scale_have_their_own_digest() -> None:
+    """`yolo11n.yaml` is no file: ultralytics reads yolo11.yaml at scale n. Its export is keyed by what
+    is built, so n and s never share a cached export, and the key is stable."""
+    digests = {c: backends.weights_digest(c) for c in ("yolo11n.yaml", "yolo11s.yaml", "yolo26n.yaml")}
+    assert len(set(digests.values())) == 3
+    assert backends.weights_digest("yolo11n.yaml") == digests["yolo11n.yaml"]
