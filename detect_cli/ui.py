@@ -147,7 +147,7 @@ def models_table(rows: list[dict[str, object]]) -> Table:
         table.add_row(
             str(r["name"]),
             str(r["design"]),
-            "none (end to end)" if r["nms_free"] else "class-wise",
+            "none" if r["nms_free"] else "yes",
             ", ".join(r["aliases"]),  # type: ignore[arg-type]
             f"{r['published_map50_95']}",
             str(r["weights"]),
