@@ -28,12 +28,15 @@ from detect_cli.models import (
     Detector,
     ModelRef,
     PredictOptions,
+    WeightsUnavailableError,
     cache_dir,
     fetch_weights,
+    has_one2one_head,
     import_ultralytics,
     quiet_stdout,
     resolve_classes,
     select_device,
+    stand_in,
 )
 from detect_cli.models import load as load_torch
 from detect_cli.results import Detection
@@ -105,12 +108,15 @@ class Plan:
     """What runs the model, decided once (`plan`) and carried as is: the backend (never `auto`), the
     device, and the precision (None: the backend's faster one when its detections match PyTorch, else
     fp32, settled when the export loads). `explicit`: the user named the backend, so it is kept even
-    when it drifts from PyTorch; an `auto` choice falls back to PyTorch instead."""
+    when it drifts from PyTorch; an `auto` choice falls back to PyTorch instead. `offline_fallback`:
+    an official model whose weights cannot be fetched runs as its untrained config (`--offline-fallback`)
+    instead of stopping the run."""
 
     backend: Backend = "torch"
     device: str = "cpu"
     precision: Precision | None = None
     explicit: bool = False
+    offline_fallback: bool = False
 
 
 def plan(
@@ -120,6 +126,7 @@ def plan(
     half: bool = False,
     resolve_device: bool = True,
     available: Mapping[Backend, bool] | None = None,
+    offline_fallback: bool = False,
 ) -> Plan:
     """Decide the backend, device and precision from the options (raises BadOptionError or
     MissingBackendError, exit code 2, before anything loads).
@@ -129,12 +136,13 @@ def plan(
     """
     if not resolve_device:
         exact: Any = "fp16" if half else precision
-        return Plan("torch", device.strip().lower(), exact, explicit=requested != "auto")
+        return Plan("torch", device.strip().lower(), exact, requested != "auto", offline_fallback)
     dev = select_device(device_for(requested, device))
     if half and not dev.startswith("cuda"):
         raise BadOptionError("--half needs a CUDA device")
     backend = choose_backend(requested, dev, availability() if available is None else available)
-    return Plan(backend, dev, check_precision(backend, precision, dev, half), explicit=requested != "auto")
+    exact = check_precision(backend, precision, dev, half)
+    return Plan(backend, dev, exact, requested != "auto", offline_fallback)
 
 
 def check_precision(backend: Backend, precision: str | None, device: str, half: bool) -> Precision | None:
@@ -180,11 +188,14 @@ def weights_digest(location: str) -> str:
     of unchanged weights to find its export; a file changed in any of those is hashed again."""
     path = Path(location)
     if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            from ultralytics.utils.checks import check_yaml
+        if path.is_file():
+            return hashlib.sha256(b"seed=0\n" + path.read_bytes()).hexdigest()
+        # A config ultralytics ships: `yolo11n.yaml` is yolo11.yaml at scale n, as ultralytics reads it.
+        from ultralytics.nn.tasks import yaml_model_load
 
-            path = Path(check_yaml(location))
-        return hashlib.sha256(b"seed=0\n" + path.read_bytes()).hexdigest()
+        config = {k: v for k, v in yaml_model_load(location).items() if k != "yaml_file"}
+        text = json.dumps(config, sort_keys=True, default=str)
+        return hashlib.sha256(b"seed=0\n" + text.encode()).hexdigest()
     st = path.stat()
     key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     known = _read_json(cache_dir() / DIGESTS)
@@ -432,6 +443,8 @@ def export_model(torch_model: Any, backend: Backend, imgsz: int, folder: Path) -
     # The exporter writes next to the weights it was loaded from; point it at our folder instead.
     torch_model.model.pt_path = str(folder / "model.pt")
     kwargs: dict[str, Any] = {"format": backend, "imgsz": imgsz, "device": "cpu", "batch": 1}
+    if has_one2one_head(torch_model):
+        kwargs["nms"] = False  # export the end-to-end head (YOLO26), which is what PyTorch runs
     if backend == "onnx":
         kwargs["simplify"] = importlib.util.find_spec("onnxslim") is not None
     try:
@@ -572,8 +585,30 @@ def _compile_openvino(model: Any, precision: str, artifact: Path) -> str:
     return "bf16" if actual == ov.Type.bf16 else "fp16" if actual == ov.Type.f16 else "fp32"
 
 
+def weights_or_stand_in(ref: ModelRef, plan: Plan, warn: Warn = _ignore) -> ModelRef:
+    """`ref` itself when its weights are here or can be fetched. When they cannot and the plan allows
+    it (`--offline-fallback`), the model's untrained config instead, said once, loudly; else the one-line
+    ModelError from `fetch_weights`."""
+    if not (ref.official and plan.offline_fallback):
+        return ref
+    try:
+        fetch_weights(ref)
+    except WeightsUnavailableError as e:
+        substitute = stand_in(ref)
+        reason = e.reason
+        warn(
+            f"RANDOM WEIGHTS: cannot get {Path(ref.location).name} for {ref.name} ({reason}); "
+            f"--offline-fallback runs {substitute.location} instead: its speed and memory are real, its "
+            f"boxes are meaningless. For real detections put {Path(ref.location).name} in "
+            f"{Path(ref.location).parent}/ (or pass -m path/to/{Path(ref.location).name})"
+        )
+        return substitute
+    return ref
+
+
 def load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignore) -> Detector:
     """Load `ref` on the backend the plan names, exporting it (once, cached) when that is not torch."""
+    ref = weights_or_stand_in(ref, plan, warn)
     if (made := exported_kind(ref.location)) is not None:  # already exported (-m model.onnx): run it as is
         if plan.explicit and plan.backend != made:
             raise BadOptionError(f"{ref.location} is an exported {made} model; it runs with --backend {made}")

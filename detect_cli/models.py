@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,30 +21,61 @@ from detect_cli.results import Detection, Speed
 if TYPE_CHECKING:
     import numpy as np
 
-Family = Literal["rtdetr", "yolo"]
+Family = Literal["rtdetr", "yolo"]  # which ultralytics class loads it: RTDETR, or YOLO
+Design = Literal["transformer", "cnn", "hybrid"]
 
 COCO_VAL_SOURCE = "https://docs.ultralytics.com/models/ (COCO val2017, 640 px)"
 
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """An official model: its weights file and the COCO val mAP50-95 its authors publish."""
+    """An official model: its weights file, the COCO val mAP50-95 its authors publish, its design (a
+    transformer, a CNN, or a CNN with attention or an end-to-end head: a hybrid), and whether it runs
+    without NMS (an end-to-end head: RT-DETR's decoder, YOLO26's one-to-one head)."""
 
     name: str
     family: Family
     weights: str
     published_map: float
     aliases: tuple[str, ...] = ()
+    design: Design = "cnn"
+    nms_free: bool = False
+
+    @property
+    def config(self) -> str:
+        """The ultralytics model config that builds the same network untrained (`yolo26n.yaml`)."""
+        return self.weights.removesuffix(".pt") + ".yaml"
+
+    @property
+    def ultralytics_class(self) -> str:
+        return "RTDETR" if self.family == "rtdetr" else "YOLO"
 
 
+# mAP50-95 on COCO val2017 at 640 px, as ultralytics publishes them:
+# RT-DETR https://docs.ultralytics.com/models/rtdetr/, YOLO11 https://docs.ultralytics.com/models/yolo11/,
+# YOLO12 https://docs.ultralytics.com/models/yolo12/ ("Detection Performance (COCO val2017)"),
+# YOLO26 https://docs.ultralytics.com/models/yolo26/ and https://docs.ultralytics.com/tasks/detect/: the
+# "mAPval 50-95(e2e)" column, the end-to-end (NMS-free) head that predict runs (40.9/48.6/53.1/55.0/57.5
+# with NMS over the one-to-many head).
 REGISTRY: tuple[ModelSpec, ...] = (
-    ModelSpec("rtdetr-l", "rtdetr", "rtdetr-l.pt", 53.0, ("rtdetr",)),
-    ModelSpec("rtdetr-x", "rtdetr", "rtdetr-x.pt", 54.8),
+    ModelSpec("rtdetr-l", "rtdetr", "rtdetr-l.pt", 53.0, ("rtdetr",), "transformer", nms_free=True),
+    ModelSpec("rtdetr-x", "rtdetr", "rtdetr-x.pt", 54.8, (), "transformer", nms_free=True),
     ModelSpec("yolo11n", "yolo", "yolo11n.pt", 39.5, ("yolo11", "yolo")),
     ModelSpec("yolo11s", "yolo", "yolo11s.pt", 47.0),
     ModelSpec("yolo11m", "yolo", "yolo11m.pt", 51.5),
     ModelSpec("yolo11l", "yolo", "yolo11l.pt", 53.4),
     ModelSpec("yolo11x", "yolo", "yolo11x.pt", 54.7),
+    # YOLO26: a CNN with an end-to-end (one-to-one, NMS-free) head; YOLO12: a CNN with area attention.
+    ModelSpec("yolo26n", "yolo", "yolo26n.pt", 40.1, ("yolo26",), "hybrid", nms_free=True),
+    ModelSpec("yolo26s", "yolo", "yolo26s.pt", 47.8, (), "hybrid", nms_free=True),
+    ModelSpec("yolo26m", "yolo", "yolo26m.pt", 52.5, (), "hybrid", nms_free=True),
+    ModelSpec("yolo26l", "yolo", "yolo26l.pt", 54.4, (), "hybrid", nms_free=True),
+    ModelSpec("yolo26x", "yolo", "yolo26x.pt", 56.9, (), "hybrid", nms_free=True),
+    ModelSpec("yolo12n", "yolo", "yolo12n.pt", 40.6, ("yolo12",), "hybrid"),
+    ModelSpec("yolo12s", "yolo", "yolo12s.pt", 48.0, (), "hybrid"),
+    ModelSpec("yolo12m", "yolo", "yolo12m.pt", 52.5, (), "hybrid"),
+    ModelSpec("yolo12l", "yolo", "yolo12l.pt", 53.7, (), "hybrid"),
+    ModelSpec("yolo12x", "yolo", "yolo12x.pt", 55.2, (), "hybrid"),
 )
 DEFAULT_MODEL: dict[Family, str] = {"rtdetr": "rtdetr-l", "yolo": "yolo11n"}
 MODEL_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".engine", ".torchscript")
@@ -75,10 +106,16 @@ class ModelRef:
     family: Family
     location: str
     official: bool
+    stand_in: bool = False  # an official model's config, run because its weights could not be fetched
 
     @property
     def untrained(self) -> bool:
         return self.location.endswith((".yaml", ".yml"))
+
+    @property
+    def spec(self) -> ModelSpec | None:
+        """The registry entry of an official model (or of its config, `yolo26n.yaml`); None for others."""
+        return get_spec(self.name) if self.official or self.stand_in or self.untrained else None
 
 
 def _guess_family(text: str, default: Family) -> Family:
@@ -168,10 +205,27 @@ def fetch_weights(ref: ModelRef) -> Path:
             attempt_download_asset(target)
     except Exception as e:  # any failure here means the same thing to the user
         reason = str(e).replace("❌", "").strip().splitlines()[0] if str(e) else type(e).__name__
-        raise ModelError(_unavailable(ref, reason)) from e
+        raise WeightsUnavailableError(ref, reason) from e
     if not target.is_file():
-        raise ModelError(_unavailable(ref, "download produced no file"))
+        raise WeightsUnavailableError(ref, "download produced no file")
     return target
+
+
+class WeightsUnavailableError(ModelError):
+    """An official model's weights are not in the cache and cannot be downloaded; `reason` says why."""
+
+    def __init__(self, ref: ModelRef, reason: str) -> None:
+        super().__init__(_unavailable(ref, reason))
+        self.reason = reason
+
+
+def stand_in(ref: ModelRef) -> ModelRef:
+    """The untrained config of an official model, to run when its weights cannot be fetched
+    (`--offline-fallback`): the same network with random weights."""
+    spec = get_spec(ref.name)
+    if spec is None:
+        raise ModelError(f"{ref.name} is not an official model; it has no config to fall back to")
+    return ModelRef(spec.name, spec.family, spec.config, official=False, stand_in=True)
 
 
 def _unavailable(ref: ModelRef, reason: str) -> str:
@@ -215,7 +269,7 @@ class PredictOptions:
     classes: tuple[int, ...] | None = None
     max_det: int = 300
     half: bool = False
-    nms: bool = False  # extra class-wise NMS at `iou` after RT-DETR, which has none of its own
+    nms: bool = False  # extra class-wise NMS at `iou` after an NMS-free model (RT-DETR, YOLO26)
 
 
 class Detector:
@@ -248,6 +302,17 @@ class Detector:
     def family(self) -> Family:
         return self.ref.family
 
+    @property
+    def nms_free(self) -> bool:
+        """True for models that predict without NMS, so `--iou` does nothing (`--nms` adds it): RT-DETR,
+        and YOLO models with an end-to-end (one-to-one) head, YOLO26, which `predict` runs end to end."""
+        if self.family == "rtdetr":
+            return True
+        if isinstance(getattr(self.model, "model", None), str):  # an export: the registry says
+            spec = self.ref.spec
+            return bool(spec and spec.nms_free)
+        return has_one2one_head(self.model)
+
     def predict(self, images: Sequence[np.ndarray]) -> list[tuple[tuple[Detection, ...], Speed]]:
         """Run the model on BGR images (one batch); one (detections, speed) per image."""
         o = self.options
@@ -263,10 +328,16 @@ class Detector:
             max_det=o.max_det,
             verbose=False,
             **self._precision_kwargs(),
+            **self._head_kwargs(),
         )
         return [
             (self._detections(r), Speed(**{k: float(r.speed[k]) for k in Speed.__slots__})) for r in results
         ]
+
+    def _head_kwargs(self) -> dict[str, Any]:
+        """YOLO26 has two heads: one-to-many (needs NMS) and one-to-one (end to end, as published).
+        ultralytics 8.4 runs the one-to-many head with NMS unless `nms=False`; ask for the end-to-end one."""
+        return {"nms": False} if self.family == "yolo" and self.nms_free else {}
 
     def _precision_kwargs(self) -> dict[str, Any]:
         """fp16 is `quantize=16` in current ultralytics and `half=True` in older releases."""
@@ -279,7 +350,7 @@ class Detector:
     def _detections(self, result: Any) -> tuple[Detection, ...]:
         boxes = result.boxes
         xyxy, conf, cls = boxes.xyxy, boxes.conf, boxes.cls
-        if self.options.nms and self.family == "rtdetr" and len(conf):
+        if self.options.nms and self.nms_free and len(conf):
             from torchvision.ops import batched_nms
 
             keep = batched_nms(xyxy.float(), conf.float(), cls.long(), self.options.iou)
@@ -308,6 +379,16 @@ def resolve_classes(classes: str | None, names: dict[int, str]) -> tuple[int, ..
                 + ")"
             )
     return tuple(dict.fromkeys(ids))
+
+
+def has_one2one_head(model: Any) -> bool:
+    """True for a loaded PyTorch YOLO whose detection head has the end-to-end (one-to-one) branch."""
+    layers = getattr(getattr(model, "model", None), "model", None)
+    try:
+        head = layers[-1]  # type: ignore[index]
+    except (TypeError, IndexError, KeyError):
+        return False
+    return getattr(head, "one2one_cv2", None) is not None
 
 
 def _loaded_family(model: Any) -> Family | None:
@@ -351,7 +432,7 @@ def load(ref: ModelRef, options: PredictOptions) -> Detector:
             f"cannot load model from {location}: {type(e).__name__}: {e}. "
             "The file may be corrupt or not an ultralytics detection model"
         ) from e
-    ref = ModelRef(ref.name, _loaded_family(model) or ref.family, ref.location, ref.official)
+    ref = replace(ref, family=_loaded_family(model) or ref.family)
     if getattr(model, "task", "detect") != "detect":
         raise ModelError(f"{location} is a '{model.task}' model; detect needs an object detection model")
     return Detector(ref, model, options)
@@ -371,6 +452,9 @@ def catalog() -> list[dict[str, Any]]:
             {
                 "name": spec.name,
                 "family": spec.family,
+                "design": spec.design,
+                "nms_free": spec.nms_free,
+                "ultralytics_class": spec.ultralytics_class,
                 "aliases": list(spec.aliases),
                 "published_map50_95": spec.published_map,
                 "published_source": COCO_VAL_SOURCE,

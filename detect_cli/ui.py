@@ -142,12 +142,13 @@ def print_video_summary(report: RunReport, model: str, console: Console = err_co
 
 def models_table(rows: list[dict[str, object]]) -> Table:
     table = Table(title="Models", title_justify="left")
-    for col in ("name", "family", "aliases", "published mAP50-95", "weights", "present"):
+    for col in ("name", "design", "NMS", "aliases", "published mAP50-95", "weights", "present"):
         table.add_column(col)
     for r in rows:
         table.add_row(
             str(r["name"]),
-            str(r["family"]),
+            str(r["design"]),
+            "none" if r["nms_free"] else "yes",
             ", ".join(r["aliases"]),  # type: ignore[arg-type]
             f"{r['published_map50_95']}",
             str(r["weights"]),

@@ -30,7 +30,7 @@ from detect_cli.sources import (
     quiet_opencv,
 )
 from detect_cli.threads import read_ahead
-from detect_cli.writers import Codec
+from detect_cli.writers import Codec, open_video_file
 
 DEFAULT_FPS = 30.0  # for sources that report no usable frame rate (many webcams and streams)
 DEFAULT_RECONNECTS = 3
@@ -300,40 +300,48 @@ def video_frames(
 # --- writing --------------------------------------------------------------------------------------
 
 
-# H.264 plays everywhere but pip's OpenCV wheels ship no H.264 encoder; MPEG-4 Part 2 in mp4 opens in
-# VLC, mpv, QuickTime and Windows' players; Motion JPEG in avi is the last resort every build has.
+# H.264 plays everywhere, browsers included: PyAV writes it with the FFmpeg (and libx264) its wheels
+# bundle. pip's OpenCV wheels ship no H.264 encoder, so without PyAV it is OpenCV's: H.264 where that
+# build has it, else MPEG-4 Part 2 in mp4 (VLC, mpv, QuickTime and Windows' players; not browsers),
+# else Motion JPEG in avi, the last resort every build has.
 CODECS = (
+    Codec("avc1", ".mp4", "H.264", "pyav"),
     Codec("avc1", ".mp4", "H.264"),
     Codec("mp4v", ".mp4", "MPEG-4 Part 2"),
     Codec("MJPG", ".avi", "Motion JPEG"),
 )
+PROBE_FRAMES = 3
 
 
 def can_write(codec: Codec) -> bool:
-    """Write a few frames with this codec and read them back: some builds open a writer they cannot use."""
+    """Write a few frames with this codec and read them back with OpenCV: some builds open a writer they
+    cannot use, and PyAV may be missing or lack the encoder."""
     cv2 = quiet_opencv()
     import numpy as np
 
     with tempfile.TemporaryDirectory(prefix="detect-codec-") as tmp:
-        path = str(Path(tmp, "probe" + codec.suffix))
-        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*codec.fourcc), 10.0, (64, 48))
-        if not writer.isOpened():
+        path = Path(tmp, "probe" + codec.suffix)
+        try:
+            writer = open_video_file(path, codec, 10.0, (64, 48))
+            try:
+                for i in range(PROBE_FRAMES):
+                    writer.write(np.full((48, 64, 3), 60 * i, np.uint8))
+            finally:
+                writer.close()
+        except (OutputError, OSError, cv2.error):
             return False
-        for i in range(3):
-            writer.write(np.full((48, 64, 3), 60 * i, np.uint8))
-        writer.release()
-        cap = cv2.VideoCapture(path)
+        cap = cv2.VideoCapture(str(path))
         n = 0
         while cap.read()[0]:
             n += 1
         cap.release()
-        return n == 3
+        return n == PROBE_FRAMES
 
 
 @functools.cache
 def pick_codec() -> Codec:
-    """The first codec in CODECS this OpenCV can write and read back (checked once per process)."""
+    """The first codec in CODECS that can be written here and read back (checked once per process)."""
     for codec in CODECS:
         if can_write(codec):
             return codec
-    raise OutputError("this OpenCV build cannot write video (tried " + ", ".join(map(str, CODECS)) + ")")
+    raise OutputError("cannot write video here (tried " + ", ".join(map(str, CODECS)) + ")")

@@ -18,9 +18,10 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from detect_cli.errors import OutputError
 from detect_cli.models import is_coco80
@@ -33,16 +34,116 @@ if TYPE_CHECKING:
 FORMATS = ("jsonl", "csv", "txt", "coco")
 
 
+VideoLibrary = Literal["pyav", "opencv"]
+
+
 @dataclass(frozen=True, slots=True)
 class Codec:
-    """A video codec: its FourCC and the container it goes in (video.pick_codec says which one works)."""
+    """A video codec: its FourCC, the container it goes in, and the library that writes it (PyAV's
+    bundled FFmpeg, or OpenCV's VideoWriter). video.pick_codec says which one works here."""
 
     fourcc: str
     suffix: str
     name: str
+    library: VideoLibrary = "opencv"
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.fourcc}, {self.suffix})"
+        via = ", PyAV" if self.library == "pyav" else ""
+        return f"{self.name} ({self.fourcc}, {self.suffix}{via})"
+
+
+class VideoFile:
+    """One video file being written: `write` BGR frames of the size it was opened with, `close` to
+    finish the container (after which it is playable). `open_video_file` picks the implementation."""
+
+    def write(self, frame: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _OpenCvVideo(VideoFile):
+    """cv2.VideoWriter: whatever encoders this OpenCV build has (pip's wheels: no H.264)."""
+
+    def __init__(self, path: Path, codec: Codec, fps: float, size: tuple[int, int]) -> None:
+        import cv2
+
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec.fourcc), fps, size)
+        if not self._writer.isOpened():
+            self._writer.release()
+            raise OutputError(f"cannot write video {path} with {codec}")
+
+    def write(self, frame: np.ndarray) -> None:
+        self._writer.write(frame)
+
+    def close(self) -> None:
+        self._writer.release()  # writes the container's index
+
+
+class _PyAvVideo(VideoFile):
+    """H.264 (libx264, yuv420p) in MP4 with its index at the front (faststart), written with PyAV:
+    what every browser plays. yuv420p needs an even width and height, so a frame of odd size is padded
+    by one pixel on the right and/or bottom (the edge pixels repeated); nothing is scaled, so the
+    boxes drawn on it stay exactly where they were."""
+
+    def __init__(self, path: Path, codec: Codec, fps: float, size: tuple[int, int]) -> None:
+        import av
+
+        self._size = size
+        width, height = size[0] + size[0] % 2, size[1] + size[1] % 2
+        try:
+            self._container = av.open(
+                str(path), mode="w", format="mp4", container_options={"movflags": "+faststart"}
+            )
+            try:
+                stream = self._container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                stream.width, stream.height = width, height
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"preset": "veryfast", "crf": "23"}
+            except BaseException:
+                self._container.close()
+                raise
+        except av.FFmpegError as e:
+            raise OutputError(f"cannot write video {path} with {codec}: {e}") from e
+        self._stream = stream
+        self._av = av
+
+    def _pad(self, frame: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        h, w = frame.shape[:2]
+        if w % 2 == 0 and h % 2 == 0:
+            return frame
+        return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+    def write(self, frame: np.ndarray) -> None:
+        av_frame = self._av.VideoFrame.from_ndarray(self._pad(frame), format="bgr24")
+        try:
+            self._container.mux(self._stream.encode(av_frame))
+        except self._av.FFmpegError as e:
+            raise OSError(getattr(e, "errno", None) or 0, f"cannot encode a frame: {e}") from e
+
+    def close(self) -> None:
+        try:
+            try:
+                self._container.mux(self._stream.encode(None))  # flush the frames the encoder holds
+            finally:
+                self._container.close()
+        except self._av.FFmpegError as e:
+            raise OSError(getattr(e, "errno", None) or 0, f"cannot finish the video: {e}") from e
+
+
+def open_video_file(path: Path, codec: Codec, fps: float, size: tuple[int, int]) -> VideoFile:
+    """A video file at `path` (its suffix is the codec's), `size` = (width, height); OutputError when the
+    library cannot write it (PyAV not installed, an encoder OpenCV lacks)."""
+    if codec.library == "pyav":
+        try:
+            import av  # noqa: F401
+        except ImportError as e:
+            raise OutputError(f"cannot write {codec}: PyAV is not installed (pip install av)") from e
+        return _PyAvVideo(path, codec, fps, size)
+    return _OpenCvVideo(path, codec, fps, size)
 
 
 RESULTS_JSONL = "results.jsonl"  # the record of an image run
@@ -357,8 +458,10 @@ class AnnotatedVideoWriter(Sink):
     Video frames arrive with rel_path `<source's rel_path>/<frame>.jpg`; a new parent starts a new
     video. Each video is written under a temporary name and renamed when finished, also when the run
     is interrupted, so it is always playable under its final name. Frames keep the first frame's size.
-    A video that cannot be written (its writer will not open, a rename fails) is named in `problems`
-    and its frames are passed over; the other videos, and every frame's record, are not affected.
+    A video that cannot be written (its writer will not open, a frame cannot be encoded, a rename
+    fails) is named in `problems` and its frames are passed over; the other videos, and every frame's
+    record, are not affected. The file is written by `open_video_file` (PyAV or OpenCV, as the codec
+    says).
     """
 
     def __init__(self, root: Path, fps: Mapping[str, float], codec: Codec) -> None:
@@ -367,7 +470,7 @@ class AnnotatedVideoWriter(Sink):
         self.written: list[Path] = []
         self.problems: list[tuple[str, str]] = []  # (source, why its video was not written)
         self._fps = fps
-        self._writer: Any = None
+        self._writer: VideoFile | None = None
         self._key: PurePosixPath | None = None
         self._source = ""
         self._tmp = self._final = root
@@ -390,33 +493,35 @@ class AnnotatedVideoWriter(Sink):
         frame = draw_detections(image, result.detections) if result.ok else image
         if (frame.shape[1], frame.shape[0]) != self._size:  # a stream that changed resolution
             frame = cv2.resize(frame, self._size)
-        self._writer.write(frame)
+        try:
+            self._writer.write(frame)
+        except OSError as e:
+            self._fail(f"annotated video not written: {e.strerror or e}")
 
     def _fail(self, problem: str) -> None:
         self.problems.append((self._source, problem))
-        if self._writer is not None:
-            self._writer.release()
-        self._writer = None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):  # it already failed; what matters is the note and cleanup
+                writer.close()
         Path(self._tmp).unlink(missing_ok=True)
 
     def _open(self, key: PurePosixPath, source: str, image: np.ndarray) -> None:
-        import cv2
-
         self._final = self.root / key.with_name(key.name + self.codec.suffix)
         self._tmp = self._final.with_name(f".{key.name}.part{self.codec.suffix}")
         self._final.parent.mkdir(parents=True, exist_ok=True)
         self._size = (image.shape[1], image.shape[0])
-        fourcc = cv2.VideoWriter_fourcc(*self.codec.fourcc)
-        self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self._fps.get(source, 30.0), self._size)
-        if not self._writer.isOpened():
-            self._writer = None
-            raise OutputError(f"cannot write video {self._final} with {self.codec}")
+        self._writer = open_video_file(self._tmp, self.codec, self._fps.get(source, 30.0), self._size)
 
     def _finish(self) -> None:
         if self._writer is None:
             return
-        self._writer.release()  # writes the container's index: the file is now playable
-        self._writer = None
+        writer, self._writer = self._writer, None
+        try:
+            writer.close()  # writes the container's index: the file is now playable
+        except OSError as e:
+            self._fail(f"annotated video not written: {e.strerror or e}")
+            return
         try:
             os.replace(self._tmp, self._final)
         except OSError as e:

@@ -566,3 +566,11 @@ def test_weights_hash_is_remembered_by_path_size_and_mtime(
     assert backends.weights_digest(str(weights)) == first and reads == [weights]  # read once
     weights.write_bytes(weights.read_bytes()[:-1] + b"x")  # changed: hashed again
     assert backends.weights_digest(str(weights)) != first and len(reads) == 2
+
+
+def test_configs_ultralytics_ships_by_scale_have_their_own_digest() -> None:
+    """`yolo11n.yaml` is no file: ultralytics reads yolo11.yaml at scale n. Its export is keyed by what
+    is built, so n and s never share a cached export, and the key is stable."""
+    digests = {c: backends.weights_digest(c) for c in ("yolo11n.yaml", "yolo11s.yaml", "yolo26n.yaml")}
+    assert len(set(digests.values())) == 3
+    assert backends.weights_digest("yolo11n.yaml") == digests["yolo11n.yaml"]

@@ -32,6 +32,9 @@ BUS = str(Path(__file__).parents[1] / "samples" / "bus.jpg")
         ("yolo11x.pt", "rtdetr", "yolo11x", "yolo", True),
         ("rtdetr-l.yaml", "yolo", "rtdetr-l", "rtdetr", False),
         ("yolo11n.yaml", "rtdetr", "yolo11n", "yolo", False),
+        ("yolo26", "rtdetr", "yolo26n", "yolo", True),
+        ("yolo12s", "rtdetr", "yolo12s", "yolo", True),
+        ("yolo26n.yaml", "rtdetr", "yolo26n", "yolo", False),
     ],
 )
 def test_resolve(value: str | None, family: str, name: str, expected_family: str, official: bool) -> None:
@@ -182,3 +185,55 @@ def test_nms_after_rtdetr(rtdetr_pt: Path, nms: bool, family: str, iou: float, k
     dets = detector._detections(result)
     assert len(dets) == kept
     assert dets[0].confidence == pytest.approx(0.9)
+
+
+# Published COCO val2017 mAP50-95 at 640 px: https://docs.ultralytics.com/models/yolo26/ (the end-to-end
+# column, which is what predict runs) and https://docs.ultralytics.com/models/yolo12/.
+HYBRIDS = {
+    "yolo26n": 40.1, "yolo26s": 47.8, "yolo26m": 52.5, "yolo26l": 54.4, "yolo26x": 56.9,
+    "yolo12n": 40.6, "yolo12s": 48.0, "yolo12m": 52.5, "yolo12l": 53.7, "yolo12x": 55.2,
+}  # fmt: skip
+
+
+def test_hybrids_are_registered_as_ultralytics_names_and_loads_them() -> None:
+    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+
+    from detect_cli.models import REGISTRY, get_spec
+
+    for name, published in HYBRIDS.items():
+        spec = get_spec(name)
+        assert spec is not None and spec.published_map == published
+        assert (spec.family, spec.ultralytics_class, spec.design) == ("yolo", "YOLO", "hybrid")
+        assert spec.weights == f"{name}.pt" and spec.weights in GITHUB_ASSETS_NAMES  # downloadable by name
+        assert spec.config == f"{name}.yaml" and spec.nms_free == name.startswith("yolo26")
+    assert all(s.weights in GITHUB_ASSETS_NAMES for s in REGISTRY)
+    rows = {r["name"]: r for r in catalog()}
+    assert rows["yolo26n"]["nms_free"] and rows["yolo26n"]["design"] == "hybrid"
+    assert rows["rtdetr-l"]["nms_free"] and not rows["yolo12n"]["nms_free"]
+
+
+@pytest.mark.parametrize(
+    ("config", "nms_free"),
+    [("yolo26n.yaml", True), ("yolo12n.yaml", False), ("yolo11n.yaml", False), ("rtdetr-l.yaml", True)],
+)
+def test_nms_free_follows_the_loaded_network(config: str, nms_free: bool) -> None:
+    """YOLO26 has an end-to-end head, and predict runs it (so ultralytics applies no NMS)."""
+    import numpy as np
+
+    detector = load(resolve(config, "yolo"), PredictOptions(imgsz=SMALL_IMGSZ))
+    assert detector.nms_free is nms_free
+    detector.predict([np.zeros((64, 96, 3), np.uint8)])
+    if config.startswith("yolo"):  # the head predict ran: the end-to-end one for YOLO26 only
+        assert detector.model.predictor.model.end2end is nms_free
+
+
+def test_nms_applies_to_yolo26_as_to_rtdetr() -> None:
+    import numpy as np
+    import torch
+    from ultralytics.engine.results import Results
+
+    boxes = torch.tensor([[10, 10, 50, 50, 0.9, 0], [12, 12, 50, 50, 0.8, 0], [60, 60, 90, 90, 0.6, 0]])
+    result = Results(np.zeros((100, 100, 3), np.uint8), "x.jpg", {0: "a"}, boxes=boxes)
+    for nms, kept in ((False, 3), (True, 2)):
+        detector = load(resolve("yolo26n.yaml", "yolo"), PredictOptions(imgsz=SMALL_IMGSZ, nms=nms, iou=0.5))
+        assert len(detector._detections(result)) == kept

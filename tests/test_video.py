@@ -199,3 +199,66 @@ def test_video_writer_one_playable_video_per_source(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.part*"))
     first = cv2.VideoCapture(str(a)).read()[1]
     assert first[:, :, 0].max() > 50 or first[:, :, 1].max() > 50 or first[:, :, 2].max() > 50  # a box drawn
+
+
+def _write_clip(
+    sink: AnnotatedVideoWriter, frames: int, size: tuple[int, int], source: str = "a.mp4"
+) -> None:
+    h, w = size
+    rng = np.random.default_rng(0)
+    det = (Detection(0, "person", 0.9, (2.0, 2.0, 30.0, 30.0)),)
+    with sink:
+        for i in range(frames):
+            image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+            result = ImageResult(source, "m", w, h, Speed(0, 0, 0), det)
+            sink.write(result, PurePosixPath(f"{Path(source).stem}/{i:06d}.jpg"), image)
+
+
+def test_videos_are_h264_in_mp4_that_browsers_play(tmp_path: Path) -> None:
+    """PyAV is a dependency, so the codec picked is H.264 (yuv420p, index first): a frame of odd size
+    is padded by one pixel to the even size yuv420p needs, and every frame decodes."""
+    import av
+
+    codec = pick_codec()
+    assert (codec.name, codec.suffix, codec.library) == ("H.264", ".mp4", "pyav")
+    sink = AnnotatedVideoWriter(tmp_path, {"a.mp4": 12.5}, codec)
+    _write_clip(sink, frames=17, size=(65, 97))
+    video = tmp_path / "a.mp4"
+    assert sink.written == [video] and not sink.problems
+    assert read_video(video) == (17, 98, 66, 12.5)  # frame-exact; padded to even width and height
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+    data = video.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # faststart: playable while it downloads
+    assert not list(tmp_path.rglob("*.part*"))
+
+
+@pytest.fixture
+def no_pyav(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`import av` fails, as where PyAV is not installed; the codec is probed again without it."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "av", None)
+    pick_codec.cache_clear()
+    yield
+    pick_codec.cache_clear()
+
+
+@pytest.mark.usefixtures("no_pyav")
+def test_without_pyav_opencv_writes_the_video(tmp_path: Path) -> None:
+    codec = pick_codec()
+    assert codec.library == "opencv" and codec in CODECS and not can_write(CODECS[0])
+    sink = AnnotatedVideoWriter(tmp_path, {"a.mp4": 10.0}, codec)
+    _write_clip(sink, frames=5, size=(96, 128))
+    assert sink.written == [tmp_path / f"a{codec.suffix}"] and not sink.problems
+    assert read_video(sink.written[0]) == (5, 128, 96, 10.0)
+
+
+@pytest.mark.usefixtures("no_pyav")
+def test_an_h264_writer_without_pyav_is_one_video_problem(tmp_path: Path) -> None:
+    sink = AnnotatedVideoWriter(tmp_path, {"a.mp4": 10.0}, CODECS[0])
+    _write_clip(sink, frames=3, size=(96, 128))
+    assert sink.written == [] and not list(tmp_path.rglob("*.mp4"))
+    [(source, why)] = sink.problems
+    assert source == "a.mp4" and "PyAV is not installed" in why

@@ -35,6 +35,7 @@ from detect_cli.cli.options import (
     MaxFrames,
     MaxPixels,
     Nms,
+    OfflineFallback,
     Out,
     PrecisionOpt,
     Quiet,
@@ -109,6 +110,7 @@ class ModelArgs:
     half: Half = False
     backend: BackendOpt = BackendChoice.auto
     precision: PrecisionOpt = None
+    offline_fallback: OfflineFallback = False
 
     def settle(self, executor: str = "local") -> "tuple[PredictOptions, Plan]":
         """The checked options and the backend plan, decided once (raises the project's errors)."""
@@ -124,6 +126,7 @@ class ModelArgs:
             self.precision.value if self.precision else None,
             self.half,
             resolve_device=executor == "local",
+            offline_fallback=self.offline_fallback,
         )
         options = PredictOptions(
             conf=self.conf,

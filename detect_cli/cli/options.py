@@ -168,11 +168,15 @@ Iou = Annotated[
         min=0.0,
         max=1.0,
         show_default=False,
-        help="NMS IoU threshold (default 0.7). YOLO only: RT-DETR is NMS-free and ignores it unless --nms.",
+        help="NMS IoU threshold (default 0.7). NMS-free models (RT-DETR, YOLO26) ignore it unless --nms.",
     ),
 ]
 Nms = Annotated[
-    bool, typer.Option("--nms", help="RT-DETR: apply class-wise NMS at --iou to drop duplicate boxes.")
+    bool,
+    typer.Option(
+        "--nms",
+        help="NMS-free models (RT-DETR, YOLO26): apply class-wise NMS at --iou to drop duplicate boxes.",
+    ),
 ]
 Imgsz = Annotated[int, typer.Option(min=32, max=4096, help="Inference size in pixels (a multiple of 32).")]
 Device = Annotated[
@@ -184,6 +188,15 @@ Classes = Annotated[
 ]
 MaxDet = Annotated[int, typer.Option(min=1, help="Most detections kept per image.")]
 Half = Annotated[bool, typer.Option("--half", help="fp16 inference (CUDA only).")]
+OfflineFallback = Annotated[
+    bool,
+    typer.Option(
+        "--offline-fallback",
+        help="When an official model's weights cannot be downloaded, build it from its YAML config instead "
+        "of stopping: random weights, so speed and memory are real and boxes are meaningless (warned). "
+        "Weights already in the cache, or a local .pt, are used as usual.",
+    ),
+]
 Out = Annotated[
     Path | None,
     typer.Option(

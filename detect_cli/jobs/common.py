@@ -47,11 +47,12 @@ def warn_about_options(
 def option_warnings(detector: Detector, iou_given: bool) -> list[str]:
     """Things the user set that will not do what they may expect with this model."""
     notes = []
-    if detector.family == "rtdetr" and iou_given and not detector.options.nms:
+    if detector.nms_free and iou_given and not detector.options.nms:
         notes.append(
-            "RT-DETR is NMS-free, so --iou has no effect; add --nms to apply class-wise NMS at --iou"
+            f"{detector.name} is NMS-free (it predicts one box per object, without NMS), so --iou has no "
+            "effect on it; add --nms to apply class-wise NMS at --iou"
         )
-    if detector.ref.untrained:
+    if detector.ref.untrained and not detector.ref.stand_in:  # a stand-in was announced as it loaded
         notes.append(
             f"{detector.ref.location} is a model config: its weights are random (untrained), "
             "so its detections are meaningless"
