@@ -57,21 +57,21 @@ def test_without_labels_the_published_map_is_shown_and_labelled() -> None:
     assert [row[-1] for row in speed.rows] == ["53.0 (published)", "39.5 (published)"]
     assert "not measured here" in speed.note and COCO_VAL_SOURCE in speed.note
     assert "accuracy_vs_speed.png" in make_plots(c)
-    assert [t.title for t in tables(c)][:2] == ["Speed", "Agreement"]
+    assert [t.title for t in tables(c)][:3] == ["Speed", "What ran", "Agreement"]
 
 
 def test_with_labels_the_measured_map_is_shown() -> None:
     c = _comparison(accuracy=True)
     titles = [t.title for t in tables(c)]
-    assert titles[:3] == ["Speed", "Accuracy", "Agreement"] and "Accuracy per class" in titles
+    assert titles[:4] == ["Speed", "What ran", "Accuracy", "Agreement"] and "Accuracy per class" in titles
     assert tables(c)[0].rows[0][-1] == "50.0"
-    assert tables(c)[1].rows[0] == ("rtdetr-l", "4", "10", "50.0", "70.0", "80.0", "60.0")
+    assert tables(c)[2].rows[0] == ("rtdetr-l", "4", "10", "50.0", "70.0", "80.0", "60.0")
     assert [t.title for t in tables(c, full=False)] == ["Speed", "Accuracy", "Agreement"]
     assert len(rich_tables(c)) == 3
 
 
 def test_agreement_row() -> None:
-    row = tables(_comparison(False))[1].rows[0]
+    row = tables(_comparison(False))[2].rows[0]
     assert row == ("rtdetr-l vs yolo11n", "4", "1", "2", "72.7", "0.800")  # 2*4 / (5 + 6)
 
 
