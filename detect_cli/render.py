@@ -49,12 +49,17 @@ def title_band(image: np.ndarray, title: str) -> np.ndarray:
     one video keep one size."""
     import numpy as np
 
-    scale = max(image.shape[1] / 1200, 0.5)
-    thickness = max(int(scale * 2), 1)
-    (_, h), base = _text_size("Ag", scale, thickness)
-    band = np.full((h + base + 12, image.shape[1], 3), 32, np.uint8)
+    band = np.full((title_band_height(image.shape[1]), image.shape[1], 3), 32, np.uint8)
     draw_title(band, title)
     return np.vstack([band, image])
+
+
+def title_band_height(width: int) -> int:
+    """The height of `title_band`'s band over a picture `width` pixels wide (as `draw_title` sizes it)."""
+    scale = max(width / 1200, 0.5)
+    thickness = max(int(scale * 2), 1)
+    (_, h), base = _text_size("Ag", scale, thickness)
+    return h + base + 12
 
 
 def _text_size(text: str, scale: float, thickness: int) -> tuple[tuple[int, int], int]:

@@ -8,8 +8,9 @@ How memory is measured, per model, in a fresh child process (multiprocessing, sp
 - it loads the model as the run did (same backend, device and precision) and runs it on the run's first
   few inputs (`MEMORY_IMAGES`);
 - on CPU the model's figure is the peak resident memory after that (VmHWM; `ru_maxrss` where the peak
-  cannot be reset) minus the baseline (weights, activations, the backend's buffers); on CUDA it is `torch.cuda.max_memory_allocated()` (its counters
-  reset before the model loads), with the RSS figure beside it.
+  cannot be reset) minus the baseline (weights, activations, the backend's buffers); on CUDA it is
+  `torch.cuda.max_memory_allocated()` (its counters reset before the model loads), with the RSS figure
+  beside it.
 """
 
 from __future__ import annotations

@@ -115,7 +115,8 @@ def pair_verdict(c: Comparison, a: ModelResult, b: ModelResult) -> PairVerdict:
     if agreement is not None:
         tail.append(f"they agree on {100 * agreement:.0f}% of boxes over {_count(inputs, c.unit)}")
 
-    parts = [f"{label}: {', '.join(said)}" for label, said in claims.items() if said]
+    order = sorted(claims, key=lambda label: label != faster)  # the faster model's claims first
+    parts = [f"{label}: {', '.join(claims[label])}" for label in order if claims[label]]
     sentence = "; ".join(parts + tail)
     sentence = (sentence[0].upper() + sentence[1:] if sentence and not parts else sentence) + "."
     return PairVerdict(
