@@ -139,8 +139,8 @@ def _with_memory(c: Comparison, *mb: float) -> Comparison:
     [
         (
             False,
-            f"yolo11n: 4.0{TIMES} faster, 3.0{TIMES} less memory; rtdetr-l: +13.5 mAP50-95 (published COCO val figures, "
-            "not measured here); they agree on 73% of boxes over 4 images.",
+            f"yolo11n: 4.0{TIMES} faster, 3.0{TIMES} less memory; rtdetr-l: +13.5 mAP50-95 (published COCO "
+            "val figures, not measured here); they agree on 73% of boxes over 4 images.",
         ),
         (
             True,
