@@ -145,10 +145,12 @@ def test_a_video_source(rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path) -> None:
     video = out / "side-by-side" / f"street{pick_codec().suffix}"
     assert report["video"]["side_by_side"] == [video.relative_to(out).as_posix()]
     frames, width, height, fps = read_video(video)
-    assert (frames, width, height) == (4, 2 * 128, 96) and fps == pytest.approx(10 / 3, abs=0.01)
+    assert (frames, width, height) == (4, 2 * 128, title_band_height(128) + 96)
+    assert fps == pytest.approx(10 / 3, abs=0.01)
     assert "## Agreement" in (out / "report.md").read_text()
     page = (out / "report.html").read_text()
-    assert external_refs(page) == [] and page.count("data:image/jpeg;base64,") == 4
+    assert all(r.startswith("side-by-side/") for r in external_refs(page))  # the video, full pictures
+    assert page.count("data:image/jpeg;base64,") == 4
     assert f"Side-by-side video: {video}" in result.stderr
 
 

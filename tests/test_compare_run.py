@@ -116,9 +116,11 @@ def test_a_video_compared_with_itself(rtdetr_pt: Path, tmp_path: Path) -> None:
     md = (out / "report.md").read_text()
     assert "4 frames (0 failed) of 1 video, 1 frame in 2, at most 4 per video" in md
     assert f"[side-by-side/{video_name}](side-by-side/{video_name})" in md
-    assert "![000002.jpg](side-by-side/clip/000002.jpg)" in md
+    assert "(side-by-side/clip/000002.jpg): agreement 100%" in md  # the gallery: the kept frames
     page = (out / "report.html").read_text()
-    assert external_refs(page) == [] and page.count("data:image/jpeg;base64,") == 4
+    # Links to the video and the full pictures beside the report; the thumbnails are embedded.
+    assert all(r.startswith("side-by-side/") for r in external_refs(page))
+    assert page.count("data:image/jpeg;base64,") == 4
     assert "Over 4 frames" in page and "frames/s" in page
 
 
