@@ -43,14 +43,40 @@ def draw_title(image: np.ndarray, title: str) -> np.ndarray:
     return image
 
 
+def title_band(image: np.ndarray, title: str) -> np.ndarray:
+    """`image` with a dark band above it holding `title`: nothing of the picture (box labels in its
+    top-left corner included) is covered. The band's height depends on the width only, so the frames of
+    one video keep one size."""
+    import numpy as np
+
+    band = np.full((title_band_height(image.shape[1]), image.shape[1], 3), 32, np.uint8)
+    draw_title(band, title)
+    return np.vstack([band, image])
+
+
+def title_band_height(width: int) -> int:
+    """The height of `title_band`'s band over a picture `width` pixels wide (as `draw_title` sizes it)."""
+    scale = max(width / 1200, 0.5)
+    thickness = max(int(scale * 2), 1)
+    (_, h), base = _text_size("Ag", scale, thickness)
+    return h + base + 12
+
+
+def _text_size(text: str, scale: float, thickness: int) -> tuple[tuple[int, int], int]:
+    import cv2
+
+    return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+
+
 def side_by_side(image: np.ndarray, panels: Sequence[tuple[str, Sequence[Detection]]]) -> np.ndarray:
-    """One render of `image` per (title, detections), left to right: model A | model B | ….
+    """One render of `image` per (title, detections), left to right: model A | model B | …, each with
+    its title in a band above it (`title_band`), not over the picture.
 
     The result is exactly as wide as the renders put together; a thin line is drawn over each seam.
     """
     import numpy as np
 
-    renders = [draw_detections(image, dets, title) for title, dets in panels]
+    renders = [title_band(draw_detections(image, dets), title) for title, dets in panels]
     out = np.hstack(renders) if renders else image.copy()
     x = 0
     for r in renders[:-1]:

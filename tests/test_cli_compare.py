@@ -17,6 +17,7 @@ from test_compare_report import external_refs
 from typer.testing import CliRunner
 
 from detect_cli.cli import app
+from detect_cli.render import title_band_height
 from detect_cli.video import pick_codec
 from detect_cli.writers import read_jsonl
 
@@ -39,6 +40,7 @@ def compare_args(rtdetr_pt: Path, yolo_pt: Path, *args: str) -> list[str]:
         "5",
         "--warmup",
         "1",
+        "--no-memory",  # a child process per model: measured once, in labelled_run
     ]
 
 
@@ -49,7 +51,13 @@ def labelled_run(rtdetr_pt: Path, yolo_pt: Path, tmp_path_factory: pytest.TempPa
     ds = write_dataset(root / "ds", TINY_BOXES, ["0", "1", "2"])
     out = root / "out"
     result = runner.invoke(
-        app, [*compare_args(rtdetr_pt, yolo_pt, str(ds.images), "--data", str(ds.data_yaml)), "-o", str(out)]
+        app,
+        [
+            *compare_args(rtdetr_pt, yolo_pt, str(ds.images), "--data", str(ds.data_yaml)),
+            "--memory",
+            "-o",
+            str(out),
+        ],
     )
     return result, out, ds
 
@@ -70,15 +78,26 @@ def test_every_report_file_exists_and_parses(labelled_run) -> None:  # type: ign
     assert all(f"## {t}" in md for t in ("Speed", "Accuracy", "Agreement", "Accuracy per class"))
     page = (out / "report.html").read_text()
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
-    assert external_refs(page) == [] and page.count("data:image/png;base64,") == 3
-    assert page.count("data:image/jpeg;base64,") == 4
+    # Only links to the full pictures beside the report; every picture shown is embedded.
+    assert all(r.startswith("side-by-side/") for r in external_refs(page))
+    assert page.count("data:image/png;base64,") == 4  # speed, memory, accuracy and detection plots
+    assert page.count("data:image/jpeg;base64,") == 4  # the gallery: every side-by-side, as a thumbnail
+    assert page.index("Verdict") < page.index("<h2>Speed</h2>") and "<h2>Environment</h2>" in page
+    for m in report["models"]:  # each model measured alone, on the first 3 images
+        assert m["memory"]["method"] == "rss" and m["memory"]["images"] == 3 and m["memory"]["peak_mb"] > 1
+        assert m["info"]["input_shape"] and m["info"]["ran"]
+    assert report["environment"]["versions"]["torch"] and report["environment"]["cpu_count"] >= 1
+    [sentence] = [p["sentence"] for p in report["verdict"]["pairs"]]
+    assert "faster" in sentence and "on your 4 images" in sentence and "memory" in sentence
+    assert "| 0 |" in md and " P | " in md  # per-class precision and recall in report.md
     for name in ("speed.png", "accuracy_vs_speed.png", "detections_per_class.png"):
         assert cv2.imread(str(out / "plots" / name)) is not None, name
     for label in ("rtdetr-l-seed0", "yolo11n-seed0"):
         rows = read_jsonl(out / "detections" / f"{label}.jsonl")
         assert len(rows) == 4 and all(len(r["detections"]) == 5 for r in rows)
     side = cv2.imread(str(out / "side-by-side" / "val" / "a.jpg"))
-    assert side.shape == (96, 2 * 128, 3), "as wide as the two renders of a 128 px wide image"
+    band = title_band_height(128)
+    assert side.shape == (band + 96, 2 * 128, 3), "the two renders of a 128 px wide image, titles above"
     assert "Speed" in result.stderr and "Accuracy" in result.stderr and "report.html" in result.stderr
 
 
@@ -126,10 +145,12 @@ def test_a_video_source(rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path) -> None:
     video = out / "side-by-side" / f"street{pick_codec().suffix}"
     assert report["video"]["side_by_side"] == [video.relative_to(out).as_posix()]
     frames, width, height, fps = read_video(video)
-    assert (frames, width, height) == (4, 2 * 128, 96) and fps == pytest.approx(10 / 3, abs=0.01)
+    assert (frames, width, height) == (4, 2 * 128, title_band_height(128) + 96)
+    assert fps == pytest.approx(10 / 3, abs=0.01)
     assert "## Agreement" in (out / "report.md").read_text()
     page = (out / "report.html").read_text()
-    assert external_refs(page) == [] and page.count("data:image/jpeg;base64,") == 4
+    assert all(r.startswith("side-by-side/") for r in external_refs(page))  # the video, full pictures
+    assert page.count("data:image/jpeg;base64,") == 4
     assert f"Side-by-side video: {video}" in result.stderr
 
 
@@ -154,7 +175,7 @@ def test_ctrl_c_on_a_video_keeps_a_playable_video_and_a_report(
     assert [m["speed"]["calls"] for m in report["models"]] == [n, n] and report["pairs"][0]["images"] == n
     for label in ("rtdetr-l-seed0", "yolo11n-seed0"):
         assert [r["frame"] for r in read_jsonl(out / "detections" / f"{label}.jsonl")] == list(range(n))
-    assert read_video(out / report["video"]["side_by_side"][0])[:3] == (n, 256, 96)
+    assert read_video(out / report["video"]["side_by_side"][0])[:3] == (n, 256, title_band_height(128) + 96)
     assert "Interrupted" in stderr and "Traceback" not in stderr and not list(out.rglob("*.part*"))
 
 

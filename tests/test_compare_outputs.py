@@ -9,6 +9,7 @@ from conftest import read_video
 
 from detect_cli.compare.outputs import CompareOutputs
 from detect_cli.pipeline import Frame
+from detect_cli.render import title_band_height
 from detect_cli.results import Detection, ImageResult, Speed
 from detect_cli.video import pick_codec
 from detect_cli.writers import read_jsonl
@@ -28,7 +29,7 @@ def test_side_by_side_video_keeps_every_frame(tmp_path: Path) -> None:
         outputs(frame, [ok, failed if i == 1 else ok])
     outputs.close()
     assert outputs.videos == [tmp_path / "side-by-side" / f"v{codec.suffix}"]
-    assert read_video(outputs.videos[0]) == (3, 2 * 64, 48, 5.0)
+    assert read_video(outputs.videos[0]) == (3, 2 * 64, title_band_height(64) + 48, 5.0)
     assert [p.source for p in outputs.pictures] == ["v.mp4, frame 1"]
     assert [p.name for p in (tmp_path / "side-by-side" / "v").iterdir()] == ["000001.jpg"]
     rows = read_jsonl(tmp_path / "detections" / "b.jsonl")

@@ -15,6 +15,7 @@ from detect_cli.compare.run import CompareJob, run_compare, run_comparison, sour
 from detect_cli.errors import BadOptionError
 from detect_cli.models import PredictOptions, load, resolve
 from detect_cli.pipeline import image_frames
+from detect_cli.render import title_band_height
 from detect_cli.sources import discover_images
 from detect_cli.video import pick_codec
 from detect_cli.writers import read_jsonl
@@ -74,7 +75,7 @@ def _job(tmp_path: Path, weights: list[Path], *sources: Path, **kw) -> CompareJo
         options=PredictOptions(conf=conf, imgsz=SMALL_IMGSZ, device="cpu", max_det=5),
         settings=CompareSettings(imgsz=SMALL_IMGSZ, conf=conf, warmup=0),
         out=tmp_path / "out",
-        **kw,
+        **{"memory": False, **kw},  # memory is measured in the CLI test (a child process per model)
     )
 
 
@@ -91,7 +92,7 @@ def test_a_video_compared_with_itself(rtdetr_pt: Path, tmp_path: Path) -> None:
     assert c.video is not None and (c.video.videos, c.video.vid_stride, c.video.max_frames) == (1, 2, 4)
     video_name = f"clip{pick_codec().suffix}"
     assert c.video.side_by_side == (f"side-by-side/{video_name}",) and c.video.codec == str(pick_codec())
-    assert read_video(out / "side-by-side" / video_name) == (4, 2 * 128, 96, 5.0)
+    assert read_video(out / "side-by-side" / video_name) == (4, 2 * 128, title_band_height(128) + 96, 5.0)
     for label in ("rtdetr-l-seed0", "rtdetr-l-seed0-2"):
         rows = read_jsonl(out / "detections" / f"{label}.jsonl")
         assert [r["frame"] for r in rows] == [0, 2, 4, 6] and [r["time_s"] for r in rows] == [
@@ -104,16 +105,22 @@ def test_a_video_compared_with_itself(rtdetr_pt: Path, tmp_path: Path) -> None:
     assert [p.source for p in run.pictures] == [f"{clip}, frame {i}" for i in (0, 2, 4, 6)]
     frames = sorted(p.name for p in (out / "side-by-side" / "clip").glob("*.jpg"))
     assert frames == ["000000.jpg", "000002.jpg", "000004.jpg", "000006.jpg"]
-    assert cv2.imread(str(out / "side-by-side" / "clip" / "000002.jpg")).shape == (96, 256, 3)
+    assert cv2.imread(str(out / "side-by-side" / "clip" / "000002.jpg")).shape == (
+        title_band_height(128) + 96,
+        256,
+        3,
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["video"]["side_by_side"] == [f"side-by-side/{video_name}"] and report["inputs"] == 4
     assert report["pairs"][0]["overall"]["agreement"] == 1.0
     md = (out / "report.md").read_text()
     assert "4 frames (0 failed) of 1 video, 1 frame in 2, at most 4 per video" in md
     assert f"[side-by-side/{video_name}](side-by-side/{video_name})" in md
-    assert "![000002.jpg](side-by-side/clip/000002.jpg)" in md
+    assert "(side-by-side/clip/000002.jpg): agreement 100%" in md  # the gallery: the kept frames
     page = (out / "report.html").read_text()
-    assert external_refs(page) == [] and page.count("data:image/jpeg;base64,") == 4
+    # Links to the video and the full pictures beside the report; the thumbnails are embedded.
+    assert all(r.startswith("side-by-side/") for r in external_refs(page))
+    assert page.count("data:image/jpeg;base64,") == 4
     assert "Over 4 frames" in page and "frames/s" in page
 
 

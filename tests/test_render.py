@@ -27,14 +27,30 @@ def test_title_band() -> None:
     assert out[2:20, 2:60].any() and not out[90:, :].any()
 
 
-def test_side_by_side_is_as_wide_as_the_renders() -> None:
+def test_side_by_side_is_as_wide_as_the_renders_with_titles_above_them() -> None:
     from detect_cli.render import side_by_side
 
     image = np.zeros((90, 120, 3), np.uint8)
     panels = [("a  12 ms", [Detection(0, "person", 0.9, (10.0, 10.0, 60.0, 60.0))]), ("b  30 ms", [])]
     out = side_by_side(image, panels)
-    left, right = (draw_detections(image, dets, title) for title, dets in panels)
-    assert out.shape == (90, left.shape[1] + right.shape[1], 3)
-    assert np.array_equal(out[:, :100], left[:, :100]) and np.array_equal(out[:, 130:], right[:, 10:])
+    left, right = (draw_detections(image, dets) for _, dets in panels)
+    band = out.shape[0] - 90
+    assert 10 < band < 60 and out.shape == (90 + band, left.shape[1] + right.shape[1], 3)
+    # Below the band, each panel is the render itself: the title covers none of the picture.
+    assert np.array_equal(out[band:, :100], left[:, :100]) and np.array_equal(out[band:, 130:], right[:, 10:])
+    assert (out[:band, :119] == 32).mean() > 0.8, "a dark band above the picture holds the title"
+    assert (out[:band, :119] > 128).any(), "with the title written in light text"
     assert (out[:, 119:121] == 255).all(), "a light seam between the panels"
     assert not image.any()
+
+
+def test_a_box_in_the_top_left_corner_keeps_its_label_visible() -> None:
+    """The label ultralytics draws above a box at the picture's top edge stays as drawn: the title band
+    sits above the picture, not over it."""
+    from detect_cli.render import side_by_side
+
+    image = np.full((200, 300, 3), 90, np.uint8)
+    dets = [Detection(0, "person", 0.9, (0.0, 0.0, 150.0, 120.0))]
+    out = side_by_side(image, [("a very long model title  120 ms  1 boxes", dets)])
+    alone = draw_detections(image, dets)
+    assert np.array_equal(out[out.shape[0] - 200 :], alone)

@@ -54,6 +54,14 @@ SaveSideBySide = Annotated[
         "--save/--no-save", help="Write side-by-side pictures (for a video source, a side-by-side video)."
     ),
 ]
+Memory = Annotated[
+    bool,
+    typer.Option(
+        "--memory/--no-memory",
+        help="Measure each model's peak memory: alone in a child process, on the first 3 inputs "
+        "(a few seconds per model).",
+    ),
+]
 JsonReport = Annotated[bool, typer.Option("--json", help="Print report.json on stdout (logs go to stderr).")]
 
 
@@ -68,6 +76,7 @@ def compare(
     warmup: Warmup = 2,
     runs: Runs = 1,
     save: SaveSideBySide = True,
+    memory: Memory = True,
     json_out: JsonReport = False,
     *,
     settings: ModelArgs,
@@ -83,8 +92,11 @@ def compare(
     all inputs ok; 1: some failed (the rest were compared); 2: nothing could run; 130: interrupted;
     143: stopped by SIGTERM.
     """
+    import sys
+
     from detect_cli import ui
     from detect_cli.compare import CompareJob, CompareSettings, rich_tables, run_compare
+    from detect_cli.compare.report import report_dict, terminal_lines
     from detect_cli.errors import BadOptionError
     from detect_cli.models import resolve
     from detect_cli.writers import json_text
@@ -115,6 +127,8 @@ def compare(
         vid_stride=stream.vid_stride,
         max_frames=stream.max_frames,
         reconnects=stream.reconnects,
+        command=tuple(sys.argv),
+        memory=memory,
     )
     quiet = output.quiet
     run = run_compare(
@@ -126,8 +140,10 @@ def compare(
     for note in comparison.notes:
         ui.warn(note, "note")
     if json_out:
-        typer.echo(json_text(comparison.to_dict(), indent=2))
+        typer.echo(json_text(report_dict(comparison), indent=2))
     if not quiet:
+        for line in terminal_lines(comparison):
+            ui.err_console.print(line, markup=False, highlight=False)
         for table in rich_tables(comparison):
             ui.err_console.print(table)
         if comparison.video:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from detect_cli.compare.results import Comparison, ModelResult, Picture
+from detect_cli.compare.machine import MEMORY_METHOD
+from detect_cli.compare.results import Comparison, Environment, ModelResult, Picture
+from detect_cli.compare.verdict import TIMES, verdict
 from detect_cli.writers import atomic_write_bytes, json_text
 
 if TYPE_CHECKING:
@@ -25,6 +27,10 @@ REPORT_FILES = ("report.json", "report.md", "report.html")
 REPORT_RECORD = "report.json"  # a folder holding it holds a comparison
 HTML_PICTURES = 4  # side-by-side pictures embedded in report.html (all of them are written as files)
 HTML_PICTURE_WIDTH = 1600  # px: embedded pictures are scaled down to keep report.html small
+GALLERY_THUMBS = 40  # side-by-sides embedded as thumbnails in report.html; the others are linked
+GALLERY_BYTES = 20 * 2**20  # ... and at most this many bytes of thumbnails
+GALLERY_WIDTH = 560  # px: a thumbnail's width
+MD_GALLERY_LINKS = 200  # side-by-sides listed in report.md
 
 
 # --- tables ---------------------------------------------------------------------------------------
@@ -57,6 +63,8 @@ def _accuracy_cell(m: ModelResult) -> str:
 def tables(c: Comparison, full: bool = True) -> list[TableData]:
     """The report's tables; `full=False` gives the key ones for the terminal."""
     out = [_speed_table(c, compact=not full)]
+    if full:
+        out.append(_ran_table(c))
     if c.models[0].accuracy:
         out.append(_accuracy_table(c))
     out.append(_agreement_table(c))
@@ -69,18 +77,18 @@ def tables(c: Comparison, full: bool = True) -> list[TableData]:
 
 
 def _speed_table(c: Comparison, compact: bool = False) -> TableData:
-    """`compact` (the terminal) leaves out the pre- and postprocess columns."""
+    """`compact` (the terminal) leaves out params, GFLOPs and the pre- and postprocess columns."""
     labelled = c.models[0].accuracy is not None
     stages = ("inference",) if compact else ("preprocess", "inference", "postprocess")
     rows = tuple(
         (
             m.info.label,
-            _f(m.info.params_m),
-            _f(m.info.gflops),
+            *(() if compact else (_f(m.info.params_m), _f(m.info.gflops))),
             *(_f(getattr(m.speed, f"{stage}_ms")) for stage in stages),
             _f(m.speed.latency_p50_ms),
             _f(m.speed.latency_p95_ms),
             _f(m.speed.images_per_s, "{:.2f}"),
+            _f(m.memory.peak_mb if m.memory else None, "{:.0f}"),
             _accuracy_cell(m),
         )
         for m in c.models
@@ -89,7 +97,7 @@ def _speed_table(c: Comparison, compact: bool = False) -> TableData:
     note = (
         f"{first.device}, {first.backend}, {first.precision}, imgsz {first.imgsz}; "
         f"timed calls per model: {c.models[0].speed.calls}, after {c.settings.warmup} warm-up runs. "
-        f"Latency is the wall time of one call on one {c.unit}."
+        f"Latency is the wall time of one call on one {c.unit}. " + memory_note(c)
     )
     if not labelled and any(m.info.published_map50_95 is not None for m in c.models):
         source = next(m.info.published_source for m in c.models if m.info.published_source)
@@ -98,13 +106,90 @@ def _speed_table(c: Comparison, compact: bool = False) -> TableData:
         "Speed",
         (
             "model",
-            "params M",
-            "GFLOPs",
+            *(() if compact else ("params M", "GFLOPs")),
             *({"preprocess": "pre ms", "inference": "infer ms", "postprocess": "post ms"}[s] for s in stages),
             "p50 ms",
             "p95 ms",
             "frames/s" if c.video else "img/s",
+            "peak MB",
             "mAP50-95" if labelled else "mAP50-95 COCO",
+        ),
+        rows,
+        note,
+    )
+
+
+def memory_note(c: Comparison) -> str:
+    """How the peak-memory column was measured (or why it is empty)."""
+    measured = [m.memory for m in c.models if m.memory]
+    if not measured:
+        return "Peak memory: not measured (--no-memory, or the run was interrupted)."
+    methods = {m.method for m in measured}
+    how = "; ".join(MEMORY_METHOD[k].format(n=measured[0].images) for k in sorted(methods))
+    return f"Peak MB: {how}."
+
+
+def _input_cell(m: ModelResult) -> str:
+    i = m.info
+    if i.input_shape is None:
+        return f"{i.imgsz}"
+    h, w = i.input_shape
+    return f"{w}{TIMES}{h} ({INPUT_RULE_SHORT.get(i.input_rule, i.input_rule)})"
+
+
+INPUT_RULE_SHORT = {
+    "stretch-square": "stretched square",
+    "letterbox-rect": "letterbox, aspect kept",
+    "letterbox-square": "letterbox, fixed square",
+}
+
+
+def input_shapes_differ(c: Comparison) -> bool:
+    """Whether the compared models ran on different backends that fed their networks differently shaped
+    inputs (an export's fixed square against PyTorch's rectangular letterbox). RT-DETR's stretch to a
+    square is the model's own, said in What ran, not warned about."""
+    backends = {m.info.backend for m in c.models}
+    shapes = {m.info.input_shape for m in c.models if m.info.input_shape}
+    return len(backends) > 1 and len(shapes) > 1
+
+
+def _ran_table(c: Comparison) -> TableData:
+    rows = tuple(
+        (
+            m.info.label,
+            m.info.family,
+            m.info.backend,
+            m.info.precision,
+            _input_cell(m),
+            m.info.ran,
+            _f(m.info.params_m, "{:.2f}"),
+            _f(m.info.gflops),
+            {True: "fused", False: "unfused", None: "—"}[m.info.fused],
+        )
+        for m in c.models
+    )
+    note = (
+        f"Input: the network input (width{TIMES}height) for the first {c.unit}. Params and GFLOPs are "
+        f"ultralytics' counts on the network as it ran (fused: Conv+BN folded, as ultralytics predicts), "
+        f"GFLOPs at a {c.settings.imgsz}{TIMES}{c.settings.imgsz} input; none for exported models."
+    )
+    if input_shapes_differ(c):
+        note += (
+            " Warning: the models' inputs differ in shape (an export's fixed square against PyTorch's "
+            "rectangular letterbox, or RT-DETR's stretch): speed and accuracy partly measure that."
+        )
+    return TableData(
+        "What ran",
+        (
+            "model",
+            "family",
+            "backend",
+            "precision",
+            "input",
+            "after the network",
+            "params M",
+            "GFLOPs",
+            "count",
         ),
         rows,
         note,
@@ -161,7 +246,7 @@ def _agreement_table(c: Comparison) -> TableData:
 def _class_accuracy_table(c: Comparison) -> TableData:
     headers = ["class", "instances"]
     for m in c.models:
-        headers += [f"{m.info.label} mAP50-95", f"{m.info.label} mAP50"]
+        headers += [f"{m.info.label} {k}" for k in ("mAP50-95", "mAP50", "P", "R")]
     per_model = [{r.class_name: r for r in m.accuracy.per_class} for m in c.models if m.accuracy]
     names = (
         [r.class_name for r in c.models[0].accuracy.per_class if r.instances] if c.models[0].accuracy else []
@@ -170,9 +255,15 @@ def _class_accuracy_table(c: Comparison) -> TableData:
     for n in names:
         row = [n, str(per_model[0][n].instances)]
         for pm in per_model:
-            row += [_pct(pm[n].map50_95), _pct(pm[n].map50)]
+            row += [_pct(pm[n].map50_95), _pct(pm[n].map50), _pct(pm[n].precision), _pct(pm[n].recall)]
         rows.append(tuple(row))
-    return TableData("Accuracy per class", tuple(headers), tuple(rows), "Classes with labels (%).")
+    return TableData(
+        "Accuracy per class",
+        tuple(headers),
+        tuple(rows),
+        "Classes with labels (%). P and R: precision and recall at IoU 0.5, boxes with conf ≥ "
+        f"{c.settings.conf:g}.",
+    )
 
 
 def _class_agreement_table(c: Comparison, index: int, top: int = 25) -> TableData:
@@ -219,8 +310,15 @@ def rich_tables(c: Comparison) -> list[Table]:
     out = []
     for t in tables(c, full=False):
         table = Table(title=t.title, title_justify="left", caption=t.note or None, caption_justify="left")
-        for h in t.headers:
-            table.add_column(h, justify="left" if h in ("model", "pair", "class") else "right")
+        for k, h in enumerate(t.headers):
+            if h in ("model", "pair", "class"):
+                # Never cut a name: two models can share a long prefix (rtdetr-l-seed0, rtdetr-x-seed0).
+                # A pair ("a vs b") may wrap between its names, never inside one.
+                words = [w for row in t.rows for w in (row[k].split(" vs ") if h == "pair" else [row[k]])]
+                longest = max((len(w) for w in words), default=0)
+                table.add_column(h, justify="left", no_wrap=h != "pair", min_width=max(longest, len(h)))
+            else:
+                table.add_column(h, justify="right")
         for row in t.rows:
             table.add_row(*row)
         out.append(table)
@@ -286,7 +384,26 @@ def plot_accuracy_vs_speed(c: Comparison) -> bytes | None:
     ax.set_ylabel("mAP50-95 (%)" + ("" if measured else ", published on COCO val"))
     ax.set_title("Accuracy vs speed" + ("" if measured else " (accuracy: published, not measured)"))
     ax.margins(0.25)
+    ax.set_xlim(left=0)  # a latency is never negative: the axis starts at 0
     ax.grid(alpha=0.3)
+    return _png(plt, fig)
+
+
+def plot_memory(c: Comparison) -> bytes | None:
+    """Peak memory by model (machine.py), when it was measured."""
+    measured = [(m.info.label, m.memory.peak_mb) for m in c.models if m.memory]
+    if not measured:
+        return None
+    plt, (fig, ax) = _figure(7, 0.6 * len(measured) + 1.6)
+    labels = [label for label, _ in measured][::-1]
+    values = [v for _, v in measured][::-1]
+    ax.barh(labels, values, color="#8da0cb")
+    for y, v in enumerate(values):
+        ax.text(v, y, f" {v:.0f} MB", va="center")
+    methods = {m.memory.method for m in c.models if m.memory}
+    ax.set_xlabel("peak MB, " + ("GPU memory allocated" if methods == {"cuda"} else "resident memory"))
+    ax.set_xlim(0, max(max(values) * 1.25, 1))
+    ax.set_title("Peak memory per model (each alone in its own process)")
     return _png(plt, fig)
 
 
@@ -320,6 +437,8 @@ def plot_detections_per_class(c: Comparison, top: int = 15) -> bytes:
 
 def make_plots(c: Comparison) -> dict[str, bytes]:
     plots = {"speed.png": plot_speed(c)}
+    if (memory := plot_memory(c)) is not None:
+        plots["memory.png"] = memory
     if (accuracy := plot_accuracy_vs_speed(c)) is not None:
         plots["accuracy_vs_speed.png"] = accuracy
     plots["detections_per_class.png"] = plot_detections_per_class(c)
@@ -352,13 +471,116 @@ def _run_lines(c: Comparison) -> list[str]:
     if untrained:
         lines.append(
             f"Untrained (random weights, built from a config): {', '.join(untrained)}: "
-            "their detections and accuracy are meaningless; their speed is real"
+            "their detections and accuracy are meaningless; their speed and memory are real"
+        )
+    if input_shapes_differ(c):
+        lines.append(
+            "Warning: the models' backends fed them differently shaped inputs (see What ran): part of the "
+            "difference in speed and accuracy is the input, not the model"
         )
     lines += [f"Note: {n}" for n in c.notes]
     if c.interrupted:
         lines.append("Interrupted: these numbers cover the inputs done before Ctrl-C")
     lines += [f"Failed: {src}: {err}" for src, err in c.failed[:10]]
     return lines
+
+
+def environment_lines(e: Environment | None) -> list[str]:
+    if e is None:
+        return []
+    threads = f"{e.cpu_count} logical CPUs" if e.cpu_count else "CPUs unknown"
+    if e.torch_threads:
+        threads += f", torch threads {e.torch_threads}"
+    lines = [f"CPU: {e.cpu} ({threads})"]
+    if e.gpu:
+        lines.append(f"GPU: {e.gpu}, driver {e.gpu_driver or 'unknown'}, CUDA {e.cuda or 'unknown'}")
+    lines += [
+        f"OS: {e.os}; Python {e.python}",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in e.versions.items()),
+        f"Date: {e.date}",
+        f"Command: {e.command}" if e.command else "Command: (not recorded)",
+    ]
+    return lines
+
+
+def report_dict(c: Comparison) -> dict[str, object]:
+    """report.json: the comparison with its verdict."""
+    return {"verdict": verdict(c).to_dict(), **c.to_dict()}
+
+
+def terminal_lines(c: Comparison) -> list[str]:
+    """The verdict and the machine, in a few lines, for the terminal above the tables."""
+    v = verdict(c)
+    lines = ["Verdict:", *(f"  {line}" for line in v.lines)]
+    if c.environment:
+        lines.append(f"On: {environment_lines(c.environment)[0]}")
+    if input_shapes_differ(c):
+        lines.append("Warning: the models' inputs differ in shape (see report.html, What ran)")
+    return lines
+
+
+# --- the gallery: every side-by-side, where the models disagree most first ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryItem:
+    source: str
+    path: str  # the side-by-side picture, relative to the report folder
+    agreement: float | None
+    boxes: int
+    thumbnail: bytes | None = None  # JPEG, embedded in report.html
+
+
+def gallery(c: Comparison, out: Path | None) -> list[GalleryItem]:
+    """The side-by-side pictures written for this comparison, the lowest agreement first (inputs where
+    no model found a box last); the first GALLERY_THUMBS (within GALLERY_BYTES) get a thumbnail."""
+    if out is None:
+        return []
+    items = []
+    for row in c.per_input:
+        rel = Path("side-by-side", row.rel_path).with_suffix(".jpg").as_posix()
+        if (out / rel).is_file():
+            items.append(GalleryItem(row.source, rel, row.agreement, row.boxes))
+    items.sort(key=lambda g: (g.agreement is None, g.agreement or 0.0, g.source))
+    total = 0
+    for k, item in enumerate(items[:GALLERY_THUMBS]):
+        thumb = _thumbnail(out / item.path)
+        if thumb is None or total + len(thumb) > GALLERY_BYTES:
+            break
+        total += len(thumb)
+        items[k] = GalleryItem(item.source, item.path, item.agreement, item.boxes, thumb)
+    return items
+
+
+def _thumbnail(path: Path) -> bytes | None:
+    import cv2
+    import numpy as np
+
+    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return None
+    h, w = image.shape[:2]
+    if w > GALLERY_WIDTH:
+        image = cv2.resize(image, (GALLERY_WIDTH, round(h * GALLERY_WIDTH / w)), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return buf.tobytes() if ok else None
+
+
+def _agreement_text(g: GalleryItem) -> str:
+    if g.agreement is None:
+        return "no boxes"
+    return f"agreement {100 * g.agreement:.0f}%, {g.boxes} boxes"
+
+
+GALLERY_NOTE = (
+    "Every side-by-side picture, the inputs where the models agree least first (agreement: 2·matched / "
+    "boxes of both, averaged over the pairs). The first {thumbs} are shown here (at most "
+    f"{GALLERY_THUMBS} thumbnails or {GALLERY_BYTES // 2**20} MB); each links to the full picture in "
+    "side-by-side/."
+)
+
+
+# --- documents: Markdown --------------------------------------------------------------------------
 
 
 def _md_table(t: TableData) -> str:
@@ -372,24 +594,47 @@ def _md_table(t: TableData) -> str:
     return "\n".join(lines)
 
 
-def markdown(c: Comparison, plots: Sequence[str], pictures: Sequence[str]) -> str:
-    parts = ["# detect compare", "", *[f"- {line}" for line in _run_lines(c)]]
-    parts += ["", *(_md_table(t) + "\n" for t in tables(c))]
+def _md_link(path: str) -> str:
+    return path.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+
+
+def markdown(
+    c: Comparison, plots: Sequence[str], pictures: Sequence[str], items: Sequence[GalleryItem] = ()
+) -> str:
+    parts = ["# detect compare", "", "## Verdict", "", *[f"- {line}" for line in verdict(c).lines], ""]
+    parts += ["## Run", "", *[f"- {line}" for line in _run_lines(c)], ""]
+    if c.environment:
+        parts += ["## Environment", "", *[f"- {line}" for line in environment_lines(c.environment)], ""]
+    parts += [*(_md_table(t) + "\n" for t in tables(c))]
     if plots:
         parts += ["## Plots", "", *[f"![{Path(p).stem}]({p})" for p in plots], ""]
-    if pictures:
-        parts += ["## Side by side", "", *[f"![{Path(p).name}]({p})" for p in pictures], ""]
     if c.video and c.video.side_by_side:
-        parts += ["## Side-by-side video", "", *[f"- [{p}]({p})" for p in c.video.side_by_side], ""]
+        parts += ["## Side-by-side video", "", *[f"- [{p}]({_md_link(p)})" for p in c.video.side_by_side], ""]
+    if items:
+        parts += ["## Where they disagree", "", "The lowest agreement first.", ""]
+        parts += [
+            f"- [{g.source}]({_md_link(g.path)}): {_agreement_text(g)}" for g in items[:MD_GALLERY_LINKS]
+        ]
+        if len(items) > MD_GALLERY_LINKS:
+            parts.append(f"- … and {len(items) - MD_GALLERY_LINKS} more in side-by-side/")
+        parts.append("")
+    elif pictures:
+        parts += ["## Side by side", "", *[f"![{Path(p).name}]({_md_link(p)})" for p in pictures], ""]
     return "\n".join(parts) + "\n"
 
+
+# --- documents: HTML ------------------------------------------------------------------------------
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 .3em}td,th{border:1px solid #ccc;padding:3px 8px}
 th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
 p.note{color:#555;font-size:12px;margin:0 0 1.5em}img{max-width:100%;border:1px solid #ddd}
-figure{margin:1em 0}figcaption{color:#555;font-size:12px}ul.run{color:#333}
+figure{margin:1em 0}figcaption{color:#555;font-size:12px}ul.run,ul.env{color:#333}
+div.verdict{background:#f4f8ff;border:1px solid #b8cdf0;border-radius:6px;padding:.6em 1.2em;margin:1em 0}
+div.verdict li{margin:.2em 0}p.warn,div.warn{background:#fff4e0;border:1px solid #e8b860;padding:.4em .8em}
+div.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:12px}
+div.gallery figure{margin:0}video{max-width:100%;border:1px solid #ddd}
 """
 
 
@@ -412,15 +657,102 @@ def _data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def html_report(c: Comparison, plots: dict[str, bytes], pictures: Sequence[Picture]) -> str:
-    """One file that opens offline: every image is a data: URI, the style is inline, nothing is fetched."""
+def _href(path: str) -> str:
+    """A relative link to a file beside the report (each path segment percent-encoded)."""
+    import urllib.parse
+
+    return html.escape(urllib.parse.quote(path, safe="/"))
+
+
+def _poster(c: Comparison, video_path: str, pictures: Sequence[Picture]) -> Picture | None:
+    """A kept picture of this video (the kept pictures' captions start with their source)."""
+    stem = Path(video_path).name
+    return next((p for p in pictures if Path(p.source.split(", frame ")[0]).name in stem), None) or (
+        pictures[0] if pictures else None
+    )
+
+
+def _html_video(c: Comparison, pictures: Sequence[Picture]) -> list[str]:
+    v = c.video
+    if v is None or not v.side_by_side:
+        return []
+    parts = ["<h2>Side-by-side video</h2>"]
+    for path in v.side_by_side:
+        if v.playable:
+            poster = _poster(c, path, pictures)
+            attr = f' poster="{_data_uri(poster.jpeg, "image/jpeg")}"' if poster else ""
+            parts.append(
+                f'<figure><video controls preload="metadata"{attr} src="{_href(path)}"></video>'
+                f'<figcaption><a href="{_href(path)}">{html.escape(path)}</a>, {html.escape(v.codec or "")}, '
+                "the file beside this report</figcaption></figure>"
+            )
+        else:
+            parts.append(
+                f'<p><a href="{_href(path)}">{html.escape(path)}</a> ({html.escape(v.codec or "")}: browsers '
+                "do not play this codec; open it in a video player)</p>"
+            )
+    return parts
+
+
+def _html_gallery(items: Sequence[GalleryItem]) -> list[str]:
+    shown = [g for g in items if g.thumbnail]
+    parts = [
+        "<h2>Where they disagree</h2>",
+        f'<p class="note">{html.escape(GALLERY_NOTE.format(thumbs=len(shown)))}</p>',
+    ]
+    parts.append('<div class="gallery">')
+    parts += [
+        f'<figure><a href="{_href(g.path)}"><img alt="{html.escape(g.source)}" '
+        f'src="{_data_uri(g.thumbnail, "image/jpeg")}"></a>'  # type: ignore[arg-type]
+        f"<figcaption>{html.escape(g.source)}: {_agreement_text(g)}</figcaption></figure>"
+        for g in shown
+    ]
+    parts.append("</div>")
+    rest = items[len(shown) :]
+    if rest:
+        parts.append(f"<p>{len(rest)} more, linked:</p><ul>")
+        parts += [
+            f'<li><a href="{_href(g.path)}">{html.escape(g.source)}</a>: {_agreement_text(g)}</li>'
+            for g in rest
+        ]
+        parts.append("</ul>")
+    return parts
+
+
+def html_report(
+    c: Comparison,
+    plots: dict[str, bytes],
+    pictures: Sequence[Picture],
+    items: Sequence[GalleryItem] = (),
+) -> str:
+    """One file that opens offline: plots and thumbnails are data: URIs, the style is inline, nothing
+    is fetched; the gallery's thumbnails and the side-by-side video link to the files beside it."""
+    title = html.escape(" vs ".join(m.info.label for m in c.models))
+    v = verdict(c)
     run = "".join(f"<li>{html.escape(line)}</li>" for line in _run_lines(c))
     parts = [
         '<!doctype html><html lang="en"><head><meta charset="utf-8">',
-        f"<title>detect compare: {html.escape(' vs '.join(m.info.label for m in c.models))}</title>",
+        f"<title>detect compare: {title}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>detect compare: {html.escape(' vs '.join(m.info.label for m in c.models))}</h1>",
-        f'<ul class="run">{run}</ul>',
+        f"<h1>detect compare: {title}</h1>",
+    ]
+    if any(m.info.untrained for m in c.models):
+        parts.append(f'<p class="warn"><b>Random weights.</b> {html.escape(v.headline[0])}</p>')
+    parts.append(
+        '<div class="verdict"><h2>Verdict</h2><ul>'
+        + "".join(f"<li>{html.escape(line)}</li>" for line in v.lines)
+        + "</ul></div>"
+    )
+    if input_shapes_differ(c):
+        parts.append(
+            '<p class="warn">Warning: the models\' backends fed them differently shaped inputs (see What '
+            "ran): part of the difference in speed and accuracy is the input, not the model.</p>"
+        )
+    parts.append(f'<h2>Run</h2><ul class="run">{run}</ul>')
+    if c.environment:
+        env = "".join(f"<li>{html.escape(line)}</li>" for line in environment_lines(c.environment))
+        parts.append(f'<h2>Environment</h2><ul class="env">{env}</ul>')
+    parts += [
         *(_html_table(t) for t in tables(c)),
         "<h2>Plots</h2>",
         *(
@@ -428,7 +760,10 @@ def html_report(c: Comparison, plots: dict[str, bytes], pictures: Sequence[Pictu
             for name, png in plots.items()
         ),
     ]
-    if pictures:
+    parts += _html_video(c, pictures)
+    if items:
+        parts += _html_gallery(items)
+    elif pictures:
         parts.append("<h2>Side by side</h2>")
         parts += [
             f'<figure><img alt="{html.escape(p.source)}" src="{_data_uri(p.jpeg, "image/jpeg")}">'
@@ -446,13 +781,14 @@ def write_report(c: Comparison, out: Path, pictures: Sequence[Picture] = ()) -> 
     for name, png in plots.items():
         atomic_write_bytes(out / "plots" / name, png)
         written.append(out / "plots" / name)
+    items = gallery(c, out)
     side = sorted(p.relative_to(out).as_posix() for p in (out / "side-by-side").rglob("*.jpg"))[
         :HTML_PICTURES
     ]
     documents = {
-        "report.json": json_text(c.to_dict(), indent=2) + "\n",
-        "report.md": markdown(c, [f"plots/{n}" for n in plots], side),
-        "report.html": html_report(c, plots, pictures),
+        "report.json": json_text(report_dict(c), indent=2) + "\n",
+        "report.md": markdown(c, [f"plots/{n}" for n in plots], side, items),
+        "report.html": html_report(c, plots, pictures, items),
     }
     for name, text in documents.items():
         # A file name that is not UTF-8 is shown with backslash escapes (report.json keeps it exactly).

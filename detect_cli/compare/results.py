@@ -66,6 +66,20 @@ class ModelInfo:
     imgsz: int
     published_map50_95: float | None = None
     published_source: str | None = None
+    nms_free: bool = False  # the model's own output needs no NMS (RT-DETR, YOLO26)
+    nms: bool = True  # class-wise NMS at `iou` ran on its boxes (YOLO always; NMS-free ones with --nms)
+    iou: float | None = None
+    fused: bool | None = None  # params and GFLOPs counted on the Conv+BN-fused network (as it ran)
+    input_shape: tuple[int, int] | None = None  # (h, w) of the network input for the first input
+    input_rule: str = ""  # how the backend makes it: "letterbox-rect", "letterbox-square", "stretch-square"
+
+    @property
+    def ran(self) -> str:
+        """What ran after the network, in words: "NMS-free", "NMS at IoU 0.7", or both with --nms."""
+        iou = f"IoU {self.iou:g}" if self.iou is not None else "its IoU"
+        if self.nms_free:
+            return f"NMS-free + NMS at {iou} (--nms)" if self.nms else "NMS-free"
+        return f"class-wise NMS at {iou}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +137,21 @@ class Accuracy:
 
 
 @dataclass(frozen=True, slots=True)
+class Memory:
+    """Peak memory of one model, measured alone in a child process (so another model's memory does not
+    hide it) on the run's first `images` inputs. `method` says which figure `peak_mb` is:
+    "rss": peak resident memory (VmHWM) minus the child's resident memory right after its imports
+    (torch, ultralytics): the model's weights, activations and buffers;
+    "cuda": `torch.cuda.max_memory_allocated` (weights and activations on the GPU), `rss_mb` beside it."""
+
+    peak_mb: float
+    method: str
+    images: int
+    baseline_mb: float | None = None
+    rss_mb: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ModelResult:
     info: ModelInfo
     speed: SpeedStats
@@ -131,6 +160,7 @@ class ModelResult:
     detections: int
     detections_per_class: dict[str, int]
     accuracy: Accuracy | None = None
+    memory: Memory | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +185,35 @@ class VideoRun:
     max_frames: int | None = None
     side_by_side: tuple[str, ...] = ()
     codec: str | None = None
+    playable: bool = False  # H.264 in .mp4: browsers play it, so report.html embeds it
+
+
+@dataclass(frozen=True, slots=True)
+class InputAgreement:
+    """How much the models agreed on one input: the mean over pairs of 2·matched / (boxes of A + boxes
+    of B); None when no model found a box. `rel_path` is where its side-by-side picture goes."""
+
+    source: str
+    rel_path: str
+    agreement: float | None
+    boxes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """Where and how the comparison ran, so that a report can be set beside another one."""
+
+    cpu: str
+    cpu_count: int | None
+    torch_threads: int | None
+    gpu: str | None
+    gpu_driver: str | None
+    cuda: str | None
+    os: str
+    python: str
+    versions: dict[str, str]  # detect, torch, ultralytics, and openvino / onnxruntime when installed
+    date: str
+    command: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +239,8 @@ class Comparison:
     notes: tuple[str, ...] = ()
     interrupted: bool = False
     video: VideoRun | None = None
+    environment: Environment | None = None
+    per_input: tuple[InputAgreement, ...] = ()
 
     @property
     def unit(self) -> str:
@@ -193,6 +254,8 @@ class Comparison:
             for row, c in zip(pair["per_class"], raw.per_class, strict=True):
                 row["agreement"] = _round(c.agreement)
         d["failed"] = [{"source": s, "error": e} for s, e in self.failed]
+        for row, m in zip(d["models"], self.models, strict=True):
+            row["info"]["ran"] = m.info.ran
         return d
 
 

@@ -28,13 +28,16 @@ from typing import TYPE_CHECKING, Literal
 from detect_cli import video
 from detect_cli.backends import Plan, load_detector
 from detect_cli.compare.accuracy import detections_to_coco, evaluate
-from detect_cli.compare.agreement import AgreementTally, match_detections, shared_class_names
+from detect_cli.compare.agreement import AgreementTally, ImageMatch, match_detections, shared_class_names
 from detect_cli.compare.labels import GroundTruth, load_labels
+from detect_cli.compare.machine import MEMORY_IMAGES, environment, measure_memory
 from detect_cli.compare.outputs import CompareOutputs
 from detect_cli.compare.report import HTML_PICTURES, REPORT_FILES, REPORT_RECORD, write_report
 from detect_cli.compare.results import (
     CompareSettings,
     Comparison,
+    InputAgreement,
+    Memory,
     ModelInfo,
     ModelResult,
     Picture,
@@ -67,16 +70,45 @@ if TYPE_CHECKING:
 # --- model facts ----------------------------------------------------------------------------------
 
 
-def model_info(label: str, detector: Detector) -> ModelInfo:
-    """Params (M) and GFLOPs from ultralytics' own counters, for PyTorch models; None for exported ones."""
+def input_shape(detector: Detector, h: int, w: int) -> tuple[tuple[int, int], str]:
+    """The network input (h, w) an `h`x`w` picture becomes, and how, as ultralytics' predictor makes it:
+    RT-DETR stretches every picture to imgszximgsz ("stretch-square"); YOLO on PyTorch keeps the
+    aspect and pads to a multiple of the stride ("letterbox-rect"); an ONNX/OpenVINO export has a fixed
+    imgszximgsz input, padded ("letterbox-square")."""
+    s = detector.options.imgsz
+    if detector.family == "rtdetr":
+        return (s, s), "stretch-square"
+    if detector.backend != "torch":
+        return (s, s), "letterbox-square"
+    stride = 32
+    r = min(s / h, s / w)
+    nh, nw = round(h * r), round(w * r)
+    return (nh + (s - nh) % stride, nw + (s - nw) % stride), "letterbox-rect"
+
+
+INPUT_RULES = {
+    "stretch-square": "stretched to a square (aspect not kept)",
+    "letterbox-rect": "letterboxed, aspect kept, padded to a multiple of 32",
+    "letterbox-square": "letterboxed into the export's fixed square",
+}
+
+
+def model_info(label: str, detector: Detector, first: tuple[int, int] | None = None) -> ModelInfo:
+    """Params (M) and GFLOPs from ultralytics' own counters, for PyTorch models (None for exported ones),
+    GFLOPs at an imgszximgsz input, on the network as it ran (ultralytics fuses Conv+BN when it first
+    predicts: `fused` says whether it was). `first` is the first input's (h, w), for the input shape."""
     import torch
     from ultralytics.utils.torch_utils import get_flops, get_num_params
 
-    params_m = gflops = None
+    params_m = gflops = fused = None
     net = getattr(detector.model, "model", None)
     if isinstance(net, torch.nn.Module):
         params_m = get_num_params(net) / 1e6
         gflops = get_flops(net, detector.options.imgsz) or None  # 0.0 means "could not count"
+        is_fused = getattr(net, "is_fused", None)
+        fused = bool(is_fused()) if callable(is_fused) else None
+    nms_free = bool(getattr(detector, "nms_free", detector.family == "rtdetr"))
+    shape, rule = input_shape(detector, *first) if first else (None, "")
     spec = get_spec(detector.ref.name) if detector.ref.official else None
     o = detector.options
     return ModelInfo(
@@ -95,6 +127,12 @@ def model_info(label: str, detector: Detector) -> ModelInfo:
         imgsz=o.imgsz,
         published_map50_95=spec.published_map if spec else None,
         published_source=COCO_VAL_SOURCE if spec else None,
+        nms_free=nms_free,
+        nms=not nms_free or o.nms,
+        iou=o.iou,
+        fused=fused,
+        input_shape=shape,
+        input_rule=rule,
     )
 
 
@@ -133,6 +171,21 @@ class _ModelTally:
 
 
 ImageCallback = Callable[[Frame, Sequence[ImageResult]], None]
+MemoryProbe = Callable[[Detector, Sequence["np.ndarray"]], Memory | None]
+
+
+def _input_agreement(frame: Frame, matches: Sequence[ImageMatch]) -> InputAgreement:
+    """One input's agreement: the mean over pairs that found any box of 2·matched / (boxes of A + B)."""
+    scores = []
+    boxes = 0
+    for m in matches:
+        total = 2 * len(m.matched) + len(m.only_a) + len(m.only_b)
+        boxes += total
+        if total:
+            scores.append(2 * len(m.matched) / total)
+    return InputAgreement(
+        frame.source, str(frame.rel_path), sum(scores) / len(scores) if scores else None, boxes
+    )
 
 
 def run_comparison(
@@ -144,12 +197,15 @@ def run_comparison(
     progress: Progress | None = None,
     total: int | None = None,
     stop: Stop | None = None,
+    memory: MemoryProbe | None = None,
 ) -> Comparison:
     """Run every detector on every frame and measure. `frames` are decoded images
     (`pipeline.image_frames`) or video frames (`video.video_frames`); `total` is their number when
     known, for the progress bar. `on_image` gets each frame and the per-model results (in `detectors`
     order), e.g. to draw side-by-side pictures or a side-by-side video as the run goes. `stop` is the
-    run's stop flag (`signals.stop_on_signals`); without one, the comparison installs its own."""
+    run's stop flag (`signals.stop_on_signals`); without one, the comparison installs its own.
+    `memory`, when given, measures each model's peak memory on the first `MEMORY_IMAGES` inputs, after
+    the loop (machine.measure_memory)."""
     if len(detectors) < 2:
         raise BadOptionError("compare needs at least two models")
     labels_ = unique_labels([d.name for d in detectors])
@@ -175,6 +231,8 @@ def run_comparison(
     agreement = {p: AgreementTally(labels_[p[0]], labels_[p[1]]) for p in pairs}
     failed: list[tuple[str, str]] = []
     evaluated_ids: list[int] = []
+    per_input: list[InputAgreement] = []
+    first_images: list[np.ndarray] = []
     warmed = False
     interrupted = False
     seen = 0
@@ -185,6 +243,8 @@ def run_comparison(
     try:
         with contextlib.nullcontext(stop) if stop is not None else stop_on_signals() as stop:
             for n, frame in enumerate(frames):
+                if frame.image is not None and len(first_images) < MEMORY_IMAGES:
+                    first_images.append(frame.image)
                 if frame.image is not None and not warmed:
                     for d in detectors:
                         for _ in range(settings.warmup):
@@ -195,12 +255,14 @@ def run_comparison(
                 if errors:
                     failed.append((frame.source, errors[0]))
                 else:
+                    matches = []
                     for (i, j), tally in agreement.items():
-                        tally.add(
-                            match_detections(
-                                results[i].detections, results[j].detections, settings.match_iou, shared_keys
-                            )
+                        match = match_detections(
+                            results[i].detections, results[j].detections, settings.match_iou, shared_keys
                         )
+                        tally.add(match)
+                        matches.append(match)
+                    per_input.append(_input_agreement(frame, matches))
                     if labels is not None and frame.source in labels.image_ids:
                         image_id = labels.image_ids[frame.source]
                         evaluated_ids.append(image_id)
@@ -224,6 +286,7 @@ def run_comparison(
         if progress:
             progress.stop()
     models = []
+    first = first_images[0].shape[:2] if first_images else None
     for label, d, t in zip(labels_, detectors, tallies, strict=True):
         accuracy = None
         if labels is not None and evaluated_ids:
@@ -240,13 +303,14 @@ def run_comparison(
             )
         models.append(
             ModelResult(
-                info=model_info(label, d),
+                info=model_info(label, d, first),
                 speed=SpeedStats.from_calls(t.speeds, t.wall_ms),
                 images_ok=t.ok,
                 images_failed=t.failed,
                 detections=sum(t.per_class.values()),
                 detections_per_class=dict(t.per_class.most_common()),
                 accuracy=accuracy,
+                memory=memory(d, first_images) if memory and first_images and not interrupted else None,
             )
         )
     if labels is not None and not evaluated_ids and not interrupted:
@@ -261,6 +325,7 @@ def run_comparison(
         labels=labels.path if labels else None,
         notes=tuple(notes),
         interrupted=interrupted,
+        per_input=tuple(per_input),
     )
 
 
@@ -329,6 +394,8 @@ class CompareJob:
     plan: Plan = field(default_factory=Plan)  # the same backend for every model, decided once
     classes: str | None = None  # --classes, resolved against each model's names
     iou_given: bool = False
+    command: tuple[str, ...] = ()  # the command line as run (sys.argv), for the report's environment
+    memory: bool = True  # measure each model's peak memory (machine.py), a child process per model
 
 
 @dataclass
@@ -509,10 +576,24 @@ def run_compare(
                 video_fps=inputs.fps,
                 codec=codec,
             )
+            probe = None
+            if job.memory:
+
+                def probe(d: Detector, images: Sequence[np.ndarray]) -> Memory | None:
+                    return measure_memory(d, job.plan, images, warn)
+
             with stop_on_signals(lambda: warn(INTERRUPT_NOTE) if warn else None, stop):
                 try:
                     comparison = run_comparison(
-                        detectors, inputs.frames, job.settings, labels, outputs, progress, inputs.total, stop
+                        detectors,
+                        inputs.frames,
+                        job.settings,
+                        labels,
+                        outputs,
+                        progress,
+                        inputs.total,
+                        stop,
+                        probe,
                     )
                 finally:
                     outputs.close()
@@ -528,7 +609,9 @@ def run_compare(
                             max_frames=job.max_frames,
                             side_by_side=tuple(p.relative_to(out).as_posix() for p in outputs.videos),
                             codec=str(codec) if codec else None,
+                            playable=bool(codec and codec.name == "H.264" and codec.suffix == ".mp4"),
                         ),
                     )
+                comparison = replace(comparison, environment=environment(job.command, job.options.device))
                 write_report(comparison, out, outputs.pictures)
     return CompareRun(comparison, out, outputs.pictures, stop.signum)
