@@ -17,11 +17,8 @@ $(STAMP): pyproject.toml
 # The main job. --offline-fallback: without internet (no weights in the cache) the models run from
 # their configs with random weights, loudly, so the first run still works; with weights it changes nothing.
 run: install
-	$(BIN)/detect compare 'samples/*.jpg' --offline-fallback
+	$(BIN)/detect compare samples/ --offline-fallback
 
-.PHONY: compare
-compare: install
-	$(BIN)/detect compare samples/
 
 lint: install
 	$(BIN)/ruff check .

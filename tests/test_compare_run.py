@@ -44,7 +44,7 @@ def _tree(root: Path) -> Path:
         (["https://example.com/cam"], "images"),  # no video suffix: an image, as `detect image` takes it
         (["missing.mp4"], "images"),  # names nothing: the image run reports it as it always has
         (["imgs", "clips/c.mp4"], None),
-        (["both"], None),
+        (["both"], "images"),  # a folder holding both: its pictures (and a note about the videos)
         (["imgs", "0"], None),
     ],
 )

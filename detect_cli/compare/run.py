@@ -16,6 +16,7 @@ gets the same decoded frame.
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import time
 import urllib.parse
@@ -431,19 +432,35 @@ def _is_image(item: ImageInput) -> bool:
     return item.path is not None and item.path.suffix.lower() not in VIDEO_SUFFIXES
 
 
-def source_kind(sources: Sequence[str], recursive: bool = True) -> SourceKind:
-    """Whether the sources name images or videos. Both at once is refused (BadOptionError, exit 2):
-    compare them in two runs. Sources that name nothing usable count as images, so the image run
-    reports them as it always has."""
+def source_kind(
+    sources: Sequence[str], recursive: bool = True, note: Callable[[str], None] | None = None
+) -> SourceKind:
+    """Whether the sources name images or videos. Naming both (a video file and a picture, say) is
+    refused (BadOptionError, exit 2): compare them in two runs. A folder that holds both stands for its
+    pictures, and `note` is told which videos are left out (`detect compare samples/` compares the two
+    sample pictures beside the sample video). Sources that name nothing usable count as images, so the
+    image run reports them as it always has."""
 
-    def found(discover: Callable[[Sequence[str], bool], list]) -> list:  # type: ignore[type-arg]
+    def found(discover: Callable[[Sequence[str], bool], list], source: str) -> list:  # type: ignore[type-arg]
         try:
-            return [item for item in discover(sources, recursive) if item.error is None]
+            return [item for item in discover([source], recursive) if item.error is None]
         except NoInputsError:
             return []
 
-    videos = [v for v in found(discover_videos) if _is_video(v)]
-    images = [i for i in found(discover_images) if _is_image(i)]
+    videos: list[VideoInput] = []
+    images: list[ImageInput] = []
+    for source in sources:
+        its_videos = [v for v in found(discover_videos, source) if _is_video(v)]
+        its_images = [i for i in found(discover_images, source) if _is_image(i)]
+        if its_videos and its_images and os.path.isdir(source):
+            if note:
+                note(
+                    f"{source} holds pictures and {len(its_videos)} video(s); comparing the pictures "
+                    f"(compare the videos in a run of their own, e.g. {its_videos[0].source})"
+                )
+            its_videos = []
+        videos += its_videos
+        images += its_images
     if videos and images:
         raise BadOptionError(
             f"compare takes images or videos, not both in one run ({videos[0].source} is a video, "
@@ -541,7 +558,7 @@ def run_compare(
     if len(job.models) < 2:
         raise BadOptionError("compare needs at least two models")
     labelled = job.data is not None or job.coco is not None
-    kind = source_kind(job.sources, job.recursive)
+    kind = source_kind(job.sources, job.recursive, warn)
     if kind == "videos" and labelled:
         option = "--data" if job.data is not None else "--coco"
         raise BadOptionError(
