@@ -173,7 +173,7 @@ def test_untrained_models_get_no_accuracy_claim_and_a_header() -> None:
     v = verdict(c)
     assert "mAP50-95" not in v.pairs[0].sentence and "random weights" in v.pairs[0].sentence
     assert v.headline[0].startswith("Random weights")
-    assert '<p class="warn"><b>Random weights.</b>' in html_report(c, {}, [])
+    assert '<p class="warn"><b>Random weights</b> (rtdetr-l' in html_report(c, {}, [])
 
 
 def test_memory_is_in_the_speed_table_and_its_plot() -> None:

@@ -431,6 +431,7 @@ def plot_detections_per_class(c: Comparison, top: int = 15) -> bytes:
     ax.set_title("Detections per class" + (f" (top {top})" if len(totals) > top else ""))
     ax.legend(fontsize="small")
     if not names:
+        ax.set_ylim(0, 1)  # an empty axis, not one centred on zero
         ax.text(0.5, 0.5, "no detections", ha="center", va="center", transform=ax.transAxes)
     return _png(plt, fig)
 
@@ -737,7 +738,8 @@ def html_report(
         f"<h1>detect compare: {title}</h1>",
     ]
     if any(m.info.untrained for m in c.models):
-        parts.append(f'<p class="warn"><b>Random weights.</b> {html.escape(v.headline[0])}</p>')
+        warning = v.headline[0].removeprefix("Random weights").lstrip(" .:")
+        parts.append(f'<p class="warn"><b>Random weights</b> {html.escape(warning)}</p>')
     parts.append(
         '<div class="verdict"><h2>Verdict</h2><ul>'
         + "".join(f"<li>{html.escape(line)}</li>" for line in v.lines)
