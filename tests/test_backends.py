@@ -427,6 +427,7 @@ def test_compare_runs_every_model_on_the_same_backend(
     backend: str, shared_cache: Path, rtdetr_pt: Path, yolo_pt: Path, images: Path, tmp_path: Path
 ) -> None:
     argv = ["compare", str(images / "top.png"), "-m", f"{rtdetr_pt},{yolo_pt}", "--imgsz", str(SMALL_IMGSZ)]
+    argv.append("--no-memory")  # a child process per model; measured in test_cli_compare
     result = runner.invoke(
         app, [*argv, "--backend", backend, "--warmup", "0", "-o", str(tmp_path / "c"), "-q"]
     )

@@ -113,7 +113,9 @@ def test_json_prints_the_report(rtdetr_pt: Path, yolo_pt: Path, images: Path, tm
 
 def test_a_model_compared_with_itself(rtdetr_pt: Path, images: Path, tmp_path: Path) -> None:
     argv = ["compare", str(images), "-m", f"{rtdetr_pt},{rtdetr_pt}", "--imgsz", "64", "--conf", "0.01"]
-    result = runner.invoke(app, [*argv, "--warmup", "0", "--no-save", "-q", "-o", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, [*argv, "--warmup", "0", "--no-save", "--no-memory", "-q", "-o", str(tmp_path / "o")]
+    )
     assert result.exit_code == 0, result.output
     [pair] = json.loads((tmp_path / "o" / "report.json").read_text())["pairs"]
     assert pair["overall"]["agreement"] == 1.0 and pair["overall"]["mean_iou"] == 1.0
@@ -261,3 +263,21 @@ def test_help_does_not_import_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in proc.stdout and "--data" in proc.stdout, proc.stdout[-800:] + proc.stderr[-500:]
+
+
+def test_explain_adds_where_each_model_looked(
+    rtdetr_pt: Path, yolo_pt: Path, images: Path, tmp_path: Path
+) -> None:
+    """--explain N: the first N images explained into explain/ (RT-DETR's attention beside YOLO's map),
+    embedded in report.html and linked from report.md."""
+    out = tmp_path / "out"
+    argv = compare_args(rtdetr_pt, yolo_pt, str(images / "a" / "x.jpg"), str(images / "top.png"))
+    result = runner.invoke(app, [*argv, "--explain", "1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    records = read_jsonl(out / "explain" / "explain.jsonl")
+    assert len(records) == 1 and records[0]["source"] == str(images / "a" / "x.jpg")
+    picture = out / "explain" / records[0]["picture"]
+    assert picture.is_file()
+    page = (out / "report.html").read_text()
+    assert "Where each model looked" in page and page.count("data:image/jpeg;base64,") >= 1
+    assert f"explain/{picture.name}" in (out / "report.md").read_text()

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from detect_cli.cli import app
 
 runner = CliRunner()
-FAST = ["--imgsz", str(SMALL_IMGSZ), "--warmup", "0", "--device", "cpu", "--backend", "torch"]
+FAST = ["--imgsz", str(SMALL_IMGSZ), "--warmup", "0", "--device", "cpu", "--backend", "torch", "--no-memory"]
 
 
 def _report(out: Path) -> list[dict]:  # type: ignore[type-arg]

@@ -452,6 +452,7 @@ def test_compare_names_the_input_that_failed(
         "compare",
         folder,
         *("-m", f"{rtdetr_pt},{yolo_pt}", "--imgsz", "160", "--device", "cpu", "--warmup", "0", "-o", out),
+        "--no-memory",
         timeout=120,
     )
     no_traceback(ran)

@@ -65,6 +65,19 @@ Memory = Annotated[
 JsonReport = Annotated[bool, typer.Option("--json", help="Print report.json on stdout (logs go to stderr).")]
 
 
+ExplainFirst = Annotated[
+    int,
+    typer.Option(
+        "--explain",
+        min=0,
+        max=50,
+        metavar="N",
+        help="Also show, for the first N images, where each model looked: RT-DETR's attention beside "
+        "YOLO's activation map (as `detect explain`; PyTorch models only).",
+    ),
+]
+
+
 @handle_errors
 @grouped
 def compare(
@@ -77,6 +90,7 @@ def compare(
     runs: Runs = 1,
     save: SaveSideBySide = True,
     memory: Memory = True,
+    explain: ExplainFirst = 0,
     json_out: JsonReport = False,
     *,
     settings: ModelArgs,
@@ -129,6 +143,7 @@ def compare(
         reconnects=stream.reconnects,
         command=tuple(sys.argv),
         memory=memory,
+        explain=explain,
     )
     quiet = output.quiet
     run = run_compare(

@@ -720,11 +720,58 @@ def _html_gallery(items: Sequence[GalleryItem]) -> list[str]:
     return parts
 
 
+EXPLAIN_NOTE = (
+    "Per picture: RT-DETR's decoder sampling points for each detection (where its last decoder layer "
+    "looked, sized by weight) | RT-DETR's encoder attention from each box centre | the YOLO model's "
+    "EigenCAM activation map. See `detect explain --help`."
+)
+
+
+def _md_explained(paths: Sequence[str]) -> str:
+    if not paths:
+        return ""
+    lines = ["## Where each model looked (--explain)", "", EXPLAIN_NOTE, ""]
+    return "\n".join([*lines, *(f"![{Path(p).name}]({_md_link(p)})" for p in paths), ""]) + "\n"
+
+
+def small_jpeg_file(path: Path, width: int = HTML_PICTURE_WIDTH) -> bytes:
+    """A picture file scaled down to `width` and encoded as JPEG, to embed; b"" when it cannot be read."""
+    import cv2
+
+    image = cv2.imread(str(path))
+    if image is None:
+        return b""
+    h, w = image.shape[:2]
+    if w > width:
+        image = cv2.resize(image, (width, round(h * width / w)), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes() if ok else b""
+
+
+def _html_explained(paths: Sequence[Path]) -> list[str]:
+    """The --explain pictures, scaled down and embedded (the full ones are in explain/)."""
+    if not paths:
+        return []
+    parts = [
+        "<h2>Where each model looked (--explain)</h2>",
+        f'<p class="note">{html.escape(EXPLAIN_NOTE)}</p>',
+    ]
+    for path in paths:
+        data = small_jpeg_file(path)
+        if data:
+            parts.append(
+                f'<figure><img alt="{html.escape(path.name)}" src="{_data_uri(data, "image/jpeg")}">'
+                f"<figcaption>{html.escape(path.name)}</figcaption></figure>"
+            )
+    return parts
+
+
 def html_report(
     c: Comparison,
     plots: dict[str, bytes],
     pictures: Sequence[Picture],
     items: Sequence[GalleryItem] = (),
+    explained: Sequence[Path] = (),
 ) -> str:
     """One file that opens offline: plots and thumbnails are data: URIs, the style is inline, nothing
     is fetched; the gallery's thumbnails and the side-by-side video link to the files beside it."""
@@ -772,12 +819,16 @@ def html_report(
             f"<figcaption>{html.escape(p.source)}</figcaption></figure>"
             for p in pictures
         ]
+    parts += _html_explained(explained)
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
-def write_report(c: Comparison, out: Path, pictures: Sequence[Picture] = ()) -> list[Path]:
-    """report.json, report.md, report.html and plots/*.png in `out`; returns the paths written."""
+def write_report(
+    c: Comparison, out: Path, pictures: Sequence[Picture] = (), explained: Sequence[Path] = ()
+) -> list[Path]:
+    """report.json, report.md, report.html and plots/*.png in `out`; returns the paths written.
+    `explained`: pictures of `--explain` (explain/), shown in a section of their own."""
     plots = make_plots(c)
     written = []
     for name, png in plots.items():
@@ -789,8 +840,9 @@ def write_report(c: Comparison, out: Path, pictures: Sequence[Picture] = ()) -> 
     ]
     documents = {
         "report.json": json_text(report_dict(c), indent=2) + "\n",
-        "report.md": markdown(c, [f"plots/{n}" for n in plots], side, items),
-        "report.html": html_report(c, plots, pictures, items),
+        "report.md": markdown(c, [f"plots/{n}" for n in plots], side, items)
+        + _md_explained([p.relative_to(out).as_posix() for p in explained]),
+        "report.html": html_report(c, plots, pictures, items, explained),
     }
     for name, text in documents.items():
         # A file name that is not UTF-8 is shown with backslash escapes (report.json keeps it exactly).

@@ -46,6 +46,7 @@ from detect_cli.compare.results import (
     VideoRun,
 )
 from detect_cli.errors import BadOptionError, LabelsError, NoInputsError
+from detect_cli.explain import TORCH_ONLY, explain_images
 from detect_cli.geometry import clip_detections
 from detect_cli.jobs.common import warn_about_options
 from detect_cli.models import COCO_VAL_SOURCE, Detector, ModelRef, PredictOptions, get_spec
@@ -397,6 +398,7 @@ class CompareJob:
     iou_given: bool = False
     command: tuple[str, ...] = ()  # the command line as run (sys.argv), for the report's environment
     memory: bool = True  # measure each model's peak memory (machine.py), a child process per model
+    explain: int = 0  # explain this many of the first images (RT-DETR's attention beside YOLO's map)
 
 
 @dataclass
@@ -549,6 +551,36 @@ def _outputs(out: Path, inputs: _Inputs, video_suffix: str | None) -> Iterator[P
             yield out / "side-by-side" / item.rel_path.with_name(item.rel_path.name + video_suffix)
 
 
+def _explain(
+    job: CompareJob,
+    detectors: Sequence[Detector],
+    images: Sequence[ImageInput],
+    out: Path,
+    stop: Stop,
+    warn: Callable[[str], None] | None,
+) -> list[Path]:
+    """`--explain N`: the first N images explained (explain.py) into out/explain/, with the first RT-DETR
+    and the first YOLO model compared; the pictures, for the report. Needs PyTorch models."""
+    if not job.explain or stop.is_set():
+        return []
+    rtdetr = next((d for d in detectors if d.family == "rtdetr" and d.backend == "torch"), None)
+    yolo = next((d for d in detectors if d.family == "yolo" and d.backend == "torch"), None)
+    if rtdetr is None:
+        if warn:
+            warn(f"--explain needs an RT-DETR model on the torch backend (--backend torch); {TORCH_ONLY}")
+        return []
+    run = explain_images(
+        list(images[: job.explain]),
+        rtdetr,
+        out / "explain",
+        yolo,
+        url_timeout=job.url_timeout,
+        max_pixels=job.max_pixels,
+        stop=stop,
+    )
+    return [p for p in run.pictures if p is not None]
+
+
 def run_compare(
     job: CompareJob,
     progress: Progress | None = None,
@@ -630,5 +662,8 @@ def run_compare(
                         ),
                     )
                 comparison = replace(comparison, environment=environment(job.command, job.options.device))
-                write_report(comparison, out, outputs.pictures)
+                explained = (
+                    _explain(job, detectors, inputs.images, out, stop, warn) if kind == "images" else []
+                )
+                write_report(comparison, out, outputs.pictures, explained)
     return CompareRun(comparison, out, outputs.pictures, stop.signum)
