@@ -187,10 +187,22 @@ class VideoSet:
     videos: list[OpenedVideo | VideoInput]
     fps: dict[str, float]
     total: int | None
+    stride: int = 1
+    max_frames: int | None = None
+    reconnects: int = DEFAULT_RECONNECTS
+    timeout_s: float = DEFAULT_URL_TIMEOUT_S
 
     @property
     def opened(self) -> list[OpenedVideo]:
         return [v for v in self.videos if isinstance(v, OpenedVideo)]
+
+    def frames(
+        self, note: Callable[[str], None] | None = None, stop: threading.Event | None = None
+    ) -> Iterator[Frame]:
+        """Their frames, as `video_frames` decodes them, with the settings they were opened with."""
+        return video_frames(
+            self.videos, self.stride, self.max_frames, self.reconnects, self.timeout_s, note, stop=stop
+        )
 
 
 def open_for_run(
@@ -200,6 +212,7 @@ def open_for_run(
     max_frames: int | None = None,
     timeout_s: float = DEFAULT_URL_TIMEOUT_S,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    reconnects: int = DEFAULT_RECONNECTS,
 ) -> VideoSet:
     """`open_videos`, and what a run needs to know of them before the first frame (the same for
     `detect video` and `detect compare`)."""
@@ -207,7 +220,8 @@ def open_for_run(
     opened = [v for v in videos if isinstance(v, OpenedVideo)]
     counts = [frames_to_process(v.info, stride, max_frames) for v in opened]
     total = None if None in counts else sum(c or 0 for c in counts) + len(videos) - len(opened)
-    return VideoSet(videos, {v.item.source: output_fps(v.info, stride) for v in opened}, total)
+    fps = {v.item.source: output_fps(v.info, stride) for v in opened}
+    return VideoSet(videos, fps, total, stride, max_frames, reconnects, timeout_s)
 
 
 def frames_to_process(info: VideoInfo, stride: int = 1, max_frames: int | None = None) -> int | None:

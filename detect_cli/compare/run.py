@@ -504,18 +504,16 @@ def _video_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
     items = discover_videos(job.sources, job.recursive, exclude=_exclude(job))
     with tempfile.TemporaryDirectory(prefix="detect-compare-") as workdir:
         found = video.open_for_run(
-            items, Path(workdir), job.vid_stride, job.max_frames, job.url_timeout, job.max_pixels
-        )
-        notes: list[str] = []
-        frames = video.video_frames(
-            found.videos,
+            items,
+            Path(workdir),
             job.vid_stride,
             job.max_frames,
-            job.reconnects,
             job.url_timeout,
-            notes.append,
-            stop=stop,
+            job.max_pixels,
+            job.reconnects,
         )
+        notes: list[str] = []
+        frames = found.frames(notes.append, stop)
         with contextlib.closing(frames):
             yield _Inputs(
                 frames,

@@ -73,7 +73,13 @@ def run_video(
     with tempfile.TemporaryDirectory(prefix="detect-video-") as workdir:  # downloaded URLs live here
         # Before loading: a source that cannot be read fails fast.
         found = video.open_for_run(
-            items, Path(workdir), job.vid_stride, job.max_frames, job.url_timeout, job.max_pixels
+            items,
+            Path(workdir),
+            job.vid_stride,
+            job.max_frames,
+            job.url_timeout,
+            job.max_pixels,
+            job.reconnects,
         )
         detector = detector or load_detector(job.model, job.options, job.plan, job.classes, warn)
         warn_about_options([detector], job.iou_given, warn)
@@ -90,15 +96,7 @@ def run_video(
                 sinks.insert(0, ThreadedSink(video_writer))
             # A first Ctrl-C (or SIGTERM) finishes the frame in hand, then the video is finalized.
             with stop_on_signals(lambda: warn(VIDEO_INTERRUPT_NOTE) if warn else None) as stop:
-                frames = video.video_frames(
-                    found.videos,
-                    job.vid_stride,
-                    job.max_frames,
-                    job.reconnects,
-                    job.url_timeout,
-                    notes.append,
-                    stop=stop,
-                )
+                frames = found.frames(notes.append, stop)
                 report = run(
                     frames, detector, sinks, out, progress, total=found.total, batch=job.batch, stop=stop
                 )
