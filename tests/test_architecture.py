@@ -4,6 +4,7 @@ points down the layers, and nothing imports the CLI."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ LAYERS = [
 ]
 
 
+@functools.cache
 def _modules() -> dict[str, set[str]]:
     """Each module's module-level imports of other detect_cli modules (top-level names: `compare`,
     `jobs`, `cli` stand for their packages; imports inside a package are not layered)."""
