@@ -56,11 +56,12 @@ def require_executor(name: str) -> None:
 
 def backend_for(executor: str, requested: str) -> str:
     """The backend to ask for on `executor`: `auto` on Ray is PyTorch; an export named on Ray is refused."""
-    if executor == "ray" and requested != "torch":
-        if requested != "auto":
-            raise BadOptionError(f"--backend {requested} does not run on Ray yet: Ray workers use torch")
-        return "torch"
-    return requested
+    allowed = EXECUTOR_BACKENDS.get(executor, EXECUTOR_BACKENDS["local"])
+    if requested in allowed:
+        return requested
+    if requested == "auto":
+        return allowed[0]
+    raise BadOptionError(f"--backend {requested} does not run on Ray yet: Ray workers use torch")
 
 
 @dataclass(frozen=True)

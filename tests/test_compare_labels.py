@@ -108,3 +108,26 @@ def test_bad_coco_files(tmp_path: Path, content: str, message: str) -> None:
     ds.coco_json.write_text(content)
     with pytest.raises(LabelsError, match=message):
         load_labels(discover_images([str(ds.images)]), coco_json=ds.coco_json)
+
+
+@pytest.mark.parametrize("kind", ["data.yaml", "coco.json"])
+def test_a_fifo_given_as_labels_is_refused_not_waited_on(tmp_path: Path, kind: str) -> None:
+    """A FIFO where labels are expected: one LabelsError at once, never a read that blocks."""
+    import os
+    import threading
+
+    fifo = tmp_path / kind
+    os.mkfifo(fifo)
+    raised: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            load_labels([], fifo if kind == "data.yaml" else None, fifo if kind == "coco.json" else None)
+        except BaseException as e:
+            raised.append(e)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "blocked on the FIFO"
+    assert len(raised) == 1 and isinstance(raised[0], LabelsError) and "not a regular file" in str(raised[0])

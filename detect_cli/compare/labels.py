@@ -15,8 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from detect_cli.errors import LabelsError
-from detect_cli.sources import ImageInput
+from detect_cli.errors import InputError, LabelsError
+from detect_cli.sources import ImageInput, check_regular, read_regular
+
+MAX_LABELS_BYTES = 1024**3
+
+
+def _read_text(path: Path) -> str:
+    """A labels file's text. Read as the images are (regular files only: a FIFO given as --data or
+    found as a label file is refused, not waited on); LabelsError says why it cannot be read."""
+    try:
+        data = read_regular(path, MAX_LABELS_BYTES, what="labels file")[0]
+        return data.decode("utf-8-sig")
+    except InputError as e:
+        raise LabelsError(f"cannot read {path}: {e}") from e
+    except UnicodeDecodeError as e:
+        raise LabelsError(f"{path} is not UTF-8 text (byte {e.start})") from e
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +71,7 @@ def _image_size(path: Path) -> tuple[int, int] | None:
     from ultralytics.data.utils import exif_size
 
     try:
+        check_regular(path)  # a FIFO named like a picture would block the header read
         with Image.open(path) as im:
             return exif_size(im)
     except Exception:  # OSError, or ultralytics' patched open failing over to an absent HEIF plugin
@@ -67,9 +82,7 @@ def _yolo_names(data_yaml: Path) -> dict[int, str]:
     import yaml
 
     try:
-        data = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise LabelsError(f"cannot read {data_yaml}: {e.strerror or e}") from e
+        data = yaml.safe_load(_read_text(data_yaml))
     except yaml.YAMLError as e:
         raise LabelsError(f"{data_yaml} is not valid YAML: {str(e).splitlines()[0]}") from e
     names = data.get("names") if isinstance(data, dict) else None
@@ -86,7 +99,7 @@ def _yolo_names(data_yaml: Path) -> dict[int, str]:
 def _yolo_boxes(label_file: Path, width: int, height: int, names: dict[int, str]) -> list[tuple[int, list]]:
     """(class id, [x, y, w, h] in pixels) per line; a polygon line (segments) becomes its bounding box."""
     boxes = []
-    for n, line in enumerate(label_file.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(_read_text(label_file).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
@@ -165,9 +178,7 @@ def _annotation(ann_id: int, image_id: int, category_id: int, box: list[float], 
 
 def _read_coco(coco_json: Path) -> dict[str, Any]:
     try:
-        data = json.loads(coco_json.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise LabelsError(f"cannot read {coco_json}: {e.strerror or e}") from e
+        data = json.loads(_read_text(coco_json))
     except json.JSONDecodeError as e:
         raise LabelsError(f"{coco_json} is not valid JSON: {e}") from e
     if not isinstance(data, dict) or not all(k in data for k in ("images", "annotations", "categories")):
