@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -198,6 +199,55 @@ def parity_note(backends, pt: Path, detector) -> str:  # type: ignore[no-untyped
     )
 
 
+def benchmark_app_fps(xml: Path, precision: str, seconds: int) -> float:
+    """OpenVINO's own benchmark_app on the IR: THROUGHPUT hint, async requests, random inputs; its FPS."""
+    import re
+
+    tool = Path(sys.executable).with_name("benchmark_app")
+    argv = [str(tool), "-m", str(xml), "-d", "CPU", "-hint", "throughput", "-t", str(seconds)]
+    argv += ["-infer_precision", precision]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    found = re.search(r"Throughput:\s+([\d.]+)\s+FPS", done.stdout)
+    if not found:
+        raise RuntimeError(f"benchmark_app printed no throughput:\n{done.stdout[-1500:]}")
+    return float(found.group(1))
+
+
+def throughput_vs_benchmark_app(
+    backends, ref, family: str, imgsz: int, images: Path, work: Path, n: int, rounds: int
+) -> str:  # type: ignore[no-untyped-def]
+    """`detect image <folder>` end to end (THROUGHPUT mode, as a folder run compiles it: reading,
+    inference, results.jsonl, annotated pictures) against benchmark_app on the same IR and precision,
+    interleaved, `rounds` times; the median ratio."""
+    from detect_cli.models import PredictOptions
+
+    options = PredictOptions(conf=CONF[family], imgsz=imgsz, device="cpu", max_det=MAX_DET)
+    plan = backends.Plan("openvino", "cpu", None, True, False, "throughput")
+    detector = backends.load(ref, options, plan)
+    entry = next(
+        e
+        for e in backends.cached_exports()
+        if e.manifest["backend"] == "openvino"
+        and e.manifest["source"] == ref.location
+        and e.manifest["imgsz"] == imgsz
+    )
+    xml = next(entry.artifact.glob("*.xml"))
+    run = detect_runner(detector, images, work, n)
+    ours, theirs = [], []
+    for r in range(rounds):
+        ours.append(n / run(r))
+        theirs.append(benchmark_app_fps(xml, detector.precision, 15))
+        print(
+            f"  throughput round {r + 1}: detect {ours[-1]:.2f} img/s, benchmark_app {theirs[-1]:.2f} FPS",
+            file=sys.stderr,
+        )
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    return (
+        f"| {ref.name} | openvino {detector.precision}, {detector.in_flight} requests | {median(ours):.2f} "
+        f"| {median(theirs):.2f} | {median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)}) |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -207,6 +257,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     parser.add_argument("--no-batch-probe", action="store_true")
+    parser.add_argument("--only-throughput", action="store_true", help="only the benchmark_app comparison")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="detect-bench-"))
@@ -225,6 +276,25 @@ def main() -> None:
         f"{args.rounds} rounds, backends: {', '.join(b for b, ok in backends.availability().items() if ok)}",
         file=sys.stderr,
     )
+    if backends.installed("openvino"):
+        rows = []
+        for name in args.models.split(","):
+            pt, family = seeded_pt(name, work)
+            ref = resolve(str(pt), family)  # type: ignore[arg-type]
+            rows.append(
+                throughput_vs_benchmark_app(
+                    backends, ref, family, args.imgsz, images, work / f"tput-{name}", args.n, args.rounds
+                )
+            )
+        print(
+            f"\n## OpenVINO throughput: detect end to end vs benchmark_app, {args.n} images, "
+            f"imgsz {args.imgsz}\n"
+        )
+        print("| model | detect runs | detect images/s | benchmark_app FPS | ratio (each round) |")
+        print("|---|---|---:|---:|---:|")
+        print("\n".join(rows), flush=True)
+    if args.only_throughput:
+        return
     table: list[str] = []
     for name in args.models.split(","):
         pt, family = seeded_pt(name, work)

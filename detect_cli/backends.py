@@ -40,6 +40,7 @@ from detect_cli.models import (
 )
 from detect_cli.models import load as load_torch
 from detect_cli.results import Detection
+from detect_cli.runtime import Mode
 
 if TYPE_CHECKING:
     import numpy as np
@@ -110,13 +111,15 @@ class Plan:
     fp32, settled when the export loads). `explicit`: the user named the backend, so it is kept even
     when it drifts from PyTorch; an `auto` choice falls back to PyTorch instead. `offline_fallback`:
     an official model whose weights cannot be fetched runs as its untrained config (`--offline-fallback`)
-    instead of stopping the run."""
+    instead of stopping the run. `mode`: what an OpenVINO export is compiled for, one picture at a time
+    (`latency`) or many at once (`throughput`: folders)."""
 
     backend: Backend = "torch"
     device: str = "cpu"
     precision: Precision | None = None
     explicit: bool = False
     offline_fallback: bool = False
+    mode: Mode = "latency"
 
 
 def plan(
@@ -191,6 +194,7 @@ def weights_digest(location: str) -> str:
         if path.is_file():
             return hashlib.sha256(b"seed=0\n" + path.read_bytes()).hexdigest()
         # A config ultralytics ships: `yolo11n.yaml` is yolo11.yaml at scale n, as ultralytics reads it.
+        import_ultralytics()
         from ultralytics.nn.tasks import yaml_model_load
 
         config = {k: v for k, v in yaml_model_load(location).items() if k != "yaml_file"}
@@ -308,7 +312,10 @@ class CacheEntry:
 
     @property
     def size_bytes(self) -> int:
-        return sum(int(s) for s in self.manifest.get("files", {}).values())
+        """The export's files and the compiled models the runtimes cached beside them."""
+        compiled = self.path / COMPILED
+        cached = sum(p.stat().st_size for p in compiled.rglob("*") if p.is_file()) if compiled.is_dir() else 0
+        return cached + sum(int(s) for s in self.manifest.get("files", {}).values())
 
     @property
     def last_used(self) -> float:
@@ -327,11 +334,14 @@ class CacheEntry:
         return Parity.from_dict(found) if found else None
 
 
+COMPILED = "compiled"  # the runtimes' compiled-model cache in an export's folder: not part of the export
+
+
 def _file_table(root: Path) -> dict[str, int]:
     return {
         p.relative_to(root).as_posix(): p.stat().st_size
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
+        if p.is_file() and p.name != MANIFEST and p.relative_to(root).parts[0] != COMPILED
     }
 
 
@@ -523,6 +533,7 @@ def _export_entry(
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "ultralytics": ultralytics.__version__,
                 "parity": {},
+                "names": {str(k): v for k, v in torch_detector.names.items()},
             },
         )
         _write_manifest(entry)
@@ -549,40 +560,25 @@ def _cpu_supports_bf16() -> bool:
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
-def _load_exported(ref: ModelRef, entry: CacheEntry, options: PredictOptions, precision: str) -> Detector:
-    """A Detector over the exported model; OpenVINO is compiled at the precision asked for."""
-    import numpy as np
-
-    import_ultralytics()
-    from ultralytics import RTDETR, YOLO
+def _load_exported(
+    ref: ModelRef, entry: CacheEntry, options: PredictOptions, precision: str, mode: Mode = "latency"
+) -> Detector:
+    """A Detector over the exported model, run by its runtime directly (runtime.py: no torch, no
+    ultralytics); OpenVINO is compiled at the precision asked for, through the compiled-model cache."""
+    from detect_cli import runtime
 
     backend: Backend = entry.manifest["backend"]
-    # RTDETR loads exported files with its own predictor, so RT-DETR output is decoded as RT-DETR (no NMS).
-    with _quiet():
-        path = str(entry.artifact)
-        model = RTDETR(path) if ref.family == "rtdetr" else YOLO(path, task="detect")
-        # The first predict builds ultralytics' predictor and runtime session; later calls reuse them.
-        model.predict(np.zeros((32, 32, 3), np.uint8), imgsz=options.imgsz, device="cpu", verbose=False)
-    used = "fp32"
-    if backend == "openvino":
-        used = _compile_openvino(model, precision, entry.artifact)
-    return Detector(ref, model, options, backend=backend, precision=used)
-
-
-def _compile_openvino(model: Any, precision: str, artifact: Path) -> str:
-    """Recompile ultralytics' OpenVINO model with an explicit inference precision; returns the one in use."""
-    ov_backend = model.predictor.model.backend
-    ov = ov_backend.ov
-    hint = {"fp32": ov.Type.f32, "bf16": ov.Type.bf16}[precision]
-    compiled = ov_backend.ov_compiled_model
-    if compiled.get_property("INFERENCE_PRECISION_HINT") != hint:
-        ov_model = ov.Core().read_model(str(next(artifact.glob("*.xml"))))
-        compiled = ov_backend.compile_model(
-            ov_model, config={"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
-        )
-        ov_backend.ov_compiled_model = compiled
-    actual = compiled.get_property("INFERENCE_PRECISION_HINT")
-    return "bf16" if actual == ov.Type.bf16 else "fp16" if actual == ov.Type.f16 else "fp32"
+    try:
+        session = runtime.open_session(entry.artifact, backend, precision, entry.path / COMPILED, mode)
+        names = entry.manifest.get("names") or runtime.export_names(entry.artifact, backend)
+    except Exception as e:  # a runtime refusing the file: rebuilt on the next run (see `load`)
+        raise ModelError(
+            f"cannot load the cached {backend} export of {ref.name}: {type(e).__name__}: {e}"
+        ) from e
+    end2end = ref.family == "yolo" and runtime.is_end2end(session)
+    return runtime.ExportedDetector(
+        ref, session, {int(k): v for k, v in names.items()}, options, backend, end2end
+    )
 
 
 def weights_or_stand_in(ref: ModelRef, plan: Plan, warn: Warn = _ignore) -> ModelRef:
@@ -638,7 +634,7 @@ def load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignor
         for gone in evict_exports(keep=entry.path):
             warn(f"export cache over {cache_limit() / 2**30:g} GiB: removed {gone.name}, used least recently")
     precision = plan.precision or _default_precision(backend, entry)
-    detector = _load_exported(ref, entry, options, precision)
+    detector = _load_exported(ref, entry, options, precision, plan.mode)
     if plan.precision and detector.precision != plan.precision:
         warn(f"{backend} cannot run {plan.precision} on this CPU; running {detector.precision}")
     parity = entry.parity(detector.precision)
@@ -649,7 +645,7 @@ def load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignor
             # The faster precision drifts: the default becomes fp32, checked the same way.
             entry.manifest.setdefault("parity", {})[detector.precision] = parity.to_dict()
             warn(f"{backend} {detector.precision} differs from PyTorch ({parity.describe()}); using fp32")
-            detector = _load_exported(ref, entry, options, "fp32")
+            detector = _load_exported(ref, entry, options, "fp32", plan.mode)
             parity = measure_parity(torch_detector, detector, options.imgsz)
         entry.manifest.setdefault("parity", {})[detector.precision] = parity.to_dict()
         _write_manifest(entry)
@@ -672,7 +668,6 @@ def load_detector(
 ) -> Detector:
     """Load the model as planned (exporting it once when that is ONNX or OpenVINO), then resolve
     `--classes` against its class names."""
-    import_ultralytics()  # first, so the offline settings and the stderr logger hold for all that follows
     detector = load(ref, options, plan, warn or _ignore)
     if classes:
         detector.options = replace(options, classes=resolve_classes(classes, detector.names))

@@ -235,15 +235,31 @@ def _unavailable(ref: ModelRef, reason: str) -> str:
     )
 
 
+def cuda_driver_present() -> bool:
+    """Whether NVIDIA's driver library loads. Without it torch sees no GPU either, so `--device auto`
+    is the CPU; with it, torch is asked (it may still be a CPU build, or see no device). Linux only:
+    elsewhere the driver has other names, and torch is always asked."""
+    import ctypes
+
+    if not sys.platform.startswith("linux"):
+        return True
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
 def select_device(device: str) -> str:
     """'auto' becomes cuda:0 when CUDA is there, else cpu; an unavailable device is refused up front."""
+    dev = device.strip().lower()
+    if dev == "cpu" or (dev == "auto" and not cuda_driver_present()):
+        return "cpu"  # known without importing torch (about 2 s), which a cached export does not need
     import torch
 
-    dev = device.strip().lower()
     if dev == "auto":
         return "cuda:0" if torch.cuda.is_available() else "cpu"
-    if dev == "cpu":
-        return "cpu"
     if dev == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise BadOptionError("device 'mps' is not available on this machine")
@@ -301,6 +317,12 @@ class Detector:
     @property
     def family(self) -> Family:
         return self.ref.family
+
+    @property
+    def in_flight(self) -> int:
+        """How many pictures the model works on at once, so the run loop hands it that many together
+        (an OpenVINO export in THROUGHPUT mode: several; PyTorch: one call per batch)."""
+        return 1
 
     @property
     def nms_free(self) -> bool:

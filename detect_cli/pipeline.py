@@ -86,9 +86,10 @@ def image_frames(
     url_timeout: float = DEFAULT_URL_TIMEOUT_S,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     stop: threading.Event | None = None,
+    depth: int = 4,
 ) -> Iterator[Frame]:
-    """The inputs read and decoded a few ahead, in threads; ends early when `stop` is set."""
-    return prefetch(items, lambda item: read_frame(item, url_timeout, max_pixels), stop=stop)
+    """The inputs read and decoded up to `depth` ahead, in threads; ends early when `stop` is set."""
+    return prefetch(items, lambda item: read_frame(item, url_timeout, max_pixels), depth=depth, stop=stop)
 
 
 def _batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:

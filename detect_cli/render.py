@@ -1,4 +1,6 @@
-"""Drawing detections on images with ultralytics' own Annotator (cv2 mode: no font download)."""
+"""Drawing detections on images, as ultralytics' Annotator draws them in its cv2 mode (its palette, line
+width, label placement), without importing ultralytics (and torch): a run on a cached export draws
+its pictures without either. tests/test_render.py checks the pixels against ultralytics' own Annotator."""
 
 from __future__ import annotations
 
@@ -10,23 +12,68 @@ from detect_cli.results import Detection
 if TYPE_CHECKING:
     import numpy as np
 
+# ultralytics.utils.plotting.Colors' palette (RGB hex), and the box colours (BGR) whose label text it
+# writes in a dark blue or in white instead of the default white (AGPL-3.0, as this project).
+PALETTE = (
+    "042AFF 0BDBEB F3F3F3 00DFB7 111F68 FF6FDD FF444F CCED00 00F344 BD00FF "
+    "00B4FF DD00BA 00FFFF 26C000 01FFB3 7D24FF 7B0068 FF1B6C FC6D2F A2FF0B"
+).split()
+DARK_TEXT = {
+    (235, 219, 11),
+    (243, 243, 243),
+    (183, 223, 0),
+    (221, 111, 255),
+    (0, 237, 204),
+    (68, 243, 0),
+    (255, 255, 0),
+    (179, 255, 1),
+    (11, 255, 162),
+}
+TEXT_DARK_BLUE = (104, 31, 17)
+WHITE = (255, 255, 255)
+
+
+def class_color(class_id: int) -> tuple[int, int, int]:
+    """The BGR colour of a class, as ultralytics' `colors(class_id, bgr=True)`."""
+    h = PALETTE[class_id % len(PALETTE)]
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return b, g, r
+
 
 def draw_detections(
     image: np.ndarray, detections: Sequence[Detection], title: str | None = None
 ) -> np.ndarray:
     """A copy of `image` with labelled boxes (colours per class, as ultralytics draws them)."""
-    from ultralytics.utils.plotting import Annotator, colors
-
-    # example="" keeps the cv2 backend: PIL mode would look for (and try to download) a font.
-    annotator = Annotator(image.copy(), pil=False, example="")
+    out = image.copy()
+    lw = max(round(sum(out.shape) / 2 * 0.003), 2)  # ultralytics' default line width (channels counted)
     for det in detections:
-        annotator.box_label(
-            det.xyxy, f"{det.class_name} {det.confidence:.2f}", color=colors(det.class_id, True)
-        )
-    out = annotator.result()
+        box_label(out, det.xyxy, f"{det.class_name} {det.confidence:.2f}", class_color(det.class_id), lw)
     if title:
         out = draw_title(out, title)
     return out
+
+
+def box_label(
+    image: np.ndarray, box: Sequence[float], label: str, color: tuple[int, int, int], lw: int
+) -> None:
+    """One box and its label, in place: Annotator.box_label's cv2 branch."""
+    import cv2
+
+    text = TEXT_DARK_BLUE if color in DARK_TEXT else WHITE
+    p1 = (int(box[0]), int(box[1]))
+    cv2.rectangle(image, p1, (int(box[2]), int(box[3])), color, thickness=lw, lineType=cv2.LINE_AA)
+    if not label:
+        return
+    tf, sf = max(lw - 1, 1), lw / 3
+    w, h = cv2.getTextSize(label, 0, fontScale=sf, thickness=tf)[0]
+    h += 3
+    outside = p1[1] >= h  # the label fits above the box
+    if p1[0] > image.shape[1] - w:  # keep it inside the right edge
+        p1 = (image.shape[1] - w, p1[1])
+    p2 = (p1[0] + w, p1[1] - h if outside else p1[1] + h)
+    cv2.rectangle(image, p1, p2, color, -1, cv2.LINE_AA)
+    origin = (p1[0], p1[1] - 2 if outside else p1[1] + h - 1)
+    cv2.putText(image, label, origin, 0, sf, text, thickness=tf, lineType=cv2.LINE_AA)
 
 
 def draw_title(image: np.ndarray, title: str) -> np.ndarray:

@@ -20,6 +20,7 @@ os.environ.setdefault("DETECT_CACHE_DIR", str(Path(__file__).parent / ".cache-un
 os.environ["DETECT_BACKEND"] = "torch"
 
 SMALL_IMGSZ = 64
+CONF = {"rtdetr": 0.01, "yolo": 1e-6}  # random weights score low: thresholds that still give boxes
 
 
 @pytest.fixture(autouse=True)
@@ -110,6 +111,33 @@ def _save_seeded(tmp_path_factory: pytest.TempPathFactory, cfg: str, family: str
 def rtdetr_pt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """rtdetr-l built from its YAML with seed 0 and saved: real architecture, random weights."""
     return _save_seeded(tmp_path_factory, "rtdetr-l.yaml", "rtdetr")
+
+
+@pytest.fixture(scope="session")
+def exported(
+    rtdetr_pt: Path, yolo_pt: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, list[str]]]:
+    """A cache holding every (model, installed backend) export at SMALL_IMGSZ, and the warnings they gave;
+    made once per test run (shared by the xdist workers)."""
+    import json
+
+    from detect_cli import backends
+    from detect_cli.models import PredictOptions, resolve
+
+    def build(cache: Path) -> None:
+        warnings: list[str] = []
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("DETECT_CACHE_DIR", str(cache))
+            for family, weights in (("rtdetr", rtdetr_pt), ("yolo", yolo_pt)):
+                options = PredictOptions(conf=CONF[family], imgsz=SMALL_IMGSZ, device="cpu", max_det=20)
+                for backend in backends.EXPORTED:
+                    if backends.installed(backend):
+                        ref = resolve(str(weights), family)  # type: ignore[arg-type]
+                        backends.load(ref, options, backends.plan(backend, "cpu"), warnings.append)
+        (cache / "warnings.json").write_text(json.dumps(warnings))
+
+    cache = built_once(tmp_path_factory, "exports", build)
+    yield cache, json.loads((cache / "warnings.json").read_text())
 
 
 @pytest.fixture(scope="session")

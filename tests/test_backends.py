@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_IMGSZ, built_once, make_image
+from conftest import CONF, SMALL_IMGSZ, make_image
 from typer.testing import CliRunner
 
 from detect_cli import backends
@@ -25,7 +24,6 @@ from detect_cli.writers import read_jsonl
 
 runner = CliRunner()
 ALL = {"torch": True, "onnx": True, "openvino": True}
-CONF = {"rtdetr": 0.01, "yolo": 1e-6}
 
 needs_onnx = pytest.mark.skipif(not backends.installed("onnx"), reason="onnx/onnxruntime not installed")
 needs_openvino = pytest.mark.skipif(not backends.installed("openvino"), reason="openvino not installed")
@@ -149,28 +147,6 @@ def _options(family: str, **kw: object) -> PredictOptions:
     return PredictOptions(**{**base, **kw})  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
-def exported(
-    rtdetr_pt: Path, yolo_pt: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Path, list[str]]]:
-    """A cache holding every (model, installed backend) export at SMALL_IMGSZ, and the warnings they gave;
-    made once per test run (shared by the xdist workers)."""
-
-    def build(cache: Path) -> None:
-        warnings: list[str] = []
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("DETECT_CACHE_DIR", str(cache))
-            for family, weights in (("rtdetr", rtdetr_pt), ("yolo", yolo_pt)):
-                for backend in backends.EXPORTED:
-                    if backends.installed(backend):
-                        ref = resolve(str(weights), family)  # type: ignore[arg-type]
-                        backends.load(ref, _options(family), _plan(backend), warnings.append)
-        (cache / "warnings.json").write_text(json.dumps(warnings))
-
-    cache = built_once(tmp_path_factory, "exports", build)
-    yield cache, json.loads((cache / "warnings.json").read_text())
-
-
 @pytest.fixture
 def shared_cache(exported: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch) -> Path:
     """Use the session's exports (read-only by convention)."""
@@ -235,8 +211,7 @@ def test_detections_match_torch(
     exp_det = backends.load(ref, _options(family), _plan(backend, precision))  # type: ignore[arg-type]
     assert (torch_det.backend, exp_det.backend) == ("torch", backend)
     assert exp_det.precision in (("fp32", "bf16") if precision is None else (precision,))
-    if family == "rtdetr":
-        assert type(exp_det.model).__name__ == "RTDETR"  # decoded as RT-DETR, not with YOLO's NMS
+    assert type(exp_det).__name__ == "ExportedDetector"  # run by its runtime, decoded as its family
     image = cv2.imread(str(make_image(tmp_path / "sq.png", seed=5, size=(96, 96))))
     [(want, _)] = torch_det.predict([image])
     [(got, speed)] = exp_det.predict([image])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from detect_cli.render import draw_detections, draw_title
 from detect_cli.results import Detection
@@ -54,3 +55,29 @@ def test_a_box_in_the_top_left_corner_keeps_its_label_visible() -> None:
     out = side_by_side(image, [("a very long model title  120 ms  1 boxes", dets)])
     alone = draw_detections(image, dets)
     assert np.array_equal(out[out.shape[0] - 200 :], alone)
+
+
+@pytest.mark.parametrize("shape", [(96, 128), (480, 640), (1080, 1920)])
+def test_boxes_are_drawn_as_ultralytics_annotator_draws_them(shape: tuple[int, int]) -> None:
+    """Pixel for pixel what ultralytics' Annotator (cv2 mode) draws: palette, dark label text on light
+    colours, line width, labels kept inside the top and right edges."""
+    from ultralytics.utils.plotting import Annotator, colors
+
+    h, w = shape
+    image = np.random.default_rng(h).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    dets = [
+        Detection(c, f"class{c}", 0.5 + c / 100, (x1, y1, x2, y2))
+        for c, (x1, y1, x2, y2) in enumerate(
+            [
+                (0, 0, w / 3, h / 3),  # at the top: label inside the box
+                (w * 0.9, h / 2, w, h),  # at the right edge: label moved left
+                (w / 4, h / 4, w / 2, h / 2),
+                (1.6, 30.4, w / 2 + 0.7, h - 0.2),
+            ]
+            * 6  # 24 boxes: every colour of the palette, the dark-text ones among them
+        )
+    ]
+    want = Annotator(image.copy(), pil=False, example="")
+    for d in dets:
+        want.box_label(d.xyxy, f"{d.class_name} {d.confidence:.2f}", color=colors(d.class_id, True))
+    assert np.array_equal(draw_detections(image, dets), want.result())

@@ -1,0 +1,463 @@
+"""Running a cached export without torch or ultralytics: OpenVINO or ONNX Runtime, plus the pre- and
+post-processing ultralytics' predictor applies, in NumPy and OpenCV.
+
+Importing torch and ultralytics costs about 2 s and the torch model several hundred MB; a run whose
+export (and its parity with PyTorch) is already cached needs neither. What ultralytics does around the
+network is reproduced step for step (tests/test_runtime.py compares the two on the same export):
+
+- input: ultralytics' LetterBox for a fixed square input: RT-DETR stretches the picture to the square
+  (`scale_fill`), YOLO scales it to fit and pads with grey 114, centred; BGR → RGB, 0..1, NCHW;
+- RT-DETR output (1, queries, 6): cx, cy, w, h normalized, score, class, already top-k by the decoder;
+  kept above `conf`, first `max_det`, scaled by the picture's width and height (no clip);
+- YOLO output (1, 4 + classes, anchors): best class per anchor above `conf`, class-wise greedy NMS at
+  `iou` (ultralytics' `non_max_suppression`), first `max_det`, mapped back through the letterbox and
+  clipped; an end-to-end head (YOLO26: (1, 300, 6) boxes in input pixels) skips the NMS.
+
+OpenVINO compiles with a cache folder beside the export (`compiled/`), so a later run loads the
+compiled graph instead of compiling again. For folders, `mode="throughput"` compiles with OpenVINO's
+THROUGHPUT hint and runs a batch through an AsyncInferQueue of the plugin's optimal number of requests,
+results kept in input order; single images and video use the LATENCY hint.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from detect_cli.models import Detector, ModelRef, PredictOptions
+from detect_cli.results import Detection, Speed
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Mode = Literal["latency", "throughput"]
+PAD = 114  # ultralytics' letterbox grey
+MAX_WH = 7680  # ultralytics' per-class box offset for class-wise NMS in one call
+MAX_NMS = 30000  # ultralytics' cap on boxes entering NMS
+
+
+# --- pre-processing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where the picture sits in the model's square input: x' = x * gain_x + pad_x (and y)."""
+
+    gain_x: float
+    gain_y: float
+    pad_x: int
+    pad_y: int
+
+
+def letterbox(image: np.ndarray, size: int, stretch: bool) -> tuple[np.ndarray, Placement]:
+    """ultralytics' LetterBox(size, auto=False, scale_fill=stretch, center=True) on one BGR picture."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if stretch:
+        resized = (
+            image
+            if (w, h) == (size, size)
+            else cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+        )
+        return resized, Placement(size / w, size / h, 0, 0)
+    r = min(size / h, size / w)
+    new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
+    dw, dh = (size - new_w) / 2, (size - new_h) / 2
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    if (w, h) != (new_w, new_h):
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD, PAD, PAD))
+    return padded, Placement(new_w / w, new_h / h, left, top)
+
+
+def to_input(square: np.ndarray) -> np.ndarray:
+    """A letterboxed BGR uint8 picture as the network's input: 1x3xHxW float32 RGB in 0..1."""
+    import numpy as np
+
+    chw = square[:, :, ::-1].transpose(2, 0, 1)
+    return np.ascontiguousarray(chw, dtype=np.float32)[None] / np.float32(255)
+
+
+# --- post-processing --------------------------------------------------------------------------------
+
+
+def xywh2xyxy(boxes: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    half = boxes[..., 2:] / 2
+    return np.concatenate([boxes[..., :2] - half, boxes[..., :2] + half], axis=-1)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy NMS as torchvision's: most confident first, a box goes when its IoU with a kept one is
+    above `iou`. Returns the kept indices, most confident first."""
+    import numpy as np
+
+    order = np.argsort(-scores, kind="stable")
+    x1, y1, x2, y2 = (boxes[:, i] for i in range(4))
+    areas = (x2 - x1) * (y2 - y1)
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = w * h
+        overlap = inter / (areas[i] + areas[rest] - inter)
+        order = rest[~(overlap > iou)]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
+    """Class-wise NMS in one call: boxes of different classes are moved apart so they never overlap."""
+    if not len(boxes):
+        return classes[:0].astype("int64")
+    offset = classes[:, None].astype(boxes.dtype) * (float(boxes.max()) + 1)
+    return nms(boxes + offset, scores, iou)
+
+
+def unletterbox(boxes: np.ndarray, placement: Placement, shape: tuple[int, int]) -> np.ndarray:
+    """Boxes in input pixels back to the picture's (ultralytics' scale_boxes), clipped to it."""
+    import numpy as np
+
+    h, w = shape
+    out = boxes.copy()
+    out[:, [0, 2]] = (out[:, [0, 2]] - placement.pad_x) / placement.gain_x
+    out[:, [1, 3]] = (out[:, [1, 3]] - placement.pad_y) / placement.gain_y
+    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, w)
+    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, h)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """Rows kept for one picture: xyxy in its pixels, score, class id."""
+
+    xyxy: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+
+
+def _class_filter(classes: np.ndarray, wanted: Sequence[int] | None) -> np.ndarray:
+    import numpy as np
+
+    if wanted is None:
+        return np.ones(len(classes), bool)
+    return np.isin(classes, np.asarray(list(wanted), dtype=classes.dtype))
+
+
+def decode_rtdetr(output: np.ndarray, options: PredictOptions, shape: tuple[int, int]) -> Decoded:
+    """RTDETRPredictor.postprocess on one picture's (queries, 6) rows."""
+    import numpy as np
+
+    h, w = shape
+    keep = (output[:, 4] > options.conf) & _class_filter(output[:, 5], options.classes)
+    rows = output[keep][: options.max_det]
+    boxes = xywh2xyxy(rows[:, :4]) * np.asarray([w, h, w, h], dtype=rows.dtype)
+    return Decoded(boxes, rows[:, 4], rows[:, 5])
+
+
+def decode_end2end(
+    output: np.ndarray, options: PredictOptions, placement: Placement, shape: tuple[int, int]
+) -> Decoded:
+    """An end-to-end YOLO head's (300, 6) rows (xyxy in input pixels, score, class), as ultralytics'
+    end-to-end branch of `non_max_suppression` then `scale_boxes`."""
+    keep = (output[:, 4] > options.conf) & _class_filter(output[:, 5], options.classes)
+    rows = output[keep][: options.max_det]
+    return Decoded(unletterbox(rows[:, :4], placement, shape), rows[:, 4], rows[:, 5])
+
+
+def decode_yolo(
+    output: np.ndarray, options: PredictOptions, placement: Placement, shape: tuple[int, int]
+) -> Decoded:
+    """ultralytics' `non_max_suppression` (best class per anchor, class-wise) then `scale_boxes` on one
+    picture's (4 + classes, anchors) output."""
+    import numpy as np
+
+    scores_all = output[4:]
+    candidates = scores_all.max(0) > options.conf
+    x = output[:, candidates].T  # (n, 4 + classes)
+    boxes = xywh2xyxy(x[:, :4])
+    classes = x[:, 4:].argmax(1)
+    scores = x[np.arange(len(x)), 4 + classes]
+    keep = (scores > options.conf) & _class_filter(classes, options.classes)
+    boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
+    if len(scores) > MAX_NMS:
+        top = np.argsort(-scores, kind="stable")[:MAX_NMS]
+        boxes, scores, classes = boxes[top], scores[top], classes[top]
+    kept = nms(boxes + classes[:, None].astype(boxes.dtype) * MAX_WH, scores, options.iou)[: options.max_det]
+    return Decoded(unletterbox(boxes[kept], placement, shape), scores[kept], classes[kept].astype(np.float32))
+
+
+# --- sessions ---------------------------------------------------------------------------------------
+
+
+class Session:
+    """One compiled network: `run` one input, `run_many` a list (in order; concurrently where the
+    runtime can). Each returns the first output and the milliseconds it took."""
+
+    requests = 1  # inputs worth having in flight at once
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        raise NotImplementedError
+
+    def run_many(self, xs: Sequence[np.ndarray]) -> list[tuple[np.ndarray, float]]:
+        return [self.run(x) for x in xs]
+
+
+class OpenVINOSession(Session):
+    """An OpenVINO IR compiled for the CPU at `precision`, through the compiled-model cache `cache`."""
+
+    def __init__(self, xml: Path, precision: str, cache: Path | None, mode: Mode = "latency") -> None:
+        import openvino as ov
+
+        config: dict[str, Any] = {
+            "PERFORMANCE_HINT": "THROUGHPUT" if mode == "throughput" else "LATENCY",
+            "INFERENCE_PRECISION_HINT": {"fp32": ov.Type.f32, "bf16": ov.Type.bf16}[precision],
+        }
+        core = ov.Core()
+        # A path (not a read model) lets OpenVINO load the compiled blob from its cache, not parse the IR.
+        with compiled_cache(cache) as folder:
+            try:
+                self.compiled = core.compile_model(str(xml), "CPU", _with_cache(config, folder))
+            except RuntimeError:
+                if folder is None:
+                    raise
+                _clear(folder)  # a blob cut short by a killed run: compile afresh, and cache it again
+                self.compiled = core.compile_model(str(xml), "CPU", _with_cache(config, folder))
+        actual = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = "bf16" if actual == ov.Type.bf16 else "fp16" if actual == ov.Type.f16 else "fp32"
+        self.mode = mode
+        self.requests = (
+            int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) if mode == "throughput" else 1
+        )
+        self._request = self.compiled.create_infer_request()
+        self._queue: Any = None
+        self._ov = ov
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        start = time.perf_counter()
+        self._request.infer({0: x})
+        out = self._request.get_output_tensor(0).data.copy()
+        return out, (time.perf_counter() - start) * 1000
+
+    def run_many(self, xs: Sequence[np.ndarray]) -> list[tuple[np.ndarray, float]]:
+        if self.requests <= 1 or len(xs) <= 1:
+            return super().run_many(xs)
+        if self._queue is None:
+            self._queue = self._ov.AsyncInferQueue(self.compiled, self.requests)
+        results: list[Any] = [None] * len(xs)
+        finished = threading.Event()
+        left = [len(xs)]
+        lock = threading.Lock()
+
+        def done(request: Any, userdata: tuple[int, float]) -> None:
+            index, started = userdata
+            results[index] = (
+                request.get_output_tensor(0).data.copy(),
+                (time.perf_counter() - started) * 1000,
+            )
+            with lock:
+                left[0] -= 1
+                if left[0] == 0:
+                    finished.set()
+
+        self._queue.set_callback(done)
+        try:
+            for i, x in enumerate(xs):
+                self._queue.start_async({0: x}, (i, time.perf_counter()))
+            while not finished.wait(0.05):  # a short wait keeps the main thread answering signals
+                pass
+        finally:
+            self._queue.wait_all()  # never leave a request running on buffers about to be freed
+        return results
+
+
+class OnnxSession(Session):
+    """An ONNX model in ONNX Runtime on the CPU. The graph ORT optimizes is saved beside the export
+    (`compiled/`) the first time and loaded as is afterwards."""
+
+    def __init__(self, model: Path, cache: Path | None) -> None:
+        with compiled_cache(cache) as folder:
+            optimized = folder / f"{model.stem}.optimized.onnx" if folder is not None else None
+            if optimized is not None and not optimized.is_file():
+                _save_optimized(model, optimized)
+            try:
+                self.session = _ort_session(optimized or model)
+            except Exception:  # a file cut short by a killed run: the export itself still loads
+                if optimized is None:
+                    raise
+                optimized.unlink(missing_ok=True)
+                self.session = _ort_session(model)
+        self.precision = "fp32"
+        self._input = self.session.get_inputs()[0].name
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        start = time.perf_counter()
+        out = self.session.run(None, {self._input: x})[0]
+        return out, (time.perf_counter() - start) * 1000
+
+
+# --- the detector -----------------------------------------------------------------------------------
+
+
+def export_names(artifact: Path, backend: str) -> dict[int, str]:
+    """The class names ultralytics wrote into an export (metadata.yaml for OpenVINO, the ONNX metadata)."""
+    if backend == "openvino":
+        import yaml
+
+        meta = yaml.safe_load((artifact / "metadata.yaml").read_text(encoding="utf-8"))
+        names = meta["names"]
+    else:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])
+        names = ast.literal_eval(session.get_modelmeta().custom_metadata_map["names"])
+    return {int(k): str(v) for k, v in dict(names).items()}
+
+
+class ExportedDetector(Detector):
+    """A Detector over a cached export, run by OpenVINO or ONNX Runtime directly (no torch)."""
+
+    def __init__(
+        self,
+        ref: ModelRef,
+        session: Session,
+        names: Mapping[int, str],
+        options: PredictOptions,
+        backend: str,
+        end2end: bool = False,
+    ) -> None:
+        self.ref = ref
+        self.model = session
+        self.session = session
+        self.options = options
+        self.backend = backend
+        self.precision = getattr(session, "precision", "fp32")
+        self.names = dict(names)
+        self.end2end = end2end
+
+    @property
+    def nms_free(self) -> bool:
+        return self.family == "rtdetr" or self.end2end
+
+    @property
+    def in_flight(self) -> int:
+        """How many pictures the runtime works on at once (OpenVINO's THROUGHPUT mode: several)."""
+        return self.session.requests
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[tuple[tuple[Detection, ...], Speed]]:
+        o = self.options
+        stretch = self.family == "rtdetr"
+        prepared = []
+        for image in images:
+            start = time.perf_counter()
+            square, placement = letterbox(image, o.imgsz, stretch)
+            prepared.append((to_input(square), placement, (time.perf_counter() - start) * 1000))
+        outputs = self.session.run_many([x for x, _, _ in prepared])
+        results = []
+        for image, (_, placement, pre_ms), (output, infer_ms) in zip(images, prepared, outputs, strict=True):
+            start = time.perf_counter()
+            decoded = self._decode(output[0], placement, image.shape[:2])
+            dets = self._detections(decoded)
+            results.append((dets, Speed(pre_ms, infer_ms, (time.perf_counter() - start) * 1000)))
+        return results
+
+    def _decode(self, output: np.ndarray, placement: Placement, shape: tuple[int, int]) -> Decoded:
+        if self.family == "rtdetr":
+            return decode_rtdetr(output, self.options, shape)
+        if self.end2end:
+            return decode_end2end(output, self.options, placement, shape)
+        return decode_yolo(output, self.options, placement, shape)
+
+    def _detections(self, decoded: Decoded) -> tuple[Detection, ...]:  # type: ignore[override]
+        xyxy, scores, classes = decoded.xyxy, decoded.scores, decoded.classes
+        if self.options.nms and self.nms_free and len(scores):
+            keep = batched_nms(xyxy, scores, classes, self.options.iou)
+            xyxy, scores, classes = xyxy[keep], scores[keep], classes[keep]
+        return tuple(
+            Detection(c, self.names.get(c, str(c)), float(s), tuple(float(v) for v in b))  # type: ignore[arg-type]
+            for b, s, c in zip(xyxy.tolist(), scores.tolist(), classes.astype(int).tolist(), strict=True)
+        )
+
+
+@contextlib.contextmanager
+def compiled_cache(folder: Path | None) -> Iterator[Path | None]:
+    """The compiled-model cache folder, locked (flock) while a runtime reads or writes it, so two runs
+    never see each other's half-written file; None (no cache) when it cannot be made (read-only)."""
+    import fcntl
+
+    if folder is None:
+        yield None
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = (folder / ".lock").open("a")
+    except OSError:
+        yield None
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield folder
+
+
+def _with_cache(config: dict[str, Any], folder: Path | None) -> dict[str, Any]:
+    return {**config, "CACHE_DIR": str(folder)} if folder is not None else config
+
+
+def _clear(folder: Path) -> None:
+    for path in folder.iterdir():
+        if path.is_file() and path.name != ".lock":
+            path.unlink(missing_ok=True)
+
+
+def _ort_session(model: Path) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: its notes are not the user's business
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+def _save_optimized(model: Path, target: Path) -> None:
+    """ONNX Runtime's graph optimizations that hold on any CPU (EXTENDED: no layouts for this CPU's
+    vector width, so a cache shared between machines stays valid), saved whole to `target`; the
+    layout pass left runs at each load. Saves ~0.2 s of each later start (RT-DETR-L)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    part = target.with_name(f"{target.name}.{os.getpid()}.part")
+    options.optimized_model_filepath = str(part)
+    try:
+        ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        os.replace(part, target)
+    except Exception:  # no saved graph: each start optimizes it again, as without a cache
+        part.unlink(missing_ok=True)
+
+
+def open_session(artifact: Path, backend: str, precision: str, cache: Path | None, mode: Mode) -> Session:
+    if backend == "openvino":
+        xml = artifact if artifact.suffix == ".xml" else next(artifact.glob("*.xml"))
+        return OpenVINOSession(xml, precision, cache, mode)
+    return OnnxSession(artifact, cache)
+
+
+def is_end2end(session: Session) -> bool:
+    """True when the network's output is (1, boxes, 6) rows: an end-to-end YOLO head (YOLO26)."""
+    if isinstance(session, OpenVINOSession):
+        shape = session.compiled.output(0).get_partial_shape().to_shape()
+    else:
+        shape = session.session.get_outputs()[0].shape  # type: ignore[attr-defined]
+    return len(shape) == 3 and int(shape[-1]) == 6

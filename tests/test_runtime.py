@@ -1,0 +1,244 @@
+"""The torch-free runner of cached exports: each step against ultralytics' own on the same inputs, the
+whole detector against ultralytics' predict on the same export file, throughput mode, the compiled-model
+cache, and a cached run that never imports torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import CONF, SMALL_IMGSZ
+
+from detect_cli import backends, runtime
+from detect_cli.models import PredictOptions, resolve
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+needs = {
+    b: pytest.mark.skipif(not backends.installed(b), reason=f"{b} not installed") for b in backends.EXPORTED
+}
+
+
+# --- each step against ultralytics' -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (37, 91), (480, 640), (1080, 810), (64, 64), (7, 300)])
+@pytest.mark.parametrize("stretch", [False, True])
+def test_letterbox_equals_ultralytics(shape: tuple[int, int], stretch: bool) -> None:
+    from ultralytics.data.augment import LetterBox
+
+    image = np.random.default_rng(sum(shape)).integers(0, 255, (*shape, 3), dtype=np.uint8)
+    want = LetterBox((SMALL_IMGSZ, SMALL_IMGSZ), auto=False, scale_fill=stretch)(image=image)
+    got, placement = runtime.letterbox(image, SMALL_IMGSZ, stretch)
+    assert got.shape == want.shape and np.array_equal(got, want)
+    # The picture's far corner lands where ultralytics' scale_boxes says (it recomputes the same gains).
+    from ultralytics.utils.ops import scale_boxes
+
+    corner = np.array([[0, 0, shape[1], shape[0]]], np.float32)
+    gains = np.array([placement.gain_x, placement.gain_y] * 2, np.float32)
+    placed = corner * gains + np.array([placement.pad_x, placement.pad_y] * 2, np.float32)
+    if not stretch:
+        back = scale_boxes((SMALL_IMGSZ, SMALL_IMGSZ), placed.copy(), shape)
+        np.testing.assert_allclose(back, corner, atol=1e-3)
+    np.testing.assert_allclose(
+        runtime.unletterbox(placed.astype(np.float32), placement, shape), corner, atol=1e-3
+    )
+
+
+def test_input_tensor_equals_ultralytics_preprocess() -> None:
+    import torch
+
+    square = np.random.default_rng(0).integers(0, 255, (SMALL_IMGSZ, SMALL_IMGSZ, 3), dtype=np.uint8)
+    want = torch.from_numpy(square)[None].permute(0, 3, 1, 2).contiguous().flip(1).float().div_(255)
+    assert np.array_equal(runtime.to_input(square), want.numpy())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_nms_equals_torchvision(seed: int) -> None:
+    import torch
+    from torchvision.ops import batched_nms, nms
+
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 200, (300, 2)).astype(np.float32)
+    boxes = np.concatenate([xy, xy + rng.uniform(5, 80, (300, 2)).astype(np.float32)], 1)
+    scores = rng.uniform(0, 1, 300).astype(np.float32)
+    classes = rng.integers(0, 3, 300)
+    for iou in (0.3, 0.5, 0.7):
+        want = nms(torch.from_numpy(boxes), torch.from_numpy(scores), iou).numpy()
+        assert np.array_equal(runtime.nms(boxes, scores, iou), want)
+        want = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(classes), iou)
+        assert np.array_equal(runtime.batched_nms(boxes, scores, classes, iou), want.numpy())
+
+
+# --- the whole detector against ultralytics on the same export --------------------------------------
+
+
+def _entry(cache: Path, backend: str, family: str) -> backends.CacheEntry:
+    for path in sorted((cache / "exports").iterdir()):
+        manifest = json.loads((path / "manifest.json").read_text())
+        if (manifest["backend"], manifest["family"], manifest["imgsz"]) == (backend, family, SMALL_IMGSZ):
+            entry = backends.read_entry(path)
+            assert entry is not None
+            return entry
+    raise AssertionError(f"no {backend} export of {family}")
+
+
+def _ultralytics_on(entry: backends.CacheEntry, family: str, backend: str) -> object:
+    """ultralytics' own predictor over the export file; OpenVINO compiled at fp32 as ours is."""
+    from ultralytics import RTDETR, YOLO
+
+    path = str(entry.artifact)
+    model = RTDETR(path) if family == "rtdetr" else YOLO(path, task="detect")
+    model.predict(np.zeros((32, 32, 3), np.uint8), imgsz=SMALL_IMGSZ, verbose=False)
+    if backend == "openvino":  # ultralytics leaves the precision to the CPU (bf16 where it has it)
+        import openvino as ov
+
+        xml = str(next(entry.artifact.glob("*.xml")))
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": ov.Type.f32}
+        model.predictor.model.backend.ov_compiled_model = ov.Core().compile_model(xml, "CPU", config)
+    return model
+
+
+def _pictures() -> list[np.ndarray]:
+    bus, zidane = (cv2.imread(str(SAMPLES / name)) for name in ("bus.jpg", "zidane.jpg"))
+    tall = np.ascontiguousarray(cv2.resize(bus, (90, 400)))
+    return [bus, zidane, tall]
+
+
+@pytest.mark.parametrize("family", ["rtdetr", "yolo"])
+@pytest.mark.parametrize("backend", [pytest.param(b, marks=needs[b]) for b in backends.EXPORTED])
+@pytest.mark.parametrize("filtered", [False, True])
+def test_detections_equal_ultralytics_predict_on_the_same_export(
+    family: str, backend: str, filtered: bool, exported: tuple[Path, list[str]]
+) -> None:
+    entry = _entry(exported[0], backend, family)
+    options = PredictOptions(conf=CONF[family], iou=0.5, imgsz=SMALL_IMGSZ, max_det=30)
+    ref = resolve(str(entry.manifest["source"]), family)  # type: ignore[arg-type]
+    ours = backends._load_exported(ref, entry, options, "fp32")
+    classes = None
+    if filtered:  # two of the classes it finds unfiltered (random weights: not the same as a trained model's)
+        found_ids = [d.class_id for d in ours.predict(_pictures()[:1])[0][0]]
+        classes = tuple(dict.fromkeys(found_ids))[:2]
+        ours.options = replace(options, classes=classes)
+    theirs = _ultralytics_on(entry, family, backend)
+    found = 0
+    for image in _pictures():
+        [(dets, speed)] = ours.predict([image])
+        [result] = theirs.predict(  # type: ignore[attr-defined]
+            image,
+            conf=options.conf,
+            iou=options.iou,
+            imgsz=SMALL_IMGSZ,
+            max_det=options.max_det,
+            classes=list(classes) if classes else None,
+            verbose=False,
+        )
+        boxes = result.boxes
+        assert [d.class_id for d in dets] == boxes.cls.int().tolist()
+        np.testing.assert_allclose([d.xyxy for d in dets] or np.empty((0, 4)), boxes.xyxy.numpy(), atol=1e-3)
+        np.testing.assert_allclose([d.confidence for d in dets], boxes.conf.numpy(), atol=1e-5)
+        assert speed.inference > 0
+        found += len(dets)
+    assert found > 0, "the seeded model should find boxes at this confidence"
+
+
+@needs["openvino"]
+def test_throughput_mode_keeps_input_order_and_results(
+    exported: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    entry = _entry(exported[0], "openvino", "yolo")
+    options = PredictOptions(conf=CONF["yolo"], imgsz=SMALL_IMGSZ, max_det=10)
+    ref = resolve(str(entry.manifest["source"]), "yolo")
+    latency = backends._load_exported(ref, entry, options, "fp32", "latency")
+    throughput = backends._load_exported(ref, entry, options, "fp32", "throughput")
+    if (os.cpu_count() or 1) > 1:
+        assert throughput.in_flight > 1, "THROUGHPUT mode should run several requests at once"
+    assert latency.in_flight == 1
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 255, (40 + 7 * i, 60 + 5 * i, 3), dtype=np.uint8) for i in range(7)]
+    one_by_one = [latency.predict([image])[0][0] for image in images]
+    together = [dets for dets, _ in throughput.predict(images)]
+    assert len(together) == len(images)
+    for want, got in zip(one_by_one, together, strict=True):
+        assert [d.class_id for d in got] == [d.class_id for d in want]
+        np.testing.assert_allclose([d.xyxy for d in got], [d.xyxy for d in want], atol=1e-3)
+
+
+# --- the compiled-model cache ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def private_entry(exported: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the session's exports, its compiled caches removed, free to change."""
+    cache = tmp_path / "cache"
+    shutil.copytree(exported[0] / "exports", cache / "exports")
+    for compiled in (cache / "exports").glob(f"*/{backends.COMPILED}"):
+        shutil.rmtree(compiled)
+    monkeypatch.setenv("DETECT_CACHE_DIR", str(cache))
+    return cache
+
+
+@pytest.mark.parametrize("backend", [pytest.param(b, marks=needs[b]) for b in backends.EXPORTED])
+def test_compiled_model_is_cached_once_and_reused(backend: str, private_entry: Path) -> None:
+    entry = _entry(private_entry, backend, "yolo")
+    options = PredictOptions(conf=CONF["yolo"], imgsz=SMALL_IMGSZ)
+    ref = resolve(str(entry.manifest["source"]), "yolo")
+    compiled = entry.path / backends.COMPILED
+    assert not compiled.exists()
+    first = backends._load_exported(ref, entry, options, "fp32")
+    made = {p.name: p.stat().st_mtime_ns for p in compiled.iterdir() if p.name != ".lock"}
+    assert made, "the first load caches the compiled model"
+    second = backends._load_exported(ref, entry, options, "fp32")
+    assert {p.name: p.stat().st_mtime_ns for p in compiled.iterdir() if p.name != ".lock"} == made
+    image = cv2.imread(str(SAMPLES / "bus.jpg"))
+    assert first.predict([image])[0][0] == second.predict([image])[0][0]
+    assert backends.read_entry(entry.path) is not None, "the cache folder is not part of the export's files"
+    assert entry.size_bytes > sum(entry.manifest["files"].values()), "eviction counts the compiled cache"
+
+
+@pytest.mark.parametrize("backend", [pytest.param(b, marks=needs[b]) for b in backends.EXPORTED])
+def test_a_cut_compiled_file_is_rebuilt(backend: str, private_entry: Path) -> None:
+    entry = _entry(private_entry, backend, "yolo")
+    options = PredictOptions(conf=CONF["yolo"], imgsz=SMALL_IMGSZ)
+    ref = resolve(str(entry.manifest["source"]), "yolo")
+    image = cv2.imread(str(SAMPLES / "zidane.jpg"))
+    want = backends._load_exported(ref, entry, options, "fp32").predict([image])[0][0]
+    for path in (entry.path / backends.COMPILED).iterdir():
+        if path.name != ".lock":
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])  # a run killed while writing it
+    assert backends._load_exported(ref, entry, options, "fp32").predict([image])[0][0] == want
+
+
+# --- a cached run, whole process ---------------------------------------------------------------------
+
+
+@needs["openvino"]
+def test_a_cached_run_never_imports_torch(exported: tuple[Path, list[str]], tmp_path: Path) -> None:
+    """Once the export and its parity with PyTorch are cached, `detect image` runs without torch and
+    ultralytics (about 2 s and several hundred MB saved), writing the same records."""
+    entry = _entry(exported[0], "openvino", "yolo")
+    out = tmp_path / "run"
+    argv = [
+        "image", str(SAMPLES / "bus.jpg"), "-m", entry.manifest["source"], "--backend", "openvino",
+        "--imgsz", str(SMALL_IMGSZ), "--conf", str(CONF["yolo"]), "--out", str(out),
+    ]  # fmt: skip
+    child = (
+        "import sys\n"
+        "from detect_cli.cli import app\n"
+        f"try:\n    app({argv!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('torch', 'ultralytics', 'torchvision') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "DETECT_CACHE_DIR": str(exported[0])}
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+    [record] = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert (record["backend"], record["error"]) == ("openvino", None) and record["detections"]
+    assert (out / "bus.jpg").is_file()
