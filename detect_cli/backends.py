@@ -120,6 +120,7 @@ class Plan:
     explicit: bool = False
     offline_fallback: bool = False
     mode: Mode = "latency"
+    requested: str = "auto"  # the backend as asked: what a Ray worker decides from, on its own machine
 
 
 def plan(
@@ -134,18 +135,20 @@ def plan(
     """Decide the backend, device and precision from the options (raises BadOptionError or
     MissingBackendError, exit code 2, before anything loads).
 
-    `resolve_device=False` is for workers elsewhere (Ray) that may have GPUs this machine lacks: the
-    device stays as given and each worker resolves it; they run PyTorch (see executors.backend_for).
+    `resolve_device=False` is for workers elsewhere (Ray) that may have GPUs or runtimes this machine
+    lacks: the model is loaded here with PyTorch (for its names), and each worker plans again from
+    `requested` on its own machine (executors.BatchWorker).
     """
     if not resolve_device:
         exact: Any = "fp16" if half else precision
-        return Plan("torch", device.strip().lower(), exact, requested != "auto", offline_fallback)
+        dev = device.strip().lower()
+        return Plan("torch", dev, exact, requested != "auto", offline_fallback, requested=requested)
     dev = select_device(device_for(requested, device))
     if half and not dev.startswith("cuda"):
         raise BadOptionError("--half needs a CUDA device")
     backend = choose_backend(requested, dev, availability() if available is None else available)
     exact = check_precision(backend, precision, dev, half)
-    return Plan(backend, dev, exact, requested != "auto", offline_fallback)
+    return Plan(backend, dev, exact, requested != "auto", offline_fallback, requested=requested)
 
 
 def check_precision(backend: Backend, precision: str | None, device: str, half: bool) -> Precision | None:
@@ -423,7 +426,7 @@ def clear_exports() -> tuple[int, int]:
     for p in root.iterdir():
         size += sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
         shutil.rmtree(p) if p.is_dir() else p.unlink()
-        folders += 1
+        folders += not p.name.endswith(".lock")
     return folders, size
 
 
@@ -620,6 +623,28 @@ def load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignor
     except OSError as e:
         raise ModelError(f"cannot read model file {location}: {e.strerror or e}") from e
     key = cache_key(digest, options.imgsz, backend, "fp32")
+    # One process at a time makes (or first checks) an export: two runs, or two Ray workers on one
+    # node, never export the same model at once; the second finds the first's export when it gets in.
+    with _export_lock(
+        key, lambda: warn(f"waiting for another run that is exporting {ref.name} to {backend}")
+    ):
+        detector, parity, torch_detector = _ready_export(ref, options, plan, digest, key, warn)
+    if not parity.ok:
+        message = f"{backend} ({detector.precision}) detections differ from PyTorch: {parity.describe()}"
+        if plan.explicit:
+            warn(message)
+        else:
+            warn(message + "; falling back to PyTorch (pass --backend to use it anyway)")
+            return torch_detector or load_torch(ref, options)
+    return detector
+
+
+def _ready_export(
+    ref: ModelRef, options: PredictOptions, plan: Plan, digest: str, key: str, warn: Warn
+) -> tuple[Detector, Parity, Detector | None]:
+    """The export under `key` (made now if missing or damaged) loaded as planned, its parity with
+    PyTorch (measured now on first use at this precision), and the PyTorch model if one was loaded."""
+    backend = plan.backend
     entry = read_entry(exports_dir() / key)
     torch_detector: Detector | None = None
     if entry is None:
@@ -649,14 +674,28 @@ def load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignor
             parity = measure_parity(torch_detector, detector, options.imgsz)
         entry.manifest.setdefault("parity", {})[detector.precision] = parity.to_dict()
         _write_manifest(entry)
-    if not parity.ok:
-        message = f"{backend} ({detector.precision}) detections differ from PyTorch: {parity.describe()}"
-        if plan.explicit:
-            warn(message)
-        else:
-            warn(message + "; falling back to PyTorch (pass --backend to use it anyway)")
-            return torch_detector or load_torch(ref, options)
-    return detector
+    return detector, parity, torch_detector
+
+
+@contextlib.contextmanager
+def _export_lock(key: str, waiting: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """An exclusive lock (flock) on one export's key, calling `waiting` first when another process
+    holds it; where the cache cannot be written, no lock."""
+    import fcntl
+
+    try:
+        exports_dir().mkdir(parents=True, exist_ok=True)
+        handle = (exports_dir() / f".{key}.lock").open("a")
+    except OSError:
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def load_detector(

@@ -412,11 +412,57 @@ def test_compare_runs_every_model_on_the_same_backend(
     assert all(m["info"]["params_m"] is None for m in report["models"])  # not counted on exported graphs
 
 
-def test_exported_backends_are_refused_on_ray(yolo_pt: Path, images: Path, tmp_path: Path) -> None:
-    argv = ["yolo", "image", str(images), "-m", str(yolo_pt), "--executor", "ray", "--backend", "onnx"]
-    result = runner.invoke(app, [*argv, "-o", str(tmp_path / "o")])
-    assert result.exit_code == 2
-    assert "--backend onnx does not run on Ray yet" in result.stderr
+@pytest.mark.parametrize("backend", [*BACKEND_PARAMS, "torch", "auto"])
+def test_a_ray_worker_plans_the_backend_on_its_own_machine(
+    backend: str, shared_cache: Path, yolo_pt: Path, tmp_path: Path
+) -> None:
+    """What a Ray worker loads, from the backend as asked (run in this process: the actor class is a
+    plain class; test_executors runs it on a real Ray)."""
+    from detect_cli.executors import BatchWorker, WorkerSpec, WorkSpec
+
+    ref = resolve(str(yolo_pt), "yolo")
+    work = WorkSpec(tmp_path / "out", backend=backend)
+    worker = BatchWorker(WorkerSpec(ref, _options("yolo"), work))
+    assert worker.ready() is None and worker.detector is not None
+    want = {"auto": "openvino" if backends.installed("openvino") else "onnx"}.get(backend, backend)
+    assert worker.detector.backend == want
+    assert (type(worker.detector).__name__ == "ExportedDetector") == (want != "torch")
+
+
+def test_two_runs_never_export_the_same_model_at_once(
+    yolo_pt: Path, count_exports: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two loads at once on an empty cache (two runs, or two Ray workers on one node): one exports, the
+    other waits for it, says so, and uses its export."""
+    import threading
+
+    if not backends.installed("onnx"):
+        pytest.skip("onnx not installed")
+    real = backends.export_model  # count_exports' counter around the real exporter
+    exporting = threading.Event()
+
+    def announcing(*args: object) -> Path:
+        exporting.set()
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backends, "export_model", announcing)
+    ref = resolve(str(yolo_pt), "yolo")
+    notes: list[list[str]] = [[], []]
+    loaded: list[object] = [None, None]
+
+    def load(i: int) -> None:
+        loaded[i] = backends.load(ref, _options("yolo"), _plan("onnx"), notes[i].append)
+
+    first = threading.Thread(target=load, args=(0,))
+    first.start()
+    assert exporting.wait(60)
+    load(1)  # starts while the first is exporting
+    first.join(60)
+    assert count_exports == ["onnx"]
+    assert sum(n.startswith("exporting ") for n in notes[0] + notes[1]) == 1
+    assert any(n.startswith("waiting for another run") for n in notes[1]), notes[1]
+    assert all(getattr(d, "backend", None) == "onnx" for d in loaded)
+    assert len([e for e in backends.cached_exports() if e.manifest["backend"] == "onnx"]) == 1
 
 
 def test_cli_torch_backend_from_the_environment(

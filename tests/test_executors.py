@@ -30,6 +30,7 @@ def _comparable(record: dict) -> dict:  # type: ignore[type-arg]
 
 def test_ray_run_equals_local_run(yolo_pt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ray")
+    pytest.importorskip("openvino")
     import ray
 
     monkeypatch.chdir(tmp_path)  # relative paths, as users type them: workers must still find the files
@@ -39,6 +40,9 @@ def test_ray_run_equals_local_run(yolo_pt: Path, tmp_path: Path, monkeypatch: py
     (folder / "099.png").write_text("not a picture")
     common = ["yolo", "image", str(folder), "-m", str(yolo_pt), "--imgsz", str(SMALL_IMGSZ)]
     common += ["--conf", "1e-6", "--max-det", "4", "-f", "csv", "-f", "txt", "-f", "coco", "-q"]
+    # OpenVINO: each Ray worker plans the backend on its node and loads the node's cached export (made
+    # by the local run here; test_backends covers a worker's planning and the one-export-at-a-time lock).
+    common += ["--backend", "openvino"]
 
     local = runner.invoke(app, [*common, "-o", "local"])
     on_ray = runner.invoke(

@@ -98,7 +98,16 @@ def run_images(
         else:
             resume.remove_partials(out)
         with stop_on_signals(lambda: warn(INTERRUPT_NOTE) if warn else None) as stop:
-            spec = WorkSpec(out, job.formats, job.save_images, job.batch, job.url_timeout, job.max_pixels)
+            spec = WorkSpec(
+                out,
+                job.formats,
+                job.save_images,
+                job.batch,
+                job.url_timeout,
+                job.max_pixels,
+                job.plan.requested,
+                job.plan.precision,
+            )
             report = execute(spec, job.placement, todo.todo, detector, progress, echo, stop)
             report.skipped, report.skipped_failed = todo.skipped, todo.skipped_failed
             if todo.needs_compaction:
