@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test coverage lint format clean bench-batch bench-backends
+.PHONY: install run test coverage lint format clean bench-batch bench-backends bench-process
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ bench-batch: install
 # Images/s of each backend (torch, onnx, openvino, auto) for RT-DETR-L and YOLO11n against `yolo predict`.
 bench-backends: install
 	$(BIN)/python bench/backends.py
+
+# Whole-process races against `yolo predict` (start-up included): one picture, and 32 (.pt and its own export).
+bench-process: install
+	$(BIN)/python bench/process.py
 
 clean:
 	rm -rf $(VENV) detect-runs .pytest_cache .ruff_cache

@@ -48,12 +48,16 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float
     return wall, usage.ru_maxrss / 1024
 
 
-def ov_precision(xml: Path) -> str:
-    """The precision OpenVINO's CPU plugin picks by itself for this IR (what `yolo predict` runs)."""
-    import openvino as ov
-
-    compiled = ov.Core().compile_model(str(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
-    return "bf16" if compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16 else "fp32"
+def ov_precision(xml: Path, env: dict[str, str]) -> str:
+    """The precision OpenVINO's CPU plugin picks by itself for this IR (what `yolo predict` runs),
+    asked in a child process (this one stays small)."""
+    code = (
+        "import sys, openvino as ov; c = ov.Core().compile_model(sys.argv[1], 'CPU', "
+        "{'PERFORMANCE_HINT': 'LATENCY'}); "
+        "print('bf16' if c.get_property('INFERENCE_PRECISION_HINT') == ov.Type.bf16 else 'fp32')"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(xml)], env=env, capture_output=True, text=True)
+    return done.stdout.strip().splitlines()[-1]
 
 
 def main() -> None:
@@ -65,22 +69,27 @@ def main() -> None:
     parser.add_argument("--model", default="rtdetr-l")
     args = parser.parse_args()
 
-    from backends import make_images, seeded_pt  # bench/backends.py: the same pictures and weights
-
     work = Path(tempfile.mkdtemp(prefix="detect-process-"))
     env = {**os.environ, "YOLO_OFFLINE": "1", "DETECT_CACHE_DIR": str(work / "cache")}
     env["YOLO_CONFIG_DIR"] = str(work / "ultralytics-settings")  # its settings and runs stay in here
     folder = work / "images"
-    make_images(folder, args.n)
     bus = ROOT / "samples" / "bus.jpg"
-    pt, _ = seeded_pt(args.model, work)
     detect, yolo = str(BIN / "detect"), str(BIN / "yolo")
+    # The pictures and the seeded weights are made in a child: this process stays small, since a child's
+    # peak RSS as the kernel reports it (ru_maxrss) starts from its parent's size at fork.
+    setup = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from backends import make_images, seeded_pt; "
+        "from pathlib import Path; w = Path(sys.argv[2]); make_images(w / 'images', int(sys.argv[3])); "
+        "print(seeded_pt(sys.argv[4], w)[0])"
+    )
+    argv = [sys.executable, "-c", setup, str(ROOT / "bench"), str(work), str(args.n), args.model]
+    pt = Path(subprocess.run(argv, env=env, check=True, capture_output=True, text=True).stdout.split()[-1])
 
     # Warm caches, untimed: detect's export + parity record, ultralytics' own OpenVINO export.
     timed([detect, "image", str(bus), "-m", str(pt), "--out", str(work / "warm")], env, work)
     timed([yolo, "export", f"model={pt}", "format=openvino", "imgsz=640"], env, work)
     ov_dir = pt.with_name(f"{pt.stem}_openvino_model")
-    precision = ov_precision(next(ov_dir.glob("*.xml")))
+    precision = ov_precision(next(ov_dir.glob("*.xml")), env)
 
     runs = 0
 
