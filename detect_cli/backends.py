@@ -573,7 +573,7 @@ def _load_exported(
     backend: Backend = entry.manifest["backend"]
     try:
         session = runtime.open_session(entry.artifact, backend, precision, entry.path / COMPILED, mode)
-        names = entry.manifest.get("names") or runtime.export_names(entry.artifact, backend)
+        names = entry.manifest.get("names") or runtime.export_names(entry.artifact, session)
     except Exception as e:  # a runtime refusing the file: rebuilt on the next run (see `load`)
         raise ModelError(
             f"cannot load the cached {backend} export of {ref.name}: {type(e).__name__}: {e}"

@@ -311,18 +311,16 @@ class OnnxSession(Session):
 # --- the detector -----------------------------------------------------------------------------------
 
 
-def export_names(artifact: Path, backend: str) -> dict[int, str]:
-    """The class names ultralytics wrote into an export (metadata.yaml for OpenVINO, the ONNX metadata)."""
-    if backend == "openvino":
+def export_names(artifact: Path, session: Session) -> dict[int, str]:
+    """The class names ultralytics wrote into an export: metadata.yaml beside an OpenVINO IR, the
+    model's metadata in an ONNX file (read from its open session)."""
+    if isinstance(session, OnnxSession):
+        names = ast.literal_eval(session.session.get_modelmeta().custom_metadata_map["names"])
+    else:
         import yaml
 
-        meta = yaml.safe_load((artifact / "metadata.yaml").read_text(encoding="utf-8"))
-        names = meta["names"]
-    else:
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])
-        names = ast.literal_eval(session.get_modelmeta().custom_metadata_map["names"])
+        folder = artifact if artifact.is_dir() else artifact.parent
+        names = yaml.safe_load((folder / "metadata.yaml").read_text(encoding="utf-8"))["names"]
     return {int(k): str(v) for k, v in dict(names).items()}
 
 

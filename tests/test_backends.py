@@ -158,7 +158,7 @@ def shared_cache(exported: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPat
 def own_cache(exported: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private copy of the session's YOLO exports (the small ones), free to damage."""
     cache = tmp_path / "own-cache"
-    for entry in (exported[0] / "exports").iterdir():
+    for entry in (exported[0] / "exports").glob("[!.]*"):  # not the exports' lock files
         if json.loads((entry / "manifest.json").read_text())["family"] == "yolo":
             shutil.copytree(entry, cache / "exports" / entry.name)
     monkeypatch.setenv("DETECT_CACHE_DIR", str(cache))
@@ -311,10 +311,14 @@ def test_interrupted_export_leaves_nothing_usable(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(backends, "export_model", dies)
-    before = sorted(p.name for p in backends.exports_dir().iterdir())
+
+    def listing() -> list[str]:  # an export's lock file (empty) stays, as a run folder's does
+        return sorted(p.name for p in backends.exports_dir().iterdir() if not p.name.endswith(".lock"))
+
+    before = listing()
     with pytest.raises(KeyboardInterrupt):
         backends.load(resolve(str(yolo_pt), "yolo"), _options("yolo", imgsz=96), _plan("onnx"))
-    assert sorted(p.name for p in backends.exports_dir().iterdir()) == before
+    assert listing() == before
 
 
 def _record_parity(entry: backends.CacheEntry, parity: Parity) -> None:

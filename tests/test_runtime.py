@@ -81,7 +81,7 @@ def test_nms_equals_torchvision(seed: int) -> None:
 
 
 def _entry(cache: Path, backend: str, family: str) -> backends.CacheEntry:
-    for path in sorted((cache / "exports").iterdir()):
+    for path in sorted((cache / "exports").glob("[!.]*")):  # not the exports' lock files
         manifest = json.loads((path / "manifest.json").read_text())
         if (manifest["backend"], manifest["family"], manifest["imgsz"]) == (backend, family, SMALL_IMGSZ):
             entry = backends.read_entry(path)
@@ -242,3 +242,14 @@ def test_a_cached_run_never_imports_torch(exported: tuple[Path, list[str]], tmp_
     [record] = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert (record["backend"], record["error"]) == ("openvino", None) and record["detections"]
     assert (out / "bus.jpg").is_file()
+
+
+@pytest.mark.parametrize("backend", [pytest.param(b, marks=needs[b]) for b in backends.EXPORTED])
+def test_names_are_read_from_the_export_when_the_manifest_lacks_them(
+    backend: str, exported: tuple[Path, list[str]]
+) -> None:
+    """Exports cached before the manifest kept class names still load with the names ultralytics wrote."""
+    entry = _entry(exported[0], backend, "yolo")
+    session = runtime.open_session(entry.artifact, backend, "fp32", None, "latency")
+    names = {int(k): v for k, v in entry.manifest["names"].items()}
+    assert runtime.export_names(entry.artifact, session) == names and len(names) == 80
