@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 FAMILY = {"rtdetr-l": "rtdetr", "yolo11n": "yolo"}
@@ -163,17 +163,18 @@ def best_of(rounds: int, measures: dict[str, Any]) -> dict[str, float]:
 
 
 def peak_rss_mib(pt: Path, folder: Path, imgsz: int, out: Path) -> float:
-    """Peak RSS of a whole `detect image` process on the folder (its own subprocess, via wait4)."""
+    """Peak RSS of a whole `detect image` process on the folder (bench/measure.py: started by a small
+    launcher, since a child's ru_maxrss starts from its parent's size, and this process holds torch)."""
+    from measure import run_measured
+
     family = FAMILY["rtdetr-l" if "rtdetr" in pt.name else "yolo11n"]
     cmd = [sys.executable, "-m", "detect_cli", *(["yolo"] if family == "yolo" else []), "image", str(folder)]
     cmd += ["-m", str(pt), "--imgsz", str(imgsz), "--device", "cpu", "-q", "-f", "csv", "-o", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"{cmd} exited {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-    return usage.ru_maxrss / 1024  # KiB on Linux
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    code, _, rss, err = run_measured(cmd, env)
+    if code not in (0, 1):
+        raise RuntimeError(f"{cmd} exited {code}: {err[-2000:]}")
+    return rss
 
 
 def main() -> None:

@@ -27,25 +27,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 BIN = Path(sys.executable).parent
 
+from measure import run_measured  # noqa: E402  (bench/measure.py, found through the path above)
+
 
 def timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
     """(wall seconds, peak RSS in MB) of one process run to its end; fails loudly on a non-zero exit."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}:\n{err[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    code, wall, rss, err = run_measured(argv, env, cwd)
+    if code:
+        raise SystemExit(f"{' '.join(argv)} exited {code}:\n{err[-2000:]}")
+    return wall, rss
 
 
 def ov_precision(xml: Path, env: dict[str, str]) -> str:
@@ -75,8 +71,7 @@ def main() -> None:
     folder = work / "images"
     bus = ROOT / "samples" / "bus.jpg"
     detect, yolo = str(BIN / "detect"), str(BIN / "yolo")
-    # The pictures and the seeded weights are made in a child: this process stays small, since a child's
-    # peak RSS as the kernel reports it (ru_maxrss) starts from its parent's size at fork.
+    # The pictures and the seeded weights are made in a child, so this process stays small.
     setup = (
         "import sys; sys.path.insert(0, sys.argv[1]); from backends import make_images, seeded_pt; "
         "from pathlib import Path; w = Path(sys.argv[2]); make_images(w / 'images', int(sys.argv[3])); "
