@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -75,6 +76,21 @@ def fake_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Pa
     from fakes import install
 
     return install(monkeypatch, tmp_path / "fake-weights")
+
+
+FAKE_CLI = Path(__file__).parent / "fake_cli.py"
+
+
+def fake_cli_argv(*argv: object) -> list[str]:
+    """`python -m detect_cli ARGV` for a real child process in which the `fake_models` files load as the
+    fake detector (tests/fake_cli.py): no torch, no ultralytics, no model to build."""
+    return [sys.executable, str(FAKE_CLI), *(str(a) for a in argv)]
+
+
+def fake_cli_env(delay: float = 0.0, **extra: str) -> dict[str, str]:
+    """The environment of such a child: unbuffered, and `delay` seconds spent by the fake on each picture
+    (so that a run is still going when a test signals it)."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "DETECT_FAKE_DELAY_S": str(delay), **extra}
 
 
 def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:

@@ -5,14 +5,18 @@ seeded models built from ultralytics' YAML configs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pytest
 
 from detect_cli.models import Detector, ModelRef, PredictOptions
 from detect_cli.results import Detection, Speed
+
+if TYPE_CHECKING:  # not imported at run time: tests/fake_cli.py runs this module outside pytest
+    import pytest
 
 FAKE_NAMES = {0: "person", 1: "car", 2: "dog"}
 FAKE_WEIGHTS = b"fake weights: loaded as tests.fakes.FakeDetector"
@@ -20,7 +24,10 @@ FAKE_WEIGHTS = b"fake weights: loaded as tests.fakes.FakeDetector"
 
 class FakeDetector(Detector):
     """Three boxes per picture, placed by its size, the second scored by its mean brightness (so
-    different pictures give different records), filtered by conf, classes and max_det as a model is."""
+    different pictures give different records), filtered by conf, classes and max_det as a model is.
+    `delay`: seconds spent on each picture, for a run that must still be going when a test acts on it."""
+
+    delay = 0.0
 
     def __init__(self, ref: ModelRef, options: PredictOptions) -> None:
         super().__init__(ref, _FakeModel(), options, backend="torch")
@@ -31,6 +38,8 @@ class FakeDetector(Detector):
         out = []
         for image in images:
             self.calls += 1
+            if self.delay:
+                time.sleep(self.delay)
             h, w = image.shape[:2]
             boxes = [
                 (0, 0.9, (0.0, 0.0, w / 2, h / 2)),
@@ -55,17 +64,27 @@ def install(monkeypatch: pytest.MonkeyPatch, folder: Path) -> dict[str, Path]:
     the loader patched so that they load as FakeDetector: `-m <file>` runs the whole CLI on the fake."""
     from detect_cli import backends
 
+    files = write_fake_weights(folder)
+    monkeypatch.setattr(backends, "load", fake_load(backends.load))
+    return files
+
+
+def write_fake_weights(folder: Path) -> dict[str, Path]:
+    """The fake weights files alone (for a child process started with tests/fake_cli.py)."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {"rtdetr": folder / "rtdetr-l-seed0.pt", "yolo": folder / "yolo11n-seed0.pt"}
     for path in files.values():
         path.write_bytes(FAKE_WEIGHTS)
-    real = backends.load
+    return files
 
-    def load(ref: ModelRef, options: PredictOptions, plan: backends.Plan, warn=None) -> Detector:  # type: ignore[no-untyped-def]
+
+def fake_load(real: Callable[..., Detector]) -> Callable[..., Detector]:
+    """backends.load, except that a fake weights file loads as FakeDetector."""
+
+    def load(ref: ModelRef, options: PredictOptions, plan: object, warn=None) -> Detector:  # type: ignore[no-untyped-def]
         location = Path(ref.location)
         if location.is_file() and location.read_bytes() == FAKE_WEIGHTS:
             return FakeDetector(ref, options)
         return real(ref, options, plan, warn or (lambda _: None))
 
-    monkeypatch.setattr(backends, "load", load)
-    return files
+    return load

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_IMGSZ, make_image
+from conftest import SMALL_IMGSZ, fake_cli_argv, fake_cli_env, make_image
 from typer.testing import CliRunner
 
 from detect_cli.cli import app
@@ -274,28 +274,16 @@ def test_models_json() -> None:
     assert data["cache_dir"].endswith("cache")
 
 
-def _start_batch(rtdetr_pt: Path, folder: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
-    """`detect image folder --json` in a real process, its results streamed on stdout."""
+def _start_batch(weights: Path, folder: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+    """`detect image folder --json` in a real process, its results streamed on stdout. The weights are
+    the fake detector's (these tests are about signals and records), 0.05 s per picture so that the run
+    is still going when it is signalled."""
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "detect_cli",
-            "image",
-            str(folder),
-            "--json",
-            "-m",
-            str(rtdetr_pt),
-            "--imgsz",
-            str(SMALL_IMGSZ),
-            "-o",
-            str(out),
-            *extra,
-        ],
+        fake_cli_argv("image", folder, "--json", "-m", weights, "--imgsz", SMALL_IMGSZ, "-o", out, *extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=fake_cli_env(delay=0.05),
     )
 
 
@@ -307,10 +295,10 @@ def _many(tmp_path: Path, n: int = 40) -> Path:
 
 
 def test_sigint_exits_130_with_records_flushed_and_says_how_to_resume(
-    rtdetr_pt: Path, tmp_path: Path
+    fake_models: dict[str, Path], tmp_path: Path
 ) -> None:
     folder, out = _many(tmp_path), tmp_path / "out"
-    proc = _start_batch(rtdetr_pt, folder, out, "--conf", "0.01")
+    proc = _start_batch(fake_models["rtdetr"], folder, out, "--conf", "0.01")
     assert proc.stdout is not None
     first = proc.stdout.readline()  # the run is under way
     assert json.loads(first)["error"] is None
@@ -333,10 +321,11 @@ def test_sigint_exits_130_with_records_flushed_and_says_how_to_resume(
 
 
 def test_sigkill_then_resume_records_each_input_once_with_intact_outputs(
-    rtdetr_pt: Path, tmp_path: Path
+    fake_models: dict[str, Path], tmp_path: Path
 ) -> None:
     import cv2
 
+    rtdetr_pt = fake_models["rtdetr"]
     folder, out = _many(tmp_path, 30), tmp_path / "out"
     formats = ["-f", "csv", "-f", "txt", "-f", "coco"]
     proc = _start_batch(rtdetr_pt, folder, out, "--conf", "0.01", *formats)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import SMALL_IMGSZ, make_image, make_video, read_video
+from conftest import SMALL_IMGSZ, fake_cli_argv, fake_cli_env, make_image, make_video, read_video
 from labeled_data import TINY_BOXES, tiny_dataset, write_dataset
 from test_compare_report import external_refs
 from typer.testing import CliRunner
@@ -158,12 +158,15 @@ def test_a_video_source(rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_on_a_video_keeps_a_playable_video_and_a_report(
-    rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path
+    fake_models: dict[str, Path], tmp_path: Path
 ) -> None:
+    """In a real process, on the fake detector (0.02 s a frame, so the run is still going when signalled)."""
     clip = make_video(tmp_path / "long.mp4", frames=150)
     out = tmp_path / "o"
-    argv = [*compare_args(rtdetr_pt, yolo_pt, str(clip)), "-o", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "detect_cli", *argv], stderr=subprocess.PIPE, text=True)
+    argv = [*compare_args(fake_models["rtdetr"], fake_models["yolo"], str(clip)), "-o", str(out)]
+    proc = subprocess.Popen(
+        fake_cli_argv(*argv), stderr=subprocess.PIPE, text=True, env=fake_cli_env(delay=0.02)
+    )
     done = out / "detections" / "yolo11n-seed0.jsonl"
     deadline = time.monotonic() + 120
     while not (done.exists() and len(done.read_text().splitlines()) >= 3):  # the run is under way

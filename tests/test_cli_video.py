@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_IMGSZ, make_image, make_video, read_video, truncate
+from conftest import SMALL_IMGSZ, fake_cli_argv, fake_cli_env, make_image, make_video, read_video, truncate
 from typer.testing import CliRunner
 
 from detect_cli.cli import app
@@ -170,18 +169,19 @@ def test_video_help_does_not_import_torch() -> None:
     )
 
 
-def test_sigint_finalizes_video_and_records_every_frame(rtdetr_pt: Path, tmp_path: Path) -> None:
+def test_sigint_finalizes_video_and_records_every_frame(fake_models: dict[str, Path], tmp_path: Path) -> None:
+    """In a real process, on the fake detector (0.02 s a frame, so the run is still going when signalled)."""
     clip = make_video(tmp_path / "long.mp4", frames=150)
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "detect_cli", "video", str(clip), "--json", "-m", str(rtdetr_pt)),
-            *("--imgsz", str(SMALL_IMGSZ), "--device", "cpu", "-o", str(out)),
-        ],
+        fake_cli_argv(
+            *("video", clip, "--json", "-m", fake_models["rtdetr"]),
+            *("--imgsz", SMALL_IMGSZ, "--device", "cpu", "-o", out),
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=fake_cli_env(delay=0.02),
     )
     assert proc.stdout is not None
     first = [proc.stdout.readline() for _ in range(3)]  # the run is under way

@@ -15,14 +15,13 @@ import os
 import stat
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import make_image, make_video, read_video
+from conftest import fake_cli_argv, fake_cli_env, make_image, make_video, read_video
 from typer.testing import CliRunner
 
 from detect_cli.cli import app
@@ -65,17 +64,19 @@ def cli(*argv: object, cwd: Path | None = None) -> Ran:
     return Ran(result.exit_code, result.stdout, stderr)
 
 
-def child_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+def child_env(delay: float = 0.0) -> dict[str, str]:
+    return fake_cli_env(delay)
 
 
 def detect_argv(*argv: object) -> list[str]:
-    return [sys.executable, "-m", "detect_cli", *(str(a) for a in argv)]
+    """`python -m detect_cli ...` in a real process, on the fake detector (`fake_models` weights): these
+    tests are about files, processes and signals, not about what a model finds."""
+    return fake_cli_argv(*argv)
 
 
 def sub(*argv: object, cwd: Path | None = None, timeout: float = 120) -> Ran:
-    """`detect ...` in a real process. A run still going after `timeout` seconds is killed and the test
-    fails as a hang (never hangs the suite)."""
+    """`detect ...` in a real process (the fake detector: `detect_argv`). A run still going after
+    `timeout` seconds is killed and the test fails as a hang (never hangs the suite)."""
     start = time.monotonic()
     try:
         proc = subprocess.run(
@@ -340,7 +341,7 @@ def test_max_pixels_takes_a_count_with_a_suffix(
 
 
 # ----------------------------------------------------------------------- 5: a name that is not UTF-8
-def test_non_utf8_file_name_is_recorded_losslessly(yolo_pt: Path, tmp_path: Path) -> None:
+def test_non_utf8_file_name_is_recorded_losslessly(fake_models: dict[str, Path], tmp_path: Path) -> None:
     """A file named b"caf\\xe9.jpg" (Latin-1, not UTF-8) is processed like any other: results.jsonl stays
     UTF-8 JSON, its `path` maps back to the real bytes with os.fsencode (surrogate escapes), the CSV and
     COCO tables are built, and `--json` prints valid JSON lines."""
@@ -348,6 +349,7 @@ def test_non_utf8_file_name_is_recorded_losslessly(yolo_pt: Path, tmp_path: Path
     make_image(folder / "plain.jpg", 1)
     odd = os.path.join(os.fsencode(folder), b"caf\xe9.jpg")
     os.rename(make_image(folder / "tmp.jpg", 2), odd)
+    yolo_pt = fake_models["yolo"]
     before = snapshot(tmp_path, out)
 
     ran = cli("yolo", "image", folder, "-f", "csv", "-f", "coco", "-o", out, *model_args(yolo_pt))
