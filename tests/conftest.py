@@ -182,6 +182,11 @@ class QuietServer(http.server.ThreadingHTTPServer):
     def handle_error(self, request: object, client_address: object) -> None:
         pass
 
+    def start(self) -> None:
+        """Serve from a daemon thread. It checks for `shutdown()` every 0.05 s instead of the default 0.5 s,
+        which every test using a server would otherwise wait out at teardown."""
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
 
 @pytest.fixture
 def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
@@ -190,8 +195,7 @@ def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     root.mkdir()
     server = QuietServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", root
     finally:

@@ -89,8 +89,7 @@ def hostile_server(tmp_path: Path) -> Iterator[Server]:
 
     server = QuietServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server.start()
     try:
         yield Server(f"http://127.0.0.1:{server.server_address[1]}", dripping)
     finally:

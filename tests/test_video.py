@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -151,7 +150,7 @@ def mjpeg_stream() -> Iterator[tuple[str, list[float]]]:
     handler = type("Handler", (_MjpegStream,), {"connections": connections})
     server = QuietServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/cam", connections
     finally:
