@@ -78,6 +78,13 @@ def fake_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Pa
     return install(monkeypatch, tmp_path / "fake-weights")
 
 
+@pytest.fixture
+def fake_yolo(fake_models: dict[str, Path]) -> Path:
+    """The fake `yolo11n-seed0.pt`: loads as the fake detector in-process, and in a child started with
+    `fake_cli_argv`."""
+    return fake_models["yolo"]
+
+
 FAKE_CLI = Path(__file__).parent / "fake_cli.py"
 
 

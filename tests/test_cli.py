@@ -198,10 +198,11 @@ def test_inputs_are_never_modified(detect, images: Path) -> None:  # type: ignor
 
 
 def test_default_out_is_numbered_never_overwritten(
-    rtdetr_pt: Path, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_models: dict[str, Path], images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    argv = ["image", str(images / "top.png"), "-m", str(rtdetr_pt), "--imgsz", str(SMALL_IMGSZ), "-q"]
+    weights = fake_models["rtdetr"]
+    argv = ["image", str(images / "top.png"), "-m", str(weights), "--imgsz", str(SMALL_IMGSZ), "-q"]
     for _ in range(2):
         assert runner.invoke(app, argv).exit_code == 0
     assert runner.invoke(app, ["yolo", *argv]).exit_code == 0

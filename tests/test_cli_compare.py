@@ -123,10 +123,11 @@ def test_a_model_compared_with_itself(rtdetr_pt: Path, images: Path, tmp_path: P
 
 
 def test_failed_inputs_exit_1_and_are_listed(
-    rtdetr_pt: Path, yolo_pt: Path, images: Path, tmp_path: Path
+    fake_models: dict[str, Path], images: Path, tmp_path: Path
 ) -> None:
     (images / "broken.jpg").write_text("not a picture")
-    result = runner.invoke(app, [*compare_args(rtdetr_pt, yolo_pt, str(images)), "-o", str(tmp_path / "o")])
+    argv = compare_args(fake_models["rtdetr"], fake_models["yolo"], str(images))
+    result = runner.invoke(app, [*argv, "-o", str(tmp_path / "o")])
     assert result.exit_code == 1, result.output
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["failed"] == [{"source": str(images / "broken.jpg"), "error": "not a readable image"}]
@@ -185,8 +186,9 @@ def test_ctrl_c_on_a_video_keeps_a_playable_video_and_a_report(
     assert "Interrupted" in stderr and "Traceback" not in stderr and not list(out.rglob("*.part*"))
 
 
-def test_existing_report_needs_exist_ok(rtdetr_pt: Path, yolo_pt: Path, images: Path, tmp_path: Path) -> None:
-    argv = [*compare_args(rtdetr_pt, yolo_pt, str(images / "top.png")), "-o", str(tmp_path / "o"), "-q"]
+def test_existing_report_needs_exist_ok(fake_models: dict[str, Path], images: Path, tmp_path: Path) -> None:
+    models = compare_args(fake_models["rtdetr"], fake_models["yolo"], str(images / "top.png"))
+    argv = [*models, "-o", str(tmp_path / "o"), "-q"]
     assert runner.invoke(app, argv).exit_code == 0
     again = runner.invoke(app, argv)
     assert again.exit_code == 2 and "--exist-ok" in again.stderr

@@ -3,8 +3,10 @@ an input, one bad input is recorded and the run goes on, the run record stays va
 is one `error:` line. The tests that need real processes, signals, sockets or memory measurement are in
 test_hostile_signals.py; the helpers here serve both files.
 
-Every test checks, where it applies: no traceback, the exit code, one record per input, inputs unchanged
-(sha256 of every file before and after) and nothing written outside `--out`.
+The runs use the fake detector (`fake_yolo`, tests/fakes.py): what is under test is files, records and
+messages, not what a model finds. Every test checks, where it applies: no traceback, the exit code, one
+record per input, inputs unchanged (sha256 of every file before and after) and nothing written outside
+`--out`.
 """
 
 from __future__ import annotations
@@ -198,7 +200,7 @@ def by_name(rows: list[dict]) -> dict[str, dict]:
 
 # ------------------------------------------------------------------------ 1-3: outputs never hit inputs
 @pytest.mark.parametrize("case", ["image", "video", "glob"])
-def test_output_onto_an_input_is_refused(case: str, yolo_pt: Path, tmp_path: Path) -> None:
+def test_output_onto_an_input_is_refused(case: str, fake_yolo: Path, tmp_path: Path) -> None:
     """`-o .` next to the input (even with --exist-ok) would burn boxes into bus.jpg, replace clip.mp4,
     or (for a glob from the parent folder) write onto photos/x.jpg: refused before any work, in one line,
     exit 2, every input byte-identical and no run record left behind."""
@@ -215,14 +217,14 @@ def test_output_onto_an_input_is_refused(case: str, yolo_pt: Path, tmp_path: Pat
         good_images(tmp_path / "photos", 2, prefix="x")
         argv = ["yolo", "image", "photos/*.jpg"]
     before = snapshot(tmp_path)
-    ran = cli(*argv, "-o", ".", "--exist-ok", *model_args(yolo_pt), cwd=cwd)
+    ran = cli(*argv, "-o", ".", "--exist-ok", *model_args(fake_yolo), cwd=cwd)
     assert ran.code == 2, ran.stderr[-2000:]
     assert "overwrite" in one_line_error(ran)
     assert not (cwd / "results.jsonl").exists() and not (cwd / "frames.jsonl").exists()
     assert_unchanged(before, snapshot(tmp_path))
 
 
-def test_a_file_the_tool_did_not_write_is_never_replaced(yolo_pt: Path, tmp_path: Path) -> None:
+def test_a_file_the_tool_did_not_write_is_never_replaced(fake_yolo: Path, tmp_path: Path) -> None:
     """`-f txt -o ..` from ds/images would write ds/labels/x.txt: the user's ground truth. The run is
     refused (exit 2, one line naming the overwrite) and the label file keeps its content."""
     ds = tmp_path / "ds"
@@ -240,7 +242,7 @@ def test_a_file_the_tool_did_not_write_is_never_replaced(yolo_pt: Path, tmp_path
         "-f",
         "txt",
         "--no-save",
-        *model_args(yolo_pt),
+        *model_args(fake_yolo),
         cwd=ds / "images",
     )
     assert ran.code == 2, ran.stderr[-2000:]
@@ -249,18 +251,18 @@ def test_a_file_the_tool_did_not_write_is_never_replaced(yolo_pt: Path, tmp_path
     assert_unchanged(before, snapshot(tmp_path))
 
 
-def test_out_inside_a_source_folder_is_not_taken_for_input(yolo_pt: Path, tmp_path: Path) -> None:
+def test_out_inside_a_source_folder_is_not_taken_for_input(fake_yolo: Path, tmp_path: Path) -> None:
     """`photos -o photos/det`, run twice (--exist-ok): the second run reads the 3 originals only, never
     its own annotated copies under det/, and the originals are untouched."""
     photos, det = tmp_path / "photos", tmp_path / "photos" / "det"
     originals = sorted(str(p) for p in (*good_images(photos, 2), make_image(photos / "c.png", 7)))
     before = snapshot(tmp_path, det)
-    first = cli("yolo", "image", photos, "-o", det, *model_args(yolo_pt))
+    first = cli("yolo", "image", photos, "-o", det, *model_args(fake_yolo))
     assert first.code == 0, first.stderr[-2000:]
     no_traceback(first)
     n_first = len(records(det / "results.jsonl"))
     assert n_first == 3
-    second = cli("yolo", "image", photos, "-o", det, "--exist-ok", *model_args(yolo_pt))
+    second = cli("yolo", "image", photos, "-o", det, "--exist-ok", *model_args(fake_yolo))
     assert second.code == 0, second.stderr[-2000:]
     no_traceback(second)
     new = records(det / "results.jsonl")[n_first:]
@@ -270,12 +272,12 @@ def test_out_inside_a_source_folder_is_not_taken_for_input(yolo_pt: Path, tmp_pa
     assert_unchanged(before, snapshot(tmp_path, det))
 
 
-def test_out_equal_to_a_source_folder_is_refused(yolo_pt: Path, tmp_path: Path) -> None:
+def test_out_equal_to_a_source_folder_is_refused(fake_yolo: Path, tmp_path: Path) -> None:
     """`photos -o photos`: the annotated copies would go among (or onto) the inputs: exit 2, one line."""
     photos = tmp_path / "photos"
     good_images(photos, 2)
     before = snapshot(tmp_path)
-    ran = cli("yolo", "image", photos, "-o", photos, *model_args(yolo_pt))
+    ran = cli("yolo", "image", photos, "-o", photos, *model_args(fake_yolo))
     assert ran.code == 2, ran.stderr[-2000:]
     one_line_error(ran)
     assert_unchanged(before, snapshot(tmp_path))
@@ -284,7 +286,7 @@ def test_out_equal_to_a_source_folder_is_refused(yolo_pt: Path, tmp_path: Path) 
 # -------------------------------------------------------------------- 4: per-input isolation, pixels
 @pytest.mark.parametrize(("name", "data"), [("huge.png", header_only_png), ("huge.tif", header_only_tiff)])
 def test_header_declaring_40000_squared_is_one_failed_record(
-    name: str, data, yolo_pt: Path, tmp_path: Path
+    name: str, data, fake_yolo: Path, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     """A ~100-byte file declaring 40000x40000 is refused from its header ("pixels") as that input's
     record; the good images are processed (exit 1). --resume remembers the failure (exit 1),
@@ -293,7 +295,7 @@ def test_header_declaring_40000_squared_is_one_failed_record(
     good_images(folder, 2)
     (folder / name).write_bytes(data(40000, 40000))
     before = snapshot(tmp_path, out)
-    args = [folder, "-o", out, *model_args(yolo_pt)]
+    args = [folder, "-o", out, *model_args(fake_yolo)]
 
     ran = cli("yolo", "image", *args)
     assert ran.code == 1, ran.stderr[-2000:]
@@ -323,13 +325,13 @@ def test_header_declaring_40000_squared_is_one_failed_record(
 
 @pytest.mark.parametrize(("limit", "refused"), [("1000", True), ("10K", True), ("1M", False), ("1G", False)])
 def test_max_pixels_takes_a_count_with_a_suffix(
-    limit: str, refused: bool, yolo_pt: Path, tmp_path: Path
+    limit: str, refused: bool, fake_yolo: Path, tmp_path: Path
 ) -> None:
     """--max-pixels N[K|M|G]: a 96x128 picture (12288 px) is refused above its budget as a failed record
     (exit 1, "pixels"), and processed within it (exit 0)."""
     image, out = make_image(tmp_path / "in" / "small.jpg"), tmp_path / "out"
     before = snapshot(tmp_path, out)
-    ran = cli("yolo", "image", image, "--max-pixels", limit, "-o", out, *model_args(yolo_pt))
+    ran = cli("yolo", "image", image, "--max-pixels", limit, "-o", out, *model_args(fake_yolo))
     no_traceback(ran)
     assert ran.code == (1 if refused else 0), ran.stderr[-2000:]
     [row] = records(out / "results.jsonl")
@@ -341,7 +343,7 @@ def test_max_pixels_takes_a_count_with_a_suffix(
 
 
 # ----------------------------------------------------------------------- 5: a name that is not UTF-8
-def test_non_utf8_file_name_is_recorded_losslessly(fake_models: dict[str, Path], tmp_path: Path) -> None:
+def test_non_utf8_file_name_is_recorded_losslessly(fake_yolo: Path, tmp_path: Path) -> None:
     """A file named b"caf\\xe9.jpg" (Latin-1, not UTF-8) is processed like any other: results.jsonl stays
     UTF-8 JSON, its `path` maps back to the real bytes with os.fsencode (surrogate escapes), the CSV and
     COCO tables are built, and `--json` prints valid JSON lines."""
@@ -349,10 +351,9 @@ def test_non_utf8_file_name_is_recorded_losslessly(fake_models: dict[str, Path],
     make_image(folder / "plain.jpg", 1)
     odd = os.path.join(os.fsencode(folder), b"caf\xe9.jpg")
     os.rename(make_image(folder / "tmp.jpg", 2), odd)
-    yolo_pt = fake_models["yolo"]
     before = snapshot(tmp_path, out)
 
-    ran = cli("yolo", "image", folder, "-f", "csv", "-f", "coco", "-o", out, *model_args(yolo_pt))
+    ran = cli("yolo", "image", folder, "-f", "csv", "-f", "coco", "-o", out, *model_args(fake_yolo))
     no_traceback(ran)
     assert ran.code == 0, ran.stderr[-2000:]
     rows = records(out / "results.jsonl")
@@ -363,7 +364,7 @@ def test_non_utf8_file_name_is_recorded_losslessly(fake_models: dict[str, Path],
     json.loads((out / "coco_results.json").read_text(encoding="utf-8"))
 
     piped = sub(
-        "yolo", "image", folder, "--json", "-o", tmp_path / "out-json", *model_args(yolo_pt), timeout=180
+        "yolo", "image", folder, "--json", "-o", tmp_path / "out-json", *model_args(fake_yolo), timeout=180
     )
     no_traceback(piped)
     assert piped.code == 0, piped.stderr[-2000:]
@@ -373,11 +374,11 @@ def test_non_utf8_file_name_is_recorded_losslessly(fake_models: dict[str, Path],
 
 
 # ----------------------------------------------------------------------- 10-11: the run record heals
-def test_cut_last_line_is_repaired_before_appending(yolo_pt: Path, tmp_path: Path) -> None:
+def test_cut_last_line_is_repaired_before_appending(fake_yolo: Path, tmp_path: Path) -> None:
     """A results.jsonl whose last line was cut (disk full, power loss) is repaired before an --exist-ok
     run appends to it: every line is JSON afterwards, one record per run per input."""
     image, out = make_image(tmp_path / "in" / "a.jpg"), tmp_path / "out"
-    args = ["yolo", "image", image, "-o", out, "--no-save", *model_args(yolo_pt)]
+    args = ["yolo", "image", image, "-o", out, "--no-save", *model_args(fake_yolo)]
     assert cli(*args).code == 0
     with (out / "results.jsonl").open("ab") as f:
         f.write(b'{"source": "cut')
@@ -388,12 +389,12 @@ def test_cut_last_line_is_repaired_before_appending(yolo_pt: Path, tmp_path: Pat
     assert [r["source"] for r in rows] == [str(image), str(image)]
 
 
-def test_garbage_line_is_reported_and_kept_aside_on_resume(yolo_pt: Path, tmp_path: Path) -> None:
+def test_garbage_line_is_reported_and_kept_aside_on_resume(fake_yolo: Path, tmp_path: Path) -> None:
     """`not json` in the middle of results.jsonl: --resume says so (file and line), leaves only JSON in
     results.jsonl (each input once), and keeps the rejected text in a file beside it."""
     folder, out = tmp_path / "in", tmp_path / "out"
     good_images(folder, 2)
-    args = ["yolo", "image", folder, "-o", out, "--no-save", *model_args(yolo_pt)]
+    args = ["yolo", "image", folder, "-o", out, "--no-save", *model_args(fake_yolo)]
     assert cli(*args).code == 0
     lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
     (out / "results.jsonl").write_text(lines[0] + "not json\n" + "".join(lines[1:]))
@@ -441,14 +442,14 @@ def _latin1_list(root: Path) -> tuple[str, dict]:
     [(_nested_lists, 0), (_self_list, 1), (_latin1_list, 0)],
     ids=["nested", "self", "latin1"],
 )
-def test_lists(build, code: int, yolo_pt: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_lists(build, code: int, fake_yolo: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """@lists: a list naming another list resolves it beside itself (not in the cwd); a list naming
     itself is one failed record ("itself"), not a RecursionError; a Latin-1 list names the files whose
     names are those bytes."""
     source, expected = build(tmp_path)
     out = tmp_path / "out"
     before = snapshot(tmp_path, out)
-    ran = cli("yolo", "image", source, "-o", out, *model_args(yolo_pt), cwd=tmp_path)
+    ran = cli("yolo", "image", source, "-o", out, *model_args(fake_yolo), cwd=tmp_path)
     no_traceback(ran)
     assert ran.code == code, ran.stderr[-2000:]
     rows = records(out / "results.jsonl")
@@ -496,7 +497,7 @@ def _empty_onnx(tmp: Path) -> list[str]:
     ids=["model-empty-folder", "model-missing-pt", "model-empty-onnx", "conf-2", "unknown-option"],
 )
 def test_bad_model_or_option_is_one_line(
-    options, must: str, must_not: str, yolo_pt: Path, tmp_path: Path
+    options, must: str, must_not: str, fake_yolo: Path, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     """A bad -m or option: exit 2, one `error:` line (no rich box, no traceback) saying what is wrong,
     and no output folder for a run that never started."""
@@ -504,7 +505,7 @@ def test_bad_model_or_option_is_one_line(
     extra = options(tmp_path)
     argv = ["yolo", "image", image, "-o", out, "--imgsz", IMGSZ, "--device", "cpu", *extra]
     if "-m" not in extra:
-        argv += ["-m", yolo_pt]
+        argv += ["-m", fake_yolo]
     before = snapshot(tmp_path)
     ran = cli(*argv)
     assert ran.code == 2, ran.stderr[-2000:]
@@ -516,14 +517,14 @@ def test_bad_model_or_option_is_one_line(
 
 
 # ------------------------------------------------------------------- 16: broken symlink, 19: stride
-def test_broken_symlink_is_named_as_such(yolo_pt: Path, tmp_path: Path) -> None:
+def test_broken_symlink_is_named_as_such(fake_yolo: Path, tmp_path: Path) -> None:
     """img/x.jpg -> nowhere.jpg among good images: recorded as a "broken symlink" (not "file vanished"),
     the others processed, exit 1."""
     folder, out = tmp_path / "img", tmp_path / "out"
     good_images(folder, 2)
     (folder / "x.jpg").symlink_to("nowhere.jpg")
     before = snapshot(tmp_path, out)
-    ran = cli("yolo", "image", folder, "-o", out, *model_args(yolo_pt))
+    ran = cli("yolo", "image", folder, "-o", out, *model_args(fake_yolo))
     no_traceback(ran)
     assert ran.code == 1, ran.stderr[-2000:]
     named = by_name(records(out / "results.jsonl"))
@@ -533,14 +534,14 @@ def test_broken_symlink_is_named_as_such(yolo_pt: Path, tmp_path: Path) -> None:
     assert_unchanged(before, snapshot(tmp_path, out))
 
 
-def test_vid_stride_longer_than_the_video_gives_one_frame(yolo_pt: Path, tmp_path: Path) -> None:
+def test_vid_stride_longer_than_the_video_gives_one_frame(fake_yolo: Path, tmp_path: Path) -> None:
     """--vid-stride 1000 on a 12-frame clip processes frame 0 and writes a 1-frame video (exit 0), not
     "cannot write video" (at 1 fps the stride asks the encoder for 0.001 fps, which mp4v refuses)."""
     from detect_cli.video import pick_codec
 
     clip, out = make_video(tmp_path / "in" / "clip.mp4", frames=12, fps=1.0), tmp_path / "out"
     before = snapshot(tmp_path, out)
-    ran = cli("yolo", "video", clip, "--vid-stride", "1000", "-o", out, *model_args(yolo_pt))
+    ran = cli("yolo", "video", clip, "--vid-stride", "1000", "-o", out, *model_args(fake_yolo))
     no_traceback(ran)
     assert ran.code == 0, ran.stderr[-2000:]
     assert [r["frame"] for r in records(out / "frames.jsonl")] == [0]

@@ -149,13 +149,6 @@ def leftovers(out: Path) -> list[str]:
 
 
 @pytest.fixture
-def fake_yolo(fake_models: dict[str, Path]) -> Path:
-    """Weights that load as the fake detector, here and in the children (`detect_argv`): these tests are
-    about processes, files and signals, not about what a model finds."""
-    return fake_models["yolo"]
-
-
-@pytest.fixture
 def stopper() -> Iterator[list[subprocess.Popen[bytes]]]:
     """Children a test started: killed at teardown if still running."""
     procs: list[subprocess.Popen[bytes]] = []
