@@ -100,16 +100,27 @@ def fake_cli_env(delay: float = 0.0, **extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1", "DETECT_FAKE_DELAY_S": str(delay), **extra}
 
 
-def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+def _run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test run's own temporary folder, shared by its xdist workers."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None], wait: bool = True
+) -> Path | None:
     """A folder `build` fills once per test run, shared by the run's xdist workers (the first one to
-    get the lock builds it, the others wait and reuse it): seeded weights and exports are made once."""
+    get the lock builds it, the others wait and reuse it): seeded weights and exports are made once.
+    With wait=False, None (at once) while another worker is building it."""
     import fcntl
 
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's own folder
+    root = _run_folder(tmp_path_factory)
     folder = root / f"shared-{name}"
     with (root / f"shared-{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
         if not (folder / ".done").exists():
             folder.mkdir(exist_ok=True)
             build(folder)
@@ -127,7 +138,7 @@ def _save_seeded(tmp_path_factory: pytest.TempPathFactory, cfg: str, family: str
         torch.manual_seed(0)
         (RTDETR if family == "rtdetr" else YOLO)(cfg).save(folder / name)
 
-    return built_once(tmp_path_factory, f"weights-{family}", build) / name
+    return built_once(tmp_path_factory, f"weights-{family}", build) / name  # type: ignore[operator]
 
 
 @pytest.fixture(scope="session")
@@ -141,26 +152,37 @@ def exported(
     rtdetr_pt: Path, yolo_pt: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Path, list[str]]]:
     """A cache holding every (model, installed backend) export at SMALL_IMGSZ, and the warnings they gave;
-    made once per test run (shared by the xdist workers)."""
+    made once per test run (shared by the xdist workers). Each export is built once, by whichever worker
+    gets to it first: a worker that finds one being built builds another meanwhile (two workers that
+    need the cache at the same time share the work instead of one waiting for the other), then waits
+    for the rest."""
     import json
 
     from detect_cli import backends
     from detect_cli.models import PredictOptions, resolve
 
-    def build(cache: Path) -> None:
-        warnings: list[str] = []
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("DETECT_CACHE_DIR", str(cache))
-            for family, weights in (("rtdetr", rtdetr_pt), ("yolo", yolo_pt)):
-                options = PredictOptions(conf=CONF[family], imgsz=SMALL_IMGSZ, device="cpu", max_det=20)
-                for backend in backends.EXPORTED:
-                    if backends.installed(backend):
-                        ref = resolve(str(weights), family)  # type: ignore[arg-type]
-                        backends.load(ref, options, backends.plan(backend, "cpu"), warnings.append)
-        (cache / "warnings.json").write_text(json.dumps(warnings))
+    cache = _run_folder(tmp_path_factory) / "shared-exports"
+    cache.mkdir(exist_ok=True)
+    weights = {"rtdetr": rtdetr_pt, "yolo": yolo_pt}
+    pairs = [(f, b) for f in ("rtdetr", "yolo") for b in backends.EXPORTED if backends.installed(b)]
 
-    cache = built_once(tmp_path_factory, "exports", build)
-    yield cache, json.loads((cache / "warnings.json").read_text())
+    def builder(family: str, backend: str) -> Callable[[Path], None]:
+        def build(folder: Path) -> None:
+            warnings: list[str] = []
+            options = PredictOptions(conf=CONF[family], imgsz=SMALL_IMGSZ, device="cpu", max_det=20)
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("DETECT_CACHE_DIR", str(cache))
+                ref = resolve(str(weights[family]), family)  # type: ignore[arg-type]
+                backends.load(ref, options, backends.plan(backend, "cpu"), warnings.append)
+            (folder / "warnings.json").write_text(json.dumps(warnings))
+
+        return build
+
+    names = {pair: f"export-{pair[0]}-{pair[1]}" for pair in pairs}
+    done = {p: built_once(tmp_path_factory, names[p], builder(*p), wait=False) for p in pairs}
+    folders = [done[p] or built_once(tmp_path_factory, names[p], builder(*p)) for p in pairs]
+    warnings = [w for folder in folders for w in json.loads((folder / "warnings.json").read_text())]  # type: ignore[operator]
+    yield cache, warnings
 
 
 @pytest.fixture(scope="session")
