@@ -94,10 +94,10 @@ def fake_cli_argv(*argv: object) -> list[str]:
     return [sys.executable, str(FAKE_CLI), *(str(a) for a in argv)]
 
 
-def fake_cli_env(delay: float = 0.0, **extra: str) -> dict[str, str]:
+def fake_cli_env(delay: float = 0.0) -> dict[str, str]:
     """The environment of such a child: unbuffered, and `delay` seconds spent by the fake on each picture
     (so that a run is still going when a test signals it)."""
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "DETECT_FAKE_DELAY_S": str(delay), **extra}
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "DETECT_FAKE_DELAY_S": str(delay)}
 
 
 def _run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -178,10 +178,17 @@ def exported(
 
         return build
 
-    names = {pair: f"export-{pair[0]}-{pair[1]}" for pair in pairs}
-    done = {p: built_once(tmp_path_factory, names[p], builder(*p), wait=False) for p in pairs}
-    folders = [done[p] or built_once(tmp_path_factory, names[p], builder(*p)) for p in pairs]
-    warnings = [w for folder in folders for w in json.loads((folder / "warnings.json").read_text())]  # type: ignore[operator]
+    folders: dict[tuple[str, str], Path | None] = {}
+    for family, backend in pairs:  # the exports no other worker is building, at once
+        folders[family, backend] = built_once(
+            tmp_path_factory, f"export-{family}-{backend}", builder(family, backend), wait=False
+        )
+    for family, backend in pairs:  # then those another worker was building: wait for them
+        if folders[family, backend] is None:
+            folders[family, backend] = built_once(
+                tmp_path_factory, f"export-{family}-{backend}", builder(family, backend)
+            )
+    warnings = [w for f in folders.values() for w in json.loads((f / "warnings.json").read_text())]  # type: ignore[operator]
     yield cache, warnings
 
 

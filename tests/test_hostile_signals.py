@@ -1,6 +1,7 @@
 """Issue 10 in real processes: hangs (FIFO, a server that drips), signals (SIGTERM, Ctrl-C while a read
 is stuck), two runs into one folder, memory under a PNG bomb, and what reaches the terminal (libpng,
 compare). Every child has a timeout: a regression fails the test instead of hanging the suite.
+The children run the CLI on the fake detector (tests/fake_cli.py): no torch, no model to load.
 """
 
 from __future__ import annotations
