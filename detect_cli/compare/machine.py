@@ -87,9 +87,9 @@ def _gpu(device: str) -> tuple[str | None, str | None, str | None]:
 
 
 def environment(command: Sequence[str], device: str) -> Environment:
-    """What a colleague needs to set this report beside theirs. `command` is the command line as run."""
-    import torch
-
+    """What a colleague needs to set this report beside theirs. `command` is the command line as run.
+    torch's thread count only when torch ran (a run on exports never imports it)."""
+    torch = sys.modules.get("torch")
     gpu, driver, cuda = _gpu(device)
     argv = list(command)
     if argv:
@@ -101,7 +101,7 @@ def environment(command: Sequence[str], device: str) -> Environment:
     return Environment(
         cpu=cpu_model(),
         cpu_count=os.cpu_count(),
-        torch_threads=torch.get_num_threads(),
+        torch_threads=torch.get_num_threads() if torch is not None else None,
         gpu=gpu,
         gpu_driver=driver,
         cuda=cuda,
@@ -145,17 +145,25 @@ def _reset_peak() -> bool:
 def _child(ref: ModelRef, options: PredictOptions, plan: Plan, images: list[np.ndarray]) -> dict[str, float]:
     """Runs in the child: baseline after imports, then the model loaded and run on `images`."""
     import gc
+    import importlib
 
-    import torch
-    import ultralytics.engine.predictor
-    import ultralytics.engine.results  # noqa: F401  (imported before the baseline: not the model's memory)
-    from ultralytics import RTDETR, YOLO  # noqa: F401
-
+    # What the model needs, imported before the baseline (not the model's memory): torch and ultralytics
+    # for PyTorch; a cached export's runtime alone for ONNX Runtime and OpenVINO (runtime.py).
+    needs = {"openvino": ("openvino",), "onnx": ("onnxruntime",)}.get(plan.backend)
+    for module in needs or (
+        "torch",
+        "ultralytics.engine.predictor",
+        "ultralytics.engine.results",
+        "ultralytics",
+    ):
+        importlib.import_module(module)
     cuda = options.device.startswith("cuda")
     gc.collect()
     reset = _reset_peak()
     baseline = (_status_mb("VmRSS") if reset else None) or _maxrss_mb()
     if cuda:
+        import torch
+
         torch.cuda.reset_peak_memory_stats()
     detector = load_detector(ref, options, plan)
     for image in images:
@@ -163,6 +171,8 @@ def _child(ref: ModelRef, options: PredictOptions, plan: Plan, images: list[np.n
     peak = (_status_mb("VmHWM") if reset else None) or _maxrss_mb()
     out = {"baseline_mb": baseline, "rss_mb": max(peak - baseline, 0.0)}
     if cuda:
+        import torch
+
         torch.cuda.synchronize()
         out["cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -99,12 +100,11 @@ def model_info(label: str, detector: Detector, first: tuple[int, int] | None = N
     """Params (M) and GFLOPs from ultralytics' own counters, for PyTorch models (None for exported ones),
     GFLOPs at an imgszximgsz input, on the network as it ran (ultralytics fuses Conv+BN when it first
     predicts: `fused` says whether it was). `first` is the first input's (h, w), for the input shape."""
-    import torch
-    from ultralytics.utils.torch_utils import get_flops, get_num_params
-
     params_m = gflops = fused = None
     net = getattr(detector.model, "model", None)
-    if isinstance(net, torch.nn.Module):
+    if "torch" in sys.modules and isinstance(net, sys.modules["torch"].nn.Module):  # a PyTorch model
+        from ultralytics.utils.torch_utils import get_flops, get_num_params
+
         params_m = get_num_params(net) / 1e6
         gflops = get_flops(net, detector.options.imgsz) or None  # 0.0 means "could not count"
         is_fused = getattr(net, "is_fused", None)
