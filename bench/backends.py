@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import statistics
 import subprocess
@@ -222,7 +223,7 @@ def throughput_vs_benchmark_app(
     from detect_cli.models import PredictOptions
 
     options = PredictOptions(conf=CONF[family], imgsz=imgsz, device="cpu", max_det=MAX_DET)
-    plan = backends.Plan("openvino", "cpu", None, True, False, "throughput")
+    plan = dataclasses.replace(backends.plan("openvino", "cpu"), mode="throughput")
     detector = backends.load(ref, options, plan)
     entry = next(
         e
@@ -321,6 +322,7 @@ def main() -> None:
             notes: list[str] = []
             start = time.perf_counter()
             planned = backends.plan(backend, "cpu", precision)
+            planned = dataclasses.replace(planned, mode="throughput")  # a folder run's mode (jobs/image.py)
             detector = backends.load(ref, options, planned, notes.append)
             load_s = time.perf_counter() - start
             label = f"detect --backend {backend}" + (f" --precision {precision}" if precision else "")

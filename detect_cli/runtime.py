@@ -24,7 +24,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,8 +82,9 @@ def to_input(square: np.ndarray) -> np.ndarray:
     """A letterboxed BGR uint8 picture as the network's input: 1x3xHxW float32 RGB in 0..1."""
     import numpy as np
 
-    chw = square[:, :, ::-1].transpose(2, 0, 1)
-    return np.ascontiguousarray(chw, dtype=np.float32)[None] / np.float32(255)
+    chw = np.ascontiguousarray(square[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32)
+    np.divide(chw, np.float32(255), out=chw)  # in place: one array per picture, as torch's div_
+    return chw[None]
 
 
 # --- post-processing --------------------------------------------------------------------------------
@@ -97,16 +97,17 @@ def xywh2xyxy(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([boxes[..., :2] - half, boxes[..., :2] + half], axis=-1)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int | None = None) -> np.ndarray:
     """Greedy NMS as torchvision's: most confident first, a box goes when its IoU with a kept one is
-    above `iou`. Returns the kept indices, most confident first."""
+    above `iou`. Returns the kept indices, most confident first; with `limit`, the first `limit` of
+    them, found without going further (each kept box depends only on those kept before it)."""
     import numpy as np
 
     order = np.argsort(-scores, kind="stable")
     x1, y1, x2, y2 = (boxes[:, i] for i in range(4))
     areas = (x2 - x1) * (y2 - y1)
     keep = []
-    while order.size:
+    while order.size and (limit is None or len(keep) < limit):
         i = order[0]
         keep.append(i)
         rest = order[1:]
@@ -195,7 +196,7 @@ def decode_yolo(
     if len(scores) > MAX_NMS:
         top = np.argsort(-scores, kind="stable")[:MAX_NMS]
         boxes, scores, classes = boxes[top], scores[top], classes[top]
-    kept = nms(boxes + classes[:, None].astype(boxes.dtype) * MAX_WH, scores, options.iou)[: options.max_det]
+    kept = nms(boxes + classes[:, None].astype(boxes.dtype) * MAX_WH, scores, options.iou, options.max_det)
     return Decoded(unletterbox(boxes[kept], placement, shape), scores[kept], classes[kept].astype(np.float32))
 
 
@@ -257,29 +258,28 @@ class OpenVINOSession(Session):
         if self._queue is None:
             self._queue = self._ov.AsyncInferQueue(self.compiled, self.requests)
         results: list[Any] = [None] * len(xs)
-        finished = threading.Event()
-        left = [len(xs)]
-        lock = threading.Lock()
 
         def done(request: Any, userdata: tuple[int, float]) -> None:
             index, started = userdata
-            results[index] = (
-                request.get_output_tensor(0).data.copy(),
-                (time.perf_counter() - started) * 1000,
-            )
-            with lock:
-                left[0] -= 1
-                if left[0] == 0:
-                    finished.set()
+            try:
+                out = request.get_output_tensor(0).data.copy()  # the request is reused: copy its output
+                results[index] = (out, (time.perf_counter() - started) * 1000)
+            except Exception as e:  # raised below, in the caller's thread
+                results[index] = e
 
         self._queue.set_callback(done)
         try:
             for i, x in enumerate(xs):
                 self._queue.start_async({0: x}, (i, time.perf_counter()))
-            while not finished.wait(0.05):  # a short wait keeps the main thread answering signals
-                pass
         finally:
-            self._queue.wait_all()  # never leave a request running on buffers about to be freed
+            # Waits without the GIL (the callbacks run meanwhile); raises a request's own failure. A
+            # Ctrl-C is handled when it returns, within one batch's inference.
+            self._queue.wait_all()
+        for got in results:
+            if got is None:
+                raise RuntimeError("OpenVINO finished a batch without a result for every picture")
+            if isinstance(got, Exception):
+                raise got
         return results
 
 

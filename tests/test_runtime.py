@@ -73,6 +73,7 @@ def test_nms_equals_torchvision(seed: int) -> None:
     for iou in (0.3, 0.5, 0.7):
         want = nms(torch.from_numpy(boxes), torch.from_numpy(scores), iou).numpy()
         assert np.array_equal(runtime.nms(boxes, scores, iou), want)
+        assert np.array_equal(runtime.nms(boxes, scores, iou, limit=7), want[:7])  # stops early, same boxes
         want = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(classes), iou)
         assert np.array_equal(runtime.batched_nms(boxes, scores, classes, iou), want.numpy())
 
