@@ -171,7 +171,8 @@ def peak_rss_mib(pt: Path, folder: Path, imgsz: int, out: Path) -> float:
     cmd = [sys.executable, "-m", "detect_cli", *(["yolo"] if family == "yolo" else []), "image", str(folder)]
     cmd += ["-m", str(pt), "--imgsz", str(imgsz), "--device", "cpu", "-q", "-f", "csv", "-o", str(out)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    code, _, rss, err = run_measured(cmd, env)
+    # From the work folder: `python -m` puts the current folder first on sys.path, before PYTHONPATH.
+    code, _, rss, err = run_measured(cmd, env, cwd=out.parent)
     if code not in (0, 1):
         raise RuntimeError(f"{cmd} exited {code}: {err[-2000:]}")
     return rss
