@@ -85,10 +85,14 @@ def make_images(folder: Path, n: int) -> list[Path]:
 
 
 def seeded_pt(name: str, folder: Path) -> tuple[Path, str]:
+    """`name` built from its YAML config with seed 0 and saved, once per folder (a checkpoint records
+    when it was saved: saving again would give other bytes, hence another export)."""
     import torch
     from ultralytics import RTDETR, YOLO
 
     family = "rtdetr" if name.startswith("rtdetr") else "yolo"
+    if (folder / f"{name}-seed0.pt").is_file():
+        return folder / f"{name}-seed0.pt", family
     torch.manual_seed(0)
     model = (RTDETR if family == "rtdetr" else YOLO)(f"{name}.yaml")
     path = folder / f"{name}-seed0.pt"
@@ -186,10 +190,11 @@ def batch_probe(
 def parity_note(backends, pt: Path, detector) -> str:  # type: ignore[no-untyped-def]
     if detector.backend == "torch":
         return "-"
+    digest = backends.weights_digest(str(pt))  # the export of these very weights (not an older save)
     entry = next(
         e
         for e in backends.cached_exports()
-        if (e.manifest["backend"], e.manifest["source"]) == (detector.backend, str(pt))
+        if (e.manifest["backend"], e.manifest["weights_sha256"]) == (detector.backend, digest)
     )
     p = entry.parity(detector.precision)
     if p is None:
