@@ -254,3 +254,31 @@ def test_names_are_read_from_the_export_when_the_manifest_lacks_them(
     session = runtime.open_session(entry.artifact, backend, "fp32", None, "latency")
     names = {int(k): v for k, v in entry.manifest["names"].items()}
     assert runtime.export_names(entry.artifact, session) == names and len(names) == 80
+
+
+@needs["onnx"]
+def test_an_end_to_end_yolo26_export_equals_ultralytics_predict(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """YOLO26's one-to-one head exports (1, 300, 6) rows, already boxes in input pixels: decoded
+    without NMS, they equal ultralytics' predict on the same file."""
+    import torch
+    from conftest import built_once
+    from ultralytics import YOLO
+
+    def build(folder: Path) -> None:
+        torch.manual_seed(0)
+        YOLO("yolo26n.yaml").save(folder / "yolo26n-seed0.pt")
+
+    pt = built_once(tmp_path_factory, "weights-yolo26", build) / "yolo26n-seed0.pt"
+    options = PredictOptions(conf=1e-4, imgsz=SMALL_IMGSZ, max_det=30)
+    ours = backends.load(resolve(str(pt), "yolo"), options, backends.plan("onnx", "cpu"))
+    assert type(ours).__name__ == "ExportedDetector" and ours.end2end and ours.nms_free
+    [entry] = backends.cached_exports()
+    theirs = YOLO(str(entry.artifact), task="detect")
+    for image in _pictures():
+        [(dets, _)] = ours.predict([image])
+        [result] = theirs.predict(image, conf=1e-4, imgsz=SMALL_IMGSZ, max_det=30, verbose=False)
+        assert dets and [d.class_id for d in dets] == result.boxes.cls.int().tolist()
+        np.testing.assert_allclose([d.xyxy for d in dets], result.boxes.xyxy.numpy(), atol=1e-3)
+        np.testing.assert_allclose([d.confidence for d in dets], result.boxes.conf.numpy(), atol=1e-5)
