@@ -23,7 +23,7 @@ from typing import Any
 
 from detect_cli import backends, errors
 from detect_cli.errors import BadOptionError, DetectError
-from detect_cli.models import Detector, ModelRef, PredictOptions, load, select_device
+from detect_cli.models import Detector, ModelRef, PredictOptions, select_device
 from detect_cli.pipeline import Progress, RunReport, image_frames, run
 from detect_cli.results import ImageResult
 from detect_cli.sources import ImageInput, current_stamp, input_path
@@ -31,12 +31,6 @@ from detect_cli.threads import ThreadedSink
 from detect_cli.writers import RESULTS_JSONL, JsonlWriter, Sink, SinkGroup, open_sinks, output_sinks
 
 EXECUTORS = ("local", "ray")
-# What each executor can run. A Ray worker decides `auto` on its own machine (PyTorch with CUDA there,
-# else an export), and makes an export it lacks once per node (backends.load holds a lock per export).
-EXECUTOR_BACKENDS = {
-    "local": ("torch", "onnx", "openvino", "auto"),
-    "ray": ("torch", "onnx", "openvino", "auto"),
-}
 SHARD_PER_WORKER = 2  # shards queued on each worker, so it never waits for the next one
 LOCAL_OBJECT_STORE_BYTES = 128 * 2**20  # results are small; images are read by the workers themselves
 
@@ -56,17 +50,6 @@ def require_executor(name: str) -> None:
         raise BadOptionError(f"unknown executor '{name}': use {' or '.join(EXECUTORS)}")
     if name == "ray":
         require_ray()
-
-
-def backend_for(executor: str, requested: str) -> str:
-    """The backend to ask for on `executor` (EXECUTOR_BACKENDS): today every executor runs every backend;
-    a Ray worker plans `requested` again on its own machine (BatchWorker)."""
-    allowed = EXECUTOR_BACKENDS.get(executor, EXECUTOR_BACKENDS["local"])
-    if requested in allowed:
-        return requested
-    if requested == "auto":
-        return allowed[0]
-    raise BadOptionError(f"--backend {requested} does not run on {executor}")
 
 
 @dataclass(frozen=True)
@@ -163,12 +146,10 @@ class BatchWorker:
         self.detector: Detector | None = None
         try:
             options = replace(spec.options, device=worker_device(spec.options.device, spec.options.half))
-            work = spec.work
-            if work.backend == "torch":
-                self.detector = load(spec.ref, options)
-            else:  # planned here, where it runs: this node's CUDA and runtimes, this node's export cache
-                plan = backends.plan(work.backend, options.device, work.precision, options.half)
-                self.detector = backends.load(spec.ref, replace(options, device=plan.device), plan)
+            # Planned here, where it runs: this node's CUDA and runtimes, this node's export cache (a
+            # node's workers make a missing export once: backends.load holds a lock per export).
+            plan = backends.plan(spec.work.backend, options.device, spec.work.precision, options.half)
+            self.detector = backends.load(spec.ref, replace(options, device=plan.device), plan)
         except DetectError as e:  # said once by the driver, as it would be locally
             self.error = (type(e).__name__, str(e))
 

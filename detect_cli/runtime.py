@@ -46,7 +46,7 @@ MAX_NMS = 30000  # ultralytics' cap on boxes entering NMS
 
 
 @dataclass(frozen=True, slots=True)
-class Placement:
+class Fit:
     """Where the picture sits in the model's square input: x' = x * gain_x + pad_x (and y)."""
 
     gain_x: float
@@ -55,7 +55,7 @@ class Placement:
     pad_y: int
 
 
-def letterbox(image: np.ndarray, size: int, stretch: bool) -> tuple[np.ndarray, Placement]:
+def letterbox(image: np.ndarray, size: int, stretch: bool) -> tuple[np.ndarray, Fit]:
     """ultralytics' LetterBox(size, auto=False, scale_fill=stretch, center=True) on one BGR picture."""
     import cv2
 
@@ -66,7 +66,7 @@ def letterbox(image: np.ndarray, size: int, stretch: bool) -> tuple[np.ndarray, 
             if (w, h) == (size, size)
             else cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
         )
-        return resized, Placement(size / w, size / h, 0, 0)
+        return resized, Fit(size / w, size / h, 0, 0)
     r = min(size / h, size / w)
     new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
     dw, dh = (size - new_w) / 2, (size - new_h) / 2
@@ -75,7 +75,7 @@ def letterbox(image: np.ndarray, size: int, stretch: bool) -> tuple[np.ndarray, 
     if (w, h) != (new_w, new_h):
         image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD, PAD, PAD))
-    return padded, Placement(new_w / w, new_h / h, left, top)
+    return padded, Fit(new_w / w, new_h / h, left, top)
 
 
 def to_input(square: np.ndarray) -> np.ndarray:
@@ -127,14 +127,14 @@ def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou:
     return nms(boxes + offset, scores, iou)
 
 
-def unletterbox(boxes: np.ndarray, placement: Placement, shape: tuple[int, int]) -> np.ndarray:
+def unletterbox(boxes: np.ndarray, fit: Fit, shape: tuple[int, int]) -> np.ndarray:
     """Boxes in input pixels back to the picture's (ultralytics' scale_boxes), clipped to it."""
     import numpy as np
 
     h, w = shape
     out = boxes.copy()
-    out[:, [0, 2]] = (out[:, [0, 2]] - placement.pad_x) / placement.gain_x
-    out[:, [1, 3]] = (out[:, [1, 3]] - placement.pad_y) / placement.gain_y
+    out[:, [0, 2]] = (out[:, [0, 2]] - fit.pad_x) / fit.gain_x
+    out[:, [1, 3]] = (out[:, [1, 3]] - fit.pad_y) / fit.gain_y
     out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, w)
     out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, h)
     return out
@@ -168,19 +168,15 @@ def decode_rtdetr(output: np.ndarray, options: PredictOptions, shape: tuple[int,
     return Decoded(boxes, rows[:, 4], rows[:, 5])
 
 
-def decode_end2end(
-    output: np.ndarray, options: PredictOptions, placement: Placement, shape: tuple[int, int]
-) -> Decoded:
+def decode_end2end(output: np.ndarray, options: PredictOptions, fit: Fit, shape: tuple[int, int]) -> Decoded:
     """An end-to-end YOLO head's (300, 6) rows (xyxy in input pixels, score, class), as ultralytics'
     end-to-end branch of `non_max_suppression` then `scale_boxes`."""
     keep = (output[:, 4] > options.conf) & _class_filter(output[:, 5], options.classes)
     rows = output[keep][: options.max_det]
-    return Decoded(unletterbox(rows[:, :4], placement, shape), rows[:, 4], rows[:, 5])
+    return Decoded(unletterbox(rows[:, :4], fit, shape), rows[:, 4], rows[:, 5])
 
 
-def decode_yolo(
-    output: np.ndarray, options: PredictOptions, placement: Placement, shape: tuple[int, int]
-) -> Decoded:
+def decode_yolo(output: np.ndarray, options: PredictOptions, fit: Fit, shape: tuple[int, int]) -> Decoded:
     """ultralytics' `non_max_suppression` (best class per anchor, class-wise) then `scale_boxes` on one
     picture's (4 + classes, anchors) output."""
     import numpy as np
@@ -197,7 +193,7 @@ def decode_yolo(
         top = np.argsort(-scores, kind="stable")[:MAX_NMS]
         boxes, scores, classes = boxes[top], scores[top], classes[top]
     kept = nms(boxes + classes[:, None].astype(boxes.dtype) * MAX_WH, scores, options.iou, options.max_det)
-    return Decoded(unletterbox(boxes[kept], placement, shape), scores[kept], classes[kept].astype(np.float32))
+    return Decoded(unletterbox(boxes[kept], fit, shape), scores[kept], classes[kept].astype(np.float32))
 
 
 # --- sessions ---------------------------------------------------------------------------------------
@@ -234,8 +230,10 @@ class OpenVINOSession(Session):
             except RuntimeError:
                 if folder is None:
                     raise
-                _clear(folder)  # a blob cut short by a killed run: compile afresh, and cache it again
-                self.compiled = core.compile_model(str(xml), "CPU", _with_cache(config, folder))
+                # A blob cut short by a killed run, or a cache that cannot be written (a full disk):
+                # drop what is there and compile without the cache; the next run caches it again.
+                _clear(folder)
+                self.compiled = core.compile_model(str(xml), "CPU", config)
         actual = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         self.precision = "bf16" if actual == ov.Type.bf16 else "fp16" if actual == ov.Type.f16 else "fp32"
         self.mode = mode
@@ -360,23 +358,23 @@ class ExportedDetector(Detector):
         prepared = []
         for image in images:
             start = time.perf_counter()
-            square, placement = letterbox(image, o.imgsz, stretch)
-            prepared.append((to_input(square), placement, (time.perf_counter() - start) * 1000))
+            square, fit = letterbox(image, o.imgsz, stretch)
+            prepared.append((to_input(square), fit, (time.perf_counter() - start) * 1000))
         outputs = self.session.run_many([x for x, _, _ in prepared])
         results = []
-        for image, (_, placement, pre_ms), (output, infer_ms) in zip(images, prepared, outputs, strict=True):
+        for image, (_, fit, pre_ms), (output, infer_ms) in zip(images, prepared, outputs, strict=True):
             start = time.perf_counter()
-            decoded = self._decode(output[0], placement, image.shape[:2])
+            decoded = self._decode(output[0], fit, image.shape[:2])
             dets = self._detections(decoded)
             results.append((dets, Speed(pre_ms, infer_ms, (time.perf_counter() - start) * 1000)))
         return results
 
-    def _decode(self, output: np.ndarray, placement: Placement, shape: tuple[int, int]) -> Decoded:
+    def _decode(self, output: np.ndarray, fit: Fit, shape: tuple[int, int]) -> Decoded:
         if self.family == "rtdetr":
             return decode_rtdetr(output, self.options, shape)
         if self.end2end:
-            return decode_end2end(output, self.options, placement, shape)
-        return decode_yolo(output, self.options, placement, shape)
+            return decode_end2end(output, self.options, fit, shape)
+        return decode_yolo(output, self.options, fit, shape)
 
     def _detections(self, decoded: Decoded) -> tuple[Detection, ...]:  # type: ignore[override]
         xyxy, scores, classes = decoded.xyxy, decoded.scores, decoded.classes

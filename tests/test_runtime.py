@@ -36,20 +36,18 @@ def test_letterbox_equals_ultralytics(shape: tuple[int, int], stretch: bool) -> 
 
     image = np.random.default_rng(sum(shape)).integers(0, 255, (*shape, 3), dtype=np.uint8)
     want = LetterBox((SMALL_IMGSZ, SMALL_IMGSZ), auto=False, scale_fill=stretch)(image=image)
-    got, placement = runtime.letterbox(image, SMALL_IMGSZ, stretch)
+    got, fit = runtime.letterbox(image, SMALL_IMGSZ, stretch)
     assert got.shape == want.shape and np.array_equal(got, want)
     # The picture's far corner lands where ultralytics' scale_boxes says (it recomputes the same gains).
     from ultralytics.utils.ops import scale_boxes
 
     corner = np.array([[0, 0, shape[1], shape[0]]], np.float32)
-    gains = np.array([placement.gain_x, placement.gain_y] * 2, np.float32)
-    placed = corner * gains + np.array([placement.pad_x, placement.pad_y] * 2, np.float32)
+    gains = np.array([fit.gain_x, fit.gain_y] * 2, np.float32)
+    placed = corner * gains + np.array([fit.pad_x, fit.pad_y] * 2, np.float32)
     if not stretch:
         back = scale_boxes((SMALL_IMGSZ, SMALL_IMGSZ), placed.copy(), shape)
         np.testing.assert_allclose(back, corner, atol=1e-3)
-    np.testing.assert_allclose(
-        runtime.unletterbox(placed.astype(np.float32), placement, shape), corner, atol=1e-3
-    )
+    np.testing.assert_allclose(runtime.unletterbox(placed.astype(np.float32), fit, shape), corner, atol=1e-3)
 
 
 def test_input_tensor_equals_ultralytics_preprocess() -> None:

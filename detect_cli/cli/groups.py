@@ -114,14 +114,14 @@ class ModelArgs:
 
     def settle(self, executor: str = "local") -> "tuple[PredictOptions, Plan]":
         """The checked options and the backend plan, decided once (raises the project's errors)."""
-        from detect_cli import backends, executors
+        from detect_cli import backends
         from detect_cli.errors import BadOptionError
         from detect_cli.models import PredictOptions
 
         if self.imgsz % 32:
             raise BadOptionError(f"--imgsz {self.imgsz} is not a multiple of 32")
         plan = backends.plan(
-            executors.backend_for(executor, self.backend.value),
+            self.backend.value,
             self.device,
             self.precision.value if self.precision else None,
             self.half,
