@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import dataclasses
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,8 +51,6 @@ def median(values: list[float]) -> float:
 
 def make_images(folder: Path, n: int) -> list[Path]:
     """The samples plus generated scenes (shapes on gradients) at common photo sizes, `n` in all."""
-    import shutil
-
     import cv2
     import numpy as np
 
@@ -267,6 +266,13 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="detect-bench-"))
+    try:
+        measure(args, work)
+    finally:  # exports, compiled blobs, weights and pictures: gigabytes that no one else will use
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, work: Path) -> None:
     os.environ["DETECT_CACHE_DIR"] = str(work / "cache")  # a fresh cache: the export is part of the run
     from detect_cli import backends
     from detect_cli.models import PredictOptions, import_ultralytics, resolve
@@ -377,7 +383,6 @@ def main() -> None:
             for backend in ("torch", *(b for b in backends.EXPORTED if backends.installed(b))):
                 r = batch_probe(pt, family, backend, paths, args.imgsz, work / "batch", args.rounds)
                 print(f"| {name} | {backend} | {r[1]:.2f} | {r[4]:.2f} | {r[4] / r[1]:.2f}x |", flush=True)
-    print(f"\n(work folder: {work})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,13 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="detect-process-"))
+    try:
+        race(args, work)
+    finally:  # exports, weights and pictures: hundreds of MB that no one else will use
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def race(args: argparse.Namespace, work: Path) -> None:
     env = {**os.environ, "YOLO_OFFLINE": "1", "DETECT_CACHE_DIR": str(work / "cache")}
     env["YOLO_CONFIG_DIR"] = str(work / "ultralytics-settings")  # its settings and runs stay in here
     folder = work / "images"
@@ -150,7 +157,6 @@ def main() -> None:
                 f"| {race} | {name} | {statistics.median(walls):.2f} | {statistics.median(rsss):.0f} "
                 f"| {time_ratio} | {rss_ratio} |"
             )
-    print(f"\n(work folder: {work})", file=sys.stderr)
 
 
 if __name__ == "__main__":
