@@ -6,7 +6,8 @@ export (and its parity with PyTorch) is already cached needs neither. What ultra
 network is reproduced step for step (tests/test_runtime.py compares the two on the same export):
 
 - input: ultralytics' LetterBox for a fixed square input: RT-DETR stretches the picture to the square
-  (`scale_fill`), YOLO scales it to fit and pads with grey 114, centred; BGR → RGB, 0..1, NCHW;
+  (`scale_fill`), YOLO scales it to fit and pads with grey 114, centred; BGR → RGB, 0..1, NCHW (for
+  OpenVINO, that last step is compiled into the graph, which takes the letterboxed uint8 picture as is);
 - RT-DETR output (1, queries, 6): cx, cy, w, h normalized, score, class, already top-k by the decoder;
   kept above `conf`, first `max_det`, scaled by the picture's width and height (no clip);
 - YOLO output (1, 4 + classes, anchors): best class per anchor above `conf`, class-wise greedy NMS at
@@ -25,10 +26,10 @@ import ast
 import contextlib
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from detect_cli.models import Detector, ModelRef, PredictOptions
 from detect_cli.results import Detection, Speed
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 Mode = Literal["latency", "throughput"]
+T = TypeVar("T")
+Finish = Callable[[int, "np.ndarray", float], T]  # (input index, output, inference ms) -> result
 PAD = 114  # ultralytics' letterbox grey
 MAX_WH = 7680  # ultralytics' per-class box offset for class-wise NMS in one call
 MAX_NMS = 30000  # ultralytics' cap on boxes entering NMS
@@ -103,19 +106,28 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int | None = N
     them, found without going further (each kept box depends only on those kept before it)."""
     import numpy as np
 
-    order = np.argsort(-scores, kind="stable")
-    x1, y1, x2, y2 = (boxes[:, i] for i in range(4))
+    ids = np.argsort(-scores, kind="stable")
+    # Coordinates in score order, as contiguous arrays: each step then compares the first box with
+    # a view of the rest, and copies only when it suppressed something.
+    x1, y1, x2, y2 = boxes[ids].T.copy()
     areas = (x2 - x1) * (y2 - y1)
     keep = []
-    while order.size and (limit is None or len(keep) < limit):
-        i = order[0]
-        keep.append(i)
-        rest = order[1:]
-        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = w * h
-        overlap = inter / (areas[i] + areas[rest] - inter)
-        order = rest[~(overlap > iou)]
+    while ids.size and (limit is None or len(keep) < limit):
+        keep.append(ids[0])
+        w = np.minimum(x2[1:], x2[0])
+        w -= np.maximum(x1[1:], x1[0])
+        np.maximum(w, 0, out=w)
+        h = np.minimum(y2[1:], y2[0])
+        h -= np.maximum(y1[1:], y1[0])
+        np.maximum(h, 0, out=h)
+        w *= h  # intersection
+        union = areas[1:] + areas[0]
+        union -= w
+        gone = w / union > iou
+        ids, x1, y1, x2, y2, areas = ids[1:], x1[1:], y1[1:], x2[1:], y2[1:], areas[1:]
+        if gone.any():
+            stay = ~gone
+            ids, x1, y1, x2, y2, areas = ids[stay], x1[stay], y1[stay], x2[stay], y2[stay], areas[stay]
     return np.asarray(keep, dtype=np.int64)
 
 
@@ -199,17 +211,45 @@ def decode_yolo(output: np.ndarray, options: PredictOptions, fit: Fit, shape: tu
 # --- sessions ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Failed:
+    """A picture's post-processing failed on OpenVINO's thread; raised in the caller's."""
+
+    error: Exception
+
+
 class Session:
-    """One compiled network: `run` one input, `run_many` a list (in order; concurrently where the
-    runtime can). Each returns the first output and the milliseconds it took."""
+    """One compiled network. `prepare` turns a letterboxed BGR uint8 picture into the input the network
+    takes; `run` runs one input and returns the first output and the milliseconds it took; `run_many`
+    runs a stream of inputs (concurrently where the runtime can) and returns, in input order, what
+    `finish(index, output, ms)` made of each output."""
 
     requests = 1  # inputs worth having in flight at once
+
+    def prepare(self, square: np.ndarray) -> np.ndarray:
+        return to_input(square)
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         raise NotImplementedError
 
-    def run_many(self, xs: Sequence[np.ndarray]) -> list[tuple[np.ndarray, float]]:
-        return [self.run(x) for x in xs]
+    def run_many(self, xs: Iterable[np.ndarray], finish: Finish[T]) -> list[T]:
+        return [finish(i, *self.run(x)) for i, x in enumerate(xs)]
+
+
+def uint8_bgr_input(model: Any) -> Any:
+    """An OpenVINO model whose input is the letterboxed picture itself (1xHxWx3 uint8 BGR): the
+    conversion `to_input` does in NumPy (RGB, 0..1, NCHW) becomes the graph's first step, fused by
+    the compiler, and a picture in flight is a quarter the bytes. Outputs are bit-equal to feeding
+    `to_input`'s tensor (tests/test_runtime.py)."""
+    import openvino as ov
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    tensor = ppp.input().tensor()
+    tensor.set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
+    return ppp.build()
 
 
 class OpenVINOSession(Session):
@@ -223,17 +263,17 @@ class OpenVINOSession(Session):
             "INFERENCE_PRECISION_HINT": {"fp32": ov.Type.f32, "bf16": ov.Type.bf16}[precision],
         }
         core = ov.Core()
-        # A path (not a read model) lets OpenVINO load the compiled blob from its cache, not parse the IR.
+        model = uint8_bgr_input(core.read_model(str(xml)))
         with compiled_cache(cache) as folder:
             try:
-                self.compiled = core.compile_model(str(xml), "CPU", _with_cache(config, folder))
+                self.compiled = core.compile_model(model, "CPU", _with_cache(config, folder))
             except RuntimeError:
                 if folder is None:
                     raise
                 # A blob cut short by a killed run, or a cache that cannot be written (a full disk):
                 # drop what is there and compile without the cache; the next run caches it again.
                 _clear(folder)
-                self.compiled = core.compile_model(str(xml), "CPU", config)
+                self.compiled = core.compile_model(model, "CPU", config)
         actual = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         self.precision = "bf16" if actual == ov.Type.bf16 else "fp16" if actual == ov.Type.f16 else "fp32"
         self.mode = mode
@@ -244,41 +284,50 @@ class OpenVINOSession(Session):
         self._queue: Any = None
         self._ov = ov
 
+    def prepare(self, square: np.ndarray) -> np.ndarray:
+        return square[None]  # 1xHxWx3 uint8 BGR: the graph converts it (uint8_bgr_input)
+
     def run(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
-        self._request.infer({0: x})
+        self._request.infer({0: x}, share_inputs=True)
         out = self._request.get_output_tensor(0).data.copy()
         return out, (time.perf_counter() - start) * 1000
 
-    def run_many(self, xs: Sequence[np.ndarray]) -> list[tuple[np.ndarray, float]]:
-        if self.requests <= 1 or len(xs) <= 1:
-            return super().run_many(xs)
+    def run_many(self, xs: Iterable[np.ndarray], finish: Finish[T]) -> list[T]:
+        if self.requests <= 1:
+            return super().run_many(xs, finish)
         if self._queue is None:
             self._queue = self._ov.AsyncInferQueue(self.compiled, self.requests)
-        results: list[Any] = [None] * len(xs)
+        results: dict[int, Any] = {}
 
         def done(request: Any, userdata: tuple[int, float]) -> None:
+            # On OpenVINO's thread, while the other requests run: the picture's post-processing
+            # overlaps their inference. The request is not reused before this returns, so its output
+            # is read in place.
             index, started = userdata
             try:
-                out = request.get_output_tensor(0).data.copy()  # the request is reused: copy its output
-                results[index] = (out, (time.perf_counter() - started) * 1000)
+                out = request.get_output_tensor(0).data
+                results[index] = finish(index, out, (time.perf_counter() - started) * 1000)
             except Exception as e:  # raised below, in the caller's thread
-                results[index] = e
+                results[index] = _Failed(e)
 
         self._queue.set_callback(done)
+        held = []  # share_inputs: the request reads the array itself, so it lives until wait_all
         try:
-            for i, x in enumerate(xs):
-                self._queue.start_async({0: x}, (i, time.perf_counter()))
+            for i, x in enumerate(xs):  # each input is made just before it starts (xs is lazy)
+                held.append(x)
+                self._queue.start_async({0: x}, (i, time.perf_counter()), share_inputs=True)
         finally:
-            # Waits without the GIL (the callbacks run meanwhile); raises a request's own failure. A
-            # Ctrl-C is handled when it returns, within one batch's inference.
+            # Also after a failure or a Ctrl-C: no request may outlive the inputs it reads. Waits
+            # without the GIL (the callbacks run meanwhile); raises a request's own failure.
             self._queue.wait_all()
-        for got in results:
-            if got is None:
-                raise RuntimeError("OpenVINO finished a batch without a result for every picture")
-            if isinstance(got, Exception):
-                raise got
-        return results
+        if len(results) != len(held):
+            raise RuntimeError("OpenVINO finished a batch without a result for every picture")
+        ordered = [results[i] for i in range(len(held))]
+        for got in ordered:
+            if isinstance(got, _Failed):
+                raise got.error
+        return ordered
 
 
 class OnnxSession(Session):
@@ -353,21 +402,25 @@ class ExportedDetector(Detector):
         return self.session.requests
 
     def predict(self, images: Sequence[np.ndarray]) -> list[tuple[tuple[Detection, ...], Speed]]:
-        o = self.options
         stretch = self.family == "rtdetr"
-        prepared = []
-        for image in images:
+        fits: list[Fit] = []
+        pre_ms: list[float] = []
+
+        def inputs() -> Iterator[np.ndarray]:  # lazy: a picture is letterboxed as a request frees up
+            for image in images:
+                start = time.perf_counter()
+                square, fit = letterbox(image, self.options.imgsz, stretch)
+                fits.append(fit)
+                x = self.session.prepare(square)
+                pre_ms.append((time.perf_counter() - start) * 1000)
+                yield x
+
+        def finish(i: int, output: np.ndarray, infer_ms: float) -> tuple[tuple[Detection, ...], Speed]:
             start = time.perf_counter()
-            square, fit = letterbox(image, o.imgsz, stretch)
-            prepared.append((to_input(square), fit, (time.perf_counter() - start) * 1000))
-        outputs = self.session.run_many([x for x, _, _ in prepared])
-        results = []
-        for image, (_, fit, pre_ms), (output, infer_ms) in zip(images, prepared, outputs, strict=True):
-            start = time.perf_counter()
-            decoded = self._decode(output[0], fit, image.shape[:2])
-            dets = self._detections(decoded)
-            results.append((dets, Speed(pre_ms, infer_ms, (time.perf_counter() - start) * 1000)))
-        return results
+            dets = self._detections(self._decode(output[0], fits[i], images[i].shape[:2]))
+            return dets, Speed(pre_ms[i], infer_ms, (time.perf_counter() - start) * 1000)
+
+        return self.session.run_many(inputs(), finish)
 
     def _decode(self, output: np.ndarray, fit: Fit, shape: tuple[int, int]) -> Decoded:
         if self.family == "rtdetr":

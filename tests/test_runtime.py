@@ -76,6 +76,22 @@ def test_nms_equals_torchvision(seed: int) -> None:
         assert np.array_equal(runtime.batched_nms(boxes, scores, classes, iou), want.numpy())
 
 
+def test_nms_on_dense_clusters_and_empty_input_equals_torchvision() -> None:
+    import torch
+    from torchvision.ops import nms
+
+    rng = np.random.default_rng(9)
+    xy = rng.uniform(0, 30, (2000, 2)).astype(np.float32)  # crowded: most boxes are suppressed
+    boxes = np.concatenate([xy, xy + rng.uniform(20, 40, (2000, 2)).astype(np.float32)], 1)
+    scores = rng.uniform(0, 1, 2000).astype(np.float32)
+    scores[:50] = 0.5  # ties keep torchvision's (stable) order
+    want = nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.5).numpy()
+    assert 1 < len(want) < 200
+    assert np.array_equal(runtime.nms(boxes, scores, 0.5), want)
+    assert np.array_equal(runtime.nms(boxes, scores, 0.5, limit=5), want[:5])
+    assert runtime.nms(boxes[:0], scores[:0], 0.5).shape == (0,)
+
+
 # --- the whole detector against ultralytics on the same export --------------------------------------
 
 
@@ -168,6 +184,48 @@ def test_throughput_mode_keeps_input_order_and_results(
     for want, got in zip(one_by_one, together, strict=True):
         assert [d.class_id for d in got] == [d.class_id for d in want]
         np.testing.assert_allclose([d.xyxy for d in got], [d.xyxy for d in want], atol=1e-3)
+
+
+@pytest.mark.skipif(not backends.installed("openvino"), reason="openvino not installed")
+def test_openvino_takes_the_uint8_picture_and_equals_the_float_input(
+    exported: tuple[Path, list[str]],
+) -> None:
+    import openvino as ov
+
+    entry = _entry(exported[0], "openvino", "yolo")
+    xml = next(entry.artifact.glob("*.xml"))
+    config = {"INFERENCE_PRECISION_HINT": ov.Type.f32}
+    plain = ov.Core().compile_model(str(xml), "CPU", config)
+    session = runtime.OpenVINOSession(xml, "fp32", None)
+    square, _ = runtime.letterbox(cv2.imread(str(SAMPLES / "bus.jpg")), SMALL_IMGSZ, stretch=False)
+    x = session.prepare(square)
+    assert x.dtype == np.uint8 and x.shape == (1, SMALL_IMGSZ, SMALL_IMGSZ, 3)  # no float copy made
+    want = plain.create_infer_request().infer({0: runtime.to_input(square)})[0]
+    got, _ = session.run(x)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.skipif(not backends.installed("openvino"), reason="openvino not installed")
+def test_a_failure_in_post_processing_reaches_the_caller_in_throughput_mode(
+    exported: tuple[Path, list[str]],
+) -> None:
+    entry = _entry(exported[0], "openvino", "yolo")
+    options = PredictOptions(conf=CONF["yolo"], imgsz=SMALL_IMGSZ, max_det=10)
+    ref = resolve(str(entry.manifest["source"]), "yolo")
+    detector = backends._load_exported(ref, entry, options, "fp32", "throughput")
+    if detector.in_flight < 2:
+        pytest.skip("one CPU: OpenVINO runs one request at a time")
+    images = [np.full((50, 60, 3), i * 30, dtype=np.uint8) for i in range(5)]
+
+    def fails(i: int, output: np.ndarray, ms: float) -> object:  # runs on OpenVINO's thread
+        if i == 3:
+            raise ValueError("picture 3")
+        return i
+
+    with pytest.raises(ValueError, match="picture 3"):
+        squares = (runtime.letterbox(im, SMALL_IMGSZ, stretch=False)[0] for im in images)
+        detector.session.run_many((detector.session.prepare(sq) for sq in squares), fails)
+    assert len(detector.predict(images)) == 5  # the queue is still usable afterwards
 
 
 # --- the compiled-model cache ------------------------------------------------------------------------
