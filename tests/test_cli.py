@@ -314,6 +314,7 @@ def test_sigint_exits_130_with_records_flushed_and_says_how_to_resume(
     words = shlex.split(hint.removeprefix("To resume: "))
     assert words[:3] == ["cd", os.getcwd(), "&&"] and words[4:6] == ["-m", "detect_cli"]
     assert words[-3:] == ["--out", str(out), "--resume"] and "--conf" in words and "--json" in words
+    assert "--max-pixels" not in words  # options left at their default are not repeated
     resumed = runner.invoke(app, words[words.index("image") :])  # the printed command, as given
     assert resumed.exit_code == 0, resumed.output
     assert sorted(r["source"] for r in read_jsonl(out / "results.jsonl")) == sorted(
@@ -395,3 +396,19 @@ def test_cuda_run_matches_cpu(
         assert len(on_gpu["detections"]) == len(on_cpu["detections"])
         boxes = [sorted(d["xyxy"] for d in r["detections"]) for r in (on_cpu, on_gpu)]
         assert np.allclose(boxes[0], boxes[1], atol=atol)
+
+
+def test_resume_hint_repeats_an_option_given_away_from_its_default(tmp_path: Path) -> None:
+    import typer.main
+
+    from detect_cli.cli.options import resume_command
+
+    group = typer.main.get_command(app)
+    with group.make_context("detect", ["image", "a.jpg"]) as parent:
+        image = group.get_command(parent, "image")  # type: ignore[attr-defined]
+        for given, want in ((["--max-pixels", "250M"], ["--max-pixels", "250000000"]), ([], [])):
+            ctx = image.make_context("image", ["a.jpg", *given], parent=parent)
+            words = shlex.split(resume_command(ctx, tmp_path / "o"))
+            assert [w for w in words if w == "--max-pixels"] == want[:1]
+            if want:
+                assert words[words.index("--max-pixels") + 1] == want[1]

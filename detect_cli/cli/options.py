@@ -331,7 +331,7 @@ def resume_command(ctx: typer.Context, out: Path) -> str:
             words += [str(v) for v in value or ()]
             continue
         opts = getattr(param, "opts", [])
-        if param.name in ("out", "resume", "exist_ok") or value == param.default or value is None:
+        if param.name in ("out", "resume", "exist_ok") or value is None or _is_default(ctx, param, value):
             continue
         if isinstance(value, bool):
             secondary = getattr(param, "secondary_opts", [])
@@ -344,6 +344,19 @@ def resume_command(ctx: typer.Context, out: Path) -> str:
             words += [opts[0], str(value.value if isinstance(value, Enum) else value)]
     words += ["--out", str(out), "--resume"]
     return f"cd {shlex.quote(os.getcwd())} && {shlex.join(words)}"
+
+
+def _is_default(ctx: typer.Context, param: Any, value: Any) -> bool:
+    """Whether `value` is the option's default, also where the default is given as text the option
+    parses (`--max-pixels 100M`)."""
+    if value == param.default:
+        return True
+    if not isinstance(param.default, str) or isinstance(value, str):
+        return False
+    try:  # the option's own conversion, without its callback
+        return bool(value == param.get_runtime_param().coerce(param.default, param=param, ctx=ctx))
+    except Exception:  # a default it does not read (or another Typer): repeating it is harmless
+        return False
 
 
 BackendOpt = Annotated[
