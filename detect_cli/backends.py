@@ -394,9 +394,12 @@ def cache_limit() -> int:
         return DEFAULT_CACHE_MAX_BYTES
     scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1].upper(), 1)
     try:
-        return int(float(text[:-1] if scale > 1 else text) * scale)
-    except ValueError:
-        raise BadOptionError(f"DETECT_EXPORT_CACHE_MAX={text} is not a size (e.g. 4G, 500M)") from None
+        size = int(float(text[:-1] if scale > 1 else text) * scale)
+    except (ValueError, OverflowError):  # "4GB", "nan", "inf"
+        size = -1
+    if size < 0:
+        raise BadOptionError(f"DETECT_EXPORT_CACHE_MAX={text} is not a size (e.g. 4G, 500M, 0)")
+    return size
 
 
 def evict_exports(keep: Path | None = None, limit: int | None = None) -> list[Path]:
@@ -617,6 +620,7 @@ def load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignor
     backend = plan.backend
     if backend == "torch":
         return load_torch(ref, options)
+    cache_limit()  # a bad $DETECT_EXPORT_CACHE_MAX is said now, not after minutes of exporting
     location = str(fetch_weights(ref)) if ref.official else ref.location
     try:
         digest = weights_digest(location)

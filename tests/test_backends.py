@@ -577,6 +577,25 @@ def test_the_cache_keeps_under_its_cap_dropping_the_least_recently_used(
     assert backends.cache_limit() == int(1.5 * 1024**3)
 
 
+@pytest.mark.parametrize("text", ["garbage", "4GB", "-5", "-1G", "inf", "nan"])
+def test_a_bad_cache_cap_is_refused_before_any_export(
+    text: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DETECT_EXPORT_CACHE_MAX", text)
+    with pytest.raises(BadOptionError, match="DETECT_EXPORT_CACHE_MAX"):
+        backends.cache_limit()
+
+    def no_export(*args: object, **kwargs: object) -> None:
+        raise AssertionError("exported despite a bad cap")
+
+    monkeypatch.setattr(backends, "_ready_export", no_export)
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"not read")
+    ref = resolve(str(weights), "yolo")
+    with pytest.raises(BadOptionError, match="DETECT_EXPORT_CACHE_MAX"):
+        backends.load(ref, PredictOptions(), _plan("openvino"))
+
+
 def test_weights_hash_is_remembered_by_path_size_and_mtime(
     yolo_pt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
