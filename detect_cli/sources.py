@@ -16,6 +16,7 @@ import os
 import re
 import stat
 import struct
+import sys
 import threading
 import time
 import urllib.error
@@ -618,13 +619,21 @@ def _png_problem(data: bytes) -> str | None:
     return "truncated PNG"
 
 
+def pil_open(source: Any) -> Any:
+    """Pillow's own `Image.open`. Importing ultralytics replaces it with one that, on a file Pillow
+    cannot identify, calls ultralytics' requirement checker for a HEIF plugin: a log line about an
+    AutoUpdate and, with YOLO_OFFLINE=0, a pip install in the middle of a run, set off by one odd input."""
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    return getattr(patches, "_image_open", Image.open)(source)
+
+
 def _strict_decode_fails(data: bytes) -> bool:
     """Some decoders fill a JPEG cut short with grey; a strict decoder tells. Cameras that append data
     after the end marker (motion photos) pass, since the strict decoder stops at the marker."""
-    from PIL import Image
-
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with pil_open(io.BytesIO(data)) as im:
             im.load()
     except Exception:  # any failure of the strict decoder says the same: the JPEG is damaged
         return True
@@ -637,7 +646,7 @@ def image_size(data: bytes) -> tuple[int, int] | None:
 
     Image.MAX_IMAGE_PIXELS = None  # our own budget (`max_pixels`) is applied by the caller
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with pil_open(io.BytesIO(data)) as im:
             return im.size
     except Exception:  # unknown or damaged header; an optional Pillow plugin missing its module
         return None

@@ -177,6 +177,33 @@ def test_undecodable_bytes(data: bytes, message: str) -> None:
         decode_image(data)
 
 
+def test_an_odd_file_read_after_ultralytics_is_imported_sets_off_no_requirement_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ultralytics replaces PIL's Image.open with one that checks (and, online, pip-installs) a HEIF
+    plugin when Pillow cannot identify a file; reading a header must not go through it."""
+    from PIL import Image
+
+    from detect_cli.compare.labels import _image_size
+    from detect_cli.models import import_ultralytics
+
+    import_ultralytics()
+    import ultralytics.utils.checks as checks
+
+    assert Image.open.__module__ == "ultralytics.utils.patches"  # the patch this test is about is on
+    asked: list[object] = []
+    monkeypatch.setattr(checks, "check_requirements", lambda *a, **k: asked.append(a))
+    odd = b"II*\x00" + b"\x00" * 64  # a TIFF header Pillow cannot identify
+    with pytest.raises(InputError, match="not a readable image"):
+        decode_image(odd)
+    (tmp_path / "odd.png").write_bytes(odd)
+    assert _image_size(tmp_path / "odd.png") is None
+    assert asked == []
+    with pytest.raises(Exception):  # noqa: B017 - the patched open itself still asks (the check can fail)
+        Image.open(tmp_path / "odd.png")
+    assert asked, "ultralytics' patched Image.open no longer checks requirements: drop sources.pil_open"
+
+
 def test_truncated_jpeg_is_refused(tmp_path: Path) -> None:
     data = make_image(tmp_path / "a.jpg", size=(240, 320)).read_bytes()
     assert decode_image(data).shape == (240, 320, 3)

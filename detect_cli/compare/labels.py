@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from detect_cli.errors import InputError, LabelsError
-from detect_cli.sources import ImageInput, check_regular, read_regular
+from detect_cli.sources import ImageInput, check_regular, pil_open, read_regular
 
 MAX_LABELS_BYTES = 1024**3
 
@@ -67,14 +67,13 @@ def load_labels(
 
 def _image_size(path: Path) -> tuple[int, int] | None:
     """(width, height) as the image will be decoded (EXIF rotation applied); None if unreadable."""
-    from PIL import Image
     from ultralytics.data.utils import exif_size
 
     try:
         check_regular(path)  # a FIFO named like a picture would block the header read
-        with Image.open(path) as im:
+        with pil_open(path) as im:
             return exif_size(im)
-    except Exception:  # OSError, or ultralytics' patched open failing over to an absent HEIF plugin
+    except Exception:  # not an image Pillow knows, or unreadable
         return None  # recorded as a failed input when it is read; it gets no labels
 
 
