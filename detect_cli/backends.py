@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from detect_cli import geometry
-from detect_cli.errors import BadOptionError, MissingBackendError, ModelError
+from detect_cli.errors import BadOptionError, ExportError, MissingBackendError, ModelError
 from detect_cli.models import (
     Detector,
     ModelRef,
@@ -438,14 +438,15 @@ def clear_exports() -> tuple[int, int]:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """ultralytics' info lines and tracing warnings kept off the user's terminal while exporting/loading."""
+    """ultralytics' log lines and tracing warnings kept off the user's terminal while exporting/loading.
+    Its errors too: a failure comes back as an exception, which the caller says in its own words."""
     import logging
     import warnings
 
     from ultralytics.utils import LOGGER
 
     level = LOGGER.level
-    LOGGER.setLevel(logging.WARNING)
+    LOGGER.setLevel(logging.CRITICAL)
     try:
         with quiet_stdout(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -467,7 +468,7 @@ def export_model(torch_model: Any, backend: Backend, imgsz: int, folder: Path) -
         with _quiet():
             return Path(torch_model.export(**kwargs))
     except Exception as e:  # the exporter raises many types; each means this backend cannot be built
-        raise ModelError(f"export to {backend} failed: {type(e).__name__}: {e}") from e
+        raise ExportError(f"export to {backend} failed: {type(e).__name__}: {e}") from e
 
 
 def parity_image(imgsz: int) -> np.ndarray:
@@ -578,7 +579,7 @@ def _load_exported(
         session = runtime.open_session(entry.artifact, backend, precision, entry.path / COMPILED, mode)
         names = entry.manifest.get("names") or runtime.export_names(entry.artifact, session)
     except Exception as e:  # a runtime refusing the file: rebuilt on the next run (see `load`)
-        raise ModelError(
+        raise ExportError(
             f"cannot load the cached {backend} export of {ref.name}: {type(e).__name__}: {e}"
         ) from e
     end2end = ref.family == "yolo" and runtime.is_end2end(session)
@@ -629,10 +630,18 @@ def load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignor
     key = cache_key(digest, options.imgsz, backend, "fp32")
     # One process at a time makes (or first checks) an export: two runs, or two Ray workers on one
     # node, never export the same model at once; the second finds the first's export when it gets in.
-    with _export_lock(
-        key, lambda: warn(f"waiting for another run that is exporting {ref.name} to {backend}")
-    ):
-        detector, parity, torch_detector = _ready_export(ref, options, plan, digest, key, warn)
+    try:
+        with _export_lock(
+            key, lambda: warn(f"waiting for another run that is exporting {ref.name} to {backend}")
+        ):
+            detector, parity, torch_detector = _ready_export(ref, options, plan, digest, key, warn)
+    except (ExportError, OSError) as e:  # a full disk, an exporter bug, a runtime refusing the file
+        reason = str(e) if isinstance(e, ExportError) else f"cannot write the export cache: {e}"
+        reason += _space_note(exports_dir())
+        if plan.explicit:
+            raise ExportError(reason) from e
+        warn(f"{reason}; running on PyTorch instead (pass --backend {backend} to insist)")
+        return load_torch(ref, options)
     if not parity.ok:
         message = f"{backend} ({detector.precision}) detections differ from PyTorch: {parity.describe()}"
         if plan.explicit:
@@ -641,6 +650,17 @@ def load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignor
             warn(message + "; falling back to PyTorch (pass --backend to use it anyway)")
             return torch_detector or load_torch(ref, options)
     return detector
+
+
+def _space_note(folder: Path) -> str:
+    """A hint when the export cache's disk is nearly full (an export needs a few times the weights)."""
+    try:
+        free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
+    except OSError:
+        return ""
+    if free >= 2**30:
+        return ""
+    return f" (only {free / 2**20:.0f} MB free in {folder}; DETECT_CACHE_DIR moves the cache)"
 
 
 def _ready_export(

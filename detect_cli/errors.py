@@ -28,6 +28,11 @@ class ModelError(DetectError):
     """A model that cannot be resolved, downloaded or loaded."""
 
 
+class ExportError(ModelError):
+    """An ONNX/OpenVINO export that cannot be made, written or loaded (`--backend auto` then runs
+    the model on PyTorch)."""
+
+
 class MissingBackendError(DetectError):
     """An optional inference backend asked for by name that is not installed."""
 

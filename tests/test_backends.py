@@ -619,3 +619,47 @@ def test_configs_ultralytics_ships_by_scale_have_their_own_digest() -> None:
     digests = {c: backends.weights_digest(c) for c in ("yolo11n.yaml", "yolo11s.yaml", "yolo26n.yaml")}
     assert len(set(digests.values())) == 3
     assert backends.weights_digest("yolo11n.yaml") == digests["yolo11n.yaml"]
+
+
+# --- an export that cannot be made --------------------------------------------------------------------
+
+
+def _full_disk(*args: object, **kwargs: object) -> None:
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("where", ["export_model", "_write_manifest"])
+def test_auto_runs_on_pytorch_when_the_export_cannot_be_made(
+    where: str, yolo_pt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (or an exporter bug) under --backend auto: the run goes on with PyTorch, said
+    once; with the backend named, a one-line ExportError. Nothing half-made stays in the cache."""
+    from detect_cli.errors import ExportError
+
+    monkeypatch.setenv("DETECT_CACHE_DIR", str(tmp_path / "cache"))
+    if where == "export_model":
+
+        def failing(*args: object, **kwargs: object) -> None:
+            raise ExportError("export to openvino failed: RuntimeError: basic_ios::clear: iostream error")
+
+        monkeypatch.setattr(backends, "export_model", failing)
+    else:
+        monkeypatch.setattr(backends, "_write_manifest", _full_disk)
+    monkeypatch.setattr(
+        backends.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 5 * 2**20)
+    )
+    ref = resolve(str(yolo_pt), "yolo")
+    options = PredictOptions(imgsz=SMALL_IMGSZ)
+    warnings: list[str] = []
+    auto = backends.plan("auto", "cpu", available={"onnx": True, "openvino": True})
+    assert auto.backend == "openvino" and not auto.explicit
+    detector = backends.load(ref, options, auto, warnings.append)
+    assert detector.backend == "torch"
+    assert len(warnings) == 2, warnings  # "exporting …", then why it runs on PyTorch
+    assert "running on PyTorch instead" in warnings[-1] and "only 5 MB free" in warnings[-1]
+    with pytest.raises(ExportError, match="only 5 MB free"):
+        backends.load(ref, options, _plan("openvino"), warnings.append)
+    assert backends.cached_exports() == []
+    assert not [p for p in (tmp_path / "cache" / "exports").iterdir() if p.suffix == ".part"]
