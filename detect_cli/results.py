@@ -132,11 +132,14 @@ class RunSummary:
     per_class: Counter[str] = field(default_factory=Counter)
     total_ms: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    ran: Counter[str] = field(default_factory=Counter)  # "openvino, bf16": inputs each backend ran
 
     def add(self, result: ImageResult) -> None:
         if result.ok:
             self.processed += 1
             self.per_class.update(d.class_name for d in result.detections)
+            if result.backend:
+                self.ran[_ran(result)] += 1
             if result.speed_ms:
                 self.total_ms += result.speed_ms.total
         else:
@@ -150,6 +153,9 @@ class RunSummary:
             self.processed -= 1
             self.per_class.subtract(d.class_name for d in result.detections)
             self.per_class += Counter()  # drop classes left at zero
+            if result.backend:
+                self.ran[_ran(result)] -= 1
+                self.ran += Counter()
             if result.speed_ms:
                 self.total_ms -= result.speed_ms.total
         else:
@@ -158,9 +164,21 @@ class RunSummary:
                 self.failures.remove((result.source, result.error or ""))
 
     @property
+    def ran_on(self) -> str | None:
+        """What ran the processed inputs, as their records say ("openvino, bf16"); each with its
+        count when they differ (Ray workers plan the backend on their own machines)."""
+        if len(self.ran) <= 1:
+            return next(iter(self.ran), None)
+        return "; ".join(f"{name}: {n}" for name, n in self.ran.most_common())
+
+    @property
     def mean_ms(self) -> float | None:
         return self.total_ms / self.processed if self.processed else None
 
     @property
     def detections(self) -> int:
         return sum(self.per_class.values())
+
+
+def _ran(result: ImageResult) -> str:
+    return ", ".join(v for v in (result.backend, result.precision) if v)

@@ -61,3 +61,20 @@ def test_summary_counts() -> None:
     assert s.per_class == {"person": 2, "car": 1}
     assert s.mean_ms == pytest.approx(6.0)
     assert s.failures == [("a.jpg", "boom")]
+
+
+def test_summary_says_what_ran_the_inputs_as_their_records_do() -> None:
+    """On Ray each worker plans its backend: the summary names what the records say, not what the
+    driver process loaded."""
+    s = RunSummary()
+    assert s.ran_on is None
+    ov = [ImageResult(f"{i}.jpg", "m", 10, 10, backend="openvino", precision="bf16") for i in range(3)]
+    torch = ImageResult("t.jpg", "m", 10, 10, backend="torch", precision="fp32")
+    for r in ov:
+        s.add(r)
+    s.add(ImageResult("bad.jpg", "m", error="not a readable image"))  # failed inputs ran nothing
+    assert s.ran_on == "openvino, bf16"
+    s.add(torch)
+    assert s.ran_on == "openvino, bf16: 3; torch, fp32: 1"
+    s.retract(torch)  # its outputs could not be written: it is not counted
+    assert s.ran_on == "openvino, bf16"

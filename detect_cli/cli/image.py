@@ -50,7 +50,9 @@ def run_image_command(
     echo = json_printer() if run.json_out else None
     report, detector = run_images(job, progress=progress, echo=echo, warn=ui.warn)
     if not output.quiet:
-        ui.print_summary(report, f"{detector.name} ({detector.backend}, {detector.precision})")
+        # What the records say ran: on Ray, the workers plan the backend, not this process.
+        ran = report.summary.ran_on or f"{detector.backend}, {detector.precision}"
+        ui.print_summary(report, f"{detector.name} ({ran})")
     if report.interrupted:  # said even with --quiet: it is what to do next
         ui.err_console.print(f"To resume: {resume_command(ctx, report.out)}", markup=False)
     code = exit_code_for(report.summary.failed + report.skipped_failed, report.interrupted, report.signum)
