@@ -252,6 +252,51 @@ def uint8_bgr_input(model: Any) -> Any:
     return ppp.build()
 
 
+def _uint8_ir(core: Any, xml: Path, folder: Path) -> str:
+    """The export's IR with `uint8_bgr_input` applied, saved once beside the compiled blobs (under the
+    caller's lock; each file written under a temporary name, then renamed): its path."""
+    import openvino as ov
+
+    target = folder / f"{xml.stem}.uint8.xml"
+    if not (target.is_file() and target.with_suffix(".bin").is_file()):
+        for stale in folder.glob(f".{xml.stem}.uint8.*"):  # a killed run's (the lock is ours now)
+            stale.unlink(missing_ok=True)
+        part = folder / f".{xml.stem}.uint8.{os.getpid()}.xml"
+        ov.save_model(uint8_bgr_input(core.read_model(str(xml))), str(part), compress_to_fp16=False)
+        os.replace(part.with_suffix(".bin"), target.with_suffix(".bin"))
+        os.replace(part, target)  # last: the .xml says both files are whole
+    return str(target)
+
+
+@contextlib.contextmanager
+def _one_blob_per_config(folder: Path, config: str) -> Iterator[None]:
+    """OpenVINO names each compiled blob by a hash of the network and its settings. A new blob for a
+    config (precision and mode) that already had one means the network changed (a newer version of
+    this program saves its input differently): the old blob is deleted, so the folder keeps one blob
+    per config, recorded in blobs.json."""
+    import json
+
+    before = set(folder.glob("*.blob"))
+    yield
+    made = set(folder.glob("*.blob")) - before
+    if len(made) != 1:
+        return
+    record_path = folder / "blobs.json"
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        assert isinstance(record, dict)
+    except (OSError, ValueError, AssertionError):
+        record = {}
+    new = made.pop().name
+    if (old := record.get(config)) and old != new:
+        (folder / str(old)).unlink(missing_ok=True)
+    record[config] = new
+    part = folder / f".blobs.{os.getpid()}.json"
+    with contextlib.suppress(OSError):  # without the record, only a later clean-up is missed
+        part.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        os.replace(part, record_path)
+
+
 class OpenVINOSession(Session):
     """An OpenVINO IR compiled for the CPU at `precision`, through the compiled-model cache `cache`."""
 
@@ -263,17 +308,22 @@ class OpenVINOSession(Session):
             "INFERENCE_PRECISION_HINT": {"fp32": ov.Type.f32, "bf16": ov.Type.bf16}[precision],
         }
         core = ov.Core()
-        model = uint8_bgr_input(core.read_model(str(xml)))
         with compiled_cache(cache) as folder:
-            try:
-                self.compiled = core.compile_model(model, "CPU", _with_cache(config, folder))
-            except RuntimeError:
-                if folder is None:
-                    raise
-                # A blob cut short by a killed run, or a cache that cannot be written (a full disk):
-                # drop what is there and compile without the cache; the next run caches it again.
-                _clear(folder)
-                self.compiled = core.compile_model(model, "CPU", config)
+            if folder is None:
+                self.compiled = core.compile_model(uint8_bgr_input(core.read_model(str(xml))), "CPU", config)
+            else:
+                try:
+                    # By path: OpenVINO finds the compiled blob from the file's path, without reading
+                    # (and holding in memory) the network's weights to hash them, as for a model object.
+                    with _one_blob_per_config(folder, f"{precision}-{mode}"):
+                        ir = _uint8_ir(core, xml, folder)
+                        self.compiled = core.compile_model(ir, "CPU", {**config, "CACHE_DIR": str(folder)})
+                except (RuntimeError, OSError):
+                    # A file cut short by a killed run, or a cache that cannot be written (a full disk):
+                    # drop what is there and compile without the cache; the next run caches it again.
+                    _clear(folder)
+                    model = uint8_bgr_input(core.read_model(str(xml)))
+                    self.compiled = core.compile_model(model, "CPU", config)
         actual = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         self.precision = "bf16" if actual == ov.Type.bf16 else "fp16" if actual == ov.Type.f16 else "fp32"
         self.mode = mode
@@ -458,10 +508,6 @@ def compiled_cache(folder: Path | None) -> Iterator[Path | None]:
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield folder
-
-
-def _with_cache(config: dict[str, Any], folder: Path | None) -> dict[str, Any]:
-    return {**config, "CACHE_DIR": str(folder)} if folder is not None else config
 
 
 def _clear(folder: Path) -> None:

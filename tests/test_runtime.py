@@ -260,6 +260,31 @@ def test_compiled_model_is_cached_once_and_reused(backend: str, private_entry: P
     assert entry.size_bytes > sum(entry.manifest["files"].values()), "eviction counts the compiled cache"
 
 
+@needs["openvino"]
+def test_openvino_keeps_one_compiled_blob_per_precision_and_mode(private_entry: Path) -> None:
+    """The uint8-input IR is saved once beside the blobs and compiled by path; a blob that a newer
+    network replaced for the same precision and mode is deleted, not kept beside it. (OpenVINO's blob
+    does not depend on the performance hint: both modes may share one.)"""
+    entry = _entry(private_entry, "openvino", "yolo")
+    options = PredictOptions(conf=CONF["yolo"], imgsz=SMALL_IMGSZ)
+    ref = resolve(str(entry.manifest["source"]), "yolo")
+    compiled = entry.path / backends.COMPILED
+    backends._load_exported(ref, entry, options, "fp32")
+    record = json.loads((compiled / "blobs.json").read_text())
+    [blob] = compiled.glob("*.blob")
+    assert record == {"fp32-latency": blob.name}
+    assert (compiled / "model.uint8.xml").is_file() and (compiled / "model.uint8.bin").is_file()
+
+    # As after an upgrade: the record names an older blob for this config, and its own is gone.
+    (compiled / "older.blob").write_bytes(b"made by an earlier version")
+    (compiled / "blobs.json").write_text(json.dumps({**record, "fp32-latency": "older.blob"}))
+    blob.unlink()
+    backends._load_exported(ref, entry, options, "fp32")
+    assert not (compiled / "older.blob").exists()
+    assert json.loads((compiled / "blobs.json").read_text())["fp32-latency"] == blob.name
+    assert list(compiled.glob("*.blob")) == [blob]
+
+
 @pytest.mark.parametrize("backend", [pytest.param(b, marks=needs[b]) for b in backends.EXPORTED])
 def test_a_cut_compiled_file_is_rebuilt(backend: str, private_entry: Path) -> None:
     entry = _entry(private_entry, backend, "yolo")
