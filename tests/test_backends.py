@@ -630,7 +630,7 @@ def _full_disk(*args: object, **kwargs: object) -> None:
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-@pytest.mark.parametrize("where", ["export_model", "_write_manifest"])
+@pytest.mark.parametrize("where", ["export_model", "_export_entry"])
 def test_auto_runs_on_pytorch_when_the_export_cannot_be_made(
     where: str, yolo_pt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -645,8 +645,8 @@ def test_auto_runs_on_pytorch_when_the_export_cannot_be_made(
             raise ExportError("export to openvino failed: RuntimeError: basic_ios::clear: iostream error")
 
         monkeypatch.setattr(backends, "export_model", failing)
-    else:
-        monkeypatch.setattr(backends, "_write_manifest", _full_disk)
+    else:  # the cache's own writes (folder, manifest, rename) hit the full disk
+        monkeypatch.setattr(backends, "_export_entry", _full_disk)
     monkeypatch.setattr(
         backends.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 5 * 2**20)
     )
