@@ -243,7 +243,6 @@ def cuda_driver_present() -> bool:
 
     if not sys.platform.startswith("linux"):
         return True
-
     try:
         ctypes.CDLL("libcuda.so.1")
     except OSError:
