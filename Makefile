@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test coverage lint format clean bench-batch bench-backends bench-process
+.PHONY: install run test coverage lint format docs clean bench-batch bench-backends bench-process
 
 install: $(STAMP)
 
@@ -49,8 +49,12 @@ bench-backends: install
 bench-process: install
 	$(BIN)/python bench/process.py
 
+# The documentation site, offline, into site/; --strict: a broken link or a missing page fails it.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) detect-runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) detect-runs site .pytest_cache .ruff_cache
 
 .PHONY: bench-video
 bench-video: install  ## end-to-end video fps vs model-only fps (bench/video.py)
