@@ -8,11 +8,15 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
+# A fresh install downloads about 7 GB (torch among it): say so first, then let pip show what it fetches.
 $(STAMP): pyproject.toml
+	@echo "Installing detect and its dependencies into $(VENV)/: about 7 GB of disk, 2-3 minutes or more"
+	@echo "(free disk here: $$(df -hP . 2>/dev/null | awk 'NR==2 {print $$4}'))."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,cpu,ray]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev,cpu,ray]'
+	@touch $(STAMP)
+	@echo "Installed: $(BIN)/detect"
 
 # The main job. --offline-fallback: without internet (no weights in the cache) the models run from
 # their configs with random weights, loudly, so the first run still works; with weights it changes nothing.
