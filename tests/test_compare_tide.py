@@ -140,7 +140,10 @@ def test_all_pictures_together_add_up_and_json() -> None:
         "explained": 2,
     }
     assert (b.images, b.labels, b.detections, b.true_positives, b.false_positives) == (6, 5, 7, 1, 6)
-    assert json.loads(json.dumps(b.to_dict()))["false_positives"] == 6
+    assert b.confusions == (("dog", "cat", 1),)
+    written = json.loads(json.dumps(b.to_dict()))
+    assert written["false_positives"] == 6
+    assert written["confusions"] == [{"box": "dog", "label": "cat", "count": 1}]
 
 
 def test_localization_is_tested_before_classification_and_boxes_below_conf_are_left_out() -> None:
@@ -159,6 +162,7 @@ def test_an_error_on_a_label_already_found_explains_nothing() -> None:
     preds = rows({1: [(1, 0.9, BOX), (1, 0.8, shifted(BOX, 22)), (2, 0.7, BOX)]})
     b = error_breakdown(gt, preds)
     assert (b.true_positives, b.localization, b.classification, b.explained, b.missed) == (1, 1, 1, 0, 0)
+    assert b.confusions == (("dog", "cat", 1),)
 
 
 def test_a_box_on_a_crowd_label_is_neither_true_nor_false_as_in_cocoeval() -> None:
@@ -204,6 +208,8 @@ def test_random_case_adds_up_and_agrees_with_cocoeval(seed: int) -> None:
         assert b.detections == int((preds[:, 5] >= conf).sum())
         assert min(b.classification, b.localization, b.both, b.duplicate, b.background, b.missed) > 0
         assert b.ignored > 0 or conf > 0  # the crowds catch some boxes
+        assert sum(n for _, _, n in b.confusions) == b.classification
+        assert all(box != label for box, label, _ in b.confusions)
 
 
 def test_only_scored_classes_count() -> None:
@@ -297,5 +303,5 @@ def _group(items: list[tuple]) -> dict[int, list[tuple]]:
 
 def test_error_breakdown_fields_are_what_to_dict_writes() -> None:
     b = error_breakdown(ground_truth({1: [(1, BOX)]}), rows({1: [(1, 0.9, BOX)]}))
-    assert set(b.to_dict()) == set(ErrorBreakdown.__dataclass_fields__)
+    assert set(b.to_dict()) == set(ErrorBreakdown.__dataclass_fields__)  # report.json has every field
     assert (b.to_dict()["true_positives"], b.to_dict()["false_positives"]) == (1, 0)

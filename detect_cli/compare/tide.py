@@ -65,7 +65,8 @@ class ErrorBreakdown:
     A localization or classification error points at one label: the one with that highest IoU (the
     first such label on a tie). Following TIDE, an unmatched label that such an error points at is
     `explained` (fixing that box would find it); the other unmatched labels are `missed` (no box came
-    near enough). Identities (`check` asserts them):
+    near enough). `confusions` counts the classification errors by (the box's class, the class of the
+    label it lies on), most frequent first. Identities (`check` asserts them):
       classification + localization + both + duplicate + background == false_positives
       true_positives + false_positives + ignored == detections
       true_positives + missed + explained == labels
@@ -87,6 +88,7 @@ class ErrorBreakdown:
     ignored: int
     missed: int
     explained: int
+    confusions: tuple[tuple[str, str, int], ...] = ()
 
     def check(self) -> None:
         """The three identities in the class docstring; an AssertionError names the first that fails."""
@@ -98,7 +100,25 @@ class ErrorBreakdown:
         assert self.true_positives + self.missed + self.explained == self.labels, "labels"
 
     def to_dict(self) -> dict[str, Any]:
-        return _rounded(asdict(self))
+        d = _rounded(asdict(self))
+        d["confusions"] = [{"box": b, "label": g, "count": n} for b, g, n in self.confusions]
+        return d
+
+
+COUNTS = (
+    "labels",
+    "detections",
+    "true_positives",
+    "false_positives",
+    "classification",
+    "localization",
+    "both",
+    "duplicate",
+    "background",
+    "ignored",
+    "missed",
+    "explained",
+)
 
 
 def _scope(
@@ -169,18 +189,21 @@ def _image_errors(
     crowds: Sequence[Detection],
     t_f: float,
     t_b: float,
-) -> Counter[str]:
-    """One picture's counts (keys as ErrorBreakdown's fields)."""
+    counts: Counter[str],
+    confusions: Counter[tuple[str, str]],
+) -> None:
+    """One picture's counts (keys as `COUNTS`) and its classification errors by (box class, label
+    class); both are added to."""
     import numpy as np
 
-    counts: Counter[str] = Counter(detections=len(dets), labels=len(labels))
+    counts.update(detections=len(dets), labels=len(labels))
     matches = geometry.match(dets, labels, t_f, same_class=_category, lead="a")
     used = {m.b for m in matches}
     matched_dets = {m.a for m in matches}
-    counts["true_positives"] = len(matches)
+    counts["true_positives"] += len(matches)
     if not dets:
-        counts["missed"] = len(labels)
-        return counts
+        counts["missed"] += len(labels)
+        return
     boxes = np.array([d.xyxy for d in dets])
     cls = np.array([d.class_id for d in dets])
     if crowds:
@@ -216,6 +239,7 @@ def _image_errors(
         j = int(other_iou[i].argmax())
         if other_iou[i, j] >= t_f:
             counts["classification"] += 1
+            confusions[dets[i].class_name, labels[j].class_name] += 1
             explained.add(j)
             continue
         if same_iou[i].max() >= t_f:  # every such label is matched, or the matcher would have taken it
@@ -225,9 +249,8 @@ def _image_errors(
         else:
             counts["both"] += 1
     explained -= used
-    counts["explained"] = len(explained)
-    counts["missed"] = len(labels) - len(used) - len(explained)
-    return counts
+    counts["explained"] += len(explained)
+    counts["missed"] += len(labels) - len(used) - len(explained)
 
 
 def error_breakdown(
@@ -257,15 +280,16 @@ def error_breakdown(
         label = Detection(a["category_id"], gt.categories[a["category_id"]], 1.0, _xyxy(*a["bbox"]))
         (crowds if a.get("iscrowd") else labels)[a["image_id"]].append(label)
     totals: Counter[str] = Counter()
+    confusions: Counter[tuple[str, str]] = Counter()
     for img, dets in pictures.items():
-        totals.update(_image_errors(dets, labels[img], crowds[img], t_f, t_b))
-    fields = ErrorBreakdown.__dataclass_fields__
+        _image_errors(dets, labels[img], crowds[img], t_f, t_b, totals, confusions)
     breakdown = ErrorBreakdown(
         conf=conf,
         t_f=t_f,
         t_b=t_b,
         images=len(img_ids),
-        **{k: totals[k] for k in fields if k not in ("conf", "t_f", "t_b", "images")},
+        **{k: totals[k] for k in COUNTS},
+        confusions=tuple((box, label, n) for (box, label), n in confusions.most_common()),
     )
     breakdown.check()
     return breakdown
