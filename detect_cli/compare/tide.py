@@ -381,8 +381,8 @@ def nms_detections(detections: Sequence[Detection], iou: float) -> tuple[Detecti
 
 
 def nms_rows(predictions: np.ndarray, iou: float) -> np.ndarray:
-    """COCO rows with class-wise NMS at `iou` applied picture by picture (`nms_detections`, classes by
-    category id), the kept rows in their given order."""
+    """COCO rows with class-wise NMS at `iou` applied picture by picture (`runtime.batched_nms`, as
+    `nms_detections`; classes by category id), the kept rows in their given order."""
     import numpy as np
 
     rows = np.asarray(predictions, dtype=np.float64).reshape(-1, 7)
