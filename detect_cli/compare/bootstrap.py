@@ -167,6 +167,8 @@ def map_differences(
     `image_ids`) to some pictures, resampled among themselves."""
     _check_same_pictures(a, b)
     among = list(range(a.pictures)) if pictures is None else list(pictures)
+    if pictures is not None:
+        a, b = a.restrict(among), b.restrict(among)
 
     def stat(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         full = picture_weights_from_subset(weights, among, a.pictures)

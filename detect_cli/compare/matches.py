@@ -15,7 +15,8 @@ scores both give the same curve; copies of one detection are identical, so their
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -53,6 +54,21 @@ class MatchTable:
     @property
     def pictures(self) -> int:
         return len(self.image_ids)
+
+    def restrict(self, pictures: Sequence[int]) -> MatchTable:
+        """The same table with only these pictures' detections and labels (positions kept): a figure on
+        a subset of the pictures, without carrying the others' detections through every resample."""
+        import numpy as np
+
+        keep = np.zeros(self.pictures, dtype=bool)
+        keep[list(pictures)] = True
+        classes = {}
+        for key, m in self.classes.items():
+            on = keep[m.picture]
+            classes[key] = ClassMatches(
+                m.picture[on], m.score[on], m.tp[:, on], m.fp[:, on], np.where(keep, m.labels, 0)
+            )
+        return replace(self, classes=classes)
 
     def labels_per_picture(self) -> np.ndarray:
         """Labelled objects (not ignored) per picture, all classes together (area "all")."""
@@ -122,7 +138,7 @@ def average_precision(table: MatchTable, weights: np.ndarray, area: str = "all")
         m = table.classes[(cat, area)]
         npig = w @ m.labels.astype(float)  # (B,)
         d = len(m.score)
-        step = max(1, _CHUNK // max(1, t * d))
+        step = max(1, _CHUNK // max(1, d))
         for lo in range(0, b, step):
             rows = slice(lo, min(b, lo + step))
             out[rows, :, j] = _class_ap(m, w[rows], npig[rows], table.rec_thrs)
@@ -130,31 +146,53 @@ def average_precision(table: MatchTable, weights: np.ndarray, area: str = "all")
 
 
 def _class_ap(m: ClassMatches, w: np.ndarray, npig: np.ndarray, rec_thrs: np.ndarray) -> np.ndarray:
-    """(B, T) AP of one class for a block of resamples; NaN where no labelled object counts."""
+    """(B, T) AP of one class for a block of resamples; NaN where no labelled object counts.
+
+    Only the true positives' points of the precision-recall curve are computed: recall rises only at a
+    true positive, so the first point reaching a recall level above 0 is one, and a false positive's
+    precision is below that of the true positive before it, so it never raises the interpolated
+    precision that is read there. At a true positive, TP is the running sum of the true positives'
+    weights and TP + FP that of every counted (not ignored) detection's: the same integer-valued floats
+    as COCOeval's cumulative sums, so precision and recall are bit for bit its own."""
     import numpy as np
 
-    b, t, d, r = len(w), m.tp.shape[0], len(m.score), len(rec_thrs)
+    b, t = len(w), m.tp.shape[0]
     ap = np.zeros((b, t))
     present = npig > 0
     ap[~present] = np.nan
-    if d == 0 or not present.any():
+    if not len(m.score) or not present.any():
         return ap  # labels but no detection: precision 0 everywhere, as COCOeval
     wd = w[present][:, m.picture]  # (B', D) each detection counted as often as its picture
-    tp = np.cumsum(wd[:, None, :] * m.tp[None], axis=2)
-    fp = np.cumsum(wd[:, None, :] * m.fp[None], axis=2)
-    rc = tp / npig[present][:, None, None]
-    pr = tp / (fp + tp + np.spacing(1))
-    pr = np.maximum.accumulate(pr[:, :, ::-1], axis=2)[:, :, ::-1]  # interpolated precision
-    # np.searchsorted on every (resample, IoU) row at once: complex numbers sort by real part (the row)
-    # then imaginary part (the recall), both exact, so this is the row-wise search COCOeval does.
-    rows = np.arange(len(rc) * t, dtype=float)
-    keys = (rows[:, None] + 1j * rc.reshape(-1, d)).ravel()
-    queries = (rows[:, None] + 1j * rec_thrs[None, :]).ravel()
-    idx = np.searchsorted(keys, queries, side="left").reshape(-1, r) - (np.arange(len(rows)) * d)[:, None]
-    flat = pr.reshape(-1, d)
-    q = np.where(idx < d, np.take_along_axis(flat, np.minimum(idx, d - 1), axis=1), 0.0)
-    ap[present] = q.mean(axis=1).reshape(-1, t)
+    npos = npig[present][:, None]
+    counted = m.tp | m.fp  # (T, D): ignored detections are neither
+    totals: dict[bytes, np.ndarray] = {}  # running TP + FP, per distinct set of counted detections
+    for i in range(t):
+        pos = np.flatnonzero(m.tp[i])
+        if not len(pos):
+            continue  # no true positive at this IoU: AP 0
+        key = counted[i].tobytes()
+        if key not in totals:
+            totals[key] = np.cumsum(wd * counted[i], axis=1)
+        tp = np.cumsum(wd[:, pos], axis=1)  # (B', P)
+        rc = tp / npos
+        pr = tp / (totals[key][:, pos] + np.spacing(1))
+        pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]  # interpolated precision
+        ap[present, i] = _read_at(rc, pr, rec_thrs).mean(axis=1)
     return ap
+
+
+def _read_at(rc: np.ndarray, pr: np.ndarray, rec_thrs: np.ndarray) -> np.ndarray:
+    """Per row: `pr` at the first point whose `rc` reaches each recall threshold, 0 past the last one
+    (COCOeval's np.searchsorted(rc, recThrs, side="left")), for every row at once: complex numbers sort
+    by real part (the row) then imaginary part (the recall), both exact."""
+    import numpy as np
+
+    n, d = rc.shape
+    rows = np.arange(n, dtype=float)
+    keys = (rows[:, None] + 1j * rc).ravel()
+    queries = (rows[:, None] + 1j * rec_thrs[None, :]).ravel()
+    idx = np.searchsorted(keys, queries, side="left").reshape(n, -1) - (np.arange(n) * d)[:, None]
+    return np.where(idx < d, np.take_along_axis(pr, np.minimum(idx, d - 1), axis=1), 0.0)
 
 
 def mean_ap(ap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
