@@ -164,6 +164,9 @@ def test_one_picture_gets_no_interval_and_says_so() -> None:
     ratio = bootstrap.speed_ratio([10.0, 11.0], [5.0, 6.0], [0, 0], [0, 0])
     assert ratio.estimate == pytest.approx(10.5 / 5.5) and ratio.low is None and ratio.pictures == 1
     assert bootstrap.agreement([2], [1], [0]).note == "one picture: no interval"
+    alone = bootstrap.speed_ratio([10.0], [5.0, 6.0])  # calls not tied to pictures: resampled on their own
+    assert alone.estimate == pytest.approx(10 / 5.5) and alone.note == "one call: no interval"
+    assert bootstrap.speed_ratio([], [5.0]).estimate is None
 
 
 def test_agreement_interval_is_the_plain_bootstrap() -> None:

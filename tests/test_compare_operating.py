@@ -4,6 +4,7 @@ against `accuracy.evaluate`'s precision and recall."""
 from __future__ import annotations
 
 import functools
+import json
 
 import numpy as np
 import pytest
@@ -168,3 +169,15 @@ def test_score_profile_without_labels() -> None:
     assert prof.counts == (1, 0, 2, 2) and prof.edges == (0.0, 0.25, 0.5, 0.75, 1.0)
     assert prof.boxes_per_picture == pytest.approx((5 / 3, 4 / 3, 1 / 3)) and prof.pictures == 3
     assert operating.score_profile("m", []).boxes_per_picture[0] == 0.0
+
+
+def test_every_result_is_json_for_report_json() -> None:
+    d, a, b = data()
+    ta, tb = table(d, a), table(d, b)
+    for result in (
+        operating.curve("a", ta),
+        operating.conf_check("a", ta, 0.25),
+        operating.equal_precision({"a": ta, "b": tb}),
+        operating.score_profile("a", [[0.3, 0.9]]),
+    ):
+        assert json.loads(json.dumps(result.to_dict()))

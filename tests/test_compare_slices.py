@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import json
 
 import numpy as np
 import pytest
@@ -151,3 +152,15 @@ def test_agreement_by_boxes_per_picture() -> None:
         assert (s.matched, s.only_a, s.only_b) == (m, oa, ob)
         assert s.agreement.estimate == pytest.approx(2 * m / (2 * m + oa + ob))
         assert s.agreement.pictures == len(sel) and s.to_dict()["agreement"]["kind"] == "level"
+
+
+def test_every_result_is_json_for_report_json() -> None:
+    d, a, b = data()
+    sizes = slices.size_slices("a", table(d, a), "b", table(d, b), resamples=20)
+    rows = [
+        *sizes,
+        *slices.findings(sizes),
+        *slices.agreement_by_boxes([1, 2, 3], [0, 1, 0], [1, 0, 0], resamples=20),
+    ]
+    for row in rows:
+        assert json.loads(json.dumps(row.to_dict(), allow_nan=False))

@@ -78,15 +78,17 @@ def interval(
     pictures: int,
     seed: int = SEED,
     method: str = "percentile bootstrap, paired over pictures",
+    unit: str = "picture",
 ) -> Interval:
-    """An `Interval` from the figure on the pictures and on each resample (NaN: undefined there)."""
+    """An `Interval` from the figure on the pictures and on each resample (NaN: undefined there);
+    `unit` is what was resampled ("picture", or "call" for timings resampled on their own)."""
     import numpy as np
 
     base = {"figure": figure, "kind": kind, "pictures": pictures, "seed": seed, "method": method}
     if estimate is None or estimate != estimate:
         return Interval(**base, estimate=None, low=None, high=None, settled=False, note="not defined")
     if pictures < 2:
-        note = "one picture: no interval" if pictures == 1 else "no pictures"
+        note = f"one {unit}: no interval" if pictures == 1 else f"no {unit}s"
         return Interval(**base, estimate=estimate, low=None, high=None, settled=False, note=note)
     rep = np.asarray(replicates, dtype=float)
     rep = rep[~np.isnan(rep)]
@@ -265,12 +267,13 @@ def speed_ratio(
             reps = weighted_median(a, w[:, ia]) / weighted_median(b, w[:, ib])
             return interval(figure, "ratio", estimate, reps, n, seed)
     n = min(len(a), len(b))
+    method = "percentile bootstrap, calls independently"
     if n < 2:
-        return interval(figure, "ratio", estimate, np.zeros(0), n, seed)
+        return interval(figure, "ratio", estimate, np.zeros(0), n, seed, method, unit="call")
     rng = np.random.default_rng(seed)
     ra, rb = rng.integers(0, len(a), (resamples, len(a))), rng.integers(0, len(b), (resamples, len(b)))
     reps = _median_rows(a, ra) / _median_rows(b, rb)
-    return interval(figure, "ratio", estimate, reps, n, seed, "percentile bootstrap, calls independently")
+    return interval(figure, "ratio", estimate, reps, n, seed, method, unit="call")
 
 
 def _median_rows(x: np.ndarray, idx: np.ndarray, block: int = 200) -> np.ndarray:
