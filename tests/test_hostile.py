@@ -547,3 +547,22 @@ def test_vid_stride_longer_than_the_video_gives_one_frame(fake_yolo: Path, tmp_p
     assert [r["frame"] for r in records(out / "frames.jsonl")] == [0]
     assert read_video(out / f"clip{pick_codec().suffix}")[0] == 1
     assert_unchanged(before, snapshot(tmp_path, out))
+
+
+# ------------------------------------------------- issue 18: the run's own files, never through a link
+@pytest.mark.parametrize("name", [LOCK_NAME, "results.jsonl", "results.jsonl.rejected"])
+@pytest.mark.parametrize("extra", [[], ["--exist-ok"], ["--resume"]])
+def test_a_link_at_the_runs_own_file_never_writes_through(
+    fake_yolo: Path, tmp_path: Path, name: str, extra: list[str]
+) -> None:
+    """out/.detect.lock (or the record) a symlink to the input: one `error:` line naming the link, exit
+    2, and the input keeps every byte (the run's pid used to be written through the lock into it)."""
+    photo = make_image(tmp_path / "in" / "a.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to(photo)
+    before = snapshot(tmp_path)
+    ran = cli("yolo", "image", photo, "-o", out, *extra, *model_args(fake_yolo))
+    assert ran.code == 2, ran.stderr[-2000:]
+    assert "symbolic link" in one_line_error(ran)
+    assert_unchanged(before, snapshot(tmp_path))
