@@ -566,3 +566,24 @@ def test_a_link_at_the_runs_own_file_never_writes_through(
     assert ran.code == 2, ran.stderr[-2000:]
     assert "symbolic link" in one_line_error(ran)
     assert_unchanged(before, snapshot(tmp_path))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_resume_into_a_record_that_is_a_fifo_or_folder_is_one_line(
+    fake_yolo: Path, tmp_path: Path, kind: str
+) -> None:
+    """--resume where results.jsonl is a FIFO (reading it used to wait forever for a writer) or a folder
+    (the catch-all "unexpected ..." error): one `error:` line naming it, exit 2, in a real process
+    that must end within its timeout."""
+    photo = make_image(tmp_path / "in" / "a.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text("")  # an earlier run's folder
+    os.mkfifo(out / "results.jsonl") if kind == "fifo" else (out / "results.jsonl").mkdir()
+    before = snapshot(tmp_path)
+    ran = sub("yolo", "image", photo, "-o", out, "--resume", *model_args(fake_yolo), timeout=60)
+    assert ran.code == 2, ran.stderr[-2000:]
+    line = one_line_error(ran)
+    assert f"results.jsonl is a {'FIFO' if kind == 'fifo' else 'folder'}" in line, line
+    assert "unexpected" not in line
+    assert_unchanged(before, snapshot(tmp_path))
