@@ -587,3 +587,51 @@ def test_resume_into_a_record_that_is_a_fifo_or_folder_is_one_line(
     assert f"results.jsonl is a {'FIFO' if kind == 'fifo' else 'folder'}" in line, line
     assert "unexpected" not in line
     assert_unchanged(before, snapshot(tmp_path))
+
+
+WRONG_SHAPES = [  # JSON lines, each of a shape no detect run writes
+    {"source": "x.jpg", "model": "m", "detections": None, "error": None},
+    {"source": "x.jpg", "model": "m", "path": ["x.jpg"], "detections": [], "error": None},
+    {"source": "x.jpg", "detections": [], "error": None},
+    {
+        "source": "x.jpg",
+        "model": "m",
+        "detections": [{"class_id": "0", "class_name": "a", "confidence": 0.5, "xyxy": [0, 0, 1, 1]}],
+        "error": None,
+    },
+    {
+        "source": "x.jpg",
+        "model": "m",
+        "detections": [{"class_id": 0, "class_name": "a", "confidence": 0.5, "xyxy": [9, 0, 1, 1]}],
+        "error": None,
+    },
+    {"source": "x.jpg", "model": "m", "width": float("nan"), "detections": [], "error": None},
+]
+
+
+def test_records_of_the_wrong_shape_are_set_aside_not_a_crash(fake_yolo: Path, tmp_path: Path) -> None:
+    """JSON records of the wrong shape in results.jsonl: --resume moves them to results.jsonl.rejected
+    (exit 0, the real records kept), and a later --exist-ok run builds its tables past them."""
+    photos, out = tmp_path / "in", tmp_path / "out"
+    good_images(photos, 2)
+    args = ["--format", "jsonl", "--format", "csv", "--format", "coco", *model_args(fake_yolo)]
+    assert cli("yolo", "image", photos, "-o", out, *args).code == 0
+    jsonl = out / "results.jsonl"
+    good = jsonl.read_text()
+    bad = "".join(json.dumps(r) + "\n" for r in WRONG_SHAPES)
+    jsonl.write_text(good + bad)
+    ran = cli("yolo", "image", photos, "-o", out, "--resume", *args)
+    no_traceback(ran)
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert f"{len(WRONG_SHAPES)} line(s) are not records" in ran.stderr
+    assert jsonl.read_text() == good
+    assert (out / "results.jsonl.rejected").read_text() == bad
+    jsonl.write_text(good + bad)
+    make_image(photos / "new.jpg", 9)
+    ran = cli("yolo", "image", photos, "-o", out, "--exist-ok", *args)
+    no_traceback(ran)
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert isinstance(json.loads((out / "coco_results.json").read_text()), list)
+    assert {r["source"] for r in WRONG_SHAPES}.isdisjoint(
+        row.split(",")[0] for row in (out / "results.csv").read_text().splitlines()
+    )

@@ -125,10 +125,10 @@ def test_repair_tail(tmp_path: Path) -> None:
 def test_compact_keeps_the_last_record_per_input(tmp_path: Path) -> None:
     p = tmp_path / "r.jsonl"
     rows = [
-        {"source": "a", "path": "/x/a", "error": "bad"},
-        {"source": "b", "error": None},
-        {"source": "a", "path": "/x/a", "error": None},
-        {"source": "c", "path": "/x/c", "error": None},
+        {"source": "a", "model": "m", "path": "/x/a", "error": "bad"},
+        {"source": "b", "model": "m", "error": None},
+        {"source": "a", "model": "m", "path": "/x/a", "error": None},
+        {"source": "c", "model": "m", "path": "/x/c", "error": None},
     ]
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert compact(p) == 1
@@ -155,7 +155,7 @@ def test_plan_table(folder: Path, tmp_path: Path) -> None:
         {"source": str(folder / "2.jpg"), "size": st[2].st_size, "mtime_ns": st[2].st_mtime_ns, "error": "x"},
     ]
     jsonl = tmp_path / "r.jsonl"
-    jsonl.write_text("".join(json.dumps({**r, "path": r["source"]}) + "\n" for r in records))
+    jsonl.write_text("".join(json.dumps({**r, "path": r["source"], "model": "m"}) + "\n" for r in records))
     index = DoneIndex.load(jsonl)
     keep = plan(items, index)
     assert [Path(i.source).name for i in keep.todo] == ["1.jpg", "3.jpg"]  # changed, new
