@@ -14,7 +14,9 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -379,8 +381,8 @@ def cached_exports() -> list[CacheEntry]:
     root = exports_dir()
     if not root.is_dir():
         return []
-    entries = (read_entry(p, verify=False) for p in sorted(root.iterdir()) if not p.name.startswith("."))
-    return [e for e in entries if e is not None]
+    entries = (read_entry(p, verify=False) for p in sorted(root.iterdir()) if _KEY.fullmatch(p.name))
+    return [e for e in entries if e is not None and not e.path.is_symlink()]
 
 
 DEFAULT_CACHE_MAX_BYTES = 4 * 1024**3
@@ -414,23 +416,104 @@ def evict_exports(keep: Path | None = None, limit: int | None = None) -> list[Pa
             break
         if keep is not None and entry.path == keep:
             continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        total -= entry.size_bytes
+        size = entry.size_bytes
+        remove_entry(entry.path)
+        total -= size
         removed.append(entry.path)
     return removed
 
 
-def clear_exports() -> tuple[int, int]:
-    """Delete every cached export (and leftovers of interrupted ones); returns (folders, bytes) removed."""
+# What the cache itself names under exports/: an export's folder (its key), the temporary folder an
+# export is made in, and an export's lock file. Anything else there is not the cache's to delete.
+_KEY_TEXT = r"[0-9a-f]{16}-\d+-(?:onnx|openvino)-(?:fp32|fp16|bf16)"
+_KEY = re.compile(_KEY_TEXT)
+_PARTIAL = re.compile(rf"\.{_KEY_TEXT}\.\d+-[0-9a-f]{{8}}\.part")
+_LOCK = re.compile(rf"\.{_KEY_TEXT}\.lock")
+
+
+def _named_by_manifest(folder: Path) -> list[Path] | None:
+    """The paths an export's manifest names in `folder` (its files, the manifest itself, and the
+    runtimes' compiled/ cache), or None when `folder` holds no readable manifest."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        files = [folder / rel for rel in manifest["files"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    real = os.path.realpath(folder) + os.sep
+    # A name that leads out of the folder (through "..", or a linked sub-folder) is not the export's.
+    inside = [p for p in files if (os.path.realpath(p.parent) + os.sep).startswith(real)]
+    return [*inside, folder / COMPILED, folder / MANIFEST]
+
+
+def _tree_size(path: Path) -> int:
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        return st.st_size
+    return sum(os.lstat(os.path.join(d, f)).st_size for d, _, names in os.walk(path) for f in names)
+
+
+def remove_entry(folder: Path) -> tuple[int, list[Path]]:
+    """Delete an export: what its manifest names, then the folders that leaves empty. A temporary
+    folder of an interrupted export (named by the cache, with a pid and a random part) goes whole,
+    manifest or not. Nothing is followed through a link. Returns (bytes removed, paths left alone)."""
+    if folder.is_symlink():
+        return 0, [folder]
+    named = _named_by_manifest(folder)
+    if named is None:
+        if not _PARTIAL.fullmatch(folder.name):
+            return 0, [folder]
+        named = [folder]
+    removed = 0
+    for path in named:
+        try:
+            size = _tree_size(path)
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            continue  # what cannot be removed shows among the paths left below
+        removed += size
+    for dirpath, _dirs, _files in os.walk(folder, topdown=False):  # children before their parents
+        with contextlib.suppress(OSError):
+            os.rmdir(dirpath)  # only empty folders go
+    left = [Path(d, f) for d, _, names in os.walk(folder) for f in names] if folder.exists() else []
+    return removed, left
+
+
+@dataclass
+class Cleared:
+    """What `clear_exports` did: the exports removed, their bytes, and what it left alone."""
+
+    exports: int = 0
+    size: int = 0
+    left: list[Path] = field(default_factory=list)
+
+
+def clear_exports() -> Cleared:
+    """Delete every cached export, leftovers of interrupted ones and their lock files: what the cache
+    names (see `remove_entry`), never anything else a user keeps in the folder, which is listed in
+    `left`."""
     root = exports_dir()
+    cleared = Cleared()
     if not root.is_dir():
-        return 0, 0
-    folders = size = 0
-    for p in root.iterdir():
-        size += sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
-        folders += not p.name.endswith(".lock")
-    return folders, size
+        return cleared
+    for p in sorted(root.iterdir()):
+        if p.is_symlink() or not (
+            _KEY.fullmatch(p.name) or _PARTIAL.fullmatch(p.name) or _LOCK.fullmatch(p.name)
+        ):
+            cleared.left.append(p)
+        elif _LOCK.fullmatch(p.name):
+            with contextlib.suppress(OSError):
+                p.unlink()
+        else:
+            size, left = remove_entry(p)
+            cleared.exports += size > 0 or not p.exists()
+            cleared.size += size
+            cleared.left += left
+    return cleared
 
 
 # --- exporting -------------------------------------------------------------------------------------
@@ -546,7 +629,7 @@ def _export_entry(
         _write_manifest(entry)
         final = root / key
         if final.exists():  # a damaged entry (checked by the caller) or one a parallel run just finished
-            shutil.rmtree(final, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)  # under the cache's own key name: the cache's
         try:
             os.replace(tmp, final)
         except OSError:
