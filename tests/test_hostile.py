@@ -635,3 +635,44 @@ def test_records_of_the_wrong_shape_are_set_aside_not_a_crash(fake_yolo: Path, t
     assert {r["source"] for r in WRONG_SHAPES}.isdisjoint(
         row.split(",")[0] for row in (out / "results.csv").read_text().splitlines()
     )
+
+
+def test_the_resume_hint_works_pasted_with_a_source_that_starts_with_a_dash(
+    fake_yolo: Path, tmp_path: Path
+) -> None:
+    """The "To resume:" command for sources named `-a.jpg` and `my photo's.jpg`: its words, split as a
+    shell splits them, parse back to the same sources (after `--`), and running them finishes the run."""
+    import shlex
+
+    import typer.main
+
+    from detect_cli.cli.options import resume_command
+
+    make_image(tmp_path / "-a.jpg", 1)
+    make_image(tmp_path / "my photo's.jpg", 2)
+    out = tmp_path / "out"
+    given = ["image", "-m", str(fake_yolo), "--imgsz", IMGSZ, "--", "-a.jpg", "my photo's.jpg"]
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        group = typer.main.get_command(app)
+        with group.make_context("detect", list(given)) as parent:
+            image = group.get_command(parent, "image")  # type: ignore[attr-defined]
+            ctx = image.make_context("image", given[1:], parent=parent)
+            hint = resume_command(ctx, out)
+    finally:
+        os.chdir(old)
+    words = shlex.split(hint)
+    assert words[:3] == ["cd", str(tmp_path), "&&"], hint
+    argv = words[words.index("image") :]
+    assert argv[argv.index("--") + 1 :] == ["-a.jpg", "my photo's.jpg"], hint
+    with group.make_context("detect", list(argv)) as parent:
+        parsed = group.get_command(parent, "image").make_context("image", argv[1:], parent=parent)  # type: ignore[attr-defined]
+        assert [str(s) for s in parsed.params["sources"]] == ["-a.jpg", "my photo's.jpg"]
+        assert parsed.params["resume"] is True
+    ran = cli(*argv, cwd=tmp_path)
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert sorted(os.path.basename(r["source"]) for r in records(out / "results.jsonl")) == [
+        "-a.jpg",
+        "my photo's.jpg",
+    ]
