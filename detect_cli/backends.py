@@ -692,8 +692,27 @@ def weights_or_stand_in(ref: ModelRef, plan: Plan, warn: Warn = _ignore) -> Mode
     return ref
 
 
+def weights_identity(ref: ModelRef) -> str | None:
+    """What `ref` loads, by content (`weights_digest`: the file's sha256, or a config's digest, which
+    differs from any trained weights'); None for what is not one file (an OpenVINO export's folder) or
+    cannot be read."""
+    try:
+        location = str(fetch_weights(ref)) if ref.official else ref.location
+        return weights_digest(location) if Path(location).is_file() or ref.untrained else None
+    except (OSError, ValueError, ModelError):
+        return None
+
+
 def load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignore) -> Detector:
-    """Load `ref` on the backend the plan names, exporting it (once, cached) when that is not torch."""
+    """Load `ref` on the backend the plan names (exporting it, once, cached, when that is not torch);
+    the detector knows its weights by content (`weights_sha256`), which each record carries."""
+    detector = _load(ref, options, plan, warn)
+    if detector.weights_sha256 is None:
+        detector.weights_sha256 = weights_identity(detector.ref)
+    return detector
+
+
+def _load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignore) -> Detector:
     ref = weights_or_stand_in(ref, plan, warn)
     if (made := exported_kind(ref.location)) is not None:  # already exported (-m model.onnx): run it as is
         if plan.explicit and plan.backend != made:
@@ -815,6 +834,8 @@ def load_detector(
     """Load the model as planned (exporting it once when that is ONNX or OpenVINO), then resolve
     `--classes` against its class names."""
     detector = load(ref, options, plan, warn or _ignore)
+    if detector.weights_sha256 is None:  # a loader that does not set it (a stand-in for tests, say)
+        detector.weights_sha256 = weights_identity(detector.ref)
     if classes:
         detector.options = replace(options, classes=resolve_classes(classes, detector.names))
     return detector

@@ -64,6 +64,9 @@ class ImageResult:
     `size` and `mtime_ns` identify a file input, so a resumed run can tell a done input from a changed
     one; they are None for URLs (and size/mtime for a file that could not be opened). `backend` and
     `precision` say what ran the model (None for failed inputs, and in records written before they were).
+    `weights_sha256` names the model's weights by content (`backends.weights_digest`: the weights file's
+    sha256, or for a model built from a config, a digest of that config), so a resumed run can tell
+    other weights under the same model name; None in records written before it was.
     """
 
     source: str
@@ -80,6 +83,7 @@ class ImageResult:
     mtime_ns: int | None = None
     backend: str | None = None
     precision: str | None = None
+    weights_sha256: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -96,7 +100,15 @@ class ImageResult:
             width=self.width,
             height=self.height,
             model=self.model,
-            **{k: v for k, v in (("backend", self.backend), ("precision", self.precision)) if v is not None},
+            **{
+                k: v
+                for k, v in (
+                    ("backend", self.backend),
+                    ("precision", self.precision),
+                    ("weights_sha256", self.weights_sha256),
+                )
+                if v is not None
+            },
             speed_ms=self.speed_ms.to_dict() if self.speed_ms else None,
             detections=[det.to_dict() for det in self.detections],
             error=self.error,
@@ -123,6 +135,7 @@ class ImageResult:
             mtime_ns=d.get("mtime_ns"),
             backend=d.get("backend"),
             precision=d.get("precision"),
+            weights_sha256=d.get("weights_sha256"),
         )
 
 

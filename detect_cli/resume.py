@@ -43,6 +43,8 @@ class DoneIndex:
 
     records: dict[str, Recorded] = field(default_factory=dict)
     models: set[str] = field(default_factory=set)
+    weights: dict[str, str] = field(default_factory=dict)  # weights_sha256 -> the model name it ran as
+    unweighed: int = 0  # records of processed inputs without weights_sha256 (written before it was)
     duplicates: int = 0  # keys recorded more than once: the file needs compacting
     bad_lines: list[tuple[int, str]] = field(default_factory=list)  # not records: set aside by `compact`
 
@@ -60,6 +62,10 @@ class DoneIndex:
             index.records[key] = Recorded(stamp, r.get("error") is None)
             if r.get("model"):
                 index.models.add(r["model"])
+            if r.get("weights_sha256"):
+                index.weights.setdefault(r["weights_sha256"], r["model"])
+            elif r.get("error") is None:
+                index.unweighed += 1
         return index
 
 

@@ -32,6 +32,7 @@ def test_detection_rejects_inverted_box() -> None:
         _result(width=None, height=None, speed_ms=None, detections=(), error="empty file"),
         _result(frame=7, time_s=0.28),
         _result(backend="openvino", precision="bf16"),
+        _result(backend="onnx", precision="fp32", weights_sha256="ab" * 32),
     ],
 )
 def test_round_trips_through_json(result: ImageResult) -> None:
