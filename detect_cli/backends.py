@@ -189,11 +189,12 @@ def _sha256(path: Path) -> str:
 DIGESTS = "digests.json"  # in the cache folder: weights hashes by (path, size, mtime)
 
 
-def weights_digest(location: str) -> str:
+def weights_digest(location: str, remember: bool = True) -> str:
     """Content hash of what `--model` names: the weights file, or a model config (+ the fixed seed).
 
     A weights file's hash is remembered by (absolute path, size, mtime): a run does not re-read 60 MB
-    of unchanged weights to find its export; a file changed in any of those is hashed again."""
+    of unchanged weights to find its export; a file changed in any of those is hashed again. With
+    `remember` False a new hash is not written to the cache folder (a PyTorch run writes nothing there)."""
     path = Path(location)
     if path.suffix in (".yaml", ".yml"):
         if path.is_file():
@@ -211,6 +212,8 @@ def weights_digest(location: str) -> str:
     if isinstance(known.get(key), str):
         return known[key]
     digest = _sha256(path)
+    if not remember:
+        return digest
     known[key] = digest
     with contextlib.suppress(OSError):  # a read-only cache only costs a re-hash next time
         cache_dir().mkdir(parents=True, exist_ok=True)
@@ -698,7 +701,8 @@ def weights_identity(ref: ModelRef) -> str | None:
     cannot be read."""
     try:
         location = str(fetch_weights(ref)) if ref.official else ref.location
-        return weights_digest(location) if Path(location).is_file() or ref.untrained else None
+        # Not remembered: naming the weights in records must not write to the cache folder.
+        return weights_digest(location, remember=False) if Path(location).is_file() or ref.untrained else None
     except (OSError, ValueError, ModelError):
         return None
 
