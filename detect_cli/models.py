@@ -294,6 +294,8 @@ class Detector:
     it runs in (fp32, fp16 on CUDA, bf16 for OpenVINO on CPUs that have it).
     """
 
+    weights_sha256: str | None = None  # what its weights are, by content: set by backends.load
+
     def __init__(
         self,
         ref: ModelRef,

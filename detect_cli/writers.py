@@ -26,7 +26,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from detect_cli.errors import OutputError
 from detect_cli.models import is_coco80
 from detect_cli.render import draw_detections
-from detect_cli.results import ImageResult
+from detect_cli.results import BadRecord, ImageResult, check_record
+from detect_cli.rundir import open_own
 
 if TYPE_CHECKING:
     import numpy as np
@@ -186,7 +187,7 @@ def repair_tail(path: Path) -> bool:
     a line of their own. True when something was cut."""
     if not path.exists():
         return False
-    with path.open("rb+") as f:
+    with open(path, "rb+", opener=open_own) as f:
         size = f.seek(0, os.SEEK_END)
         if size == 0:
             return False
@@ -240,7 +241,7 @@ class _LineFile(Sink):
         path.parent.mkdir(parents=True, exist_ok=True)
         if mode == "a":
             repair_tail(path)  # a cut last line (a killed run, a full disk) must not swallow the next
-        self._f: IO[str] = path.open(mode, encoding="utf-8", newline="")
+        self._f: IO[str] = open(path, mode, encoding="utf-8", newline="", opener=open_own)
 
     def _flush(self) -> None:
         self._f.flush()
@@ -625,14 +626,15 @@ def open_sinks(
 
 def iter_jsonl(path: Path, bad: list[tuple[int, str]] | None = None) -> Iterator[dict[str, Any]]:
     """The records of a results.jsonl one at a time. A line that is not a record (cut short by a crash,
-    or garbage written by something else) is skipped, and added to `bad` as (line number, text)."""
-    with path.open(encoding="utf-8", errors="surrogateescape") as f:
+    garbage written by something else, or JSON of another shape: `results.check_record`) is skipped,
+    and added to `bad` as (line number, text)."""
+    with open(path, encoding="utf-8", errors="surrogateescape", opener=open_own) as f:
         for n, line in enumerate(f, 1):
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+                record = check_record(json.loads(line))
+            except (json.JSONDecodeError, BadRecord):  # not JSON, or JSON of another shape
                 record = None
-            if isinstance(record, dict) and "source" in record:
+            if record is not None:
                 yield record
             elif bad is not None and line.strip():
                 bad.append((n, line.rstrip("\n")))

@@ -547,3 +547,132 @@ def test_vid_stride_longer_than_the_video_gives_one_frame(fake_yolo: Path, tmp_p
     assert [r["frame"] for r in records(out / "frames.jsonl")] == [0]
     assert read_video(out / f"clip{pick_codec().suffix}")[0] == 1
     assert_unchanged(before, snapshot(tmp_path, out))
+
+
+# ------------------------------------------------- issue 18: the run's own files, never through a link
+@pytest.mark.parametrize("name", [LOCK_NAME, "results.jsonl", "results.jsonl.rejected"])
+@pytest.mark.parametrize("extra", [[], ["--exist-ok"], ["--resume"]])
+def test_a_link_at_the_runs_own_file_never_writes_through(
+    fake_yolo: Path, tmp_path: Path, name: str, extra: list[str]
+) -> None:
+    """out/.detect.lock (or the record) a symlink to the input: one `error:` line naming the link, exit
+    2, and the input keeps every byte (the run's pid used to be written through the lock into it)."""
+    photo = make_image(tmp_path / "in" / "a.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to(photo)
+    before = snapshot(tmp_path)
+    ran = cli("yolo", "image", photo, "-o", out, *extra, *model_args(fake_yolo))
+    assert ran.code == 2, ran.stderr[-2000:]
+    assert "symbolic link" in one_line_error(ran)
+    assert_unchanged(before, snapshot(tmp_path))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_resume_into_a_record_that_is_a_fifo_or_folder_is_one_line(
+    fake_yolo: Path, tmp_path: Path, kind: str
+) -> None:
+    """--resume where results.jsonl is a FIFO (reading it used to wait forever for a writer) or a folder
+    (the catch-all "unexpected ..." error): one `error:` line naming it, exit 2, in a real process
+    that must end within its timeout."""
+    photo = make_image(tmp_path / "in" / "a.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text("")  # an earlier run's folder
+    os.mkfifo(out / "results.jsonl") if kind == "fifo" else (out / "results.jsonl").mkdir()
+    before = snapshot(tmp_path)
+    ran = sub("yolo", "image", photo, "-o", out, "--resume", *model_args(fake_yolo), timeout=60)
+    assert ran.code == 2, ran.stderr[-2000:]
+    line = one_line_error(ran)
+    assert f"results.jsonl is a {'FIFO' if kind == 'fifo' else 'folder'}" in line, line
+    assert "unexpected" not in line
+    assert_unchanged(before, snapshot(tmp_path))
+
+
+WRONG_SHAPES = [  # JSON lines, each of a shape no detect run writes
+    {"source": "x.jpg", "model": "m", "detections": None, "error": None},
+    {"source": "x.jpg", "model": "m", "path": ["x.jpg"], "detections": [], "error": None},
+    {"source": "x.jpg", "detections": [], "error": None},
+    {
+        "source": "x.jpg",
+        "model": "m",
+        "detections": [{"class_id": "0", "class_name": "a", "confidence": 0.5, "xyxy": [0, 0, 1, 1]}],
+        "error": None,
+    },
+    {
+        "source": "x.jpg",
+        "model": "m",
+        "detections": [{"class_id": 0, "class_name": "a", "confidence": 0.5, "xyxy": [9, 0, 1, 1]}],
+        "error": None,
+    },
+    {"source": "x.jpg", "model": "m", "width": float("nan"), "detections": [], "error": None},
+]
+
+
+def test_records_of_the_wrong_shape_are_set_aside_not_a_crash(fake_yolo: Path, tmp_path: Path) -> None:
+    """JSON records of the wrong shape in results.jsonl: --resume moves them to results.jsonl.rejected
+    (exit 0, the real records kept), and a later --exist-ok run builds its tables past them."""
+    photos, out = tmp_path / "in", tmp_path / "out"
+    good_images(photos, 2)
+    args = ["--format", "jsonl", "--format", "csv", "--format", "coco", *model_args(fake_yolo)]
+    assert cli("yolo", "image", photos, "-o", out, *args).code == 0
+    jsonl = out / "results.jsonl"
+    good = jsonl.read_text()
+    bad = "".join(json.dumps(r) + "\n" for r in WRONG_SHAPES)
+    jsonl.write_text(good + bad)
+    ran = cli("yolo", "image", photos, "-o", out, "--resume", *args)
+    no_traceback(ran)
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert f"{len(WRONG_SHAPES)} line(s) are not records" in ran.stderr
+    assert jsonl.read_text() == good
+    assert (out / "results.jsonl.rejected").read_text() == bad
+    jsonl.write_text(good + bad)
+    make_image(photos / "new.jpg", 9)
+    ran = cli("yolo", "image", photos, "-o", out, "--exist-ok", *args)
+    no_traceback(ran)
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert isinstance(json.loads((out / "coco_results.json").read_text()), list)
+    assert {r["source"] for r in WRONG_SHAPES}.isdisjoint(
+        row.split(",")[0] for row in (out / "results.csv").read_text().splitlines()
+    )
+
+
+def test_the_resume_hint_works_pasted_with_a_source_that_starts_with_a_dash(
+    fake_yolo: Path, tmp_path: Path
+) -> None:
+    """The "To resume:" command for sources named `-a.jpg` and `my photo's.jpg`: its words, split as a
+    shell splits them, parse back to the same sources (after `--`), and running them finishes the run."""
+    import shlex
+
+    import typer.main
+
+    from detect_cli.cli.options import resume_command
+
+    make_image(tmp_path / "-a.jpg", 1)
+    make_image(tmp_path / "my photo's.jpg", 2)
+    out = tmp_path / "out"
+    given = ["image", "-m", str(fake_yolo), "--imgsz", IMGSZ, "--", "-a.jpg", "my photo's.jpg"]
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        group = typer.main.get_command(app)
+        with group.make_context("detect", list(given)) as parent:
+            image = group.get_command(parent, "image")  # type: ignore[attr-defined]
+            ctx = image.make_context("image", given[1:], parent=parent)
+            hint = resume_command(ctx, out)
+    finally:
+        os.chdir(old)
+    words = shlex.split(hint)
+    assert words[:3] == ["cd", str(tmp_path), "&&"], hint
+    argv = words[words.index("image") :]
+    assert argv[argv.index("--") + 1 :] == ["-a.jpg", "my photo's.jpg"], hint
+    with group.make_context("detect", list(argv)) as parent:
+        parsed = group.get_command(parent, "image").make_context("image", argv[1:], parent=parent)  # type: ignore[attr-defined]
+        assert [str(s) for s in parsed.params["sources"]] == ["-a.jpg", "my photo's.jpg"]
+        assert parsed.params["resume"] is True
+    ran = cli(*argv, cwd=tmp_path)
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert sorted(os.path.basename(r["source"]) for r in records(out / "results.jsonl")) == [
+        "-a.jpg",
+        "my photo's.jpg",
+    ]

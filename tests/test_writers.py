@@ -45,8 +45,8 @@ def test_jsonl_one_line_per_input_and_echo(tmp_path: Path) -> None:
 
 def test_jsonl_reader_skips_a_line_cut_short(tmp_path: Path) -> None:
     p = tmp_path / "r.jsonl"
-    p.write_text('{"source": "a"}\n{"source": "b"')
-    assert read_jsonl(p) == [{"source": "a"}]
+    p.write_text('{"source": "a", "model": "m"}\n{"source": "b"')
+    assert read_jsonl(p) == [{"source": "a", "model": "m"}]
 
 
 def test_csv_row_per_detection_and_per_empty_or_failed_input(tmp_path: Path) -> None:

@@ -321,14 +321,15 @@ RayWorkers = Annotated[
 
 def resume_command(ctx: typer.Context, out: Path) -> str:
     """The command line that finishes this run: the same arguments, with --out and --resume, run from
-    this folder (relative paths and the input keys depend on it)."""
+    this folder (relative paths and the input keys depend on it), shell-quoted so that it works pasted."""
     import shlex
 
-    words = ctx.command_path.split()
+    sources: list[str] = []
+    words: list[str] = []
     for param in ctx.command.params:
         value = ctx.params.get(param.name or "")
         if param.param_type_name == "argument":
-            words += [str(v) for v in value or ()]
+            sources += [str(v) for v in value or ()]
             continue
         opts = getattr(param, "opts", [])
         if param.name in ("out", "resume", "exist_ok") or value is None or _is_default(ctx, param, value):
@@ -343,7 +344,12 @@ def resume_command(ctx: typer.Context, out: Path) -> str:
         else:
             words += [opts[0], str(value.value if isinstance(value, Enum) else value)]
     words += ["--out", str(out), "--resume"]
-    return f"cd {shlex.quote(os.getcwd())} && {shlex.join(words)}"
+    # A source that starts with "-" would be read as an option: the sources then go last, after "--".
+    if any(v.startswith("-") for v in sources):
+        words = [*words, "--", *sources]
+    else:
+        words = [*sources, *words]
+    return f"cd {shlex.quote(os.getcwd())} && {shlex.join([*ctx.command_path.split(), *words])}"
 
 
 def _is_default(ctx: typer.Context, param: Any, value: Any) -> bool:
