@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from detect_cli.sources import FileStamp, ImageInput, current_stamp, input_path
-from detect_cli.writers import iter_jsonl, jsonl_line
+from detect_cli.writers import iter_jsonl, jsonl_line, open_new
 
 
 def record_key(record: dict[str, Any]) -> str:
@@ -110,7 +110,7 @@ def compact(path: Path) -> int:
     dropped = 0
     bad: list[tuple[int, str]] = []
     tmp = path.with_name(f".{path.name}.compact.part")
-    with tmp.open("w", encoding="utf-8") as out:
+    with open(open_new(tmp), "w", encoding="utf-8") as out:  # never through a link planted there
         for i, r in enumerate(iter_jsonl(path, bad)):
             if i in keep:
                 out.write(jsonl_line(r) + "\n")

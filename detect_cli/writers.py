@@ -164,6 +164,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def open_new(path: Path) -> int:
+    """A file descriptor for a new, empty file at `path` (a temporary `.part` name), for writing.
+
+    Whatever already has that name (a part file left by a killed run, or a symlink planted there, say
+    to an input) is unlinked first, which removes a link and never its target; the open then creates
+    the file or fails (O_EXCL, O_NOFOLLOW), so the write can never go through a link onto another file.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    return os.open(path, flags, 0o666)  # 0o666 less the umask, as open() gives
+
+
 def json_text(record: Any, indent: int | None = None) -> str:
     """JSON text, UTF-8 where it can be. A file name that is not valid UTF-8 reaches us as text with
     lone surrogates (`os.fsdecode`); such text is written with `\\udcXX` escapes instead, which is
@@ -259,7 +272,9 @@ class _WholeFile(Sink):
         self._tmp = path.with_name(f".{path.name}.part")
         # A name that is not UTF-8 (lone surrogates) is written with backslash escapes: the table stays
         # valid UTF-8; results.jsonl keeps the exact name.
-        self._f: IO[str] = self._tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace")
+        self._f: IO[str] = open(
+            open_new(self._tmp), "w", encoding="utf-8", newline="", errors="backslashreplace"
+        )
 
     def _finish(self) -> None:
         """Write what closes the file (a footer, say) before it is renamed."""
@@ -510,6 +525,8 @@ class AnnotatedVideoWriter(Sink):
         self._final = self.root / key.with_name(key.name + self.codec.suffix)
         self._tmp = self._final.with_name(f".{key.name}.part{self.codec.suffix}")
         self._final.parent.mkdir(parents=True, exist_ok=True)
+        # The video libraries open by name, following links: a link planted at the part name goes first.
+        self._tmp.unlink(missing_ok=True)
         self._size = (image.shape[1], image.shape[0])
         self._writer = open_video_file(self._tmp, self.codec, self._fps.get(source, 30.0), self._size)
 

@@ -547,3 +547,22 @@ def test_vid_stride_longer_than_the_video_gives_one_frame(fake_yolo: Path, tmp_p
     assert [r["frame"] for r in records(out / "frames.jsonl")] == [0]
     assert read_video(out / f"clip{pick_codec().suffix}")[0] == 1
     assert_unchanged(before, snapshot(tmp_path, out))
+
+
+# ------------------------------------------------------------------------ outputs, round three (issue 18)
+def test_exist_ok_never_writes_through_a_link_planted_at_a_part_name(fake_yolo: Path, tmp_path: Path) -> None:
+    """A rerun with --exist-ok into a folder where `.results.csv.part` and `.coco_results.json.part` are
+    symlinks to an input: the tables are written, the input stays byte-identical."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    victim = make_image(photos / "a.jpg")
+    first = cli("yolo", "image", photos, "-o", out, "-f", "csv", *model_args(fake_yolo))
+    assert first.code == 0, first.stderr[-2000:]
+    before = snapshot(photos)
+    for name in (".results.csv.part", ".coco_results.json.part"):
+        (out / name).symlink_to(victim)
+    ran = cli(
+        "yolo", "image", photos, "-o", out, "-f", "csv", "-f", "coco", "--exist-ok", *model_args(fake_yolo)
+    )
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert_unchanged(before, snapshot(photos))
+    assert json.loads((out / "coco_results.json").read_text()) and (out / "results.csv").read_text()

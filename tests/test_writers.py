@@ -182,10 +182,13 @@ def test_appending_repairs_a_cut_last_line(tmp_path: Path) -> None:
     assert [json.loads(line)["source"] for line in lines] == ["a", EMPTY.source]
 
 
-def test_tables_on_a_full_disk_fail_in_one_line_and_leave_no_part_file(tmp_path: Path) -> None:
+def test_tables_on_a_full_disk_fail_in_one_line_and_leave_no_part_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """/dev/full fails every write with ENOSPC: the same error a full disk gives."""
     import os
 
+    from detect_cli import writers
     from detect_cli.errors import OutputError
     from detect_cli.writers import write_tables
 
@@ -194,7 +197,8 @@ def test_tables_on_a_full_disk_fail_in_one_line_and_leave_no_part_file(tmp_path:
     with JsonlWriter(tmp_path / "results.jsonl") as sink:
         for i in range(200):
             sink.write(OK, PurePosixPath(f"{i}.jpg"), None)
-    (tmp_path / ".results.csv.part").symlink_to("/dev/full")
+    # The part file opened on /dev/full (a link planted at its name would be removed, not followed).
+    monkeypatch.setattr(writers, "open_new", lambda path: os.open("/dev/full", os.O_WRONLY))
     with pytest.raises(OutputError, match="No space left on device") as e:
         write_tables(tmp_path, ["csv"], {0: "person", 2: "car"})
     assert "\n" not in str(e.value) and "--resume" in str(e.value)
@@ -215,3 +219,52 @@ def test_a_record_deleted_under_the_run_stops_it_in_one_line(tmp_path: Path) -> 
         shutil.rmtree(out)
         with pytest.raises(OutputError, match="was deleted while the run wrote it"):
             sink.write(EMPTY, PurePosixPath("b.jpg"), None)
+
+
+@pytest.mark.parametrize("table", ["csv", "coco"])
+def test_a_link_planted_at_a_part_name_is_replaced_not_written_through(table: str, tmp_path: Path) -> None:
+    """`.results.csv.part` made a symlink to an input (or to anything): the table is written to a new
+    file in its place, and the file the link pointed to is byte-identical afterwards."""
+    from detect_cli.writers import TABLES, write_tables
+
+    victim = tmp_path / "photos" / "cat.jpg"
+    victim.parent.mkdir()
+    victim.write_bytes(b"\xff\xd8 the user's picture \xff\xd9")
+    before = victim.read_bytes()
+    with JsonlWriter(tmp_path / "results.jsonl") as sink:
+        sink.write(OK, PurePosixPath("x.jpg"), None)
+    part = tmp_path / f".{TABLES[table]}.part"
+    part.symlink_to(victim)
+    write_tables(tmp_path, [table], {0: "person", 2: "car"})
+    assert victim.read_bytes() == before
+    assert not part.is_symlink() and not part.exists()
+    assert "person" in (tmp_path / TABLES[table]).read_text() or table == "coco"
+    assert (tmp_path / TABLES[table]).stat().st_nlink == 1 and not (tmp_path / TABLES[table]).is_symlink()
+
+
+def test_a_link_planted_at_a_videos_part_name_is_not_written_through(tmp_path: Path) -> None:
+    from detect_cli.video import pick_codec
+    from detect_cli.writers import AnnotatedVideoWriter
+
+    codec = pick_codec()
+    victim = tmp_path / "clip.bin"
+    victim.write_bytes(b"the user's video")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / f".v.part{codec.suffix}").symlink_to(victim)
+    with AnnotatedVideoWriter(tmp_path / "out", {"v.mp4": 5.0}, codec) as sink:
+        for i in range(2):
+            sink.write(ImageResult("v.mp4", "m", 100, 50), PurePosixPath("v", f"{i:06d}.jpg"), IMAGE)
+    assert victim.read_bytes() == b"the user's video"
+    assert sink.written == [tmp_path / "out" / f"v{codec.suffix}"] and not sink.problems
+
+
+def test_compaction_does_not_write_through_a_planted_link(tmp_path: Path) -> None:
+    from detect_cli.resume import compact
+
+    victim = tmp_path / "input.jpg"
+    victim.write_bytes(b"picture")
+    record = tmp_path / "results.jsonl"
+    record.write_text('{"source": "a", "model": "m"}\n{"source": "a", "model": "m", "error": null}\n')
+    (tmp_path / ".results.jsonl.compact.part").symlink_to(victim)
+    assert compact(record) == 1
+    assert victim.read_bytes() == b"picture" and len(read_jsonl(record)) == 1
