@@ -159,8 +159,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with tmp.open("xb") as f:
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # a failed write names no file: name it
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 
@@ -323,6 +325,8 @@ class JsonlWriter(_LineFile):
             self._flush()
             vanished = os.fstat(self._f.fileno()).st_nlink == 0
         except OSError as e:  # the run's record: without it nothing is done, so the run ends here
+            if e.errno in RUN_FAULTS:
+                raise run_fault(OSError(e.errno, e.strerror, str(self.path)), self.path) from e
             raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from e
         if vanished:  # records written on would be lost with the deleted file
             raise OutputError(f"{self.path} was deleted while the run wrote it (its folder removed?)")
@@ -558,6 +562,18 @@ TABLES = {"csv": "results.csv", "coco": "coco_results.json"}
 RUN_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 
 
+def run_fault(e: OSError, record: Path | None) -> OutputError:
+    """The one-line error that ends a run on a full disk (or a read-only one): what failed and, for an
+    image run (its record is results.jsonl), how to finish it once there is room: every input recorded
+    so far stays done."""
+    where = f" {e.filename}" if e.filename else ""
+    message = f"cannot write{where}: {e.strerror or e}; the run stopped"
+    if record is None or record.name == RESULTS_JSONL:
+        kept = f"the inputs recorded in {record} are done" if record else "the inputs recorded are done"
+        message += f" ({kept}): make room, then rerun the same command with --resume to finish it"
+    return OutputError(message)
+
+
 def output_paths(out: Path, rel_path: PurePosixPath, formats: Iterable[str], save_images: bool) -> list[Path]:
     """Every file a run may write for one input (for the check that none of them is an input)."""
     paths = []
@@ -604,7 +620,7 @@ class SinkGroup(Sink):
                 sink.write(result, rel_path, image)
             except Exception as e:  # any writer's failure is this input's, not the run's
                 if isinstance(e, OSError) and e.errno in RUN_FAULTS:
-                    raise
+                    raise run_fault(e, self._record_path) from e
                 reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).strip()
                 final = replace(
                     result,
@@ -617,8 +633,12 @@ class SinkGroup(Sink):
         for sink in self.records:
             sink.write(final, rel_path, image)
 
+    @property
+    def _record_path(self) -> Path | None:
+        return next((s.path for s in self.records if isinstance(s, JsonlWriter)), None)
+
     def close(self) -> None:
-        close_all(self.sinks)
+        close_all(self.sinks, self._record_path)
 
     def failures(self) -> list[Failure]:
         return list(self._failures)
@@ -694,7 +714,9 @@ def write_tables(
     return [m.path for m in makers]
 
 
-def close_all(sinks: Sequence[Sink]) -> None:
+def close_all(sinks: Sequence[Sink], record: Path | None = None) -> None:
+    """Close every sink, even when one fails; then raise the first failure as one line (with the way to
+    finish the run when the disk is full)."""
     errors = []
     for s in sinks:
         try:
@@ -702,4 +724,6 @@ def close_all(sinks: Sequence[Sink]) -> None:
         except OSError as e:
             errors.append(e)
     if errors:
-        raise OutputError(f"could not finish writing outputs: {errors[0]}")
+        if errors[0].errno in RUN_FAULTS:
+            raise run_fault(errors[0], record) from errors[0]
+        raise OutputError(f"could not finish writing outputs: {errors[0]}") from errors[0]

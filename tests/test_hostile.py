@@ -566,3 +566,42 @@ def test_exist_ok_never_writes_through_a_link_planted_at_a_part_name(fake_yolo: 
     assert ran.code == 0, ran.stderr[-2000:]
     assert_unchanged(before, snapshot(photos))
     assert json.loads((out / "coco_results.json").read_text()) and (out / "results.csv").read_text()
+
+
+@pytest.mark.parametrize("failing", [1, 3])
+def test_a_full_disk_while_drawing_ends_in_one_line_with_the_way_to_resume(
+    failing: int, fake_yolo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC injected at the write of the first (raised by the next write) or the last annotated picture
+    (raised only when the sinks close): either way one `error:` line naming the full disk and --resume,
+    exit 2, the inputs before it recorded; the resumed run finishes the rest."""
+    import errno
+
+    from detect_cli import writers
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    for i in range(3):
+        make_image(photos / f"{i}.jpg", i)
+    real, calls = writers.atomic_write_bytes, []
+
+    def fill_up(path: Path, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) == failing:
+            raise OSError(
+                errno.ENOSPC, os.strerror(errno.ENOSPC), str(path.with_name(f".{path.name}.x.part"))
+            )
+        real(path, data)
+
+    monkeypatch.setattr(writers, "atomic_write_bytes", fill_up)
+    ran = cli("yolo", "image", photos, "-o", out, *model_args(fake_yolo))
+    assert ran.code == 2, ran.stderr[-2000:]
+    line = one_line_error(ran)
+    assert "No space left on device" in line and "--resume" in line and "unexpected" not in line
+    assert len(records(out / "results.jsonl")) == failing - 1
+    monkeypatch.setattr(writers, "atomic_write_bytes", real)
+    again = cli("yolo", "image", photos, "-o", out, "--resume", *model_args(fake_yolo))
+    assert again.code == 0, again.stderr[-2000:]
+    assert sorted(r["source"] for r in records(out / "results.jsonl")) == sorted(
+        str(photos / f"{i}.jpg") for i in range(3)
+    )
+    assert sorted(p.name for p in (out / "photos").iterdir()) == ["0.jpg", "1.jpg", "2.jpg"]
