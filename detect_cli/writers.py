@@ -15,13 +15,15 @@ import csv
 import errno
 import json
 import os
+import unicodedata
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from detect_cli.errors import OutputError
 from detect_cli.models import is_coco80
@@ -177,6 +179,65 @@ def open_new(path: Path) -> int:
         path.unlink()
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     return os.open(path, flags, 0o666)  # 0o666 less the umask, as open() gives
+
+
+class HasRelPath(Protocol):
+    @property
+    def rel_path(self) -> PurePosixPath: ...
+
+
+Named = TypeVar("Named", bound=HasRelPath)
+
+
+def _fold(path: PurePosixPath | str) -> str:
+    """A name as a case-insensitive (or normalising) file system compares it."""
+    return unicodedata.normalize("NFC", str(path)).casefold()
+
+
+def output_names(rel_paths: Sequence[PurePosixPath]) -> list[PurePosixPath]:
+    """Output names for a run's inputs: each input's per-input files (annotated picture, YOLO label,
+    compare's side-by-side, explain's picture) are `output_file(name, suffix)`, and no two inputs' names
+    give the same file, even on a case-insensitive file system.
+
+    An input is named by its path without the suffix (photos/x.jpg → photos/x: labels/photos/x.txt)
+    unless another input of the run has that name too, ignoring case (x.jpg beside x.png, or y.jpg beside
+    Y.JPG); then each of them keeps its suffix in the name (photos/x.jpg → labels/photos/x.jpg.txt,
+    photos/x.png → labels/photos/x.png.txt), and a name still taken gets -2, -3 … before the suffix, in
+    the order of the paths sorted. The names depend only on the set of inputs, not on their order, so a
+    resumed run names its inputs as the first did. Returned as relative paths that keep the input's
+    suffix (photos/x.jpg.jpg for a kept-suffix name): `output_file` swaps it for the output's.
+    """
+    by_stem = Counter(_fold(r.with_suffix("")) for r in rel_paths)
+    names: dict[int, PurePosixPath] = {}
+    taken: set[str] = set()
+    for i, rel in enumerate(rel_paths):
+        if by_stem[_fold(rel.with_suffix(""))] == 1:
+            names[i] = rel
+            taken.add(_fold(rel.with_suffix("")))
+    shared = sorted((i for i in range(len(rel_paths)) if i not in names), key=lambda i: str(rel_paths[i]))
+    for i in shared:
+        rel = rel_paths[i]
+        stem, n = rel.name, 1
+        while _fold(rel.parent / stem) in taken:
+            n += 1
+            stem = f"{rel.stem}-{n}{rel.suffix}"
+        taken.add(_fold(rel.parent / stem))
+        names[i] = rel.parent / f"{stem}{rel.suffix}"
+    return [names[i] for i in range(len(rel_paths))]
+
+
+def name_outputs(items: Sequence[Named]) -> list[Named]:
+    """`items` (inputs with a `rel_path`) with their rel_path made their output name (`output_names`)."""
+    names = output_names([item.rel_path for item in items])
+    return [
+        item if name == item.rel_path else replace(item, rel_path=name)  # type: ignore[type-var]
+        for item, name in zip(items, names, strict=True)
+    ]
+
+
+def output_file(rel_path: PurePosixPath, suffix: str) -> PurePosixPath:
+    """The file of one kind (its `suffix`) for the input named `rel_path` (see `output_names`)."""
+    return rel_path.with_suffix(suffix)
 
 
 def json_text(record: Any, indent: int | None = None) -> str:
@@ -396,7 +457,7 @@ class YoloTxtWriter(Sink):
 
     @staticmethod
     def target(root: Path, rel_path: PurePosixPath) -> Path:
-        return root / rel_path.with_suffix(".txt")
+        return root / output_file(rel_path, ".txt")
 
 
 def coco80_to_coco91() -> list[int]:
@@ -468,7 +529,7 @@ class AnnotatedImageWriter(Sink):
     def targets(root: Path, rel_path: PurePosixPath) -> list[Path]:
         """Where the picture goes: in the input's own format, else as PNG."""
         suffix = rel_path.suffix.lower() or ".jpg"
-        return [root / rel_path.with_suffix(suffix), root / rel_path.with_suffix(".png")]
+        return [root / output_file(rel_path, suffix), root / output_file(rel_path, ".png")]
 
 
 class AnnotatedVideoWriter(Sink):

@@ -181,3 +181,30 @@ def test_a_model_compared_with_itself_agrees_fully(rtdetr_pt: Path, images: Path
     assert c.models[0].info.params_m and c.models[0].info.params_m > 30  # RT-DETR-L: ~32 M
     assert c.models[0].info.gflops and c.models[0].info.gflops > 0
     assert len(seen) == 4 and c.failed == () and c.labels is None
+
+
+# --- outputs: names, and a folder reused ------------------------------------------------------------------
+
+
+def _fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    from fakes import install
+
+    files = install(monkeypatch, tmp_path / "weights")
+    return [files["rtdetr"], files["yolo"]]
+
+
+def test_inputs_that_would_share_a_side_by_side_picture_get_one_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """x.jpg beside x.png, y.jpg beside Y.JPG: one side-by-side picture per input (each of its own
+    input's size), every one in the report's gallery."""
+    sizes = {"x.jpg": (64, 80), "x.png": (72, 96), "y.jpg": (80, 64), "Y.JPG": (96, 72)}
+    for i, (name, size) in enumerate(sizes.items()):
+        make_image(tmp_path / "in" / name, i, size=size)
+    run = run_compare(_job(tmp_path, _fakes(tmp_path, monkeypatch), tmp_path / "in"))
+    side = {p.relative_to(run.out).as_posix(): cv2.imread(str(p)).shape for p in run.out.rglob("*.jpg")}
+    assert len(side) == 4 and len({k.casefold() for k in side}) == 4
+    widths = sorted(shape[1] for shape in side.values())
+    assert widths == sorted(2 * w for _, w in sizes.values())
+    md = (run.out / "report.md").read_text()
+    assert all(f"({name})" in md for name in side), md

@@ -605,3 +605,41 @@ def test_a_full_disk_while_drawing_ends_in_one_line_with_the_way_to_resume(
         str(photos / f"{i}.jpg") for i in range(3)
     )
     assert sorted(p.name for p in (out / "photos").iterdir()) == ["0.jpg", "1.jpg", "2.jpg"]
+
+
+def test_inputs_that_would_share_an_output_each_get_their_own(fake_yolo: Path, tmp_path: Path) -> None:
+    """x.jpg beside x.png (one labels/x.txt) and y.jpg beside y.JPG (one annotated y.jpg): every input
+    gets its own label file and annotated picture (the picture of its own size), the names hold on a
+    case-insensitive file system, and a resumed run writes nothing new."""
+    import cv2
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    sizes = {"x.jpg": (64, 80), "x.png": (72, 96), "y.jpg": (80, 64), "y.JPG": (96, 72), "z.jpg": (64, 64)}
+    for i, (name, size) in enumerate(sizes.items()):
+        make_image(photos / name, i, size=size)
+    before = snapshot(photos)
+    ran = cli("yolo", "image", photos, "-o", out, "-f", "txt", *model_args(fake_yolo))
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert_unchanged(before, snapshot(photos))
+    labels = sorted(p.relative_to(out / "labels").as_posix() for p in (out / "labels").rglob("*.txt"))
+    # y.jpg and y.JPG keep their suffixes and still differ only by case: the later (sorted) gets -2
+    assert labels == [
+        "photos/x.jpg.txt",
+        "photos/x.png.txt",
+        "photos/y-2.jpg.txt",
+        "photos/y.JPG.txt",
+        "photos/z.txt",
+    ]
+    drawn = {p.name: cv2.imread(str(p)).shape[:2] for p in (out / "photos").iterdir()}
+    assert drawn == {
+        "x.jpg.jpg": sizes["x.jpg"],
+        "x.png.png": sizes["x.png"],
+        "y-2.jpg.jpg": sizes["y.jpg"],
+        "y.JPG.jpg": sizes["y.JPG"],
+        "z.jpg": sizes["z.jpg"],
+    }
+    assert len({name.casefold() for name in drawn}) == len(drawn)
+    written = snapshot(out)
+    again = cli("yolo", "image", photos, "-o", out, "-f", "txt", "--resume", *model_args(fake_yolo))
+    assert again.code == 0, again.stderr[-2000:]
+    assert snapshot(out) == written

@@ -268,3 +268,28 @@ def test_compaction_does_not_write_through_a_planted_link(tmp_path: Path) -> Non
     (tmp_path / ".results.jsonl.compact.part").symlink_to(victim)
     assert compact(record) == 1
     assert victim.read_bytes() == b"picture" and len(read_jsonl(record)) == 1
+
+
+@pytest.mark.parametrize(
+    ("inputs", "names"),
+    [
+        (["a/x.jpg", "b.png"], ["a/x.jpg", "b.png"]),  # no clash: the input's own path
+        (["x.jpg", "x.png", "z.jpg"], ["x.jpg.jpg", "x.png.png", "z.jpg"]),  # labels x.jpg.txt, x.png.txt
+        (["y.jpg", "Y.JPG"], ["y-2.jpg.jpg", "Y.JPG.JPG"]),  # one name on a case-insensitive disk
+        (["A/x.jpg", "a/x.jpg"], ["A/x.jpg.jpg", "a/x-2.jpg.jpg"]),  # folders that differ by case only
+        (["x.jpg", "x.png", "x.jpg.png"], ["x-2.jpg.jpg", "x.png.png", "x.jpg.png"]),  # a kept suffix taken
+        (["Y.JPG", "y.jpg", "y-2.jpg"], ["Y.JPG.JPG", "y-2.jpg.jpg", "y-2.jpg"]),
+    ],
+)
+def test_output_names_are_unique_per_run_whatever_the_order(inputs: list[str], names: list[str]) -> None:
+    import itertools
+
+    from detect_cli.writers import output_file, output_names
+
+    rels = [PurePosixPath(p) for p in inputs]
+    assert [str(n) for n in output_names(rels)] == names
+    for order in itertools.permutations(range(len(rels))):  # the set decides, not the order given
+        assert [str(n) for n in output_names([rels[i] for i in order])] == [names[i] for i in order]
+    for suffix in (".txt", ".jpg", ".png"):  # every kind of output: one file per input
+        files = {str(output_file(n, suffix)).casefold() for n in output_names(rels)}
+        assert len(files) == len(rels)

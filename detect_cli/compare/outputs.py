@@ -16,10 +16,21 @@ from detect_cli.pipeline import Frame
 from detect_cli.render import side_by_side
 from detect_cli.results import ImageResult
 from detect_cli.threads import ThreadedSink
-from detect_cli.writers import RUN_FAULTS, AnnotatedVideoWriter, Codec, JsonlWriter, Sink, atomic_write_bytes
+from detect_cli.writers import (
+    RUN_FAULTS,
+    AnnotatedVideoWriter,
+    Codec,
+    JsonlWriter,
+    Sink,
+    atomic_write_bytes,
+    output_file,
+)
 
 if TYPE_CHECKING:
     import numpy as np
+
+
+SIDE_BY_SIDE = "side-by-side"  # the folder of the side-by-side pictures and videos
 
 
 @dataclass
@@ -28,7 +39,8 @@ class CompareOutputs:
     a few pictures (scaled) for report.html, those of the inputs numbered in `picture_indexes` (from 0),
     or the first `keep` when it is None.
 
-    When `save`: an image's side-by-side picture goes to `side-by-side/<input path>.jpg`; a video's frames,
+    When `save`: an image's side-by-side picture goes to `side-by-side/<output name>.jpg` (its input's
+    name in the run: writers.output_names); a video's frames,
     given a `codec`, go to the video `side-by-side/<video path><codec suffix>` (at `video_fps[source]`),
     and the kept ones also to `side-by-side/<video path>/<frame>.jpg`."""
 
@@ -49,7 +61,7 @@ class CompareOutputs:
         self._video_writer: AnnotatedVideoWriter | None = None
         self._video: Sink | None = None
         if self.save and self.codec is not None:
-            self._video_writer = AnnotatedVideoWriter(self.out / "side-by-side", self.video_fps, self.codec)
+            self._video_writer = AnnotatedVideoWriter(self.out / SIDE_BY_SIDE, self.video_fps, self.codec)
             self._video = ThreadedSink(self._video_writer)  # encoding overlaps the next frame's inference
 
     def __call__(self, frame: Frame, results: Sequence[ImageResult]) -> None:
@@ -77,7 +89,7 @@ class CompareOutputs:
             self._video.write(ImageResult(frame.source, "side-by-side"), frame.rel_path, picture)
         if to_file:
             ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
-            rel = PurePosixPath("side-by-side", frame.rel_path).with_suffix(".jpg")
+            rel = PurePosixPath(SIDE_BY_SIDE, output_file(frame.rel_path, ".jpg"))
             try:
                 if not ok:
                     raise OutputError("cannot encode it as JPEG")

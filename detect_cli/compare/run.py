@@ -33,7 +33,7 @@ from detect_cli.compare.accuracy import detections_to_coco, evaluate
 from detect_cli.compare.agreement import AgreementTally, ImageMatch, match_detections, shared_class_names
 from detect_cli.compare.labels import GroundTruth, load_labels
 from detect_cli.compare.machine import MEMORY_IMAGES, environment, measure_memory
-from detect_cli.compare.outputs import CompareOutputs
+from detect_cli.compare.outputs import SIDE_BY_SIDE, CompareOutputs
 from detect_cli.compare.report import HTML_PICTURES, REPORT_FILES, REPORT_RECORD, write_report
 from detect_cli.compare.results import (
     CompareSettings,
@@ -65,6 +65,7 @@ from detect_cli.sources import (
     discover_images,
     discover_videos,
 )
+from detect_cli.writers import name_outputs, output_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -491,7 +492,7 @@ def _exclude(job: CompareJob) -> tuple[Path, ...]:
 
 @contextlib.contextmanager
 def _image_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
-    items = discover_images(job.sources, job.recursive, exclude=_exclude(job))
+    items = name_outputs(discover_images(job.sources, job.recursive, exclude=_exclude(job)))
     frames = image_frames(items, job.url_timeout, job.max_pixels, stop)
     with contextlib.closing(frames):
         yield _Inputs(frames, len(items), images=items)
@@ -543,7 +544,7 @@ def _outputs(out: Path, inputs: _Inputs, video_suffix: str | None) -> Iterator[P
     """The files a comparison writes (for the check that none of them is an input)."""
     yield from (out / name for name in REPORT_FILES)
     for item in inputs.images:
-        yield out / "side-by-side" / item.rel_path.with_suffix(".jpg")
+        yield out / SIDE_BY_SIDE / output_file(item.rel_path, ".jpg")
     for item in inputs.video_items:
         if video_suffix:
             yield out / "side-by-side" / item.rel_path.with_name(item.rel_path.name + video_suffix)
