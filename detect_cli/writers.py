@@ -368,15 +368,89 @@ class _WholeFile(Sink):
             self.abort()
 
 
-class JsonlWriter(_LineFile):
-    """results.jsonl: one JSON object per input (or frame), the record of the run."""
+FIRST_FREE_ID = 1_000_000_000  # where image ids not taken from a file's name start (above COCO's own)
 
-    def __init__(self, path: Path, echo: Callable[[str], None] | None = None) -> None:
+
+def name_number(source: str) -> int | None:
+    """The number a file is named by (COCO's 000000000139.jpg → 139): ASCII digits only. A name in
+    other digits (`²`, `٣`) is not taken for a number: `int()` refuses some and reads others, and
+    neither is what a dataset's image id means."""
+    stem = PurePosixPath(source).stem
+    return int(stem) if stem.isascii() and stem.isdigit() else None
+
+
+def _id_key(record: Mapping[str, Any]) -> tuple[str, Any]:
+    """Which input (or video frame) a record is about: as resume keys it, and its frame."""
+    return record.get("path") or record["source"], record.get("frame")
+
+
+class ImageIds:
+    """COCO image ids for the records of one run folder: unique in it, and the same for an input every
+    time it is recorded (a resumed or redone input keeps its id).
+
+    An image named by a number (ASCII digits) gets that number unless an input recorded before it has
+    it (a/1.jpg, then b/001.jpg or b/1.jpg); every other input, and every video frame, gets the next free
+    id from FIRST_FREE_ID up, in the order they are recorded.
+    """
+
+    def __init__(self) -> None:
+        self._used: set[int] = set()
+        self._by_key: dict[tuple[str, Any], int] = {}
+        self._next = FIRST_FREE_ID
+
+    def note(self, record: Mapping[str, Any]) -> None:
+        """Learn an id a record already holds."""
+        image_id = record.get("image_id")
+        if isinstance(image_id, int) and not isinstance(image_id, bool):
+            self._used.add(image_id)
+            self._by_key[_id_key(record)] = image_id
+
+    def assign(self, record: Mapping[str, Any]) -> int:
+        """The id of the input a record is about: the one it was given before, else a new one."""
+        key = _id_key(record)
+        if key in self._by_key:
+            return self._by_key[key]
+        number = name_number(record["source"]) if record.get("frame") is None else None
+        if number is None or number in self._used:
+            while self._next in self._used:
+                self._next += 1
+            number = self._next
+        self._used.add(number)
+        self._by_key[key] = number
+        return number
+
+
+class JsonlWriter(_LineFile):
+    """results.jsonl: one JSON object per input (or frame), the record of the run.
+
+    A run's record (results.jsonl, frames.jsonl; `image_ids` says otherwise) gives each record its COCO
+    `image_id` (`ImageIds`, seeded from the records already there), so the tables built from it, after
+    a resumed run too, name every image by one id. `fresh` starts the file empty instead of appending.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        echo: Callable[[str], None] | None = None,
+        image_ids: bool | None = None,
+        fresh: bool = False,
+    ) -> None:
+        if fresh:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(open_new(path))  # a new file: never through a link left at the name
         super().__init__(path, "a")
         self._echo = echo
+        self._ids: ImageIds | None = None
+        if image_ids if image_ids is not None else path.name in (RESULTS_JSONL, FRAMES_JSONL):
+            self._ids = ImageIds()
+            for record in iter_jsonl(path):
+                self._ids.note(record)
 
     def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
-        self.write_record(result.to_dict())
+        record = result.to_dict()
+        if self._ids is not None:
+            record["image_id"] = self._ids.assign(record)
+        self.write_record(record)
 
     def write_record(self, record: Mapping[str, Any]) -> None:
         """One line, flushed; the line goes to `echo` too (`--json`)."""
@@ -471,22 +545,23 @@ class CocoWriter(_WholeFile):
 
     Streams the array to a temporary file and renames it at close. For models with the 80 COCO classes,
     category ids are mapped to COCO's 91-id scheme so the file scores against COCO annotations as is.
-    `image_id` is the file's numeric stem when it has one (COCO's own naming), else its order in the run.
+    `image_id` is the one the run's record gave the input (`ImageIds`); `write` gives one the same way.
     """
 
     def __init__(self, path: Path, names: dict[int, str]) -> None:
         super().__init__(path)
         self._f.write("[")
         self._first = True
-        self._n = 0
+        self._ids = ImageIds()
         self._category = coco80_to_coco91() if is_coco80(names) else None
 
     def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
-        self._n += 1
+        self.add(result, self._ids.assign(result.to_dict()))
+
+    def add(self, result: ImageResult, image_id: int) -> None:
+        """The result's detections, as the image `image_id`."""
         if not result.ok:
             return
-        stem = PurePosixPath(result.source).stem
-        image_id = int(stem) if stem.isdigit() else self._n
         for d in result.detections:
             x1, y1, x2, y2 = d.xyxy
             record = {
@@ -756,11 +831,17 @@ def write_tables(
         return []
     jsonl = out / record
     try:
+        ids = ImageIds()  # records of older versions hold no image_id: given one here, past those held
+        for r in iter_jsonl(jsonl) if jsonl.exists() else ():
+            ids.note(r)
         records = iter_jsonl(jsonl) if jsonl.exists() else iter(())
-        for record in records:
-            result = ImageResult.from_dict(record)
+        for r in records:
+            result = ImageResult.from_dict(r)
             for m in makers:
-                m.write(result, PurePosixPath(result.source), None)
+                if isinstance(m, CocoWriter):
+                    m.add(result, ids.assign(r))
+                else:
+                    m.write(result, PurePosixPath(result.source), None)
         for m in makers:
             m.close()
     except BaseException as e:

@@ -643,3 +643,34 @@ def test_inputs_that_would_share_an_output_each_get_their_own(fake_yolo: Path, t
     again = cli("yolo", "image", photos, "-o", out, "-f", "txt", "--resume", *model_args(fake_yolo))
     assert again.code == 0, again.stderr[-2000:]
     assert snapshot(out) == written
+
+
+def test_coco_ids_never_merge_two_images_and_survive_a_resume(fake_yolo: Path, tmp_path: Path) -> None:
+    """a/1.jpg, b/001.jpg, b/1.jpg (one number), cat.jpg (once given its position: 1 or 2) and ².jpg
+    (int() of a Unicode digit crashed the tables): one image_id per picture, the one its record holds;
+    a resumed run over an added and a changed picture keeps every id and gives new ones."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    names = ["a/1.jpg", "b/001.jpg", "b/1.jpg", "cat.jpg", "\u00b2.jpg"]
+    for i, name in enumerate(names):
+        make_image(photos / name, i)
+
+    def ids_by_file() -> dict[str, int]:
+        table = json.loads((out / "coco_results.json").read_text())
+        by_id: dict[int, set[str]] = {}
+        for d in table:
+            by_id.setdefault(d["image_id"], set()).add(d["file_name"])
+        assert all(len(files) == 1 for files in by_id.values()), by_id  # no two pictures merged
+        by_file = {next(iter(files)): i for i, files in by_id.items()}
+        assert by_file == {r["source"]: r["image_id"] for r in records(out / "results.jsonl")}
+        return by_file
+
+    ran = cli("yolo", "image", photos, "-o", out, "-f", "coco", *model_args(fake_yolo))
+    assert ran.code == 0, ran.stderr[-2000:]
+    first = ids_by_file()
+    assert len(first) == len(names) and first[str(photos / "a" / "1.jpg")] == 1
+    make_image(photos / "c" / "1.jpg", 9)
+    make_image(photos / "cat.jpg", 10)  # changed: redone
+    again = cli("yolo", "image", photos, "-o", out, "-f", "coco", "--resume", *model_args(fake_yolo))
+    assert again.code == 0, again.stderr[-2000:]
+    second = ids_by_file()
+    assert {k: second[k] for k in first} == first and len(second) == len(names) + 1

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import cv2
@@ -293,3 +294,49 @@ def test_output_names_are_unique_per_run_whatever_the_order(inputs: list[str], n
     for suffix in (".txt", ".jpg", ".png"):  # every kind of output: one file per input
         files = {str(output_file(n, suffix)).casefold() for n in output_names(rels)}
         assert len(files) == len(rels)
+
+
+def test_coco_image_ids_are_unique_per_run_and_kept_in_the_records(tmp_path: Path) -> None:
+    """a/1.jpg, b/001.jpg and b/1.jpg all read as 1; a file without a number got its position (which a
+    name can equal); `²` crashed int(). Each input now has its own id, held by its record; the table
+    uses the record's id, and a redone input keeps its id."""
+    from detect_cli.writers import FIRST_FREE_ID, write_tables
+
+    sources = ["a/1.jpg", "cat.jpg", "b/001.jpg", "b/1.jpg", "2.jpg", "x/\u00b2.jpg", "y/\u0663.jpg"]
+    with JsonlWriter(tmp_path / "results.jsonl") as sink:
+        for source in sources:
+            sink.write(replace(OK, source=source, path=f"/data/{source}"), PurePosixPath(source), None)
+    records = read_jsonl(tmp_path / "results.jsonl")
+    ids = {r["source"]: r["image_id"] for r in records}
+    assert ids["a/1.jpg"] == 1 and ids["2.jpg"] == 2 and len(set(ids.values())) == len(sources)
+    assert {ids[s] for s in ("cat.jpg", "b/001.jpg", "b/1.jpg", "x/\u00b2.jpg", "y/\u0663.jpg")} == set(
+        range(FIRST_FREE_ID, FIRST_FREE_ID + 5)
+    )
+    # A resumed run appends (a redone input, a new one): old ids are kept, new ones stay free.
+    with JsonlWriter(tmp_path / "results.jsonl") as sink:
+        sink.write(replace(EMPTY, source="b/1.jpg", path="/data/b/1.jpg"), PurePosixPath("b/1.jpg"), None)
+        sink.write(replace(OK, source="3.jpg", path="/data/3.jpg"), PurePosixPath("3.jpg"), None)
+    again = read_jsonl(tmp_path / "results.jsonl")
+    assert again[-2]["image_id"] == ids["b/1.jpg"] and again[-1]["image_id"] == 3
+    write_tables(tmp_path, ["coco"], {0: "person", 2: "car"})
+    table = json.loads((tmp_path / "coco_results.json").read_text())
+    by_file = {d["file_name"]: d["image_id"] for d in table}
+    assert by_file == {**{s: ids[s] for s in sources}, "3.jpg": 3}
+
+
+def test_tables_give_ids_to_records_of_older_versions_past_those_held(tmp_path: Path) -> None:
+    from detect_cli.writers import FIRST_FREE_ID, jsonl_line, write_tables
+
+    old = [{**replace(OK, source=s).to_dict()} for s in ("a/7.jpg", "b/7.jpg", "cat.jpg")]
+    held = {**replace(OK, source="c/9.jpg").to_dict(), "image_id": 7}
+    (tmp_path / "results.jsonl").write_text("".join(jsonl_line(r) + "\n" for r in [*old, held]))
+    write_tables(tmp_path, ["coco"], {0: "person", 2: "car"})
+    by_file = {
+        d["file_name"]: d["image_id"] for d in json.loads((tmp_path / "coco_results.json").read_text())
+    }
+    assert by_file == {
+        "a/7.jpg": FIRST_FREE_ID,
+        "b/7.jpg": FIRST_FREE_ID + 1,
+        "cat.jpg": FIRST_FREE_ID + 2,
+        "c/9.jpg": 7,
+    }
