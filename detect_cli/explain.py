@@ -607,15 +607,17 @@ def explain_images(
     url_timeout: float = DEFAULT_URL_TIMEOUT_S,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     stop: threading.Event | None = None,
+    fresh: bool = False,
 ) -> ExplainRun:
     """Explain each input (from `sources.discover_images`) into `out`, a prepared folder: a picture and
     an explain.jsonl line per image. Models come loaded, so `detect compare` can pass its own.
 
     An image that cannot be read, explained or written is that image's failure record and the run goes
-    on; a full disk ends it. When `stop` is set the run ends after the image in hand."""
+    on; a full disk ends it. When `stop` is set the run ends after the image in hand. `fresh` starts
+    explain.jsonl empty (a comparison replacing an earlier one) instead of adding to it."""
     pictures: list[Path | None] = []
     failed = 0
-    with JsonlWriter(out / EXPLAIN_JSONL, echo=echo) as writer:
+    with JsonlWriter(out / EXPLAIN_JSONL, echo=echo, fresh=fresh) as writer:
         for item in items:
             if stop is not None and stop.is_set():
                 break

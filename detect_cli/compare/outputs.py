@@ -4,12 +4,16 @@ OpenCV, imported when the first picture is made."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import stat
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
-from detect_cli.compare.report import HTML_PICTURE_WIDTH, HTML_PICTURES
+from detect_cli.compare.report import HTML_PICTURE_WIDTH, HTML_PICTURES, REPORT_RECORD
 from detect_cli.compare.results import Picture
 from detect_cli.errors import OutputError
 from detect_cli.pipeline import Frame
@@ -23,6 +27,8 @@ from detect_cli.writers import (
     JsonlWriter,
     Sink,
     atomic_write_bytes,
+    json_text,
+    open_new,
     output_file,
 )
 
@@ -31,6 +37,78 @@ if TYPE_CHECKING:
 
 
 SIDE_BY_SIDE = "side-by-side"  # the folder of the side-by-side pictures and videos
+DETECTIONS = "detections"  # each model's detections/<label>.jsonl
+FILE_LIST = ".compare-files.jsonl"  # what a comparison wrote into its folder (see FileList)
+
+
+class FileList:
+    """The files a comparison writes into its folder, each listed (a JSON string a line, flushed) before
+    it is written, the list itself made first: so a folder holding it holds a comparison, complete or
+    killed, and `compare --exist-ok` removes exactly what an earlier comparison wrote there
+    (`remove_listed`), never a file it did not write."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self._seen: set[str] = set()
+        self._f: IO[str] = open(open_new(out / FILE_LIST), "w", encoding="utf-8")
+
+    def add(self, *paths: Path) -> None:
+        new = [rel for p in paths if (rel := p.relative_to(self.out).as_posix()) not in self._seen]
+        if not new:
+            return
+        self._seen.update(new)
+        self._f.write("".join(json_text(rel) + "\n" for rel in new))
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def holds_comparison(out: Path) -> bool:
+    """`out` holds what a comparison wrote: its list, its report, or (versions before the list) its
+    detections."""
+    return (
+        (out / FILE_LIST).exists()
+        or (out / REPORT_RECORD).exists()
+        or any((out / DETECTIONS).glob("*.jsonl"))
+    )
+
+
+def remove_listed(out: Path) -> int:
+    """Delete the files an earlier comparison listed in `out` (its pictures, videos, detections, report)
+    and the folders they leave empty. An entry that would lead out of `out`, or through a symlinked
+    folder, is passed over; so is anything but a file or a link. Returns the number removed."""
+    listed = out / FILE_LIST
+    if not listed.exists():
+        return 0
+    root = os.path.realpath(out)
+    removed = 0
+    folders: set[Path] = set()
+    with listed.open(encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            rel = PurePosixPath(entry) if isinstance(entry, str) else None
+            if rel is None or rel.is_absolute() or not rel.parts or ".." in rel.parts:
+                continue
+            path = out.joinpath(*rel.parts)
+            if os.path.realpath(path.parent) != os.path.join(root, *rel.parts[:-1]):
+                continue  # a folder on the way is a link: what it leads to is not the comparison's
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue
+            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                path.unlink()
+                removed += 1
+                folders.update(p for p in path.parents if p != out and out in p.parents)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty: it holds something else
+            folder.rmdir()
+    listed.unlink()
+    return removed
 
 
 @dataclass
@@ -52,10 +130,14 @@ class CompareOutputs:
     picture_indexes: Collection[int] | None = None
     video_fps: Mapping[str, float] = field(default_factory=dict)
     codec: Codec | None = None
+    files: FileList | None = None  # where each file is listed before it is written
 
     def __post_init__(self) -> None:
-        (self.out / "detections").mkdir(parents=True, exist_ok=True)
-        self._jsonl = [JsonlWriter(self.out / "detections" / f"{label}.jsonl") for label in self.labels]
+        (self.out / DETECTIONS).mkdir(parents=True, exist_ok=True)
+        paths = [self.out / DETECTIONS / f"{label}.jsonl" for label in self.labels]
+        self._list(*paths)
+        # Started empty: a comparison's detections are its own, never added to an earlier one's.
+        self._jsonl = [JsonlWriter(path, fresh=True) for path in paths]
         self._seen = 0
         self.problems: list[tuple[str, str]] = []  # (input, why its side-by-side was not written)
         self._video_writer: AnnotatedVideoWriter | None = None
@@ -93,6 +175,7 @@ class CompareOutputs:
             try:
                 if not ok:
                     raise OutputError("cannot encode it as JPEG")
+                self._list(self.out / rel)
                 atomic_write_bytes(self.out / rel, buf.tobytes())
             except (OSError, OutputError) as e:  # this input's picture, not the comparison, failed
                 if isinstance(e, OSError) and e.errno in RUN_FAULTS:
@@ -102,6 +185,10 @@ class CompareOutputs:
         if sample:
             caption = frame.source if frame.frame is None else f"{frame.source}, frame {frame.frame}"
             self.pictures.append(Picture(caption, _small_jpeg(picture)))
+
+    def _list(self, *paths: Path) -> None:
+        if self.files is not None:
+            self.files.add(*paths)
 
     @property
     def videos(self) -> list[Path]:
