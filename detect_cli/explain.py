@@ -671,9 +671,8 @@ def run_explain(
     if any(exported_kind(r.location) for r in (job.model, job.compare) if r is not None):
         raise BadOptionError(TORCH_ONLY)
     exclude = [job.out] if job.out else []
-    items = name_outputs(
-        discover_images(job.sources, exclude=exclude)
-    )  # before loading: a wrong path fails fast
+    # Before loading: a wrong path fails fast. Each input named once, uniquely (writers.output_names).
+    items = name_outputs(discover_images(job.sources, exclude=exclude))
     planned = planned_folder(job.out, "explain", job.exist_ok)
     if planned is not None:
         outputs = [planned / EXPLAIN_JSONL, *(planned / picture_path(i.rel_path) for i in items)]

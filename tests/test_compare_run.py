@@ -287,3 +287,31 @@ def test_a_comparison_killed_with_sigkill_is_refused_then_replaced(tmp_path: Pat
         sources = [r["source"] for r in read_jsonl(path)]
         assert sorted(sources) == sorted(str(tmp_path / "in" / f"{i}.jpg") for i in range(6)), path
     assert os.path.exists(out / "report.json")
+
+
+@pytest.mark.parametrize("where", ["picture", "detections"])
+def test_a_full_disk_ends_a_comparison_in_one_designed_error(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC injected at the write of a side-by-side picture, or of a model's detections: an OutputError
+    (one `error:` line, exit 2) naming the file and the full disk, not an unexpected OSError; compare has
+    no --resume, so none is offered."""
+    import errno
+    import os
+
+    from detect_cli.compare import outputs
+    from detect_cli.errors import OutputError
+    from detect_cli.writers import JsonlWriter
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    if where == "picture":
+        monkeypatch.setattr(outputs, "atomic_write_bytes", full)
+    else:
+        monkeypatch.setattr(JsonlWriter, "_flush", full)
+    make_image(tmp_path / "in" / "a.jpg")
+    with pytest.raises(OutputError, match="No space left on device") as e:
+        run_compare(_job(tmp_path, _fakes(tmp_path, monkeypatch), tmp_path / "in"))
+    assert "\n" not in str(e.value) and "--resume" not in str(e.value)
+    assert str(tmp_path / "out") in str(e.value)

@@ -50,18 +50,25 @@ class FileList:
     def __init__(self, out: Path) -> None:
         self.out = out
         self._seen: set[str] = set()
-        self._f: IO[str] = open(open_new(out / FILE_LIST), "w", encoding="utf-8")
+        try:
+            self._f: IO[str] = open(open_new(out / FILE_LIST), "w", encoding="utf-8")
+        except OSError as e:
+            raise OutputError(f"cannot write {out / FILE_LIST}: {e.strerror or e}") from e
 
     def add(self, *paths: Path) -> None:
         new = [rel for p in paths if (rel := p.relative_to(self.out).as_posix()) not in self._seen]
         if not new:
             return
         self._seen.update(new)
-        self._f.write("".join(json_text(rel) + "\n" for rel in new))
-        self._f.flush()
+        try:
+            self._f.write("".join(json_text(rel) + "\n" for rel in new))
+            self._f.flush()
+        except OSError as e:  # a full disk: the comparison cannot go on without knowing what it wrote
+            raise OutputError(f"cannot write {self.out / FILE_LIST}: {e.strerror or e}") from e
 
     def close(self) -> None:
-        self._f.close()
+        with contextlib.suppress(OSError):  # every line was flushed when added
+            self._f.close()
 
 
 def holds_comparison(out: Path) -> bool:
@@ -172,10 +179,10 @@ class CompareOutputs:
         if to_file:
             ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
             rel = PurePosixPath(SIDE_BY_SIDE, output_file(frame.rel_path, ".jpg"))
+            self._list(self.out / rel)  # its failure is the comparison's: raised
             try:
                 if not ok:
                     raise OutputError("cannot encode it as JPEG")
-                self._list(self.out / rel)
                 atomic_write_bytes(self.out / rel, buf.tobytes())
             except (OSError, OutputError) as e:  # this input's picture, not the comparison, failed
                 if isinstance(e, OSError) and e.errno in RUN_FAULTS:

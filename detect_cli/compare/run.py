@@ -553,7 +553,7 @@ def _outputs(out: Path, inputs: _Inputs, video_suffix: str | None) -> Iterator[P
         yield out / SIDE_BY_SIDE / output_file(item.rel_path, ".jpg")
     for item in inputs.video_items:
         if video_suffix:
-            yield out / "side-by-side" / item.rel_path.with_name(item.rel_path.name + video_suffix)
+            yield out / SIDE_BY_SIDE / item.rel_path.with_name(item.rel_path.name + video_suffix)
 
 
 @contextlib.contextmanager
