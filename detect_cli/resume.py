@@ -18,7 +18,7 @@ from typing import Any
 
 from detect_cli.rundir import REJECTED_SUFFIX, open_own
 from detect_cli.sources import FileStamp, ImageInput, current_stamp, input_path
-from detect_cli.writers import iter_jsonl, jsonl_line
+from detect_cli.writers import iter_jsonl, jsonl_line, open_new
 
 
 def record_key(record: dict[str, Any]) -> str:
@@ -117,8 +117,7 @@ def compact(path: Path) -> int:
     dropped = 0
     bad: list[tuple[int, str]] = []
     tmp = path.with_name(f".{path.name}.compact.part")
-    tmp.unlink(missing_ok=True)  # a killed compaction's leftover (a link there is refused by run_folder)
-    with open(open_own(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w", encoding="utf-8") as out:
+    with open(open_new(tmp), "w", encoding="utf-8") as out:  # never through a link planted there
         for i, r in enumerate(iter_jsonl(path, bad)):
             if i in keep:
                 out.write(jsonl_line(r) + "\n")

@@ -676,3 +676,130 @@ def test_the_resume_hint_works_pasted_with_a_source_that_starts_with_a_dash(
         "-a.jpg",
         "my photo's.jpg",
     ]
+
+
+# ------------------------------------------------------------------------ outputs, round three (issue 18)
+def test_exist_ok_never_writes_through_a_link_planted_at_a_part_name(fake_yolo: Path, tmp_path: Path) -> None:
+    """A rerun with --exist-ok into a folder where `.results.csv.part` and `.coco_results.json.part` are
+    symlinks to an input: the tables are written, the input stays byte-identical."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    victim = make_image(photos / "a.jpg")
+    first = cli("yolo", "image", photos, "-o", out, "-f", "csv", *model_args(fake_yolo))
+    assert first.code == 0, first.stderr[-2000:]
+    before = snapshot(photos)
+    for name in (".results.csv.part", ".coco_results.json.part"):
+        (out / name).symlink_to(victim)
+    ran = cli(
+        "yolo", "image", photos, "-o", out, "-f", "csv", "-f", "coco", "--exist-ok", *model_args(fake_yolo)
+    )
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert_unchanged(before, snapshot(photos))
+    assert json.loads((out / "coco_results.json").read_text()) and (out / "results.csv").read_text()
+
+
+@pytest.mark.parametrize("failing", [1, 3])
+def test_a_full_disk_while_drawing_ends_in_one_line_with_the_way_to_resume(
+    failing: int, fake_yolo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC injected at the write of the first (raised by the next write) or the last annotated picture
+    (raised only when the sinks close): either way one `error:` line naming the full disk and --resume,
+    exit 2, the inputs before it recorded; the resumed run finishes the rest."""
+    import errno
+
+    from detect_cli import writers
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    for i in range(3):
+        make_image(photos / f"{i}.jpg", i)
+    real, calls = writers.atomic_write_bytes, []
+
+    def fill_up(path: Path, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) == failing:
+            raise OSError(
+                errno.ENOSPC, os.strerror(errno.ENOSPC), str(path.with_name(f".{path.name}.x.part"))
+            )
+        real(path, data)
+
+    monkeypatch.setattr(writers, "atomic_write_bytes", fill_up)
+    ran = cli("yolo", "image", photos, "-o", out, *model_args(fake_yolo))
+    assert ran.code == 2, ran.stderr[-2000:]
+    line = one_line_error(ran)
+    assert "No space left on device" in line and "--resume" in line and "unexpected" not in line
+    assert len(records(out / "results.jsonl")) == failing - 1
+    monkeypatch.setattr(writers, "atomic_write_bytes", real)
+    again = cli("yolo", "image", photos, "-o", out, "--resume", *model_args(fake_yolo))
+    assert again.code == 0, again.stderr[-2000:]
+    assert sorted(r["source"] for r in records(out / "results.jsonl")) == sorted(
+        str(photos / f"{i}.jpg") for i in range(3)
+    )
+    assert sorted(p.name for p in (out / "photos").iterdir()) == ["0.jpg", "1.jpg", "2.jpg"]
+
+
+def test_inputs_that_would_share_an_output_each_get_their_own(fake_yolo: Path, tmp_path: Path) -> None:
+    """x.jpg beside x.png (one labels/x.txt) and y.jpg beside y.JPG (one annotated y.jpg): every input
+    gets its own label file and annotated picture (the picture of its own size), the names hold on a
+    case-insensitive file system, and a resumed run writes nothing new."""
+    import cv2
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    sizes = {"x.jpg": (64, 80), "x.png": (72, 96), "y.jpg": (80, 64), "y.JPG": (96, 72), "z.jpg": (64, 64)}
+    for i, (name, size) in enumerate(sizes.items()):
+        make_image(photos / name, i, size=size)
+    before = snapshot(photos)
+    ran = cli("yolo", "image", photos, "-o", out, "-f", "txt", *model_args(fake_yolo))
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert_unchanged(before, snapshot(photos))
+    labels = sorted(p.relative_to(out / "labels").as_posix() for p in (out / "labels").rglob("*.txt"))
+    # y.jpg and y.JPG keep their suffixes and still differ only by case: the later (sorted) gets -2
+    assert labels == [
+        "photos/x.jpg.txt",
+        "photos/x.png.txt",
+        "photos/y-2.jpg.txt",
+        "photos/y.JPG.txt",
+        "photos/z.txt",
+    ]
+    drawn = {p.name: cv2.imread(str(p)).shape[:2] for p in (out / "photos").iterdir()}
+    assert drawn == {
+        "x.jpg.jpg": sizes["x.jpg"],
+        "x.png.png": sizes["x.png"],
+        "y-2.jpg.jpg": sizes["y.jpg"],
+        "y.JPG.jpg": sizes["y.JPG"],
+        "z.jpg": sizes["z.jpg"],
+    }
+    assert len({name.casefold() for name in drawn}) == len(drawn)
+    written = snapshot(out)
+    again = cli("yolo", "image", photos, "-o", out, "-f", "txt", "--resume", *model_args(fake_yolo))
+    assert again.code == 0, again.stderr[-2000:]
+    assert snapshot(out) == written
+
+
+def test_coco_ids_never_merge_two_images_and_survive_a_resume(fake_yolo: Path, tmp_path: Path) -> None:
+    """a/1.jpg, b/001.jpg, b/1.jpg (one number), cat.jpg (once given its position: 1 or 2) and ².jpg
+    (int() of a Unicode digit crashed the tables): one image_id per picture, the one its record holds;
+    a resumed run over an added and a changed picture keeps every id and gives new ones."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    names = ["a/1.jpg", "b/001.jpg", "b/1.jpg", "cat.jpg", "\u00b2.jpg"]
+    for i, name in enumerate(names):
+        make_image(photos / name, i)
+
+    def ids_by_file() -> dict[str, int]:
+        table = json.loads((out / "coco_results.json").read_text())
+        by_id: dict[int, set[str]] = {}
+        for d in table:
+            by_id.setdefault(d["image_id"], set()).add(d["file_name"])
+        assert all(len(files) == 1 for files in by_id.values()), by_id  # no two pictures merged
+        by_file = {next(iter(files)): i for i, files in by_id.items()}
+        assert by_file == {r["source"]: r["image_id"] for r in records(out / "results.jsonl")}
+        return by_file
+
+    ran = cli("yolo", "image", photos, "-o", out, "-f", "coco", *model_args(fake_yolo))
+    assert ran.code == 0, ran.stderr[-2000:]
+    first = ids_by_file()
+    assert len(first) == len(names) and first[str(photos / "a" / "1.jpg")] == 1
+    make_image(photos / "c" / "1.jpg", 9)
+    make_image(photos / "cat.jpg", 10)  # changed: redone
+    again = cli("yolo", "image", photos, "-o", out, "-f", "coco", "--resume", *model_args(fake_yolo))
+    assert again.code == 0, again.stderr[-2000:]
+    second = ids_by_file()
+    assert {k: second[k] for k in first} == first and len(second) == len(names) + 1
