@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from detect_cli.errors import BadOptionError, ModelError
 from detect_cli.results import Detection, Speed
+from detect_cli.sources import ascii_int
 
 if TYPE_CHECKING:
     import numpy as np
@@ -263,8 +264,10 @@ def select_device(device: str) -> str:
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise BadOptionError("device 'mps' is not available on this machine")
         return "mps"
-    if dev == "cuda" or dev.isdigit() or dev.startswith("cuda:"):
-        index = int(dev.split(":")[1]) if ":" in dev else int(dev) if dev.isdigit() else 0
+    if dev == "cuda" or ascii_int(dev) is not None or dev.startswith("cuda:"):
+        index = 0 if dev == "cuda" else ascii_int(dev.removeprefix("cuda:"))
+        if index is None:
+            raise BadOptionError(f"unknown device '{device}': use auto, cpu, cuda, cuda:N or mps")
         if not torch.cuda.is_available():
             raise BadOptionError(f"device '{device}' requested but CUDA is not available; use --device cpu")
         if index >= torch.cuda.device_count():
@@ -380,17 +383,28 @@ class Detector:
         return tuple(Detection(c, self.names.get(c, str(c)), s, tuple(b)) for b, s, c in rows)
 
 
+def class_tokens(classes: str) -> list[str]:
+    """The names or ids of a `--classes` list; an empty list ('', ',') is refused: it would keep no
+    detection at all, silently."""
+    tokens = [t.strip() for t in classes.split(",") if t.strip()]
+    if not tokens:
+        raise BadOptionError(
+            f"--classes {classes!r} names no class; give names or ids, e.g. 'person,car' or '0,2' "
+            "(leave --classes out to keep every class)"
+        )
+    return tokens
+
+
 def resolve_classes(classes: str | None, names: dict[int, str]) -> tuple[int, ...] | None:
-    """'person,3' -> ids; names are matched case-insensitively against the model's class names."""
-    if not classes:
+    """'person,3' -> ids; names are matched case-insensitively against the model's class names, ids
+    are ASCII digits."""
+    if classes is None:
         return None
     by_name = {n.lower(): i for i, n in names.items()}
     ids: list[int] = []
-    for token in (t.strip() for t in classes.split(",")):
-        if not token:
-            continue
-        if token.isdigit() and int(token) in names:
-            ids.append(int(token))
+    for token in class_tokens(classes):
+        if (index := ascii_int(token)) is not None and index in names:
+            ids.append(index)
         elif token.lower() in by_name:
             ids.append(by_name[token.lower()])
         else:

@@ -63,6 +63,23 @@ class ImageInput:
     error: str | None = None
 
 
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def ascii_int(text: str) -> int | None:
+    """`text` as a non-negative integer written in ASCII digits ('0', '12'), else None.
+
+    The one reading of user text as a number of this kind (webcam indexes, class ids, device
+    indexes): `str.isdigit()` is true for '²' and '٣', which `int()` then refuses or reads as 3.
+    """
+    if not _ASCII_DIGITS.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        return None
+
+
 def is_url(text: str) -> bool:
     return "://" in text
 
@@ -432,8 +449,9 @@ def _videos_from_one(
     lists: tuple[str, ...] = (),
     skip: frozenset[str] = frozenset(),
 ) -> Iterator[VideoInput]:
-    if source.isdigit() and not (base_dir or Path()).joinpath(source).exists():
-        yield VideoInput(f"webcam {source}", PurePosixPath(f"webcam{int(source)}"), webcam=int(source))
+    index = ascii_int(source)
+    if index is not None and not (base_dir or Path()).joinpath(source).exists():
+        yield VideoInput(f"webcam {source}", PurePosixPath(f"webcam{index}"), webcam=index)
     elif is_url(source):
         yield _video_url(source)
     elif source.startswith("@"):
@@ -458,8 +476,8 @@ def discover_videos(
 ) -> list[VideoInput]:
     """Expand SOURCE arguments into videos, in the order given (folders sorted), like `discover_images`.
 
-    A digit is a webcam index (unless a file of that name exists); rtsp/rtmp URLs and http(s) URLs
-    without a video file suffix are live streams. Whether each can be opened is checked later.
+    A number in ASCII digits is a webcam index (unless a file of that name exists); rtsp/rtmp URLs and
+    http(s) URLs without a video file suffix are live streams. Whether each can be opened is checked later.
     """
     skip = _skip_set(exclude)
     found = (item for s in sources for item in _videos_from_one(s, recursive, None, skip=skip))

@@ -224,6 +224,12 @@ def test_rtdetr_iou_warning(detect, images: Path) -> None:  # type: ignore[no-un
         (["--imgsz", "100"], "not a multiple of 32"),
         (["--device", "tpu"], "unknown device 'tpu'"),
         (["--classes", "unicorn"], "unknown class 'unicorn'"),
+        (["--classes", ","], "--classes ',' names no class"),
+        (["--classes", ""], "--classes '' names no class"),
+        (["--classes", "²"], "unknown class '²'"),  # isdigit() is true, int() refuses it
+        (["--classes", "٣"], "unknown class '٣'"),  # an Arabic-Indic 3 is not class 3
+        (["--device", "²"], "unknown device '²'"),
+        (["--device", "cuda:x"], "unknown device 'cuda:x'"),
         (["--format", "xml"], "Invalid value for '--format'"),
         (["-m", "yolo99"], "unknown model 'yolo99'"),
         (["-m", "rtdetr-l"], "cannot get weights for rtdetr-l"),

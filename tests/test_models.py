@@ -116,6 +116,46 @@ def test_resolve_classes() -> None:
         resolve_classes("dog", names)
 
 
+@pytest.mark.parametrize(
+    ("classes", "error"),
+    [
+        (",", "names no class"),
+        (" , ,", "names no class"),
+        ("", "names no class"),
+        ("²", "unknown class '²'"),  # str.isdigit() is true for it; int() is not
+        ("\u0661", "unknown class '\u0661'"),  # int() reads an Arabic-Indic 1 as 1: not an id the user typed
+        ("9" * 5000, "unknown class"),  # more digits than int() converts
+    ],
+)
+def test_resolve_classes_refuses_empty_lists_and_non_ascii_digits(classes: str, error: str) -> None:
+    with pytest.raises(BadOptionError, match=error):
+        resolve_classes(classes, {0: "person", 1: "bicycle", 2: "car"})
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("0", 0),
+        ("12", 12),
+        ("007", 7),
+        ("", None),
+        ("²", None),
+        ("٣", None),
+        ("-1", None),
+        (" 1", None),
+        ("1.0", None),
+        ("1e3", None),
+        ("+1", None),
+        ("1_000", None),
+        ("9" * 5000, None),
+    ],
+)
+def test_ascii_int(text: str, value: int | None) -> None:
+    from detect_cli.sources import ascii_int
+
+    assert ascii_int(text) == value
+
+
 def test_is_coco80() -> None:
     from ultralytics.utils import YAML
     from ultralytics.utils.checks import check_yaml

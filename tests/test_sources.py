@@ -293,6 +293,14 @@ def test_video_source_kinds(source: str, rel: str, kind: str, error: str | None)
     assert (item.error or "").startswith(error or "")
 
 
+@pytest.mark.parametrize("source", ["²", "٣", "1²"])
+def test_unicode_digits_are_not_webcam_indexes(source: str) -> None:
+    from detect_cli.sources import _videos_from_one
+
+    [item] = _videos_from_one(source, True, None)
+    assert item.webcam is None and item.error == "no such file or folder"
+
+
 def test_video_list_file_mixes_paths_urls_and_webcams(tmp_path: Path) -> None:
     from detect_cli.sources import discover_videos
 
