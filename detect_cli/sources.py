@@ -12,6 +12,7 @@ import errno
 import glob
 import http.client
 import io
+import math
 import os
 import re
 import stat
@@ -670,17 +671,23 @@ def image_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
+MAX_PIXELS_LIMIT = 4 * 10**9  # the most --max-pixels allows: 12 GB decoded, beyond any real picture
+
+
 def parse_pixels(text: str) -> int:
-    """'100M', '2.5M', '250000' or '1G' to a number of pixels (K, M, G are powers of 1000)."""
+    """'100M', '2.5M', '250000' or '1G' to a number of pixels (K, M, G are powers of 1000), from 1 to
+    4G; 'inf', 'nan' and the like are refused."""
     scale = {"K": 10**3, "M": 10**6, "G": 10**9}.get(text.strip()[-1:].upper(), 1)
     number = text.strip()[:-1] if scale > 1 else text.strip()
     try:
-        value = int(float(number) * scale)
+        value = float(number) * scale
     except ValueError:
-        raise ValueError(f"'{text}' is not a number of pixels (e.g. 100M, 250000)") from None
-    if value < 1:
-        raise ValueError(f"'{text}' must be at least 1 pixel")
-    return value
+        value = math.nan
+    if not math.isfinite(value) or not number.isascii():
+        raise ValueError(f"'{text}' is not a number of pixels (e.g. 100M, 250000)")
+    if not 1 <= value <= MAX_PIXELS_LIMIT:
+        raise ValueError(f"'{text}' must be from 1 pixel to {MAX_PIXELS_LIMIT // 10**9}G")
+    return int(value)
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -418,3 +418,39 @@ def test_resume_hint_repeats_an_option_given_away_from_its_default(tmp_path: Pat
             assert [w for w in words if w == "--max-pixels"] == want[:1]
             if want:
                 assert words[words.index("--max-pixels") + 1] == want[1]
+
+
+NUMBER_OPTIONS = {
+    ("image",): ["--conf", "--iou", "--imgsz", "--max-det", "--batch", "--url-timeout", "--max-pixels"],
+    ("image", "--executor", "ray"): ["--ray-workers"],
+    ("video",): ["--vid-stride", "--max-frames", "--reconnects", "--batch", "--url-timeout", "--max-pixels"],
+    ("compare",): ["--warmup", "--runs", "--explain", "--vid-stride", "--max-frames", "--url-timeout"],
+    ("explain",): ["--objects", "--conf", "--imgsz", "--url-timeout", "--max-pixels"],
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "option"), [(c, o) for c, options in NUMBER_OPTIONS.items() for o in options]
+)
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "1e10", "1e400", "99999999999999999999"])
+def test_every_number_option_refuses_non_finite_negative_and_huge_values(
+    tmp_path: Path, command: tuple[str, ...], option: str, value: str
+) -> None:
+    """Each is a usage error naming the option, exit 2, before anything runs: `--max-pixels inf` was a
+    traceback, and `--url-timeout 1e10` killed the run at its first URL (a thread wait overflowed)."""
+    model = ["--models", "rtdetr-l.yaml,yolo11n.yaml"] if command[0] == "compare" else ["-m", "rtdetr-l.yaml"]
+    argv = [*command, str(tmp_path / "x.jpg"), *model, option, value, "-o", str(tmp_path / "o")]
+    result = runner.invoke(app, argv, terminal_width=200)
+    assert result.exit_code == 2, result.output
+    [line] = _errors_on_one_line(result.stderr)
+    assert f"Invalid value for '{option}'" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_largest_url_timeout_allowed_works(http_root: tuple[str, Path]) -> None:
+    from detect_cli.cli.options import MAX_URL_TIMEOUT_S
+    from detect_cli.sources import fetch_url
+
+    base, root = http_root
+    make_image(root / "pic.jpg")
+    assert fetch_url(f"{base}/pic.jpg", timeout=MAX_URL_TIMEOUT_S)
