@@ -206,14 +206,20 @@ def _under_skipped(path: Path, base: Path, skip: frozenset[str]) -> bool:
     return False
 
 
-def _glob_base(pattern: str) -> Path:
-    """The folder part of a pattern before its first wildcard: outputs mirror paths below it."""
-    parts: list[str] = []
-    for part in Path(pattern).parts:
-        if glob.has_magic(part):
-            break
-        parts.append(part)
-    return Path(*parts) if parts else Path(".")
+def _split_pattern(path: Path) -> tuple[Path, str]:
+    """(the folder a pattern starts from, the pattern to expand). Leading parts that exist on disk are
+    taken literally, '[', '*' and '?' in their names included ('shots [2024]/*.jpg'); outputs mirror
+    paths below the folder, which ends before the first wildcard."""
+    parts = path.parts
+    n = 0
+    while n < len(parts) and os.path.lexists(Path(*parts[: n + 1])):
+        n += 1
+    while n < len(parts) and not glob.has_magic(parts[n]):
+        n += 1
+    if n == 0:
+        return Path("."), str(path)
+    base = Path(*parts[:n])
+    return base, os.path.join(glob.escape(str(base)), *parts[n:])
 
 
 Warn = Callable[[str], None]
@@ -251,9 +257,11 @@ def _from_one(
     path = Path(source)
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
-    if glob.has_magic(source):
-        base = _glob_base(str(path))
-        matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+    # A name that exists is that file or folder, even when it reads as a pattern ('IMG [1].jpg' would
+    # match 'IMG 1.jpg'); only a source that names nothing is expanded as a glob.
+    if glob.has_magic(source) and not os.path.lexists(path):
+        base, pattern = _split_pattern(path)
+        matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
         files = [
             p
             for p in matches

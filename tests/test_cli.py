@@ -454,3 +454,13 @@ def test_the_largest_url_timeout_allowed_works(http_root: tuple[str, Path]) -> N
     base, root = http_root
     make_image(root / "pic.jpg")
     assert fetch_url(f"{base}/pic.jpg", timeout=MAX_URL_TIMEOUT_S)
+
+
+def test_a_file_whose_name_reads_as_a_pattern_is_that_file(detect, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    make_image(folder / "IMG [1].jpg")
+    make_image(folder / "IMG 1.jpg")
+    result, out = detect(str(folder / "IMG [1].jpg"), "-q")
+    assert result.exit_code == 0, result.output
+    assert [r["source"] for r in read_jsonl(out / "results.jsonl")] == [str(folder / "IMG [1].jpg")]

@@ -46,6 +46,55 @@ def test_glob_mirrors_paths_below_its_base(images: Path) -> None:
     assert _rels(items) == ["imgs/a/x.jpg", "imgs/b/x.jpg"]
 
 
+def _pictures(folder: Path, *names: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        make_image(folder / name)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("files", "source", "found", "error"),
+    [
+        # a name that exists is that file, though as a pattern it would match 'IMG 1.jpg' instead
+        (["IMG [1].jpg", "IMG 1.jpg"], "IMG [1].jpg", ["IMG [1].jpg"], None),
+        (["IMG [1].jpg"], "IMG [1].jpg", ["IMG [1].jpg"], None),
+        (["IMG 1.jpg"], "IMG [1].jpg", ["IMG 1.jpg"], None),  # names nothing: a pattern, as before
+        (["IMG 1.jpg", "IMG [1].jpg"], "IMG 1.jpg", ["IMG 1.jpg"], None),
+        (["a*b?.jpg", "axbc.jpg"], "a*b?.jpg", ["a*b?.jpg"], None),
+        (
+            ["shots [2024]/x.jpg", "shots [2024]/y.png", "shots 2/z.jpg"],
+            "shots [2024]/*.jpg",
+            ["x.jpg"],
+            None,
+        ),
+        (["shots [2024]/x.jpg", "shots 2/z.jpg"], "shots [2024]", ["x.jpg"], None),
+        (["shots 2/z.jpg"], "shots [2024]/*.jpg", ["z.jpg"], None),  # names nothing: a pattern
+        (["shots 2/z.jpg"], "shots [1]/*.jpg", [], "pattern matched no images"),
+    ],
+)
+def test_a_name_that_exists_is_taken_literally_before_it_is_a_pattern(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    files: list[str],
+    source: str,
+    found: list[str],
+    error: str | None,
+) -> None:
+    for name in files:
+        _pictures((tmp_path / name).parent, Path(name).name)
+    for where in ("absolute", "relative"):
+        monkeypatch.chdir(tmp_path)
+        given = str(tmp_path / source) if where == "absolute" else source
+        if error:
+            with pytest.raises(NoInputsError, match=error):
+                discover_images([given])
+            continue
+        items = discover_images([given])
+        assert [Path(i.source).name for i in items] == found, where
+        assert all(i.error is None and i.path is not None and i.path.is_file() for i in items)
+
+
 def test_list_file_paths_are_relative_to_it(images: Path) -> None:
     lst = images / "list.txt"
     lst.write_text("# my inputs\na/x.jpg\n\ntop.png  # the png\nmissing.jpg\n")
