@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -646,12 +647,26 @@ def _png_problem(data: bytes) -> str | None:
     return "truncated PNG"
 
 
+PIL_MODULES = r"PIL(\.|$)"
+
+
+def quiet_pillow() -> None:
+    """Keep Pillow's warnings off stderr: it reports a damaged file (a cut TIFF: 'Corrupt EXIF data')
+    as a Python warning, printed beside our one failure line per input. The decode says what is wrong
+    and the input's failure record carries it. Added once per process (the warnings filter list is
+    shared by the reading threads), and again only if something reset the filters."""
+    if not any(f[0] == "ignore" and getattr(f[3], "pattern", None) == PIL_MODULES for f in warnings.filters):
+        warnings.filterwarnings("ignore", module=PIL_MODULES)
+
+
 def pil_open(source: Any) -> Any:
-    """Pillow's own `Image.open`. Importing ultralytics replaces it with one that, on a file Pillow
-    cannot identify, calls ultralytics' requirement checker for a HEIF plugin: a log line about an
-    AutoUpdate and, with YOLO_OFFLINE=0, a pip install in the middle of a run, set off by one odd input."""
+    """Pillow's own `Image.open`, with its warnings kept off stderr (`quiet_pillow`). Importing
+    ultralytics replaces it with one that, on a file Pillow cannot identify, calls ultralytics'
+    requirement checker for a HEIF plugin: a log line about an AutoUpdate and, with YOLO_OFFLINE=0, a pip
+    install in the middle of a run, set off by one odd input."""
     from PIL import Image
 
+    quiet_pillow()
     patches = sys.modules.get("ultralytics.utils.patches")
     return getattr(patches, "_image_open", Image.open)(source)
 
@@ -723,6 +738,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
         raise InputError(f"not a readable image ({_first_line(e.err) or 'OpenCV error'})") from e
     missing_end = _jpeg_missing_end(data)
     if image is None:
+        if data.startswith((b"II*\x00", b"MM\x00*")):
+            raise InputError("not a readable image (a damaged or cut-short TIFF)")
         raise InputError("truncated JPEG" if missing_end else "not a readable image")
     if missing_end and _strict_decode_fails(data):
         raise InputError("truncated JPEG")

@@ -464,3 +464,22 @@ def test_a_file_whose_name_reads_as_a_pattern_is_that_file(detect, tmp_path: Pat
     result, out = detect(str(folder / "IMG [1].jpg"), "-q")
     assert result.exit_code == 0, result.output
     assert [r["source"] for r in read_jsonl(out / "results.jsonl")] == [str(folder / "IMG [1].jpg")]
+
+
+def test_a_cut_tiff_fails_its_input_and_pillow_says_nothing(
+    fake_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """In a real process: Pillow warned twice on stderr ('Corrupt EXIF data') for a cut TIFF."""
+    from PIL import Image
+
+    whole = tmp_path / "whole.tif"
+    Image.new("RGB", (160, 120), (10, 200, 30)).save(whole)
+    (tmp_path / "cut.tif").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    argv = fake_cli_argv(
+        "image", tmp_path / "cut.tif", whole, "-m", fake_models["rtdetr"], "-o", tmp_path / "o"
+    )
+    proc = subprocess.run(argv, capture_output=True, text=True, env=fake_cli_env(), timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "Warning" not in proc.stderr and "PIL" not in proc.stderr, proc.stderr
+    records = {Path(r["source"]).name: r.get("error") for r in read_jsonl(tmp_path / "o" / "results.jsonl")}
+    assert records == {"cut.tif": "not a readable image (a damaged or cut-short TIFF)", "whole.tif": None}

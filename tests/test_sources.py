@@ -253,6 +253,41 @@ def test_an_odd_file_read_after_ultralytics_is_imported_sets_off_no_requirement_
     assert asked, "ultralytics' patched Image.open no longer checks requirements: drop sources.pil_open"
 
 
+@pytest.mark.parametrize("compression", ["raw", "tiff_lzw", "tiff_adobe_deflate"])
+def test_a_cut_tiff_is_a_failure_record_and_nothing_reaches_stderr(tmp_path: Path, compression: str) -> None:
+    """Pillow warned 'Corrupt EXIF data' on stderr (two lines) reading a cut TIFF's header. Checked in
+    a real process, on its file descriptor 2, with Python's default warning filters."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    whole = tmp_path / "whole.tif"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(whole, compression=compression)
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    script = (
+        "import sys\n"
+        "from detect_cli.errors import InputError\n"
+        "from detect_cli.sources import discover_images, read_image\n"
+        "[item] = discover_images([sys.argv[1]])\n"
+        "try:\n"
+        "    read_image(item)\n"
+        "except InputError as e:\n"
+        "    print(e)\n"
+    )
+    for path, outcome in ((cut, "not a readable image (a damaged or cut-short TIFF)"), (whole, "")):
+        proc = subprocess.run(
+            [sys.executable, "-W", "default", "-c", script, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        assert proc.stdout.strip() == outcome
+
+
 def test_truncated_jpeg_is_refused(tmp_path: Path) -> None:
     data = make_image(tmp_path / "a.jpg", size=(240, 320)).read_bytes()
     assert decode_image(data).shape == (240, 320, 3)
