@@ -470,10 +470,8 @@ def test_a_cut_tiff_fails_its_input_and_pillow_says_nothing(
     fake_models: dict[str, Path], tmp_path: Path
 ) -> None:
     """In a real process: Pillow warned twice on stderr ('Corrupt EXIF data') for a cut TIFF."""
-    from PIL import Image
-
     whole = tmp_path / "whole.tif"
-    Image.new("RGB", (160, 120), (10, 200, 30)).save(whole)
+    make_image(whole)  # OpenCV writes the TIFF directory after the pixels: cut, Pillow reads past the end
     (tmp_path / "cut.tif").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     argv = fake_cli_argv(
         "image", tmp_path / "cut.tif", whole, "-m", fake_models["rtdetr"], "-o", tmp_path / "o"
