@@ -481,3 +481,35 @@ def test_a_cut_tiff_fails_its_input_and_pillow_says_nothing(
     assert "Warning" not in proc.stderr and "PIL" not in proc.stderr, proc.stderr
     records = {Path(r["source"]).name: r.get("error") for r in read_jsonl(tmp_path / "o" / "results.jsonl")}
     assert records == {"cut.tif": "not a readable image (a damaged or cut-short TIFF)", "whole.tif": None}
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "line"),
+    [
+        (
+            lambda d: d["annotations"][0].update(bbox=[10, 10, -5, 20]),
+            0,
+            "note: labels: 1 box of no or negative size (first: image 1, annotation 1) — dropped",
+        ),
+        (
+            lambda d: d["images"][1].update(id=1),
+            2,
+            "error: labels annotations.json: 1 image id used twice (first: image 1)",
+        ),
+    ],
+)
+def test_compare_says_each_labels_problem_on_one_line(  # type: ignore[no-untyped-def]
+    fake_models: dict[str, Path], tmp_path: Path, change, code: int, line: str
+) -> None:
+    from labeled_data import tiny_dataset
+
+    ds = tiny_dataset(tmp_path / "ds")
+    data = json.loads(ds.coco_json.read_text())
+    change(data)
+    ds.coco_json.write_text(json.dumps(data))
+    models = f"{fake_models['rtdetr']},{fake_models['yolo']}"
+    argv = ["compare", str(ds.images), "--coco", str(ds.coco_json), "-m", models, "--imgsz", str(SMALL_IMGSZ)]
+    result = runner.invoke(app, [*argv, "--device", "cpu", "--no-memory", "-o", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == code, result.output
+    assert any(got.startswith(line) for got in result.stderr.splitlines()), result.stderr
+    assert len(_errors_on_one_line(result.stderr)) == (1 if code else 0)
