@@ -153,6 +153,8 @@ YOLO_CASES = {
         None,
     ),
     "not numbers": ("0 a b c d\n", "1 line that is not a YOLO label", (), None),
+    "Arabic-Indic digits": ("\u0661 0.5 0.5 0.2 0.2\n", "1 line that is not a YOLO label", (), None),
+    "superscript digit": ("\u00b2 0.5 0.5 0.2 0.2\n", "1 line that is not a YOLO label", (), None),
     "two kinds in one line": (
         "1.5 0.5 0.5 0.1 0.1\n0 1 2\n",
         "1 line whose class is not a whole number .*; 1 line that is not a YOLO label",
@@ -331,3 +333,25 @@ def test_one_labelled_image_matched_by_two_inputs_is_refused(tmp_path: Path) -> 
         LabelsError, match=r"1 labelled image matched by two inputs \(first: image 1 \(a.jpg\) by "
     ):
         load_labels(items, coco_json=ds.coco_json)
+
+
+@pytest.mark.parametrize(
+    ("names", "error"),
+    [
+        ("{0: cat, 1: dog, 2: bird}", None),
+        ("{'0': cat, '1': dog, '2': bird}", None),
+        ("{'\u0660': cat, '1': dog, '2': bird}", "has no class 'names'"),  # an Arabic-Indic 0
+        ("{'\u00b2': cat}", "has no class 'names'"),
+        ("{true: cat}", "has no class 'names'"),
+        ("{-1: cat}", "has no class 'names'"),
+    ],
+)
+def test_yolo_class_ids_in_names_are_ascii_integers(tmp_path: Path, names: str, error: str | None) -> None:
+    ds = tiny_dataset(tmp_path / "ds")
+    ds.data_yaml.write_text(f'path: .\nval: images/val\nnames: "{names}"\n'.replace('"', ""))
+    items = discover_images([str(ds.images)])
+    if error:
+        with pytest.raises(LabelsError, match=error):
+            load_labels(items, data_yaml=ds.data_yaml)
+    else:
+        assert load_labels(items, data_yaml=ds.data_yaml).categories == {0: "cat", 1: "dog", 2: "bird"}

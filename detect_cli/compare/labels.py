@@ -180,7 +180,9 @@ def _yolo_boxes(
         if not parts:
             continue
         where = f"{label_file} line {n}"
-        try:
+        try:  # float() also reads other scripts' digits ('٣'): a label line is ASCII
+            if not line.isascii():
+                raise ValueError(line)
             cls_value, values = float(parts[0]), [float(v) for v in parts[1:]]
         except ValueError:
             findings.add(
