@@ -475,7 +475,11 @@ def _held_output() -> Iterator[None]:
     printed = io.StringIO()
     LOGGER.handlers, LOGGER.propagate = [Hold()], False
     try:
-        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            contextlib.redirect_stdout(printed),
+            contextlib.redirect_stderr(printed),  # where `quiet_stdout` sends prints meanwhile
+        ):
             warnings.simplefilter("default")
             yield
     finally:
