@@ -557,8 +557,8 @@ def load(ref: ModelRef, options: PredictOptions) -> Detector:
     about it are not shown (`_held_output`)."""
     location = str(fetch_weights(ref)) if ref.official else ref.location
     _check_model_files(location)
-    import_ultralytics()
     try:
+        import_ultralytics()
         with _held_output():
             model = _ultralytics_model(location, ref.family)
             names = dict(model.names)  # an export (.onnx, OpenVINO) is opened here, on first use
