@@ -398,10 +398,9 @@ def cache_limit() -> int:
     if not text:
         return DEFAULT_CACHE_MAX_BYTES
     scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1].upper(), 1)
-    try:
-        size = int(float(text[:-1] if scale > 1 else text) * scale)
-    except (ValueError, OverflowError):  # "4GB", "nan", "inf"
-        size = -1
+    number = text[:-1] if scale > 1 else text
+    # ASCII digits only: float() also reads '٣' as 3 and 'inf', 'nan', '1e400' as numbers
+    size = int(float(number) * scale) if re.fullmatch(r"[0-9]+(\.[0-9]*)?", number) else -1
     if size < 0:
         raise BadOptionError(f"DETECT_EXPORT_CACHE_MAX={text} is not a size (e.g. 4G, 500M, 0)")
     return size

@@ -578,7 +578,7 @@ def test_the_cache_keeps_under_its_cap_dropping_the_least_recently_used(
     assert backends.cache_limit() == int(1.5 * 1024**3)
 
 
-@pytest.mark.parametrize("text", ["garbage", "4GB", "-5", "-1G", "inf", "nan"])
+@pytest.mark.parametrize("text", ["garbage", "4GB", "-5", "-1G", "inf", "nan", "1e400", "\u0663", "\u00b2G"])
 def test_a_bad_cache_cap_is_refused_before_any_export(
     text: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
