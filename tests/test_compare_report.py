@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detect_cli.compare import report
+from detect_cli.compare import report, report_gallery, report_plots
 from detect_cli.compare.report import gallery, html_report, make_plots, markdown, rich_tables, tables
 from detect_cli.compare.results import (
     Accuracy,
@@ -218,14 +218,14 @@ def test_the_terminal_shows_whole_model_names() -> None:
 
 def test_the_accuracy_plot_starts_at_zero(monkeypatch: pytest.MonkeyPatch) -> None:
     limits = []
-    real = report._png
+    real = report_plots._png
 
     def keep(plt, fig):  # type: ignore[no-untyped-def]
         limits.append(fig.axes[0].get_xlim())
         return real(plt, fig)
 
-    monkeypatch.setattr(report, "_png", keep)
-    report.plot_accuracy_vs_speed(_comparison(False))
+    monkeypatch.setattr(report_plots, "_png", keep)
+    report_plots.plot_accuracy_vs_speed(_comparison(False))
     assert limits[0][0] == 0
 
 
@@ -240,7 +240,7 @@ def test_the_gallery_puts_the_lowest_agreement_first(tmp_path) -> None:  # type:
     items = gallery(c, tmp_path)
     assert [g.source for g in items] == ["c.jpg", "d.jpg", "a.jpg", "b.jpg"]  # no file for gone.jpg
     thumb = cv2.imdecode(np.frombuffer(items[0].thumbnail, np.uint8), cv2.IMREAD_COLOR)  # type: ignore[arg-type]
-    assert thumb.shape[1] == report.GALLERY_WIDTH
+    assert thumb.shape[1] == report_gallery.GALLERY_WIDTH
     page = html_report(c, {}, [], items)
     assert page.index("c.jpg: agreement 10%") < page.index("a.jpg: agreement 90%")
     assert page.count('<a href="side-by-side/') == 4 and page.count("data:image/jpeg") == 4
