@@ -17,22 +17,23 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from detect_cli.compare import report_summary as first_screen
 from detect_cli.compare.report_gallery import (
     GALLERY_NOTE,
     HTML_PICTURE_WIDTH,
     GalleryItem,
-    _agreement_text,
     gallery,
     small_jpeg_file,
 )
-from detect_cli.compare.report_plots import make_plots
+from detect_cli.compare.report_plots import make_plots, model_colors
 from detect_cli.compare.report_tables import (
     TableData,
-    _run_lines,
     environment_lines,
     input_shapes_differ,
     memory_note,
+    numeric_columns,
     rich_tables,
+    run_lines,
     tables,
 )
 from detect_cli.compare.results import Comparison, Picture
@@ -132,48 +133,173 @@ def _videos(c: Comparison, pictures: Sequence[Picture]) -> list[dict[str, Any]]:
     return out
 
 
+def _table(t: TableData) -> dict[str, Any]:
+    return {
+        "headers": t.headers,
+        "rows": t.rows,
+        "numeric": numeric_columns(t),
+        "note": t.note,
+        "why": t.why,
+    }
+
+
+def _plot(name: str, png: bytes, alt: str) -> dict[str, str]:
+    return {"name": name, "path": f"plots/{name}", "src": _data_uri(png, "image/png"), "alt": alt}
+
+
+def _gallery_item(g: GalleryItem, index: int | None) -> dict[str, Any]:
+    return {
+        "index": index,
+        "source": g.source,
+        "where": g.where,
+        "path": g.path,
+        "href": _href(g.path),
+        "text": g.agreement_text,
+        "thumbnail": _data_uri(g.thumbnail, "image/jpeg") if g.thumbnail else None,
+        "models": [
+            {"label": m.label, "ms": m.ms, "boxes": len(m.boxes), "failed": m.failed} for m in g.models
+        ],
+    }
+
+
+def _viewer(items: Sequence[GalleryItem]) -> list[dict[str, Any]]:
+    """What the viewer's script draws: per input, its picture and each model's boxes."""
+    return [
+        {
+            "title": g.source + (f", {g.where}" if g.where else ""),
+            "href": _href(g.path),
+            "text": g.agreement_text,
+            "src": _data_uri(g.picture, "image/jpeg") if g.picture else None,
+            "size": g.size,
+            "models": [
+                {"label": m.label, "ms": m.ms, "failed": m.failed, "boxes": m.boxes} for m in g.models
+            ],
+        }
+        for g in items
+        if g.thumbnail
+    ]
+
+
+def sections(
+    c: Comparison,
+    plots: dict[str, bytes],
+    pictures: Sequence[Picture],
+    items: Sequence[GalleryItem],
+    explained: Sequence[Path],
+    root: Path | None = None,
+) -> list[dict[str, Any]]:
+    """The page below its first screen, in order: each section is a `kind` (a macro in the templates)
+    and its data. A new section is one entry here; a new kind of section one macro in each template."""
+    by_title = {t.title: t for t in tables(c)}
+    # A table without rows is no section: one line under Agreement says why it is left out.
+    empty = [f"{t.title} ({t.why})" for t in by_title.values() if not t.rows]
+    by_title = {title: t for title, t in by_title.items() if t.rows}
+    out: list[dict[str, Any]] = []
+
+    def table(title: str, key: str | None = None) -> None:
+        if (t := by_title.pop(title, None)) is not None:
+            out.append({"id": key or _slug(title), "title": title, "kind": "table", **_table(t)})
+
+    def figures(key: str, title: str, names: Sequence[str], note: str = "") -> None:
+        shown = [_plot(n, plots[n], PLOT_ALT[n]) for n in names if n in plots]
+        if shown:
+            out.append({"id": key, "title": title, "kind": "plots", "plots": shown, "note": note})
+
+    table("Speed")
+    figures("speed-plots", "Speed and memory", ["speed.png", "memory.png"])
+    table("Accuracy")
+    figures("accuracy-plot", "Accuracy vs speed", ["accuracy_vs_speed.png"])
+    table("Agreement")
+    if empty and out:
+        out[-1]["note"] = f"{out[-1]['note']} Left out: {'; '.join(empty)}.".strip()
+    if items:
+        shown = [g for g in items if g.thumbnail]
+        out.append(
+            {
+                "id": "gallery",
+                "title": "Where they disagree",
+                "kind": "gallery",
+                "note": GALLERY_NOTE.format(thumbs=len(shown)),
+                "items": [_gallery_item(g, k) for k, g in enumerate(shown)],
+                "rest": [_gallery_item(g, None) for g in items[len(shown) :]],
+                "md_links": MD_GALLERY_LINKS,
+            }
+        )
+    elif pictures:
+        shown_pictures = [{"name": p.source, "src": _data_uri(p.jpeg, "image/jpeg")} for p in pictures]
+        out.append({"id": "pictures", "title": "Side by side", "kind": "figures", "figures": shown_pictures})
+    if videos := _videos(c, pictures):
+        out.append({"id": "video", "title": "Side-by-side video", "kind": "videos", "videos": videos})
+    for title in [t for t in by_title if t != "What ran"]:
+        table(title)
+    figures("class-plot", "Detections per class, plotted", ["detections_per_class.png"])
+    table("What ran")
+    out.append({"id": "run", "title": "Run", "kind": "lines", "lines": run_lines(c)})
+    if c.environment:
+        lines = environment_lines(c.environment)
+        out.append({"id": "environment", "title": "Environment", "kind": "lines", "lines": lines})
+    if explained:
+        shown_explained = [
+            {"name": p.name, "path": _relative(p, root), "src": _data_uri(data, "image/jpeg")}
+            for p in explained
+            if (data := small_jpeg_file(p))
+        ]
+        out.append(
+            {
+                "id": "explain",
+                "title": "Where each model looked (--explain)",
+                "kind": "figures",
+                "note": EXPLAIN_NOTE,
+                "figures": shown_explained,
+            }
+        )
+    return out
+
+
+PLOT_ALT = {
+    "overview.png": "mAP50-95 against GFLOPs: the compared models among their families' published sizes",
+    "speed.png": "p50 latency per model",
+    "memory.png": "peak memory per model",
+    "accuracy_vs_speed.png": "mAP50-95 on the labels against p50 latency",
+    "detections_per_class.png": "detections per class by model",
+}
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    try:
+        return path.relative_to(root).as_posix() if root else path.name
+    except ValueError:
+        return path.as_posix()
+
+
+def _slug(title: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in title.lower()).strip("-")
+
+
 def page(
     c: Comparison,
     plots: dict[str, bytes],
     pictures: Sequence[Picture] = (),
     items: Sequence[GalleryItem] = (),
     explained: Sequence[Path] = (),
+    root: Path | None = None,
 ) -> dict[str, Any]:
-    """Everything the templates show, as plain data."""
-    v = verdict(c)
-    random_weights = None
-    if any(m.info.untrained for m in c.models):
-        random_weights = v.headline[0].removeprefix("Random weights").lstrip(" .:")
+    """Everything the templates show, as plain data: the first screen (what ran, the bands, the
+    verdict, the overview plot) and the `sections` below it."""
+    colors = model_colors(c)
+    hero = next((n for n in ("overview.png", "speed.png") if n in plots), None)
+    below = {n: png for n, png in plots.items() if n != hero}  # the first screen's plot is not repeated
     return {
         "title": " vs ".join(m.info.label for m in c.models),
-        "random_weights": random_weights,
-        "verdict": list(v.lines),
-        "shapes_differ": input_shapes_differ(c),
-        "run": _run_lines(c),
-        "environment": environment_lines(c.environment),
-        "tables": tables(c),
-        "plots": [{"name": n, "src": _data_uri(png, "image/png")} for n, png in plots.items()],
-        "plot_files": [{"stem": Path(n).stem, "path": f"plots/{n}"} for n in plots],
-        "videos": _videos(c, pictures),
-        "gallery": [
-            {
-                "source": g.source,
-                "path": g.path,
-                "href": _href(g.path),
-                "text": _agreement_text(g),
-                "thumbnail": _data_uri(g.thumbnail, "image/jpeg") if g.thumbnail else None,
-            }
-            for g in items
-        ],
-        "gallery_note": GALLERY_NOTE.format(thumbs=sum(1 for g in items if g.thumbnail)),
-        "md_links": MD_GALLERY_LINKS,
-        "pictures": [{"source": p.source, "src": _data_uri(p.jpeg, "image/jpeg")} for p in pictures],
-        "explained": [
-            {"name": p.name, "src": _data_uri(data, "image/jpeg")}
-            for p in explained
-            if (data := small_jpeg_file(p))
-        ],
-        "explain_note": EXPLAIN_NOTE,
+        "facts": first_screen.facts(c),
+        "bands": first_screen.bands(c),
+        "summary": first_screen.summary(c),
+        "hero": _plot(hero, plots[hero], PLOT_ALT[hero]) if hero else None,
+        "hero_note": first_screen.overview_note(c) if hero == "overview.png" else "",
+        "models": [{"label": m.info.label, "color": colors[m.info.label]} for m in c.models],
+        "colors": colors,
+        "sections": sections(c, below, pictures, items, explained, root),
+        "viewer": _viewer(items),
     }
 
 
@@ -199,13 +325,22 @@ def render(template: str, data: dict[str, Any]) -> str:
 
 
 def markdown(
-    c: Comparison, plots: Sequence[str], pictures: Sequence[str], items: Sequence[GalleryItem] = ()
+    c: Comparison,
+    plots: dict[str, bytes],
+    items: Sequence[GalleryItem] = (),
+    side: Sequence[str] = (),
+    explained: Sequence[Path] = (),
+    root: Path | None = None,
 ) -> str:
-    """report.md; `plots` and `pictures` are paths relative to the report folder."""
-    data = page(c, {}, (), items)
-    data["plot_files"] = [{"stem": Path(p).stem, "path": p} for p in plots]
-    data["side_files"] = [{"name": Path(p).name, "path": p} for p in pictures]
-    data["explained_files"] = []
+    """report.md: the page's data as Markdown, linking the plots (plots/<name>) and pictures (`side`:
+    side-by-side pictures, relative to the report folder) instead of embedding them."""
+    data = page(c, plots, (), items, explained, root)
+    if side and not items:  # report.html's kept pictures, linked
+        figures = [{"name": Path(p).name, "path": p} for p in side]
+        at = next((k + 1 for k, s in enumerate(data["sections"]) if s["id"] == "agreement"), 0)
+        data["sections"].insert(
+            at, {"id": "pictures", "title": "Side by side", "kind": "figures", "figures": figures}
+        )
     return render("report.md", data)
 
 
@@ -216,8 +351,9 @@ def html_report(
     items: Sequence[GalleryItem] = (),
     explained: Sequence[Path] = (),
 ) -> str:
-    """One file that opens offline: plots and thumbnails are data: URIs, the style is inline, nothing
-    is fetched; the gallery's thumbnails and the side-by-side video link to the files beside it."""
+    """One file that opens offline: plots, thumbnails and the viewer's pictures are data: URIs, the
+    style and the viewer's script are inline, nothing is fetched; the gallery's thumbnails and the
+    side-by-side video link to the files beside it."""
     return render("report.html", page(c, plots, pictures, items, explained))
 
 
@@ -232,16 +368,10 @@ def write_report(
         atomic_write_bytes(out / "plots" / name, png)
         written.append(out / "plots" / name)
     items = gallery(c, out)
-    side = sorted(p.relative_to(out).as_posix() for p in (out / "side-by-side").rglob("*.jpg"))[
-        :HTML_PICTURES
-    ]
-    md = page(c, {}, (), items, ())
-    md["plot_files"] = [{"stem": Path(n).stem, "path": f"plots/{n}"} for n in plots]
-    md["side_files"] = [{"name": Path(p).name, "path": p} for p in side]
-    md["explained_files"] = [{"name": p.name, "path": p.relative_to(out).as_posix()} for p in explained]
+    side = sorted(p.relative_to(out).as_posix() for p in (out / "side-by-side").rglob("*.jpg"))
     documents = {
         "report.json": json_text(report_dict(c), indent=2) + "\n",
-        "report.md": render("report.md", md),
+        "report.md": markdown(c, plots, items, side[:HTML_PICTURES], explained, out),
         "report.html": html_report(c, plots, pictures, items, explained),
     }
     for name, text in documents.items():

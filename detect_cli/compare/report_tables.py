@@ -20,10 +20,43 @@ class TableData:
     headers: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     note: str = ""
+    why: str = ""  # set when the table has no rows: why (the page shows this line instead)
+
+
+EMPTY = "—"  # a cell without a value; a column of nothing else is left out (`without_empty_columns`)
+NAME_COLUMNS = ("model", "pair", "class")  # left-aligned text; every other column holds numbers
+
+
+def numeric_columns(t: TableData) -> list[bool]:
+    """Which columns hold numbers (right-aligned): every cell a number, "—", or a number with a word
+    after it ("53.0 (published)")."""
+
+    def number(cell: str) -> bool:
+        try:
+            float(cell.split(" ")[0])
+        except ValueError:
+            return cell == EMPTY
+        return True
+
+    return [h not in NAME_COLUMNS and all(number(row[k]) for row in t.rows) for k, h in enumerate(t.headers)]
+
+
+def without_empty_columns(t: TableData) -> TableData:
+    """`t` without the columns that hold no value in any row, said in its note; a table without rows
+    becomes one line saying why (`why`), given by the builder or a plain default."""
+    if not t.rows:
+        return TableData(t.title, (), (), "", t.why or "nothing to show")
+    keep = [k for k, h in enumerate(t.headers) if k == 0 or any(row[k] != EMPTY for row in t.rows)]
+    if len(keep) == len(t.headers):
+        return t
+    dropped = ", ".join(h for k, h in enumerate(t.headers) if k not in keep)
+    note = f"{t.note} No value for {dropped}: left out.".strip()
+    rows = tuple(tuple(row[k] for k in keep) for row in t.rows)
+    return TableData(t.title, tuple(t.headers[k] for k in keep), rows, note)
 
 
 def _f(v: float | None, fmt: str = "{:.1f}") -> str:
-    return "—" if v is None or v != v else fmt.format(v)
+    return EMPTY if v is None or v != v else fmt.format(v)
 
 
 def _pct(v: float | None) -> str:
@@ -35,11 +68,16 @@ def _accuracy_cell(m: ModelResult) -> str:
         return _pct(m.accuracy.map50_95)
     if m.info.published_map50_95 is not None:
         return f"{m.info.published_map50_95:.1f} (published)"
-    return "—"
+    return EMPTY
 
 
 def tables(c: Comparison, full: bool = True) -> list[TableData]:
-    """The report's tables; `full=False` gives the key ones for the terminal."""
+    """The report's tables, columns without a value left out; `full=False` gives the key ones for the
+    terminal."""
+    return [without_empty_columns(t) for t in _tables(c, full)]
+
+
+def _tables(c: Comparison, full: bool) -> list[TableData]:
     out = [_speed_table(c, compact=not full)]
     if full:
         out.append(_ran_table(c))
@@ -55,13 +93,13 @@ def tables(c: Comparison, full: bool = True) -> list[TableData]:
 
 
 def _speed_table(c: Comparison, compact: bool = False) -> TableData:
-    """`compact` (the terminal) leaves out params, GFLOPs and the pre- and postprocess columns."""
+    """`compact` (the terminal) leaves out the pre- and postprocess columns. Params and GFLOPs are in
+    What ran."""
     labelled = c.models[0].accuracy is not None
     stages = ("inference",) if compact else ("preprocess", "inference", "postprocess")
     rows = tuple(
         (
             m.info.label,
-            *(() if compact else (_f(m.info.params_m), _f(m.info.gflops))),
             *(_f(getattr(m.speed, f"{stage}_ms")) for stage in stages),
             _f(m.speed.latency_p50_ms),
             _f(m.speed.latency_p95_ms),
@@ -75,7 +113,9 @@ def _speed_table(c: Comparison, compact: bool = False) -> TableData:
     note = (
         f"{first.device}, {first.backend}, {first.precision}, imgsz {first.imgsz}; "
         f"timed calls per model: {c.models[0].speed.calls}, after {c.settings.warmup} warm-up runs. "
-        f"Latency is the wall time of one call on one {c.unit}. " + memory_note(c)
+        f"Stages (pre, infer, post): means, as ultralytics times them; latency (p50, p95): the wall time "
+        f"of one call on one {c.unit}; {'frames/s' if c.video else 'img/s'}: 1000 / the mean latency. "
+        + memory_note(c)
     )
     if not labelled and any(m.info.published_map50_95 is not None for m in c.models):
         source = next(m.info.published_source for m in c.models if m.info.published_source)
@@ -84,7 +124,6 @@ def _speed_table(c: Comparison, compact: bool = False) -> TableData:
         "Speed",
         (
             "model",
-            *(() if compact else ("params M", "GFLOPs")),
             *({"preprocess": "pre ms", "inference": "infer ms", "postprocess": "post ms"}[s] for s in stages),
             "p50 ms",
             "p95 ms",
@@ -142,14 +181,15 @@ def _ran_table(c: Comparison) -> TableData:
             m.info.ran,
             _f(m.info.params_m, "{:.2f}"),
             _f(m.info.gflops),
-            {True: "fused", False: "unfused", None: "—"}[m.info.fused],
+            {True: "fused", False: "unfused", None: EMPTY}[m.info.fused],
         )
         for m in c.models
     )
     note = (
         f"Input: the network input (width{TIMES}height) for the first {c.unit}. Params and GFLOPs are "
-        f"ultralytics' counts on the network as it ran (fused: Conv+BN folded, as ultralytics predicts), "
-        f"GFLOPs at a {c.settings.imgsz}{TIMES}{c.settings.imgsz} input; none for exported models."
+        "ultralytics' counts on the PyTorch network (for an export: counted when it was made), GFLOPs at a "
+        f"{c.settings.imgsz}{TIMES}{c.settings.imgsz} input; counted on: the network with Conv+BN folded "
+        "(fused, as ultralytics predicts) or not (unfused)."
     )
     if input_shapes_differ(c):
         note += (
@@ -167,7 +207,7 @@ def _ran_table(c: Comparison) -> TableData:
             "after the network",
             "params M",
             "GFLOPs",
-            "count",
+            "counted on",
         ),
         rows,
         note,
@@ -263,6 +303,7 @@ def _class_agreement_table(c: Comparison, index: int, top: int = 25) -> TableDat
         ("class", "matched", f"only {p.a}", f"only {p.b}", "agreement %", "mean IoU"),
         rows,
         f"The {top} classes with most boxes." if len(p.per_class) > top else "",
+        why=f"no box at conf ≥ {c.settings.conf:g} from {p.a} or {p.b}",
     )
 
 
@@ -278,6 +319,7 @@ def _per_class_table(c: Comparison, top: int = 25) -> TableData:
         ("class", *(m.info.label for m in c.models)),
         rows,
         f"conf ≥ {c.settings.conf:g}" + (f"; the {top} most frequent classes." if len(totals) > top else "."),
+        why=f"no model found a box at conf ≥ {c.settings.conf:g}",
     )
 
 
@@ -287,9 +329,11 @@ def rich_tables(c: Comparison) -> list[Table]:
 
     out = []
     for t in tables(c, full=False):
+        if not t.rows:
+            continue
         table = Table(title=t.title, title_justify="left", caption=t.note or None, caption_justify="left")
         for k, h in enumerate(t.headers):
-            if h in ("model", "pair", "class"):
+            if h in NAME_COLUMNS:
                 # Never cut a name: two models can share a long prefix (rtdetr-l-seed0, rtdetr-x-seed0).
                 # A pair ("a vs b") may wrap between its names, never inside one.
                 words = [w for row in t.rows for w in (row[k].split(" vs ") if h == "pair" else [row[k]])]
@@ -303,7 +347,7 @@ def rich_tables(c: Comparison) -> list[Table]:
     return out
 
 
-def _run_lines(c: Comparison) -> list[str]:
+def run_lines(c: Comparison) -> list[str]:
     s, first = c.settings, c.models[0].info
     inputs = f"Inputs: {c.inputs} ({len(c.failed)} failed)"
     if v := c.video:
@@ -322,17 +366,6 @@ def _run_lines(c: Comparison) -> list[str]:
         lines.append(f"Side-by-side video: {', '.join(c.video.side_by_side)}, codec {c.video.codec}")
     if c.labels:
         lines.append(f"Labels: {c.labels}")
-    untrained = [m.info.label for m in c.models if m.info.untrained]
-    if untrained:
-        lines.append(
-            f"Untrained (random weights, built from a config): {', '.join(untrained)}: "
-            "their detections and accuracy are meaningless; their speed and memory are real"
-        )
-    if input_shapes_differ(c):
-        lines.append(
-            "Warning: the models' backends fed them differently shaped inputs (see What ran): part of the "
-            "difference in speed and accuracy is the input, not the model"
-        )
     lines += [f"Note: {n}" for n in c.notes]
     if c.interrupted:
         lines.append("Interrupted: these numbers cover the inputs done before Ctrl-C")

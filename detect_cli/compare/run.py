@@ -183,9 +183,8 @@ def _input_agreement(frame: Frame, matches: Sequence[ImageMatch]) -> InputAgreem
         boxes += total
         if total:
             scores.append(2 * len(m.matched) / total)
-    return InputAgreement(
-        frame.source, str(frame.rel_path), sum(scores) / len(scores) if scores else None, boxes
-    )
+    agreement = sum(scores) / len(scores) if scores else None
+    return InputAgreement(frame.source, str(frame.rel_path), agreement, boxes, frame.frame, frame.time_s)
 
 
 def run_comparison(
