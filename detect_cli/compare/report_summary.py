@@ -9,7 +9,6 @@ from typing import Any
 from detect_cli.compare.report_tables import input_shapes_differ
 from detect_cli.compare.results import Comparison
 from detect_cli.compare.verdict import TIMES, PairVerdict, verdict
-from detect_cli.models import COCO_VAL_SOURCE
 
 
 def _count(n: int, unit: str) -> str:
@@ -125,11 +124,17 @@ def summary(c: Comparison) -> list[dict[str, Any]]:
 
 
 def overview_note(c: Comparison) -> str:
+    """What the overview plot shows, saying only what is on it."""
     e = c.environment
     here = f"on this machine ({e.cpu})" if e else "on this machine"
-    return (
-        f"Lines: each family's sizes as their authors publish them (COCO val2017 mAP50-95 and GFLOPs at "
-        f"640 px; {COCO_VAL_SOURCE}). Dots: the compared models, with the p50 latency measured {here}; "
-        "a hollow dot is an untrained model, placed where the trained one is. Stars: mAP50-95 measured on "
-        "your labels. Published speeds come from other machines and are not shown."
-    )
+    parts = [
+        "Lines: each family's sizes, mAP50-95 on COCO val2017 and GFLOPs at 640 px as their authors publish "
+        "them (https://docs.ultralytics.com/models/, https://github.com/lyuwenyu/RT-DETR).",
+        f"Dots: the compared models, with the p50 latency measured {here}.",
+    ]
+    if any(m.info.untrained for m in c.models):
+        parts.append("A hollow dot is an untrained model, placed where the trained one is.")
+    if any(m.accuracy for m in c.models):
+        parts.append("Stars: mAP50-95 measured on your labels.")
+    parts.append("Published speeds come from other machines and are not shown.")
+    return " ".join(parts)
