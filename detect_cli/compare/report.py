@@ -2,10 +2,21 @@
 embedded as base64, no external reference), PNG plots, and the terminal tables. What is written during
 the run (detections, side-by-side pictures and videos) is outputs.py's.
 
-Data is shaped in Python, markup lives in templates (`templates/report.html`, `report.md`, `report.css`,
-Jinja2, autoescaped HTML): `page()` turns the comparison into one plain `dict` and both documents are
-rendered from it. Tables are `report_tables.TableData` rows, plots `report_plots`, the gallery
-`report_gallery`.
+Data is shaped in Python, markup lives in templates (`templates/`: `report.html`, `report.md`, with
+`report.css` and the viewer's `viewer.js` inlined; Jinja2, HTML autoescaped). `page()` turns the
+comparison into one plain dict, from the same `Comparison` report.json carries, and both documents are
+rendered from it:
+
+- the first screen (`report_summary`): what ran where, the bands (random weights, ...), the verdict as
+  a pick per pair with its figures, and the overview plot;
+- `sections`: the rest of the page, in order, each a dict with an `id`, a `title` and a `kind` (`table`,
+  `plots`, `lines`, `figures`, `videos`, `gallery`) plus that kind's data.
+
+Adding a section (a new table or plot, say) is one entry in `sections()`: a `TableData` from
+`report_tables` (through `table()`), or a plot from `report_plots.make_plots` (through `figures()`).
+A new kind of section is one macro in each template and its line in the template's `kinds` map.
+Tables are built once as plain rows (`report_tables`) and rendered to Markdown, HTML and the terminal
+alike; a column without values, a table without rows and a plot without data are left out, saying why.
 """
 
 from __future__ import annotations
