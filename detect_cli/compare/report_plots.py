@@ -168,7 +168,8 @@ def plot_overview(c: Comparison) -> bytes | None:
             f"{m.info.label}\n{m.speed.latency_p50_ms:.0f} ms p50 here",
             (gflops, pub),
             textcoords="offset points",
-            xytext=(8, 4),
+            xytext=(9, -7) if pub >= 45 else (9, 3),  # under the family lines near the top, else above
+            va="top" if pub >= 45 else "bottom",
             fontsize=8,
             color=color,
             weight="bold",
