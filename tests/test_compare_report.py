@@ -486,3 +486,48 @@ def test_the_templates_are_package_data() -> None:
     } <= set(files)
     assert all(any(fnmatch.fnmatch(f, p) for p in patterns) for f in files), (files, patterns)
     assert "jinja2>=3.1" in config["project"]["dependencies"]
+
+
+@pytest.mark.parametrize(
+    ("ms", "published", "pick"),
+    [
+        # (rtdetr-l, yolo11n) p50 ms, (rtdetr-l, yolo11n) published mAP50-95: the pick ("x" for TIMES)
+        ((120, 30), (53.0, 39.5), "Pick yolo11n for speed (4.0x faster here (p50)), rtdetr-l for accuracy"),
+        ((30, 120), (53.0, 39.5), "Pick rtdetr-l: 4.0x faster here (p50) and +13.5 mAP50-95"),
+        ((30, 30.5), (53.0, 39.5), "Pick rtdetr-l: +13.5 mAP50-95 (published COCO figures, not measured"),
+        ((120, 30), (40.0, 40.0), "Pick yolo11n when speed matters: 4.0x faster here (p50) with the same"),
+        ((30, 30.5), (40.0, 40.0), "rtdetr-l and yolo11n are about as fast as each other."),
+    ],
+)
+def test_the_verdict_names_the_model_to_pick(
+    ms: tuple[float, float], published: tuple[float, float], pick: str
+) -> None:
+    from dataclasses import replace
+
+    from detect_cli.compare import report_summary
+
+    c = _comparison(False)
+    models = tuple(
+        replace(m, speed=replace(m.speed, latency_p50_ms=t), info=replace(m.info, published_map50_95=p))
+        for m, t, p in zip(c.models, ms, published, strict=True)
+    )
+    [row] = report_summary.summary(replace(c, models=models))
+    assert row["pick"].startswith(pick.replace("x faster", f"{TIMES} faster")), row["pick"]
+
+
+def test_each_warning_is_one_band() -> None:
+    from dataclasses import replace
+
+    from detect_cli.compare import report_summary
+
+    c = _comparison(False)
+    assert report_summary.bands(c) == []
+    shapes = ((640, 640), (480, 640))
+    models = tuple(
+        replace(m, info=replace(m.info, backend=b, input_shape=s))
+        for m, b, s in zip(c.models, ("openvino", "torch"), shapes, strict=True)
+    )
+    c = replace(c, models=models, interrupted=True)
+    assert [b["title"] for b in report_summary.bands(c)] == ["Inputs differ", "Interrupted"]
+    page = html_report(c, {}, [])
+    assert page.count('<p class="band">') == 2 and _visible_text(page).count("differently shaped") == 1
