@@ -424,7 +424,8 @@ def export_names(artifact: Path, session: Session) -> dict[int, str]:
 
 
 class ExportedDetector(Detector):
-    """A Detector over a cached export, run by OpenVINO or ONNX Runtime directly (no torch)."""
+    """A Detector over a cached export, run by OpenVINO or ONNX Runtime directly (no torch).
+    `network_size`: the PyTorch network's params and GFLOPs, counted when the export was made."""
 
     def __init__(
         self,
@@ -443,6 +444,7 @@ class ExportedDetector(Detector):
         self.precision = getattr(session, "precision", "fp32")
         self.names = dict(names)
         self.end2end = end2end
+        self.network_size: dict[str, Any] = {}
 
     @property
     def nms_free(self) -> bool:
