@@ -392,3 +392,62 @@ def test_an_end_to_end_yolo26_export_equals_ultralytics_predict(
         assert dets and [d.class_id for d in dets] == result.boxes.cls.int().tolist()
         np.testing.assert_allclose([d.xyxy for d in dets], result.boxes.xyxy.numpy(), atol=1e-3)
         np.testing.assert_allclose([d.confidence for d in dets], result.boxes.conf.numpy(), atol=1e-5)
+
+
+# --- a throughput run that ends on an error, whole process --------------------------------------------
+
+
+@needs["openvino"]
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this platform")
+def test_a_throughput_run_ending_on_an_error_exits_cleanly(
+    exported: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """12 pictures (THROUGHPUT mode: several requests in flight) into a stdout that fails: a full device
+    (one `error:` line, exit 2) or a reader that left (exit 141), again and again. OpenVINO's compiled
+    model and queue never outlive the interpreter's orderly exit (checked at the very end of the child,
+    after every other exit hook), so no run ends in `terminate called without an active exception`
+    (exit 134), as one in a few did."""
+    from conftest import make_image
+
+    entry = _entry(exported[0], "openvino", "yolo")
+    folder = tmp_path / "in"
+    for i in range(12):
+        make_image(folder / f"p{i}.jpg", i)
+    probe = (
+        "import atexit, gc, sys\n"
+        "def alive():\n"  # registered first, so it runs last
+        "    gc.collect()\n"
+        "    left = sorted({type(o).__name__ for o in gc.get_objects()\n"
+        "                   if type(o).__name__ in ('AsyncInferQueue', 'CompiledModel', 'InferRequest')})\n"
+        "    print('alive at exit:', left, file=sys.stderr)\n"
+        "atexit.register(alive)\n"
+        "from detect_cli.cli import main\n"
+        "sys.argv[0] = 'detect'\n"
+        "main()\n"
+    )
+    env = {**os.environ, "DETECT_CACHE_DIR": str(exported[0])}
+    for attempt in range(8):
+        out = tmp_path / f"run{attempt}"
+        argv = [
+            sys.executable, "-c", probe, "image", str(folder), "-m", entry.manifest["source"],
+            "--backend", "openvino", "--imgsz", str(SMALL_IMGSZ), "--conf", str(CONF["yolo"]),
+            "--out", str(out), "--json", "-q",
+        ]  # fmt: skip
+        full = attempt % 2 == 0
+        if full:
+            with open("/dev/full", "wb") as stdout:
+                done = subprocess.run(argv, stdout=stdout, stderr=subprocess.PIPE, env=env, timeout=60)
+        else:
+            read_end, write_end = os.pipe()
+            os.close(read_end)
+            try:
+                done = subprocess.run(argv, stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=60)
+            finally:
+                os.close(write_end)
+        err = done.stderr.decode("utf-8", "replace")
+        assert "terminate called" not in err and done.returncode != 134, err[-2000:]
+        assert done.returncode == (2 if full else 141), err[-2000:]
+        assert "alive at exit: []" in err, err[-2000:]
+        assert "Traceback" not in err and "Exception ignored" not in err, err[-2000:]
+        records = (out / "results.jsonl").read_text().splitlines()
+        assert 1 <= len(records) <= 12 and all(json.loads(r)["backend"] == "openvino" for r in records)
