@@ -1,7 +1,9 @@
 """Remake the small trained detector pair the tests score: a synthetic shapes set, YOLO11n and a tiny RT-DETR.
 
-    python tests/data/trained/make.py            # data, both models, RESULTS.md (about 30 min on 2 CPU cores)
-    python tests/data/trained/make.py --data-only
+    python tests/data/trained/make.py                # data, both models, RESULTS.md (under an hour, 2 cores)
+    python tests/data/trained/make.py --only rtdetr   # one of the two (the other's figures are kept)
+    python tests/data/trained/make.py --data-only    # the val set only
+    python tests/data/trained/make.py --report       # RESULTS.md again from results.json and the weights
 
 Every test model built from a YAML config has random weights and scores mAP 0, so a wrong accuracy figure
 (a shifted box, a swapped class, a broken conversion) could not show. These two models are trained for
