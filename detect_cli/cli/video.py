@@ -10,10 +10,12 @@ from detect_cli.cli.options import (
     handle_errors,
     json_printer,
 )
+from detect_cli.cli.track_options import TrackArgs
 
 DOC = (
     "Writes an annotated video per source and frames.jsonl (one line per processed frame) to the "
-    "output folder. Exit code 0: all ok; 1: a video was truncated or unreadable (what was decoded "
+    "output folder; with --track, track ids, trails and tracks.csv. Exit code 0: all ok; 1: a video "
+    "was truncated or unreadable (what was decoded "
     "is written); 2: nothing could run; 130: interrupted, 143: stopped by SIGTERM (outputs finalized)."
 )
 
@@ -28,6 +30,7 @@ def run_video_command(
     output: OutputArgs,
     stream: StreamArgs,
     run: VideoArgs,
+    tracking: TrackArgs,
 ) -> None:
     """What `detect video` and `detect yolo video` do, given their options."""
     from detect_cli import ui
@@ -42,6 +45,7 @@ def run_video_command(
         vid_stride=stream.vid_stride,
         max_frames=stream.max_frames,
         reconnects=stream.reconnects,
+        tracker=tracking.config(),
     )
     progress = None if output.quiet else ui.RichProgress(ref.name, unit=" fps")
     echo = json_printer() if run.json_out else None
@@ -65,8 +69,9 @@ def video(
     output: OutputArgs,
     stream: StreamArgs,
     run: VideoArgs,
+    tracking: TrackArgs,
 ) -> None:
-    run_video_command("rtdetr", "video", sources, model, settings, inputs, output, stream, run)
+    run_video_command("rtdetr", "video", sources, model, settings, inputs, output, stream, run, tracking)
 
 
 @handle_errors
@@ -81,8 +86,9 @@ def yolo_video(
     output: OutputArgs,
     stream: StreamArgs,
     run: VideoArgs,
+    tracking: TrackArgs,
 ) -> None:
-    run_video_command("yolo", "yolo-video", sources, model, settings, inputs, output, stream, run)
+    run_video_command("yolo", "yolo-video", sources, model, settings, inputs, output, stream, run, tracking)
 
 
 video.__doc__ = (
