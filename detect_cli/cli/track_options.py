@@ -4,6 +4,7 @@ No `from __future__ import annotations` in the cli package: Typer reads these an
 """
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,8 +16,8 @@ Track = Annotated[
     bool,
     typer.Option(
         "--track",
-        help="Follow objects across frames: each box gets a track id (frames.jsonl), the video shows ids "
-        "and trails, tracks.csv lists the tracks.",
+        help="Follow objects across video frames: each box gets a track id (video: in frames.jsonl, ids "
+        "and trails drawn, tracks.csv; compare: each model's track stability in the report).",
     ),
 ]
 Tracker = Annotated[
@@ -26,6 +27,19 @@ Tracker = Annotated[
         metavar="NAME|YAML",
         help="With --track: bytetrack or botsort (ultralytics' trackers and default settings), or a YAML "
         "of tracker settings as `yolo track tracker=` takes one (tracker_type, track_buffer, …).",
+    ),
+]
+
+MotGt = Annotated[
+    Path | None,
+    typer.Option(
+        "--mot-gt",
+        exists=True,
+        dir_okay=False,
+        metavar="GT.TXT",
+        help="With --track on one video: its MOTChallenge ground truth (gt.txt); adds MOTA, IDF1 and "
+        "HOTA per model (TrackEval).",
+        show_default=False,
     ),
 ]
 

@@ -16,6 +16,8 @@ gets the same decoded frame.
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import os
 import sys
 import tempfile
@@ -46,6 +48,7 @@ from detect_cli.compare.results import (
     SpeedStats,
     VideoRun,
 )
+from detect_cli.compare.tracking import CompareTracking, planned_files, read_mot
 from detect_cli.errors import BadOptionError, LabelsError, NoInputsError
 from detect_cli.explain import TORCH_ONLY, explain_images
 from detect_cli.geometry import clip_detections
@@ -65,6 +68,7 @@ from detect_cli.sources import (
     discover_images,
     discover_videos,
 )
+from detect_cli.tracking import TrackerConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -399,6 +403,8 @@ class CompareJob:
     command: tuple[str, ...] = ()  # the command line as run (sys.argv), for the report's environment
     memory: bool = True  # measure each model's peak memory (machine.py), a child process per model
     explain: int = 0  # explain this many of the first images (RT-DETR's attention beside YOLO's map)
+    tracker: TrackerConfig | None = None  # --track: every model's boxes tracked (videos only)
+    mot_gt: Path | None = None  # --mot-gt: MOTChallenge ground truth to score the tracks against
 
 
 @dataclass
@@ -498,7 +504,9 @@ def _image_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
 
 
 @contextlib.contextmanager
-def _video_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
+def _video_inputs(
+    job: CompareJob, stop: Stop, reconnected: video.Reconnected | None = None
+) -> Iterator[_Inputs]:
     """The videos opened (URLs downloaded into a temporary folder that lives as long as the run) and
     their frames decoded ahead in a thread, which closing the stream stops however the run ends."""
     items = discover_videos(job.sources, job.recursive, exclude=_exclude(job))
@@ -513,7 +521,7 @@ def _video_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
             job.reconnects,
         )
         notes: list[str] = []
-        frames = found.frames(notes.append, stop)
+        frames = found.frames(notes.append, stop, reconnected)
         with contextlib.closing(frames):
             yield _Inputs(
                 frames,
@@ -597,8 +605,20 @@ def run_compare(
         )
     if kind == "images" and (job.vid_stride != 1 or job.max_frames is not None) and warn:
         warn("--vid-stride and --max-frames apply to video sources; they are ignored for images")
+    _check_tracking(job, kind)
+    tracking: CompareTracking | None = None
+
+    def reconnected(source: str, frame: int) -> None:  # a stream reopened: its tracks start anew
+        if tracking is not None:
+            tracking.restart_at(source, frame)
+
     stop = Stop()  # the signal handlers go up once the models are loaded; reading ahead watches it
-    with (_video_inputs if kind == "videos" else _image_inputs)(job, stop) as inputs:
+    open_inputs = (
+        functools.partial(_video_inputs, reconnected=reconnected) if kind == "videos" else _image_inputs
+    )
+    with open_inputs(job, stop) as inputs:
+        if job.mot_gt is not None and inputs.videos != 1:
+            raise BadOptionError("--mot-gt is the ground truth of one video: compare one video with it")
         labels = load_labels(inputs.images, job.data, job.coco) if labelled else None
         detectors = [load_detector(ref, job.options, job.plan, job.classes, warn) for ref in job.models]
         warn_about_options(detectors, job.iou_given, warn)
@@ -608,6 +628,9 @@ def run_compare(
         planned = planned_folder(job.out, "compare", job.exist_ok)
         if planned is not None:
             paths = _outputs(planned, inputs, codec.suffix if codec else None)
+            if job.tracker:
+                labels_ = unique_labels([d.name for d in detectors])
+                paths = itertools.chain(paths, planned_files(planned, labels_, inputs.video_items))
             check_plan(
                 planned, job.sources, [*inputs.images, *inputs.video_items], paths, record=REPORT_RECORD
             )
@@ -623,6 +646,10 @@ def run_compare(
                 video_fps=inputs.fps,
                 codec=codec,
             )
+            on_image: ImageCallback = outputs
+            if job.tracker:
+                tracking = CompareTracking(job.tracker, unique_labels([d.name for d in detectors]), out)
+                on_image = _both(tracking, outputs)
             probe = None
             if job.memory:
 
@@ -636,7 +663,7 @@ def run_compare(
                         inputs.frames,
                         job.settings,
                         labels,
-                        outputs,
+                        on_image,
                         progress,
                         inputs.total,
                         stop,
@@ -644,6 +671,8 @@ def run_compare(
                     )
                 finally:
                     outputs.close()
+                    if tracking:
+                        tracking.close()
                 if outputs.problems:  # pictures that could not be written: those inputs failed
                     comparison = replace(comparison, failed=(*comparison.failed, *outputs.problems))
                 if kind == "videos":
@@ -659,9 +688,33 @@ def run_compare(
                             playable=bool(codec and codec.name == "H.264" and codec.suffix == ".mp4"),
                         ),
                     )
+                if tracking:
+                    comparison = replace(comparison, tracking=tracking.result(inputs.fps, job.mot_gt))
                 comparison = replace(comparison, environment=environment(job.command, job.options.device))
                 explained = (
                     _explain(job, detectors, inputs.images, out, stop, warn) if kind == "images" else []
                 )
                 write_report(comparison, out, outputs.pictures, explained)
     return CompareRun(comparison, out, outputs.pictures, stop.signum)
+
+
+# --- tracking (--track) ---------------------------------------------------------------------------
+
+
+def _check_tracking(job: CompareJob, kind: SourceKind) -> None:
+    """--track needs video; --mot-gt needs --track and a readable MOTChallenge file (checked before
+    any model loads)."""
+    if job.tracker and kind != "videos":
+        raise BadOptionError("--track follows objects across the frames of a video; the sources are images")
+    if job.mot_gt is not None:
+        if not job.tracker:
+            raise BadOptionError("--mot-gt scores tracks: add --track")
+        read_mot(job.mot_gt, ground_truth=True)
+
+
+def _both(first: ImageCallback, second: ImageCallback) -> ImageCallback:
+    def both(frame: Frame, results: Sequence[ImageResult]) -> None:
+        first(frame, results)
+        second(frame, results)
+
+    return both
