@@ -108,3 +108,20 @@ def test_without_lap_track_says_so_instead_of_installing_it(monkeypatch: pytest.
     monkeypatch.setitem(sys.modules, "lap", None)  # `import lap` now raises ImportError
     with pytest.raises(BadOptionError, match=r"--track needs the lap package \(pip install lap\)"):
         RunTracker(tracker_config("bytetrack"))
+
+
+def test_the_tracking_modules_import_neither_torch_nor_ultralytics() -> None:
+    """An untracked video run (on an export) must stay free of torch: only a tracker, once asked
+    for, brings ultralytics (and torch) in."""
+    import subprocess
+
+    child = (
+        "import sys\n"
+        "import detect_cli.jobs.video, detect_cli.tracking, detect_cli.tracks, detect_cli.compare.tracking\n"
+        "from detect_cli.tracking import tracker_config\n"
+        "tracker_config('botsort')\n"
+        "print(sorted(m for m in ('torch', 'ultralytics', 'trackeval', 'lap') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

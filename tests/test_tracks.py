@@ -47,9 +47,10 @@ runner = CliRunner()
 def track_video(fake_models: dict[str, Path], tmp_path: Path):  # type: ignore[no-untyped-def]
     """`detect video CLIP --track ...` in-process, on the colour-finding fake detector."""
 
-    def go(clip: Path, *args: str, out: Path | None = None):  # type: ignore[no-untyped-def]
+    def go(clip: Path, *args: str, out: Path | None = None, yolo: bool = False):  # type: ignore[no-untyped-def]
         out = out or tmp_path / "out"
-        argv = ["video", str(clip), "-m", str(fake_models["shapes"]), "--device", "cpu", "-o", str(out)]
+        command = ["yolo", "video"] if yolo else ["video"]
+        argv = [*command, str(clip), "-m", str(fake_models["shapes"]), "--device", "cpu", "-o", str(out)]
         return runner.invoke(app, [*argv, *args]), out
 
     return go
@@ -86,9 +87,10 @@ def test_two_objects_on_straight_lines_are_two_tracks_of_every_frame(track_video
     assert "2 tracks (bytetrack)" in result.stderr
 
 
-def test_crossing_objects_keep_their_identities(track_video, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("tracker", ["bytetrack", "botsort"])
+def test_crossing_objects_keep_their_identities(track_video, tmp_path: Path, tracker: str) -> None:  # type: ignore[no-untyped-def]
     clip = make_motion_video(tmp_path / "cross.avi", CROSSING, frames=18)
-    result, out = track_video(clip, "--track")
+    result, out = track_video(clip, "--track", "--tracker", tracker)
     assert result.exit_code == 0, result.output
     classes_by_id: dict[int, set[str]] = {}
     for record in read_jsonl(out / "frames.jsonl"):
@@ -100,7 +102,7 @@ def test_crossing_objects_keep_their_identities(track_video, tmp_path: Path) -> 
 
 def test_an_object_that_leaves_and_comes_back_is_a_new_track(track_video, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     clip = make_motion_video(tmp_path / "leave.avi", LEAVES_AND_RETURNS, frames=46)
-    result, out = track_video(clip, "--track", "--tracker", "bytetrack")
+    result, out = track_video(clip, "--track", "--tracker", "bytetrack", yolo=True)
     assert result.exit_code == 0, result.output
     rows = [(r["track_id"], r["first_frame"], r["last_frame"], r["frames_seen"]) for r in _tracks(out)]
     # Gone for frames 19-30; back at frame 31, confirmed (and numbered) on its second frame, as
