@@ -14,6 +14,7 @@ Models are built from ultralytics' YAML configs with a fixed seed (random weight
 detections are not); no weights are downloaded.
 
     python bench/video.py [--imgsz 320] [--long-frames 120] [--repeats 2] [--device cpu]
+    python bench/video.py --models yolo11n.yaml --conf 1e-5 --tracker bench/random-weights-tracker.yaml
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def main() -> int:
     parser.add_argument("--models", default="rtdetr-l.yaml,yolo11n.yaml")
     # Random weights score low: a lower threshold gives the tracker boxes to follow (and draw).
     parser.add_argument("--conf", type=float, default=0.25)
+    parser.add_argument("--tracker", default="bytetrack", help="bytetrack, botsort or a settings YAML")
     args = parser.parse_args()
 
     import torch
@@ -118,7 +120,7 @@ def main() -> int:
             f"{'model':<10} {'clip':<16} {'frames':>6} {'model fps':>10} {'end-to-end fps':>15} {'ratio':>6}"
             f" {'in-run ratio':>13} {'tracked fps':>12} {'track cost':>11} {'boxes/frame':>12}"
         )
-        tracker = tracker_config("bytetrack")
+        tracker = tracker_config(args.tracker)
         for name in args.models.split(","):
             family = "rtdetr" if "rtdetr" in name else "yolo"
             options = PredictOptions(conf=args.conf, imgsz=args.imgsz, device=device)

@@ -196,3 +196,17 @@ def test_track_on_pictures_is_refused(fake_models: dict[str, Path], images: Path
     assert result.stderr.strip() == (
         "error: --track follows objects across the frames of a video; the sources are images"
     )
+
+
+def test_ground_truth_of_other_frames_is_said_and_not_scored(
+    fake_models: dict[str, Path], tmp_path: Path
+) -> None:
+    clip = make_motion_video(tmp_path / "lines.avi", TWO_LINES, frames=6)
+    gt = tmp_path / "gt.txt"
+    gt.write_text("500,1,0,0,10,10,1,1,1\n")  # another video's: no box on frames 1-6
+    result = _compare(fake_models, clip, tmp_path / "out", "--track", "--mot-gt", str(gt))
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert all(m["mot"] is None for m in report["tracking"]["models"])
+    assert any("has no box on the frames compared" in n for n in report["notes"])
+    assert "has no box on the frames compared" in result.stderr

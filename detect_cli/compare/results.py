@@ -227,6 +227,7 @@ class TrackingRun:
     settings_from: str
     models: tuple[ModelTracking, ...]
     ground_truth: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

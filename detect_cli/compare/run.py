@@ -689,7 +689,9 @@ def run_compare(
                         ),
                     )
                 if tracking:
-                    comparison = replace(comparison, tracking=tracking.result(inputs.fps, job.mot_gt))
+                    tracked = tracking.result(inputs.fps, job.mot_gt)
+                    notes = (*comparison.notes, *tracked.notes)
+                    comparison = replace(comparison, tracking=tracked, notes=notes)
                 comparison = replace(comparison, environment=environment(job.command, job.options.device))
                 explained = (
                     _explain(job, detectors, inputs.images, out, stop, warn) if kind == "images" else []

@@ -170,6 +170,13 @@ class CompareTracking:
     def result(self, fps: Mapping[str, float], gt: Path | None = None) -> TrackingRun:
         """Each model's figures; with `gt`, scored against it (one video)."""
         truth = read_mot(gt, ground_truth=True) if gt else None
+        notes = []
+        if truth is not None and not any(f in truth.frames for f in self.frames):
+            notes.append(
+                f"{gt} has no box on the frames compared ({len(self.frames)} frames): not this video's "
+                "ground truth? The tracks are not scored"
+            )
+            truth = None
         models = []
         for label, book, writer in zip(self.labels, self.books, self.writers, strict=True):
             files = tuple(p.relative_to(self.out).as_posix() for p in writer.written)
@@ -183,4 +190,5 @@ class CompareTracking:
             settings_from=self.config.origin,
             models=tuple(models),
             ground_truth=str(gt) if gt else None,
+            notes=tuple(notes),
         )
