@@ -281,7 +281,7 @@ class TrackedVideoWriter(AnnotatedVideoWriter):
 
 
 class TrackingSink(Sink):
-    """Gives each result its track ids (in the run loop's thread, in frame order), counts it in the
+    """Gives each result its track ids (in frame order: one thread at a time), counts it in the
     `book`, then hands it to the `inner` sinks; at close, after them, writes tracks.csv (when `csv_path`
     is set), so an interrupted run's tracks.csv, MOT files and video hold the same frames."""
 
