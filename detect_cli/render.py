@@ -130,3 +130,29 @@ def side_by_side(image: np.ndarray, panels: Sequence[tuple[str, Sequence[Detecti
         x += r.shape[1]
         out[:, max(x - 1, 0) : x + 1] = 255
     return out
+
+
+def draw_tracks(
+    image: np.ndarray,
+    boxes: Sequence[tuple[Detection, int | None]],
+    trails: Sequence[tuple[int, Sequence[tuple[int, int]]]] = (),
+) -> np.ndarray:
+    """A copy of `image` with each box labelled `#id class conf` in its track's colour (as ultralytics
+    colours tracks), a box no track holds in its class colour without an id, and each track's recent
+    centres joined as a trail."""
+    import cv2
+    import numpy as np
+
+    out = image.copy()
+    lw = max(round(sum(out.shape) / 2 * 0.003), 2)
+    for track_id, points in trails:
+        if len(points) > 1:
+            pts = np.array(points, np.int32).reshape(-1, 1, 2)
+            cv2.polylines(out, [pts], False, class_color(track_id), lw, cv2.LINE_AA)
+    for det, track_id in boxes:
+        if track_id is None:
+            box_label(out, det.xyxy, f"{det.class_name} {det.confidence:.2f}", class_color(det.class_id), lw)
+        else:
+            label = f"#{track_id} {det.class_name} {det.confidence:.2f}"
+            box_label(out, det.xyxy, label, class_color(track_id), lw)
+    return out

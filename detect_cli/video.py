@@ -35,6 +35,7 @@ from detect_cli.writers import Codec, open_video_file
 DEFAULT_FPS = 30.0  # for sources that report no usable frame rate (many webcams and streams)
 DEFAULT_RECONNECTS = 3
 RECONNECT_DELAY_S = 0.5  # doubled after each failed attempt, up to 8 s
+Reconnected = Callable[[str, int], None]  # (source, frame index) of the first frame after a reconnect
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,11 +198,21 @@ class VideoSet:
         return [v for v in self.videos if isinstance(v, OpenedVideo)]
 
     def frames(
-        self, note: Callable[[str], None] | None = None, stop: threading.Event | None = None
+        self,
+        note: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
+        reconnected: Reconnected | None = None,
     ) -> Iterator[Frame]:
         """Their frames, as `video_frames` decodes them, with the settings they were opened with."""
         return video_frames(
-            self.videos, self.stride, self.max_frames, self.reconnects, self.timeout_s, note, stop=stop
+            self.videos,
+            self.stride,
+            self.max_frames,
+            self.reconnects,
+            self.timeout_s,
+            note,
+            stop=stop,
+            reconnected=reconnected,
         )
 
 
@@ -239,16 +250,20 @@ def decode(
     reconnects: int = DEFAULT_RECONNECTS,
     timeout_s: float = DEFAULT_URL_TIMEOUT_S,
     note: Callable[[str], None] | None = None,
+    reconnected: Reconnected | None = None,
 ) -> Iterator[Frame]:
     """Every `stride`-th frame of one video, as `Frame`s numbered by their index in the source.
 
     Skipped frames are only grabbed, not converted. A file that stops before the frame count its
     header gives ends with an error frame; a live source that stops is reopened up to `reconnects`
-    times in a row (a frame received resets the count), then ends, telling `note` why.
+    times in a row (a frame received resets the count), then ends, telling `note` why. `reconnected`
+    is told (source, frame index) of the first frame after a reopened live source, before it is yielded
+    (tracking starts new identities there).
     """
     item, info = video.item, video.info
     cap = _capture(video.location, timeout_s)
     index = done = failures = 0
+    reopened = False
     start = time.monotonic()
     try:
         while max_frames is None or done < max_frames:
@@ -264,6 +279,7 @@ def decode(
                     time.sleep(min(RECONNECT_DELAY_S * 2**failures, 8.0))
                     failures += 1
                     cap = _capture(video.location, timeout_s)
+                    reopened = True
                     continue
                 if info.frames is not None and index < info.frames:
                     yield Frame(
@@ -278,6 +294,9 @@ def decode(
                 return
             failures = 0
             if wanted:
+                if reopened and done and reconnected:
+                    reconnected(item.source, index)
+                reopened = False
                 t = time.monotonic() - start if video.live else index / info.fps
                 yield Frame(item.source, item.rel_path / f"{index:06d}.jpg", image, frame=index, time_s=t)
                 done += 1
@@ -295,6 +314,7 @@ def video_frames(
     note: Callable[[str], None] | None = None,
     depth: int = 8,
     stop: threading.Event | None = None,
+    reconnected: Reconnected | None = None,
 ) -> Iterator[Frame]:
     """The frames of each video in turn, decoded up to `depth` frames ahead in a background thread.
 
@@ -307,7 +327,7 @@ def video_frames(
         if stop is not None and stop.is_set():
             return
         yield from read_ahead(
-            decode(video, stride, max_frames, reconnects, timeout_s, note), depth, stop=stop
+            decode(video, stride, max_frames, reconnects, timeout_s, note, reconnected), depth, stop=stop
         )
 
 

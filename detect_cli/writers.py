@@ -646,13 +646,17 @@ class AnnotatedVideoWriter(Sink):
                 self._fail(f"annotated video not written: {e}")
         if self._writer is None:
             return  # this video could not be written: its frames are still recorded
-        frame = draw_detections(image, result.detections) if result.ok else image
+        frame = self.draw(image, result) if result.ok else image
         if (frame.shape[1], frame.shape[0]) != self._size:  # a stream that changed resolution
             frame = cv2.resize(frame, self._size)
         try:
             self._writer.write(frame)
         except OSError as e:
             self._fail(f"annotated video not written: {e.strerror or e}")
+
+    def draw(self, image: np.ndarray, result: ImageResult) -> np.ndarray:
+        """The frame as the video shows it (a subclass draws more: track ids and trails)."""
+        return draw_detections(image, result.detections)
 
     def _fail(self, problem: str) -> None:
         self.problems.append((self._source, problem))

@@ -20,6 +20,10 @@ if TYPE_CHECKING:  # not imported at run time: tests/fake_cli.py runs this modul
 
 FAKE_NAMES = {0: "person", 1: "car", 2: "dog"}
 FAKE_WEIGHTS = b"fake weights: loaded as tests.fakes.FakeDetector"
+SHAPES_WEIGHTS = b"fake weights: loaded as tests.fakes.ShapeDetector"
+# ShapeDetector's classes: the pure colours (BGR) tests/motion.py paints its moving shapes in.
+SHAPE_COLOURS = {0: (0, 0, 255), 1: (0, 255, 0), 2: (255, 0, 0)}  # person red, car green, dog blue
+MIN_SHAPE_AREA = 12  # pixels: smaller specks of colour (compression noise) are not shapes
 
 
 class FakeDetector(Detector):
@@ -55,6 +59,39 @@ class FakeDetector(Detector):
         return out
 
 
+class ShapeDetector(Detector):
+    """Finds what is really in the picture: each blob of one of SHAPE_COLOURS (found by thresholding the
+    colour, then connected components) is a box of that colour's class, at confidence 0.9. Its boxes are
+    where the shapes are drawn, so tracks over them follow the shapes' real motion."""
+
+    def __init__(self, ref: ModelRef, options: PredictOptions) -> None:
+        super().__init__(ref, _FakeModel(), options, backend="torch")
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[tuple[tuple[Detection, ...], Speed]]:
+        if FakeDetector.delay:  # tests/fake_cli.py's DETECT_FAKE_DELAY_S
+            time.sleep(FakeDetector.delay * len(images))
+        return [(self.find(image), Speed(0.1, 1.0, 0.1)) for image in images]
+
+    def find(self, image: np.ndarray) -> tuple[Detection, ...]:
+        import cv2
+
+        o = self.options
+        found = []
+        px = image.astype(np.int16)
+        for class_id, colour in SHAPE_COLOURS.items():
+            if o.classes is not None and class_id not in o.classes:
+                continue
+            on = np.ones(image.shape[:2], bool)
+            for channel, value in enumerate(colour):  # the colour's channel high, the others low
+                on &= px[..., channel] > 150 if value else px[..., channel] < 100
+            n, _, stats, _ = cv2.connectedComponentsWithStats(on.astype(np.uint8), connectivity=8)
+            for x, y, w, h, area in stats[1:n]:
+                if area >= MIN_SHAPE_AREA:
+                    box = (float(x), float(y), float(x + w), float(y + h))
+                    found.append(Detection(class_id, FAKE_NAMES[class_id], 0.9, box))
+        return tuple(found[: o.max_det]) if 0.9 >= o.conf else ()
+
+
 class _FakeModel:
     names = FAKE_NAMES
 
@@ -75,6 +112,8 @@ def write_fake_weights(folder: Path) -> dict[str, Path]:
     files = {"rtdetr": folder / "rtdetr-l-seed0.pt", "yolo": folder / "yolo11n-seed0.pt"}
     for path in files.values():
         path.write_bytes(FAKE_WEIGHTS)
+    files["shapes"] = folder / "shapes-seed0.pt"
+    files["shapes"].write_bytes(SHAPES_WEIGHTS)
     return files
 
 
@@ -85,6 +124,8 @@ def fake_load(real: Callable[..., Detector]) -> Callable[..., Detector]:
         location = Path(ref.location)
         if location.is_file() and location.read_bytes() == FAKE_WEIGHTS:
             return FakeDetector(ref, options)
+        if location.is_file() and location.read_bytes() == SHAPES_WEIGHTS:
+            return ShapeDetector(ref, options)
         return real(ref, options, plan, warn or (lambda _: None))
 
     return load

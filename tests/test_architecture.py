@@ -12,8 +12,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "detect_cli"
 LAYERS = [
     {"errors", "results", "signals", "geometry"},
-    {"sources", "models", "render"},
-    {"writers", "backends", "rundir", "runtime"},
+    {"sources", "models", "render", "tracking"},
+    {"writers", "backends", "rundir", "runtime", "tracks"},
     {"threads", "resume"},
     {"pipeline"},
     {"video", "executors"},

@@ -7,6 +7,7 @@ import typer
 
 from detect_cli.cli.groups import InputArgs, ModelArgs, OutputArgs, StreamArgs, grouped
 from detect_cli.cli.options import exit_code_for, handle_errors
+from detect_cli.cli.track_options import MotGt, TrackArgs
 
 CompareSources = Annotated[
     list[str],
@@ -92,11 +93,13 @@ def compare(
     memory: Memory = True,
     explain: ExplainFirst = 0,
     json_out: JsonReport = False,
+    mot_gt: MotGt = None,
     *,
     settings: ModelArgs,
     inputs: InputArgs,
     output: OutputArgs,
     stream: StreamArgs,
+    tracking: TrackArgs,
 ) -> None:
     """Compare detectors on the same images or video: speed, agreement and (with labels) accuracy.
 
@@ -144,6 +147,8 @@ def compare(
         command=tuple(sys.argv),
         memory=memory,
         explain=explain,
+        tracker=tracking.config(),
+        mot_gt=mot_gt,
     )
     quiet = output.quiet
     printer = ui.StdoutLines() if json_out else None  # a closed stdout is refused before any work

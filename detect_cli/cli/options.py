@@ -25,6 +25,7 @@ class OutputFormat(str, Enum):
     csv = "csv"
     txt = "txt"
     coco = "coco"
+    mot = "mot"  # MOTChallenge track results: detect video --track only
 
 
 class Executor(str, Enum):
@@ -219,8 +220,8 @@ Formats = Annotated[
         "--format",
         "-f",
         case_sensitive=False,
-        help="Extra outputs, repeatable: csv, txt (YOLO labels), coco (COCO results json). "
-        "jsonl is always written.",
+        help="Extra outputs, repeatable: csv, txt (YOLO labels), coco (COCO results json), "
+        "mot (MOTChallenge track results; video with --track). jsonl is always written.",
         show_default=False,
     ),
 ]

@@ -9,12 +9,13 @@ from detect_cli.cli.options import (
     exit_code_for,
     handle_errors,
 )
+from detect_cli.cli.track_options import TrackArgs
 
 DOC = (
     "Writes an annotated video per source and frames.jsonl (one line per processed frame) to the "
-    "output folder. Exit code 0: all ok; 1: a video was truncated or unreadable (what was decoded "
-    "is written); 2: nothing could run; 130: interrupted, 143: stopped by SIGTERM (outputs finalized); "
-    "141: the reader of --json left (outputs finalized)."
+    "output folder; with --track, track ids, trails and tracks.csv. Exit code 0: all ok; 1: a video "
+    "was truncated or unreadable (what was decoded is written); 2: nothing could run; 130: interrupted, "
+    "143: stopped by SIGTERM (outputs finalized); 141: the reader of --json left (outputs finalized)."
 )
 
 
@@ -28,6 +29,7 @@ def run_video_command(
     output: OutputArgs,
     stream: StreamArgs,
     run: VideoArgs,
+    tracking: TrackArgs,
 ) -> None:
     """What `detect video` and `detect yolo video` do, given their options."""
     from detect_cli import ui
@@ -42,6 +44,7 @@ def run_video_command(
         vid_stride=stream.vid_stride,
         max_frames=stream.max_frames,
         reconnects=stream.reconnects,
+        tracker=tracking.config(),
     )
     progress = None if output.quiet else ui.RichProgress(ref.name, unit=" fps")
     echo = ui.StdoutLines() if run.json_out else None
@@ -66,8 +69,9 @@ def video(
     output: OutputArgs,
     stream: StreamArgs,
     run: VideoArgs,
+    tracking: TrackArgs,
 ) -> None:
-    run_video_command("rtdetr", "video", sources, model, settings, inputs, output, stream, run)
+    run_video_command("rtdetr", "video", sources, model, settings, inputs, output, stream, run, tracking)
 
 
 @handle_errors
@@ -82,8 +86,9 @@ def yolo_video(
     output: OutputArgs,
     stream: StreamArgs,
     run: VideoArgs,
+    tracking: TrackArgs,
 ) -> None:
-    run_video_command("yolo", "yolo-video", sources, model, settings, inputs, output, stream, run)
+    run_video_command("yolo", "yolo-video", sources, model, settings, inputs, output, stream, run, tracking)
 
 
 video.__doc__ = (

@@ -84,12 +84,51 @@ def _tables(c: Comparison, full: bool) -> list[TableData]:
     if c.models[0].accuracy:
         out.append(_accuracy_table(c))
     out.append(_agreement_table(c))
+    if c.tracking:
+        out.append(tracking_table(c))
     if full:
         if c.models[0].accuracy:
             out.append(_class_accuracy_table(c))
         out += [_class_agreement_table(c, p) for p in range(len(c.pairs))]
         out.append(_per_class_table(c))
     return out
+
+
+def tracking_table(c: Comparison) -> TableData:
+    """`--track`: each model's tracks, label-free stability and, with ground truth, MOTA, IDF1, HOTA."""
+    t = c.tracking
+    assert t is not None
+    scored = any(m.mot for m in t.models)
+    headers = ["model", "tracks", "tracks/min", "median length", "p10 length", "fragments", "flicker"]
+    if scored:
+        headers += ["MOTA", "IDF1", "HOTA", "ID switches"]
+    rows = []
+    for m in t.models:
+        s = m.stability
+        row = [
+            m.label,
+            str(s.tracks),
+            _f(s.tracks_per_minute),
+            _f(s.median_length, "{:g}"),
+            _f(s.p10_length, "{:.1f}"),
+            str(s.fragments),
+            _pct(s.flicker) + ("" if s.flicker is None else " %"),
+        ]
+        if scored:
+            mot = m.mot
+            row += (
+                [_pct(mot.mota), _pct(mot.idf1), _pct(mot.hota), str(mot.id_switches)] if mot else ["—"] * 4
+            )
+        rows.append(tuple(row))
+    note = (
+        f"Every model tracked by {t.tracker} with the same settings ({t.settings_from}) on the same frames. "
+        "Lengths in processed frames a track held a box; fragments: a track that ends while a new one of "
+        "its class starts within 5 frames at the same place (IoU > 0.5); flicker: the share of the tracks' "
+        "lives their object was missed for one or two frames."
+    )
+    if scored:
+        note += f" MOTA, IDF1 (IoU 0.5) and HOTA in % against {t.ground_truth}, computed by TrackEval."
+    return TableData("Tracking", tuple(headers), tuple(rows), note)
 
 
 def _speed_table(c: Comparison, compact: bool = False) -> TableData:

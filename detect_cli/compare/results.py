@@ -9,6 +9,7 @@ from typing import Any
 
 from detect_cli.geometry import MATCH_IOU
 from detect_cli.results import Speed
+from detect_cli.tracks import Stability
 
 EVAL_CONF = 0.001  # as `yolo val`: mAP needs the whole precision-recall curve, so keep nearly every box
 
@@ -189,6 +190,47 @@ class VideoRun:
 
 
 @dataclass(frozen=True, slots=True)
+class MotMetrics:
+    """One model's tracks scored against MOTChallenge ground truth by TrackEval: HOTA (with its
+    detection and association parts, each the mean over IoU thresholds 0.05-0.95), MOTA, MOTP and the
+    identity switches (CLEAR, IoU 0.5), IDF1 (Identity, IoU 0.5)."""
+
+    hota: float
+    deta: float
+    assa: float
+    mota: float
+    motp: float
+    idf1: float
+    id_switches: int
+    gt_boxes: int
+    gt_ids: int
+    frames: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTracking:
+    """One model's tracks: label-free stability (tracks.Stability), the scores against ground truth
+    when it was given, and its MOT files (relative to the report folder)."""
+
+    label: str
+    stability: Stability
+    mot: MotMetrics | None = None
+    files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingRun:
+    """`--track`: the tracker and its settings (as ultralytics names them), the same for every model."""
+
+    tracker: str
+    settings: dict[str, Any]
+    settings_from: str
+    models: tuple[ModelTracking, ...]
+    ground_truth: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class InputAgreement:
     """How much the models agreed on one input: the mean over pairs of 2·matched / (boxes of A + boxes
     of B); None when no model found a box. `rel_path` is where its side-by-side picture goes; `frame`
@@ -244,6 +286,7 @@ class Comparison:
     video: VideoRun | None = None
     environment: Environment | None = None
     per_input: tuple[InputAgreement, ...] = ()
+    tracking: TrackingRun | None = None  # --track on a video
 
     @property
     def unit(self) -> str:

@@ -16,6 +16,8 @@ gets the same decoded frame.
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import os
 import sys
 import tempfile
@@ -52,6 +54,7 @@ from detect_cli.compare.results import (
     SpeedStats,
     VideoRun,
 )
+from detect_cli.compare.tracking import CompareTracking, planned_files, read_mot
 from detect_cli.errors import BadOptionError, LabelsError, NoInputsError, OutputError
 from detect_cli.explain import EXPLAIN_JSONL, TORCH_ONLY, explain_images, picture_path
 from detect_cli.geometry import clip_detections
@@ -71,6 +74,7 @@ from detect_cli.sources import (
     discover_images,
     discover_videos,
 )
+from detect_cli.tracking import TrackerConfig
 from detect_cli.writers import name_outputs, output_file
 
 if TYPE_CHECKING:
@@ -403,6 +407,8 @@ class CompareJob:
     command: tuple[str, ...] = ()  # the command line as run (sys.argv), for the report's environment
     memory: bool = True  # measure each model's peak memory (machine.py), a child process per model
     explain: int = 0  # explain this many of the first images (RT-DETR's attention beside YOLO's map)
+    tracker: TrackerConfig | None = None  # --track: every model's boxes tracked (videos only)
+    mot_gt: Path | None = None  # --mot-gt: MOTChallenge ground truth to score the tracks against
 
 
 @dataclass
@@ -502,7 +508,9 @@ def _image_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
 
 
 @contextlib.contextmanager
-def _video_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
+def _video_inputs(
+    job: CompareJob, stop: Stop, reconnected: video.Reconnected | None = None
+) -> Iterator[_Inputs]:
     """The videos opened (URLs downloaded into a temporary folder that lives as long as the run) and
     their frames decoded ahead in a thread, which closing the stream stops however the run ends."""
     items = discover_videos(job.sources, job.recursive, exclude=_exclude(job))
@@ -517,7 +525,7 @@ def _video_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
             job.reconnects,
         )
         notes: list[str] = []
-        frames = found.frames(notes.append, stop)
+        frames = found.frames(notes.append, stop, reconnected)
         with contextlib.closing(frames):
             yield _Inputs(
                 frames,
@@ -627,8 +635,20 @@ def run_compare(
         )
     if kind == "images" and (job.vid_stride != 1 or job.max_frames is not None) and warn:
         warn("--vid-stride and --max-frames apply to video sources; they are ignored for images")
+    _check_tracking(job, kind)
+    tracking: CompareTracking | None = None
+
+    def reconnected(source: str, frame: int) -> None:  # a stream reopened: its tracks start anew
+        if tracking is not None:
+            tracking.restart_at(source, frame)
+
     stop = Stop()  # the signal handlers go up once the models are loaded; reading ahead watches it
-    with (_video_inputs if kind == "videos" else _image_inputs)(job, stop) as inputs:
+    open_inputs = (
+        functools.partial(_video_inputs, reconnected=reconnected) if kind == "videos" else _image_inputs
+    )
+    with open_inputs(job, stop) as inputs:
+        if job.mot_gt is not None and inputs.videos != 1:
+            raise BadOptionError("--mot-gt is the ground truth of one video: compare one video with it")
         labels = load_labels(inputs.images, job.data, job.coco) if labelled else None
         detectors = [load_detector(ref, job.options, job.plan, job.classes, warn) for ref in job.models]
         warn_about_options(detectors, job.iou_given, warn)
@@ -638,6 +658,9 @@ def run_compare(
         planned = planned_folder(job.out, "compare", job.exist_ok)
         if planned is not None:
             paths = _outputs(planned, inputs, codec.suffix if codec else None)
+            if job.tracker:
+                labels_ = unique_labels([d.name for d in detectors])
+                paths = itertools.chain(paths, planned_files(planned, labels_, inputs.video_items))
             check_plan(
                 planned, job.sources, [*inputs.images, *inputs.video_items], paths, record=REPORT_RECORD
             )
@@ -660,6 +683,12 @@ def run_compare(
                 codec=codec,
                 files=files,
             )
+            on_image: ImageCallback = outputs
+            if job.tracker:
+                tracked_labels = unique_labels([d.name for d in detectors])
+                files.add(*planned_files(out, tracked_labels, inputs.video_items))  # --exist-ok removes them
+                tracking = CompareTracking(job.tracker, tracked_labels, out)
+                on_image = _both(tracking, outputs)
             probe = None
             if job.memory:
 
@@ -673,7 +702,7 @@ def run_compare(
                         inputs.frames,
                         job.settings,
                         labels,
-                        outputs,
+                        on_image,
                         progress,
                         inputs.total,
                         stop,
@@ -681,6 +710,8 @@ def run_compare(
                     )
                 finally:
                     outputs.close()
+                    if tracking:
+                        tracking.close()
                 if outputs.problems:  # pictures that could not be written: those inputs failed
                     comparison = replace(comparison, failed=(*comparison.failed, *outputs.problems))
                 if kind == "videos":
@@ -696,6 +727,10 @@ def run_compare(
                             playable=bool(codec and codec.name == "H.264" and codec.suffix == ".mp4"),
                         ),
                     )
+                if tracking:
+                    tracked = tracking.result(inputs.fps, job.mot_gt)
+                    notes = (*comparison.notes, *tracked.notes)
+                    comparison = replace(comparison, tracking=tracked, notes=notes)
                 comparison = replace(comparison, environment=environment(job.command, job.options.device))
                 explained = (
                     _explain(job, detectors, inputs.images, out, stop, warn, files)
@@ -704,3 +739,25 @@ def run_compare(
                 )
                 files.add(*write_report(comparison, out, outputs.pictures, explained))
     return CompareRun(comparison, out, outputs.pictures, stop.signum)
+
+
+# --- tracking (--track) ---------------------------------------------------------------------------
+
+
+def _check_tracking(job: CompareJob, kind: SourceKind) -> None:
+    """--track needs video; --mot-gt needs --track and a readable MOTChallenge file (checked before
+    any model loads)."""
+    if job.tracker and kind != "videos":
+        raise BadOptionError("--track follows objects across the frames of a video; the sources are images")
+    if job.mot_gt is not None:
+        if not job.tracker:
+            raise BadOptionError("--mot-gt scores tracks: add --track")
+        read_mot(job.mot_gt, ground_truth=True)
+
+
+def _both(first: ImageCallback, second: ImageCallback) -> ImageCallback:
+    def both(frame: Frame, results: Sequence[ImageResult]) -> None:
+        first(frame, results)
+        second(frame, results)
+
+    return both

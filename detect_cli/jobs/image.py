@@ -93,6 +93,8 @@ def run_images(
     `echo` receives each results.jsonl line as written. A first Ctrl-C (or SIGTERM) finishes the images
     in flight and returns a report with `interrupted` set.
     """
+    if "mot" in job.formats:  # tracks need frames in order: a video's
+        raise BadOptionError("-f mot writes tracks of a video: use detect video --track -f mot")
     require_executor(job.executor)  # a missing ray package is said before anything runs
     if job.resuming and job.out is None:
         raise BadOptionError("--resume needs --out: the folder of the run to finish")
