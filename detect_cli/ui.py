@@ -140,10 +140,29 @@ def print_video_summary(report: RunReport, model: str, console: Console = err_co
         )
 
 
+def short_path(path: str | Path) -> str:
+    """A path as a person writes it: the home folder as ~ (the tables of `detect models` fit 80 columns)."""
+    text, home = str(path), str(Path.home())
+    if home not in ("", "/") and (text == home or text.startswith(home.rstrip("/") + "/")):
+        return "~" + text[len(home.rstrip("/")) :]
+    return text
+
+
+def ago(when: float, now: float | None = None) -> str:
+    """How long ago `when` (seconds since the epoch) was, in the largest unit that is at least one."""
+    seconds = max((time.time() if now is None else now) - when, 0.0)
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if unit == 'day' and n > 1 else ''} ago"
+    return "just now"
+
+
 def models_table(rows: list[dict[str, object]]) -> Table:
+    """The official models; where their weights live is said once below it (`print_models`)."""
     table = Table(title="Models", title_justify="left")
-    for col in ("name", "design", "NMS", "aliases", "published mAP50-95", "weights", "present"):
-        table.add_column(col)
+    for col in ("name", "design", "NMS", "aliases", "mAP50-95", "weights"):
+        table.add_column(col, no_wrap=True)
     for r in rows:
         table.add_row(
             str(r["name"]),
@@ -151,10 +170,35 @@ def models_table(rows: list[dict[str, object]]) -> Table:
             "none" if r["nms_free"] else "yes",
             ", ".join(r["aliases"]),  # type: ignore[arg-type]
             f"{r['published_map50_95']}",
-            str(r["weights"]),
-            "yes" if r["present"] else "no",
+            "cached" if r["present"] else "not yet",
         )
     return table
+
+
+def print_models(
+    rows: list[dict[str, object]],
+    exports: list[dict[str, object]],
+    weights_dir: Path,
+    exports_dir: Path,
+    used_mib: float,
+    cap_mib: float,
+    console: Console = out_console,
+) -> None:
+    """`detect models` as a person reads it, 80 columns wide (`--json` has every field in full)."""
+    console.print(models_table(rows))
+    console.print("mAP50-95: as published, on COCO val2017 at 640 px.")
+    console.print(
+        f"Weights: {short_path(weights_dir / 'weights')}/ (DETECT_CACHE_DIR moves it)", markup=False
+    )
+    if not exports:
+        console.print("No cached exports (made on first use of --backend onnx, openvino or auto).")
+        return
+    console.print(exports_table(exports))
+    console.print(
+        f"Exports: {short_path(exports_dir)}/, {used_mib:.0f} of {cap_mib:.0f} MiB "
+        "(DETECT_EXPORT_CACHE_MAX; least recently used go first)",
+        markup=False,
+    )
 
 
 def export_row(entry: CacheEntry) -> dict[str, object]:
@@ -174,10 +218,10 @@ def export_row(entry: CacheEntry) -> dict[str, object]:
     }
 
 
-def exports_table(rows: list[dict[str, object]]) -> Table:
+def exports_table(rows: list[dict[str, object]], now: float | None = None) -> Table:
     table = Table(title="Cached exports (detect models --clear-cache removes them)", title_justify="left")
-    for col in ("model", "backend", "imgsz", "size", "matches torch", "created", "last used", "folder"):
-        table.add_column(col)
+    for col in ("model", "backend", "imgsz", "size", "matches torch", "last used", "folder"):
+        table.add_column(col, no_wrap=col != "matches torch")
     for r in rows:
         parity = r["parity_ok"]
         assert isinstance(parity, dict)
@@ -187,8 +231,7 @@ def exports_table(rows: list[dict[str, object]]) -> Table:
             str(r["imgsz"]),
             f"{r['size_mb']} MB",
             ", ".join(f"{p} {'yes' if ok else 'NO'}" for p, ok in parity.items()) or "not checked",
-            str(r["created"])[:16],
-            str(r["last_used"])[:16],
-            Path(str(r["path"])).name,
+            ago(time.mktime(time.strptime(str(r["last_used"]), "%Y-%m-%dT%H:%M:%S")), now),
+            Path(str(r["path"])).name[:8],  # the key's start: enough to tell exports apart
         )
     return table

@@ -6,6 +6,8 @@ import typer
 
 from detect_cli.cli.groups import InputArgs, OutputArgs, grouped
 from detect_cli.cli.options import (
+    MODEL,
+    OUTPUT,
     BackendChoice,
     BackendOpt,
     Conf,
@@ -23,12 +25,22 @@ Compare = Annotated[
     str,
     typer.Option(
         "--compare",
-        help="The YOLO model whose EigenCAM activation map is the third panel (a name or a .pt/.yaml "
-        "path), or 'none' to leave it out.",
+        metavar="NAME",
+        help="The YOLO model beside it (EigenCAM), or 'none'.",
+        rich_help_panel=MODEL,
     ),
 ]
 Objects = Annotated[
-    int, typer.Option("--objects", "-n", min=1, max=100, help="Detections explained per image, best first.")
+    int,
+    typer.Option(
+        "--objects",
+        "-n",
+        min=1,
+        max=100,
+        metavar="N",
+        help="Detections explained per image, best first.",
+        rich_help_panel=OUTPUT,
+    ),
 ]
 
 
