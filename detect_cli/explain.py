@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from detect_cli.backends import Plan, exported_kind, load_detector
 from detect_cli.errors import BadOptionError, InputError, OutputError
-from detect_cli.jobs.common import warn_about_options
+from detect_cli.jobs.common import refuse_other_kind, warn_about_options
 from detect_cli.models import Detector, ModelRef, PredictOptions
 from detect_cli.render import draw_detections, draw_title
 from detect_cli.results import Detection
@@ -670,6 +670,7 @@ def run_explain(
         raise BadOptionError(f"--compare {job.compare.name} is not a YOLO model (or 'none')")
     if any(exported_kind(r.location) for r in (job.model, job.compare) if r is not None):
         raise BadOptionError(TORCH_ONLY)
+    refuse_other_kind(job.sources, "image", "explain")
     exclude = [job.out] if job.out else []
     # Before loading: a wrong path fails fast. Each input named once, uniquely (writers.output_names).
     items = name_outputs(discover_images(job.sources, exclude=exclude))

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 import typer
 
 from detect_cli import __version__
+from detect_cli.cli.command import DetectCommand, DetectGroup, VideoCommand
 from detect_cli.cli.compare import compare
 from detect_cli.cli.explain import explain
-from detect_cli.cli.help import DetectCommand, DetectGroup
 from detect_cli.cli.image import image, yolo_image
 from detect_cli.cli.options import handle_errors, say_error
 from detect_cli.cli.video import video, yolo_video
@@ -78,9 +78,9 @@ app.add_typer(yolo_app, name="yolo")
 
 app.command("image", cls=DetectCommand)(image)
 yolo_app.command("image", cls=DetectCommand)(yolo_image)
-app.command("video", cls=DetectCommand)(video)
-yolo_app.command("video", cls=DetectCommand)(yolo_video)
-app.command("compare", cls=DetectCommand)(compare)
+app.command("video", cls=VideoCommand)(video)
+yolo_app.command("video", cls=VideoCommand)(yolo_video)
+app.command("compare", cls=VideoCommand)(compare)
 app.command("explain", cls=DetectCommand)(explain)
 
 

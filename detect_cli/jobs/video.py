@@ -10,7 +10,7 @@ from pathlib import Path
 
 from detect_cli import video
 from detect_cli.backends import load_detector
-from detect_cli.jobs.common import Job, warn_about_options
+from detect_cli.jobs.common import Job, refuse_other_kind, warn_about_options
 from detect_cli.models import Detector
 from detect_cli.pipeline import Progress, RunReport, run
 from detect_cli.rundir import check_plan, planned_folder, run_folder
@@ -63,6 +63,7 @@ def run_video(
 ) -> tuple[RunReport, Detector]:
     """Open the videos, load the model, and run their frames through `run`; frames.jsonl gets one
     line per processed frame (`echo` receives each as written)."""
+    refuse_other_kind(job.sources, "video", job.run_name)  # a picture: `detect image`
     items = discover_videos(job.sources, job.recursive, exclude=[job.out] if job.out else ())
     codec = video.pick_codec() if job.save_video else None
     planned = planned_folder(job.out, job.run_name, job.exist_ok)

@@ -1,5 +1,5 @@
-"""`--help` that reads in a default terminal (80 columns, or piped): the classes of every command and
-group.
+"""The classes of every command and group: `--help` that reads in a default terminal (80 columns, or
+piped), and SOURCE words that are option mistakes refused before the command runs (cli/mistakes.py).
 
 Typer's help table gives each option a type column; these tweaks keep that column narrow, so the help
 text keeps its width: a plain flag shows no type (Typer's `<bool>` invites `--nms true`), an option
@@ -12,7 +12,10 @@ are in docs/.
 from collections.abc import Iterable
 from typing import Any
 
+from typer import Exit
 from typer.core import TyperCommand, TyperGroup
+
+from detect_cli.errors import ExitCode
 
 
 def _no_type(*args: Any, **kwargs: Any) -> None:
@@ -46,7 +49,31 @@ class _NarrowHelp:
 
 
 class DetectCommand(_NarrowHelp, TyperCommand):
-    """A command whose `--help` fits 80 columns (see the module's docstring)."""
+    """A command whose `--help` fits 80 columns, and whose SOURCE words are checked for option mistakes
+    (`conf=0.5`, `--nms true`) before it runs, as one `error:` line and exit code 2."""
+
+    webcams = False  # whether a SOURCE may be a webcam index (`0`): then digits are not flag values
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta["detect.args"] = list(args)  # as typed: which word followed which flag
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Any) -> Any:
+        from detect_cli.cli.mistakes import option_mistake
+        from detect_cli.cli.options import say_error
+
+        sources = ctx.params.get("sources") or ()
+        args = ctx.meta.get("detect.args", [])
+        if sources and (problem := option_mistake(args, sources, self.params, self.webcams)):
+            say_error(problem)
+            raise Exit(ExitCode.CANNOT_RUN)
+        return super().invoke(ctx)
+
+
+class VideoCommand(DetectCommand):
+    """A command whose SOURCE may be a webcam index (`detect video 0`)."""
+
+    webcams = True
 
 
 class DetectGroup(_NarrowHelp, TyperGroup):
