@@ -32,9 +32,11 @@ from detect_cli.models import (
     PredictOptions,
     WeightsUnavailableError,
     cache_dir,
+    coco_names,
     fetch_weights,
     has_one2one_head,
     import_ultralytics,
+    official_config,
     quiet_stdout,
     resolve_classes,
     select_device,
@@ -663,6 +665,8 @@ def _load_exported(
     try:
         session = runtime.open_session(entry.artifact, backend, precision, entry.path / COMPILED, mode)
         names = entry.manifest.get("names") or runtime.export_names(entry.artifact, session)
+        if official_config(ref):  # exported before its classes were named as the official model's
+            names = coco_names()
     except Exception as e:  # a runtime refusing the file: rebuilt on the next run (see `load`)
         raise ExportError(
             f"cannot load the cached {backend} export of {ref.name}: {type(e).__name__}: {e}"

@@ -8,6 +8,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+# How a picture made by a model with random weights (built from a config) says so.
+RANDOM_WEIGHTS = "RANDOM WEIGHTS"
+
 
 @dataclass(frozen=True, slots=True)
 class Detection:

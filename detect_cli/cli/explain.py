@@ -15,6 +15,7 @@ from detect_cli.cli.options import (
     Imgsz,
     Json,
     ModelName,
+    OfflineFallback,
     Sources,
     exit_code_for,
     handle_errors,
@@ -57,6 +58,7 @@ def explain(
     device: Device = "auto",
     backend: BackendOpt = BackendChoice.torch,
     json_out: Json = False,
+    offline_fallback: OfflineFallback = False,
     *,
     inputs: InputArgs,
     output: OutputArgs,
@@ -81,6 +83,7 @@ def explain(
         exist_ok=output.exist_ok,
         url_timeout=inputs.url_timeout,
         max_pixels=inputs.max_pixels,
+        offline_fallback=offline_fallback,
     )
 
     def progress(result: ImageExplanation) -> None:

@@ -654,14 +654,16 @@ def run_compare(
             pictures_at = None  # report.html shows a few pictures: over a video, spread, not its first frames
             if kind == "videos" and inputs.total:
                 pictures_at = spread(inputs.total, HTML_PICTURES)
+            panels = unique_labels([d.name for d in detectors])
             outputs = CompareOutputs(
                 out,
-                unique_labels([d.name for d in detectors]),
+                panels,
                 save=job.save,
                 picture_indexes=pictures_at,
                 video_fps=inputs.fps,
                 codec=codec,
                 files=files,
+                random=[label for label, d in zip(panels, detectors, strict=True) if d.ref.untrained],
             )
             probe = None
             if job.memory:

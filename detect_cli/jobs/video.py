@@ -11,7 +11,7 @@ from pathlib import Path
 from detect_cli import video
 from detect_cli.backends import load_detector
 from detect_cli.jobs.common import Job, refuse_other_kind, warn_about_options
-from detect_cli.models import Detector
+from detect_cli.models import Detector, weights_caption
 from detect_cli.pipeline import Progress, RunReport, run
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import stop_on_signals
@@ -88,12 +88,13 @@ def run_video(
             # Frames' own files, then their record, in one writer thread; the video in another, so
             # drawing and encoding overlap inference.
             group = open_sinks(out, job.formats, detector.names, False, echo, record=FRAMES_JSONL)
+            caption = weights_caption(detector.ref)  # random weights say so on every frame
             if job.save_frames:
-                group.outputs.append(AnnotatedImageWriter(out))
+                group.outputs.append(AnnotatedImageWriter(out, caption))
             sinks: list[Sink] = [ThreadedSink(group)]
             video_writer = None
             if codec:
-                video_writer = AnnotatedVideoWriter(out, found.fps, codec)
+                video_writer = AnnotatedVideoWriter(out, found.fps, codec, caption)
                 sinks.insert(0, ThreadedSink(video_writer))
             # A first Ctrl-C (or SIGTERM) finishes the frame in hand, then the video is finalized.
             with stop_on_signals(lambda: warn(VIDEO_INTERRUPT_NOTE) if warn else None) as stop:
