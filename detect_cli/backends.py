@@ -58,7 +58,7 @@ PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
 # What each exported backend needs installed (module names); `pip install 'detect-cli[cpu]'` brings them all.
 REQUIRES: dict[Backend, tuple[str, ...]] = {"onnx": ("onnx", "onnxruntime"), "openvino": ("openvino",)}
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: the network's size (params, GFLOPs) counted at export time
 
 Warn = Callable[[str], None]
 
@@ -542,6 +542,20 @@ def _quiet() -> Iterator[None]:
         LOGGER.setLevel(level)
 
 
+def network_size(net: Any, imgsz: int) -> dict[str, Any]:
+    """A PyTorch network's parameters (millions) and GFLOPs at an imgsz x imgsz input, from ultralytics'
+    own counters, and whether it was Conv+BN-fused when counted. Kept in an export's manifest, so a run on
+    the export reports them without importing torch."""
+    from ultralytics.utils.torch_utils import get_flops, get_num_params
+
+    is_fused = getattr(net, "is_fused", None)
+    return {
+        "params_m": get_num_params(net) / 1e6,
+        "gflops": get_flops(net, imgsz) or None,  # 0.0 means "could not count"
+        "fused": bool(is_fused()) if callable(is_fused) else None,
+    }
+
+
 def export_model(torch_model: Any, backend: Backend, imgsz: int, folder: Path) -> Path:
     """Export a loaded ultralytics model into `folder` (fp32, fixed batch 1 and square imgsz input)."""
     # The exporter writes next to the weights it was loaded from; point it at our folder instead.
@@ -605,6 +619,7 @@ def _export_entry(
     tmp = root / f".{key}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
     tmp.mkdir()
     try:
+        size = network_size(torch_detector.model.model, imgsz)  # before the exporter touches it
         artifact = export_model(torch_detector.model, backend, imgsz, tmp)
         files = _file_table(tmp)
         import ultralytics
@@ -628,6 +643,7 @@ def _export_entry(
                 "ultralytics": ultralytics.__version__,
                 "parity": {},
                 "names": {str(k): v for k, v in torch_detector.names.items()},
+                "size": size,
             },
         )
         _write_manifest(entry)
@@ -672,9 +688,11 @@ def _load_exported(
             f"cannot load the cached {backend} export of {ref.name}: {type(e).__name__}: {e}"
         ) from e
     end2end = ref.family == "yolo" and runtime.is_end2end(session)
-    return runtime.ExportedDetector(
+    detector = runtime.ExportedDetector(
         ref, session, {int(k): v for k, v in names.items()}, options, backend, end2end
     )
+    detector.network_size = dict(entry.manifest.get("size") or {})
+    return detector
 
 
 def weights_or_stand_in(ref: ModelRef, plan: Plan, warn: Warn = _ignore) -> ModelRef:

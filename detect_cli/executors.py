@@ -12,6 +12,7 @@ handed to whichever worker is free, a few at a time, so memory stays flat here t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -187,26 +188,162 @@ def _absolute_ref(ref: ModelRef) -> ModelRef:
     return replace(ref, location=os.path.abspath(ref.location))
 
 
-def _connect(ray: Any, address: str | None, workers: int | None) -> bool:
-    """Join the cluster at `address` (or $RAY_ADDRESS), or start a local Ray; True if started here."""
+RAY_CONNECT_S = 30.0  # the deadline for reaching a cluster (or starting a local Ray); DETECT_RAY_CONNECT_S
+
+
+def connect_deadline() -> float:
+    try:
+        return max(0.1, float(os.environ.get("DETECT_RAY_CONNECT_S", RAY_CONNECT_S)))
+    except ValueError:
+        return RAY_CONNECT_S
+
+
+RAY_GCS_PORT = 6379  # a cluster address without a port names Ray's default
+
+
+class _Stopped(Exception):
+    """Ctrl-C or SIGTERM while waiting for Ray."""
+
+
+def _endpoint(address: str) -> tuple[str, int] | None:
+    """The host and port an address names (`host:port`, `ray://host:port`), None for those Ray
+    resolves itself (`auto`, `local`)."""
+    if address in ("auto", "local"):
+        return None
+    rest = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        return rest, RAY_GCS_PORT
+    return host.strip("[]"), int(port)
+
+
+H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # preface, SETTINGS
+H2_SETTINGS = 0x04  # the frame type a gRPC server (Ray's GCS, its client server) answers with at once
+
+
+def _reach(endpoint: tuple[str, int], timeout: float) -> None:
+    """Whether a Ray server answers at `endpoint`, in plain Python (a thread that may be left behind):
+    a TCP connection, then HTTP/2's greeting, which any gRPC server returns at once with its own
+    settings. A port nobody listens on, or one that accepts and says nothing, fails here instead of in
+    Ray's own retries (which print as they go, and end by terminating the process)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    head = b""
+    try:
+        with socket.create_connection(endpoint, timeout=timeout) as conn:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+                return  # a TLS cluster expects a handshake first: the connection is all there is to see
+            conn.sendall(H2_HELLO)
+            while len(head) < 9:
+                conn.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = conn.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except TimeoutError:
+        raise ConnectionError("no answer") from None
+    except OSError as e:
+        raise ConnectionError(e.strerror or str(e) or type(e).__name__) from None
+    if len(head) < 9 or head[3] != H2_SETTINGS:
+        raise ConnectionError("what answers there is not Ray")
+
+
+def _quiet_ray() -> dict[str, Any]:
+    """Ray's own output kept off the terminal: its C++ core logs only errors, its Python side logs only
+    errors, and its workers' output stays in their log files."""
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    return {"log_to_driver": False, "logging_level": logging.ERROR}
+
+
+@contextlib.contextmanager
+def _c_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 on /dev/null while Ray connects: its C++ client logs each failed try (before
+    its log level is read) straight to it. What goes wrong is said once, by the caller."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no stderr to protect
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _connect(ray: Any, address: str | None, workers: int | None, stop: threading.Event | None = None) -> bool:
+    """Join the cluster at `address` (or $RAY_ADDRESS), or start a local Ray; True if started here.
+
+    A cluster is first checked from a daemon thread, within `connect_deadline()` seconds, while this
+    thread watches `stop`: an address where no Ray server answers is one `BadOptionError`, a stop request
+    (Ctrl-C, SIGTERM) raises `_Stopped`. Ray itself then starts here, in the main thread (the processes
+    a local Ray starts die with the thread that started them), its C++ lines kept off the terminal and
+    this process's own SIGTERM handler kept."""
+    import signal
+
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
-    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
+    where = f"Ray at {address}" if address else "a local Ray"
+    seconds = connect_deadline()
+    endpoint = _endpoint(address) if address else None
+    if endpoint:
+        _check_reachable(endpoint, where, seconds, stop)
+    kwargs: dict[str, Any] = _quiet_ray()
+    if address:
+        kwargs["address"] = address
+    else:
+        kwargs.update(
+            num_cpus=workers or os.cpu_count() or 1,
+            include_dashboard=False,
+            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+        )
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
     try:
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            ray.init(
-                num_cpus=workers or os.cpu_count() or 1,
-                include_dashboard=False,
-                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                **quiet,
-            )
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise BadOptionError(f"cannot start or reach {where}: {e}") from e
+        with _c_stderr_silenced():
+            ray.init(**kwargs)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BadOptionError(f"cannot start or reach {where}: {reason}") from e
+    finally:
+        if main and handler is not None:  # ray.init installs its own (exit at once): the run's is kept
+            signal.signal(signal.SIGTERM, handler)
     return True
+
+
+def _check_reachable(
+    endpoint: tuple[str, int], where: str, seconds: float, stop: threading.Event | None
+) -> None:
+    """`_reach` in a daemon thread, this one watching `stop` and the deadline."""
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            _reach(endpoint, seconds)
+            outcome.append(None)
+        except BaseException as e:  # handed to the waiting thread
+            outcome.append(e)
+
+    thread = threading.Thread(target=attempt, name="detect-ray-reach", daemon=True)
+    deadline = time.monotonic() + seconds
+    thread.start()
+    while not outcome:
+        thread.join(0.1)
+        if stop is not None and stop.is_set():
+            raise _Stopped
+        if not outcome and time.monotonic() > deadline:
+            break
+    error = outcome[0] if outcome else ConnectionError("no answer")
+    if error is not None:
+        raise BadOptionError(f"cannot reach {where} within {seconds:g}s: {error}")
 
 
 def _wants_gpu(ray: Any, device: str) -> bool:
@@ -255,7 +392,13 @@ def run_ray(
     report = RunReport(out)
     start = time.perf_counter()
     shard_size = max(work.batch, 8)
-    started_here = _connect(ray, placement.ray_address, placement.ray_workers)
+    try:
+        started_here = _connect(ray, placement.ray_address, placement.ray_workers, stop)
+    except (_Stopped, KeyboardInterrupt) as e:  # stopped while waiting for Ray: nothing ran
+        report.interrupted = True
+        report.signum = getattr(e, "signum", None) or getattr(stop, "signum", None)
+        report.seconds = time.perf_counter() - start
+        return report
     actors: list[Any] = []
     jsonl = JsonlWriter(out / RESULTS_JSONL, echo)
     try:

@@ -80,6 +80,38 @@ REGISTRY: tuple[ModelSpec, ...] = (
     ModelSpec("yolo12x", "yolo", "yolo12x.pt", 55.2, (), "hybrid"),
 )
 DEFAULT_MODEL: dict[Family, str] = {"rtdetr": "rtdetr-l", "yolo": "yolo11n"}
+
+# Parameters (M) and FLOPs (B, at 640 px) as the authors publish them, for placing a compared model among
+# its family's sizes (compare's report): YOLO11 https://docs.ultralytics.com/models/yolo11/, YOLO12
+# https://docs.ultralytics.com/models/yolo12/, YOLO26 https://docs.ultralytics.com/models/yolo26/ (the
+# "params (M)" and "FLOPs (B)" columns); RT-DETR https://github.com/lyuwenyu/RT-DETR (RT-DETR-HGNetv2-L
+# and -X, "#Params(M)" and "GFLOPs").
+PUBLISHED_SIZE: dict[str, tuple[float, float]] = {
+    "rtdetr-l": (32.0, 110.0),
+    "rtdetr-x": (67.0, 234.0),
+    "yolo11n": (2.6, 6.5),
+    "yolo11s": (9.4, 21.5),
+    "yolo11m": (20.1, 68.0),
+    "yolo11l": (25.3, 86.9),
+    "yolo11x": (56.9, 194.9),
+    "yolo26n": (2.4, 5.4),
+    "yolo26s": (9.5, 20.7),
+    "yolo26m": (20.4, 68.2),
+    "yolo26l": (24.8, 86.4),
+    "yolo26x": (55.7, 193.9),
+    "yolo12n": (2.6, 6.5),
+    "yolo12s": (9.3, 21.4),
+    "yolo12m": (20.2, 67.5),
+    "yolo12l": (26.4, 88.9),
+    "yolo12x": (59.1, 199.0),
+}
+
+
+def family_of(name: str) -> str:
+    """The published series an official model belongs to: "rtdetr", "yolo11", "yolo26", "yolo12"."""
+    return "rtdetr" if name.startswith("rtdetr") else name[:-1]
+
+
 MODEL_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".engine", ".torchscript")
 
 

@@ -16,17 +16,26 @@ network is reproduced step for step (tests/test_runtime.py compares the two on t
 
 OpenVINO compiles with a cache folder beside the export (`compiled/`), so a later run loads the
 compiled graph instead of compiling again. For folders, `mode="throughput"` compiles with OpenVINO's
-THROUGHPUT hint and runs a batch through an AsyncInferQueue of the plugin's optimal number of requests,
-results kept in input order; single images and video use the LATENCY hint.
+THROUGHPUT hint and keeps the plugin's optimal number of requests in flight, results kept in input
+order; single images and video use the LATENCY hint.
+
+OpenVINO's own threads never call into Python (no completion callbacks, inputs copied in): one that
+waits for the interpreter's lock while the compiled model is torn down either deadlocks or, after the
+interpreter has finalized, ends the process in `terminate called without an active exception` (exit
+134). No batch leaves a request in flight, whatever ends it, and sessions still open when the
+interpreter exits are closed first, requests before the compiled model (`OpenVINOSession.close`).
 """
 
 from __future__ import annotations
 
 import ast
+import atexit
 import contextlib
 import glob
 import os
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,13 +221,6 @@ def decode_yolo(output: np.ndarray, options: PredictOptions, fit: Fit, shape: tu
 # --- sessions ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Failed:
-    """A picture's post-processing failed on OpenVINO's thread; raised in the caller's."""
-
-    error: Exception
-
-
 class Session:
     """One compiled network. `prepare` turns a letterboxed BGR uint8 picture into the input the network
     takes; `run` runs one input and returns the first output and the milliseconds it took; `run_many`
@@ -299,6 +301,24 @@ def _one_blob_per_config(folder: Path, config: str) -> Iterator[None]:
         os.replace(part, record_path)
 
 
+_open_sessions: weakref.WeakSet[OpenVINOSession] = weakref.WeakSet()
+_exit_hook: list[bool] = []  # registered once, at the first session
+
+
+def _close_open_sessions() -> None:
+    """At the interpreter's exit, before its finalization and the C++ runtime's static destructors:
+    every OpenVINO session still open is closed (requests finished, then released in order)."""
+    for session in list(_open_sessions):
+        session.close()
+
+
+def _track(session: OpenVINOSession) -> None:
+    if not _exit_hook:
+        _exit_hook.append(True)
+        atexit.register(_close_open_sessions)
+    _open_sessions.add(session)
+
+
 class OpenVINOSession(Session):
     """An OpenVINO IR compiled for the CPU at `precision`, through the compiled-model cache `cache`."""
 
@@ -332,54 +352,65 @@ class OpenVINOSession(Session):
         self.requests = (
             int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) if mode == "throughput" else 1
         )
-        self._request = self.compiled.create_infer_request()
-        self._queue: Any = None
-        self._ov = ov
+        self._request: Any = self.compiled.create_infer_request()
+        self._pool: list[Any] = []  # the requests of `run_many`, made at its first call
+        _track(self)
+
+    def close(self) -> None:
+        """Release the requests, then the compiled model, in that order (none is in flight between
+        batches). Idempotent; the session cannot run afterwards."""
+        self._pool = []
+        self._request = None
+        self.compiled = None
+        _open_sessions.discard(self)
+
+    def _open(self) -> None:
+        if self.compiled is None:
+            raise RuntimeError("the OpenVINO session was closed")
 
     def prepare(self, square: np.ndarray) -> np.ndarray:
         return square[None]  # 1xHxWx3 uint8 BGR: the graph converts it (uint8_bgr_input)
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        self._open()
         start = time.perf_counter()
-        self._request.infer({0: x}, share_inputs=True)
+        self._request.infer({0: x}, share_inputs=False)
         out = self._request.get_output_tensor(0).data.copy()
         return out, (time.perf_counter() - start) * 1000
 
     def run_many(self, xs: Iterable[np.ndarray], finish: Finish[T]) -> list[T]:
+        """`requests` inputs in flight, taken back in input order: while the oldest one's output is
+        post-processed here, the others run. No Python callback: OpenVINO's threads never wait for
+        the interpreter (the inputs are copied in, so none holds a Python object either)."""
         if self.requests <= 1:
             return super().run_many(xs, finish)
-        if self._queue is None:
-            self._queue = self._ov.AsyncInferQueue(self.compiled, self.requests)
-        results: dict[int, Any] = {}
+        self._open()
+        if not self._pool:
+            self._pool = [self.compiled.create_infer_request() for _ in range(self.requests)]
+        free = list(self._pool)
+        busy: deque[tuple[int, Any]] = deque()  # (input index, request), oldest first
+        results: list[T] = []
 
-        def done(request: Any, userdata: tuple[int, float]) -> None:
-            # On OpenVINO's thread, while the other requests run: the picture's post-processing
-            # overlaps their inference. The request is not reused before this returns, so its output
-            # is read in place.
-            index, started = userdata
-            try:
-                out = request.get_output_tensor(0).data
-                results[index] = finish(index, out, (time.perf_counter() - started) * 1000)
-            except Exception as e:  # raised below, in the caller's thread
-                results[index] = _Failed(e)
+        def take_oldest() -> Any:
+            index, request = busy.popleft()
+            request.wait()  # without the GIL; raises the request's own failure
+            results.append(finish(index, request.get_output_tensor(0).data, request.latency))
+            return request  # free again: its output was read above
 
-        self._queue.set_callback(done)
-        held = []  # share_inputs: the request reads the array itself, so it lives until wait_all
         try:
             for i, x in enumerate(xs):  # each input is made just before it starts (xs is lazy)
-                held.append(x)
-                self._queue.start_async({0: x}, (i, time.perf_counter()), share_inputs=True)
-        finally:
-            # Also after a failure or a Ctrl-C: no request may outlive the inputs it reads. Waits
-            # without the GIL (the callbacks run meanwhile); raises a request's own failure.
-            self._queue.wait_all()
-        if len(results) != len(held):
-            raise RuntimeError("OpenVINO finished a batch without a result for every picture")
-        ordered = [results[i] for i in range(len(held))]
-        for got in ordered:
-            if isinstance(got, _Failed):
-                raise got.error
-        return ordered
+                request = free.pop() if free else take_oldest()
+                request.start_async({0: x}, share_inputs=False)
+                busy.append((i, request))
+            while busy:
+                take_oldest()
+        except BaseException:
+            # A failure, a Ctrl-C, an input that could not be made: no request is left in flight.
+            for _, request in busy:
+                with contextlib.suppress(Exception):  # its failure is moot: one is being raised
+                    request.wait()
+            raise
+        return results
 
 
 class OnnxSession(Session):
@@ -424,7 +455,8 @@ def export_names(artifact: Path, session: Session) -> dict[int, str]:
 
 
 class ExportedDetector(Detector):
-    """A Detector over a cached export, run by OpenVINO or ONNX Runtime directly (no torch)."""
+    """A Detector over a cached export, run by OpenVINO or ONNX Runtime directly (no torch).
+    `network_size`: the PyTorch network's params and GFLOPs, counted when the export was made."""
 
     def __init__(
         self,
@@ -443,6 +475,7 @@ class ExportedDetector(Detector):
         self.precision = getattr(session, "precision", "fp32")
         self.names = dict(names)
         self.end2end = end2end
+        self.network_size: dict[str, Any] = {}
 
     @property
     def nms_free(self) -> bool:

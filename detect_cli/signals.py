@@ -5,6 +5,8 @@ The first signal sets a `Stop` flag: the run finishes the work in hand, finalize
 closed and playable, every record is written) and ends with exit code 128 + the signal's number (130
 for Ctrl-C, 143 for SIGTERM). Waiting loops (reading ahead, downloads) check the flag, so a reader
 stuck on a slow disk or server never holds the stop back. A second signal raises `Interrupted` at once.
+Code can ask for the same stop (`request_stop`): a `--json` reader that closed stdout stops the run as
+SIGPIPE would, with exit code 141.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 from collections.abc import Callable, Generator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGPIPE: int = getattr(signal, "SIGPIPE", 13)  # a closed stdout ends a run as this signal would
 
 
 class Interrupted(KeyboardInterrupt):
@@ -38,6 +41,17 @@ class Stop(threading.Event):
         self.set()
 
 
+_active: list[Stop] = []  # the flags of the runs in progress: what `request_stop` reaches
+
+
+def request_stop(signum: int) -> bool:
+    """Stop the runs in progress as the signal `signum` would, from any thread (a `--json` reader that
+    went away: SIGPIPE). False when no run is in progress."""
+    for stop in list(_active):
+        stop.request(signum)
+    return bool(_active)
+
+
 def exit_code(signum: int | None) -> int:
     """The shell's convention: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM)."""
     return 128 + (signum or signal.SIGINT)
@@ -52,10 +66,19 @@ def stop_on_signals(
     code then.
     """
     stop = stop or Stop()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
+    _active.append(stop)
+    try:
+        if threading.current_thread() is not threading.main_thread():
+            yield stop
+        else:
+            with _handlers(stop, on_stop):
+                yield stop
+    finally:
+        _active.remove(stop)
 
+
+@contextlib.contextmanager
+def _handlers(stop: Stop, on_stop: Callable[[], None] | None) -> Generator[None, None, None]:
     def handler(signum: int, frame: object) -> None:
         if stop.is_set():
             raise Interrupted(signum)
@@ -65,7 +88,7 @@ def stop_on_signals(
 
     previous = {s: signal.signal(s, handler) for s in SIGNALS}
     try:
-        yield stop
+        yield
     finally:
         for s, h in previous.items():
             signal.signal(s, h)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,6 +20,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from detect_cli.errors import BadOptionError, OutputError
+from detect_cli.signals import SIGPIPE, exit_code, request_stop
+
 if TYPE_CHECKING:
     from detect_cli.backends import CacheEntry
     from detect_cli.pipeline import RunReport
@@ -25,6 +30,70 @@ if TYPE_CHECKING:
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False)
+
+
+READER_GONE = exit_code(SIGPIPE)  # 141: what a shell expects of a writer whose reader left
+
+
+def silence_stdout(stream: IO[str] | None = None) -> None:
+    """Point stdout's file descriptor at /dev/null once it cannot be written (its reader gone, a full
+    device): what is still buffered, and the interpreter's last flush, then go nowhere instead of
+    failing again ("Exception ignored … BrokenPipeError" at exit)."""
+    stream = stream or sys.stdout
+    try:
+        fd = stream.fileno() if stream is not None else -1
+    except (OSError, ValueError):  # not a file (a test's captured stdout): nothing to point elsewhere
+        return
+    if fd < 0:
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
+class StdoutLines:
+    """What `--json` prints on stdout: a sink like the files of a run, with its own ways to fail.
+
+    The stream is the stdout of the moment the command started: the writers call this from a
+    background thread while something else may briefly redirect sys.stdout. When its reader goes away
+    (`detect … --json | head -1`), the run stops as on Ctrl-C, every record written, and the command
+    ends with exit code 141 (`reader_gone`); any other failure (a full device) is an `OutputError`.
+    A stdout closed before the start (`>&-`) is refused at once, before anything runs.
+    """
+
+    def __init__(self) -> None:
+        if sys.stdout is None:
+            raise BadOptionError("--json prints on stdout, which is closed: open it, or leave out --json")
+        self._stream = sys.stdout
+        self.reader_gone = False
+
+    def __call__(self, line: str) -> None:
+        self.write(line + "\n")
+
+    def write(self, text: str) -> None:
+        if self.reader_gone:
+            return
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except BrokenPipeError:
+            self.reader_gone = True
+            silence_stdout(self._stream)
+            if request_stop(SIGPIPE):
+                warn("stdout was closed by its reader: stopping (every record so far is complete)")
+        except (OSError, ValueError) as e:  # ValueError: the stream itself was closed
+            silence_stdout(self._stream)
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise OutputError(
+                f"cannot write the --json output to stdout: {reason} (what the run wrote in its "
+                "folder is complete)"
+            ) from e
+
+    def exit_code(self, code: int) -> int:
+        """The command's exit code `code`, or 141 when the reader left before the end."""
+        return READER_GONE if self.reader_gone and code in (0, 1) else code
 
 
 class RichProgress:

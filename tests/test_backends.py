@@ -240,6 +240,10 @@ def test_cache_is_reused_and_recorded(
     )
     assert manifest["parity"][detector.precision]["ok"] is True
     assert entry.path.name == backends.cache_key(manifest["weights_sha256"], SMALL_IMGSZ, backend, "fp32")
+    # The network's size, counted once on the PyTorch model at export time, travels with the export.
+    size = manifest["size"]
+    assert size["params_m"] > 0.1 and size["gflops"] > 0 and size["fused"] in (True, False)
+    assert detector.network_size == size
 
 
 def test_other_imgsz_or_weights_get_their_own_export(
@@ -413,7 +417,7 @@ def test_compare_runs_every_model_on_the_same_backend(
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "c" / "report.json").read_text())
     assert [m["info"]["backend"] for m in report["models"]] == [backend, backend]
-    assert all(m["info"]["params_m"] is None for m in report["models"])  # not counted on exported graphs
+    assert all(m["info"]["params_m"] > 0.1 and m["info"]["gflops"] > 0 for m in report["models"])  # manifest
 
 
 @pytest.mark.parametrize("backend", [*BACKEND_PARAMS, "torch", "auto"])

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from rich.cells import cell_len
 
+from detect_cli import backends
 from detect_cli.cli import app
 
 WIDTH = 80
@@ -141,7 +142,7 @@ def _fake_export(cache: Path) -> None:
     key.mkdir(parents=True)
     (key / "model.xml").write_text("<net/>")
     manifest = {
-        "version": 1,
+        "version": backends.MANIFEST_VERSION,
         "key": key.name,
         "model": "rtdetr-l",
         "family": "rtdetr",

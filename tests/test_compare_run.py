@@ -122,7 +122,8 @@ def test_a_video_compared_with_itself(rtdetr_pt: Path, tmp_path: Path) -> None:
     # Links to the video and the full pictures beside the report; the thumbnails are embedded.
     assert all(r.startswith("side-by-side/") for r in external_refs(page))
     poster = pick_codec().name == "H.264"  # a browser-playable video has a poster frame, embedded
-    assert page.count("data:image/jpeg;base64,") == 4 + poster
+    assert page.count("data:image/jpeg;base64,") == 4 + 4 + poster  # thumbnails, the viewer's frames
+    assert "frame 2, 0:00.20" in page  # each kept frame captioned with its number and time
     assert "Over 4 frames" in page and "frames/s" in page
 
 

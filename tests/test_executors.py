@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +113,108 @@ def test_a_shard_no_worker_finished_is_recorded_as_failed_and_retried_only_on_re
     index = DoneIndex.load(tmp_path / "results.jsonl")
     assert plan(items, index).todo == [] and plan(items, index).skipped_failed == 4
     assert plan(items, index, retry_failed=True).todo == items
+
+
+# --- a cluster that is not there --------------------------------------------------------------------
+
+
+def _ray_child(
+    fake_yolo: Path, tmp_path: Path, address: str, deadline: float = 30.0
+) -> subprocess.Popen[bytes]:
+    """`detect yolo image … --ray-address ADDRESS` in a real process (the fake detector: no model), its
+    stderr in a file."""
+    from conftest import fake_cli_argv, fake_cli_env
+
+    make_image(tmp_path / "in" / "a.jpg")
+    argv = fake_cli_argv(
+        "yolo", "image", tmp_path / "in", "-m", fake_yolo, "-o", tmp_path / "o", "--ray-address", address
+    )
+    err = tempfile.TemporaryFile()
+    env = {**fake_cli_env(), "DETECT_RAY_CONNECT_S": str(deadline)}
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env)
+    proc.err_file = err  # type: ignore[attr-defined]
+    return proc
+
+
+def _ended(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, str]:
+    """(exit code, stderr); a child still running after `timeout` s is killed and the test fails."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"still waiting for Ray after {timeout}s")
+    err = proc.err_file  # type: ignore[attr-defined]
+    err.seek(0)
+    return proc.returncode, err.read().decode("utf-8", "replace")
+
+
+def _ray_lines(err: str) -> list[str]:
+    """Lines Ray's C++ core prints (`[2026-… W 123 456] rpc_client.h:153: …`)."""
+    return [line for line in err.splitlines() if line.startswith("[") and (".h:" in line or ".cc:" in line)]
+
+
+@pytest.fixture
+def silent_server() -> Iterator[tuple[str, threading.Event]]:
+    """127.0.0.1:PORT that accepts connections and never says a word; the event is set once one came."""
+    server = socket.create_server(("127.0.0.1", 0))
+    came, held = threading.Event(), []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+                came.set()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"127.0.0.1:{server.getsockname()[1]}", came
+    server.close()
+    for conn in held:
+        conn.close()
+
+
+def test_a_closed_port_is_one_line_at_once(fake_yolo: Path, tmp_path: Path) -> None:
+    """`--ray-address` to a port nobody listens on: one `error:` line within seconds, exit 2, none of
+    Ray's own lines (it used to retry for ever, printing, deaf to Ctrl-C and SIGTERM)."""
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port that was free a moment ago, and is closed now
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, err = _ended(_ray_child(fake_yolo, tmp_path, f"127.0.0.1:{port}"), 60)
+    assert code == 2, err[-2000:]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: cannot reach Ray at 127.0.0.1:{port} within 30s: Connection refused"], err
+    assert not _ray_lines(err) and "Traceback" not in err, err
+
+
+def test_a_port_that_never_answers_ends_at_the_deadline(
+    fake_yolo: Path, tmp_path: Path, silent_server: tuple[str, threading.Event]
+) -> None:
+    pytest.importorskip("ray")
+    address, _ = silent_server
+    start = time.monotonic()
+    code, err = _ended(_ray_child(fake_yolo, tmp_path, address, deadline=2), 60)
+    assert code == 2, err[-2000:]
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        f"error: cannot reach Ray at {address} within 2s: no answer"
+    ]
+    assert not _ray_lines(err) and "Traceback" not in err, err
+    assert time.monotonic() - start < 30
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_while_waiting_for_ray(
+    sig: int, fake_yolo: Path, tmp_path: Path, silent_server: tuple[str, threading.Event]
+) -> None:
+    """A stop while the run waits for a cluster that does not answer: exit 130 / 143 at once, as a stop
+    anywhere else, with the resume hint (nothing ran)."""
+    pytest.importorskip("ray")
+    address, came = silent_server
+    proc = _ray_child(fake_yolo, tmp_path, address)
+    if not came.wait(60):
+        proc.kill()
+        pytest.fail("the run never tried the address")
+    proc.send_signal(sig)
+    code, err = _ended(proc, 15)
+    assert code == 128 + sig, err[-2000:]
+    assert "To resume:" in err and "Traceback" not in err and not _ray_lines(err), err

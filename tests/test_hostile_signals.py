@@ -7,6 +7,7 @@ The children run the CLI on the fake detector (tests/fake_cli.py): no torch, no 
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import signal
 import subprocess
@@ -461,3 +462,125 @@ def test_compare_names_the_input_that_failed(bad: str, fake_models: dict[str, Pa
     assert ran.code == 1, ran.stderr[-2000:]
     assert name in ran.stderr, ran.stderr[-2000:]
     assert_unchanged(before, snapshot(tmp_path, out))
+
+
+# ------------------------------------------------------------------- stdout: a sink that can go away
+def spawn_into(stdout: int, *argv: object, delay: float = 0.0) -> subprocess.Popen[bytes]:
+    """`detect ...` in a real process whose stdout is the file descriptor `stdout`."""
+    err = tempfile.TemporaryFile()
+    proc = subprocess.Popen(detect_argv(*argv), stdout=stdout, stderr=err, env=child_env(delay))
+    proc.err_file = err  # type: ignore[attr-defined]
+    return proc
+
+
+def quiet_exit(err: str) -> None:
+    """No traceback, and none of the interpreter's last words about a stdout it could not flush."""
+    assert "Traceback" not in err and "Exception ignored" not in err, err[-2000:]
+    assert "unexpected" not in err, err[-2000:]
+
+
+def test_json_reader_that_leaves_stops_the_run_as_ctrl_c(
+    fake_yolo: Path, tmp_path: Path, stopper: list
+) -> None:  # type: ignore[type-arg]
+    """`detect image … --json | head -1`: the reader takes one line and exits. The run stops as on
+    Ctrl-C: exit 141 (128 + SIGPIPE), every record complete, each input once, the resume hint on
+    stderr; and --resume then finishes it."""
+    folder, out = tmp_path / "in", tmp_path / "X"
+    good_images(folder, 60)
+    argv = ["yolo", "image", folder, "--json", "-f", "csv", "-o", out, *model_args(fake_yolo)]
+    err_file = tempfile.TemporaryFile()
+    proc = subprocess.Popen(detect_argv(*argv), stdout=subprocess.PIPE, stderr=err_file, env=child_env(0.05))
+    proc.err_file = err_file  # type: ignore[attr-defined]
+    stopper.append(proc)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # what `head -1` does: one line, then the reader is gone
+    proc.stdout.close()
+    code, err = finish(proc, 60, "detect image --json after its reader left")
+    quiet_exit(err)
+    assert code == 141, err[-2000:]
+    assert "To resume:" in err, err[-2000:]
+    rows = records(out / "results.jsonl")
+    sources = [r["source"] for r in rows]
+    assert json.loads(first)["source"] == sources[0]
+    assert 1 <= len(rows) < 60 and len(set(sources)) == len(sources)
+    assert all(r["error"] is None for r in rows)
+    assert not leftovers(out)
+    assert (out / "results.csv").is_file()  # the tables are built from the records, as after Ctrl-C
+    done = sub(*argv[:3], "-o", out, "--resume", *model_args(fake_yolo))
+    assert done.code == 0, done.stderr[-2000:]
+    finished = [r["source"] for r in records(out / "results.jsonl")]
+    assert len(finished) == len(set(finished)) == 60
+
+
+@pytest.mark.parametrize("command", ["image", "models", "compare"])
+def test_json_into_a_pipe_nobody_reads(
+    command: str, fake_models: dict[str, Path], tmp_path: Path, stopper: list
+) -> None:  # type: ignore[type-arg]
+    """Every --json output into a pipe whose reader already left: exit 141, nothing on stderr but the
+    run's own lines (no BrokenPipeError, no 'Exception ignored')."""
+    folder, out = tmp_path / "in", tmp_path / "X"
+    good_images(folder, 3)
+    argv: list[object] = {
+        "image": ["yolo", "image", folder, "-o", out, *model_args(fake_models["yolo"])],
+        "models": ["models"],
+        "compare": [
+            "compare",
+            folder,
+            *("-m", f"{fake_models['rtdetr']},{fake_models['yolo']}", "--imgsz", "160", "--device", "cpu"),
+            *("--warmup", "0", "--no-memory", "-o", out),
+        ],
+    }[command]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    try:
+        proc = spawn_into(write_end, *argv, "--json")
+    finally:
+        os.close(write_end)
+    stopper.append(proc)
+    code, err = finish(proc, 120, f"detect {command} --json into a closed pipe")
+    quiet_exit(err)
+    assert code == 141, err[-2000:]
+    if command == "image":
+        assert 1 <= len(records(out / "results.jsonl")) <= 3
+    if command == "compare":
+        assert (out / "report.json").is_file()
+
+
+def test_json_into_a_closed_stdout_is_refused_before_any_work(fake_yolo: Path, tmp_path: Path) -> None:
+    """`detect image … --json >&-`: one error line, exit 2, no run folder; without --json the same
+    run works (the closed descriptor is held on /dev/null, so no output file takes its number)."""
+    folder, out = tmp_path / "in", tmp_path / "X"
+    good_images(folder, 3)
+    argv = ["yolo", "image", folder, "-o", out, *model_args(fake_yolo)]
+    closed = ["sh", "-c", 'exec "$@" >&-', "sh"]
+    ran = subprocess.run(
+        [*closed, *detect_argv(*argv, "--json")], capture_output=True, timeout=120, env=child_env()
+    )
+    err = ran.stderr.decode()
+    quiet_exit(err)
+    assert ran.returncode == 2, err[-2000:]
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        "error: --json prints on stdout, which is closed: open it, or leave out --json"
+    ]
+    assert not out.exists()
+    ran = subprocess.run([*closed, *detect_argv(*argv)], capture_output=True, timeout=120, env=child_env())
+    assert ran.returncode == 0, ran.stderr.decode()[-2000:]
+    assert len(records(out / "results.jsonl")) == 3
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this platform")
+def test_json_into_a_full_stdout_is_one_error_line(fake_yolo: Path, tmp_path: Path) -> None:
+    """`detect image … --json > /dev/full`: every write fails with ENOSPC. One `error:` line, exit 2,
+    the records written before are complete."""
+    folder, out = tmp_path / "in", tmp_path / "X"
+    good_images(folder, 20)
+    with open("/dev/full", "wb") as full:
+        proc = spawn_into(full.fileno(), "yolo", "image", folder, "--json", "-o", out, *model_args(fake_yolo))
+    code, err = finish(proc, 120, "detect image --json > /dev/full")
+    quiet_exit(err)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1, err[-2000:]
+    assert "No space left on device" in errors[0]
+    rows = records(out / "results.jsonl")
+    assert 1 <= len(rows) <= 20 and all(r["error"] is None for r in rows)
+    assert not leftovers(out)

@@ -326,6 +326,35 @@ def test_a_cached_run_never_imports_torch(exported: tuple[Path, list[str]], tmp_
     assert (out / "bus.jpg").is_file()
 
 
+def test_a_cached_compare_reports_params_and_gflops_without_torch(
+    exported: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """`detect compare` on a cached export reports the network's params and GFLOPs (kept in the export's
+    manifest when it was made) and still never imports torch or ultralytics."""
+    entry = _entry(exported[0], "openvino", "yolo")
+    out = tmp_path / "compare"
+    source = entry.manifest["source"]
+    argv = [
+        "compare", str(SAMPLES / "bus.jpg"), "-m", f"{source},{source}", "--backend", "openvino",
+        "--imgsz", str(SMALL_IMGSZ), "--no-memory", "--warmup", "0", "--out", str(out),
+    ]  # fmt: skip
+    child = (
+        "import sys\n"
+        "from detect_cli.cli import app\n"
+        f"try:\n    app({argv!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('torch', 'ultralytics', 'torchvision') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "DETECT_CACHE_DIR": str(exported[0])}
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+    report = json.loads((out / "report.json").read_text())
+    size = entry.manifest["size"]
+    for m in report["models"]:
+        assert m["info"]["params_m"] == pytest.approx(size["params_m"], abs=1e-4) and m["info"]["gflops"]
+    assert "<th class=n>params M</th>" in (out / "report.html").read_text()
+
+
 @pytest.mark.parametrize("backend", [pytest.param(b, marks=needs[b]) for b in backends.EXPORTED])
 def test_names_are_read_from_the_export_when_the_manifest_lacks_them(
     backend: str, exported: tuple[Path, list[str]]
@@ -363,3 +392,62 @@ def test_an_end_to_end_yolo26_export_equals_ultralytics_predict(
         assert dets and [d.class_id for d in dets] == result.boxes.cls.int().tolist()
         np.testing.assert_allclose([d.xyxy for d in dets], result.boxes.xyxy.numpy(), atol=1e-3)
         np.testing.assert_allclose([d.confidence for d in dets], result.boxes.conf.numpy(), atol=1e-5)
+
+
+# --- a throughput run that ends on an error, whole process --------------------------------------------
+
+
+@needs["openvino"]
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this platform")
+def test_a_throughput_run_ending_on_an_error_exits_cleanly(
+    exported: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """12 pictures (THROUGHPUT mode: several requests in flight) into a stdout that fails: a full device
+    (one `error:` line, exit 2) or a reader that left (exit 141), again and again. OpenVINO's compiled
+    model and queue never outlive the interpreter's orderly exit (checked at the very end of the child,
+    after every other exit hook), so no run ends in `terminate called without an active exception`
+    (exit 134), as one in a few did."""
+    from conftest import make_image
+
+    entry = _entry(exported[0], "openvino", "yolo")
+    folder = tmp_path / "in"
+    for i in range(12):
+        make_image(folder / f"p{i}.jpg", i)
+    probe = (
+        "import atexit, gc, sys\n"
+        "def alive():\n"  # registered first, so it runs last
+        "    gc.collect()\n"
+        "    left = sorted({type(o).__name__ for o in gc.get_objects()\n"
+        "                   if type(o).__name__ in ('AsyncInferQueue', 'CompiledModel', 'InferRequest')})\n"
+        "    print('alive at exit:', left, file=sys.stderr)\n"
+        "atexit.register(alive)\n"
+        "from detect_cli.cli import main\n"
+        "sys.argv[0] = 'detect'\n"
+        "main()\n"
+    )
+    env = {**os.environ, "DETECT_CACHE_DIR": str(exported[0])}
+    for attempt in range(8):
+        out = tmp_path / f"run{attempt}"
+        argv = [
+            sys.executable, "-c", probe, "image", str(folder), "-m", entry.manifest["source"],
+            "--backend", "openvino", "--imgsz", str(SMALL_IMGSZ), "--conf", str(CONF["yolo"]),
+            "--out", str(out), "--json", "-q",
+        ]  # fmt: skip
+        full = attempt % 2 == 0
+        if full:
+            with open("/dev/full", "wb") as stdout:
+                done = subprocess.run(argv, stdout=stdout, stderr=subprocess.PIPE, env=env, timeout=60)
+        else:
+            read_end, write_end = os.pipe()
+            os.close(read_end)
+            try:
+                done = subprocess.run(argv, stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=60)
+            finally:
+                os.close(write_end)
+        err = done.stderr.decode("utf-8", "replace")
+        assert "terminate called" not in err and done.returncode != 134, err[-2000:]
+        assert done.returncode == (2 if full else 141), err[-2000:]
+        assert "alive at exit: []" in err, err[-2000:]
+        assert "Traceback" not in err and "Exception ignored" not in err, err[-2000:]
+        records = (out / "results.jsonl").read_text().splitlines()
+        assert 1 <= len(records) <= 12 and all(json.loads(r)["backend"] == "openvino" for r in records)

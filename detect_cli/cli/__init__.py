@@ -4,6 +4,7 @@ Only argument parsing, output format and exit codes live here; the work is in th
 """
 
 import json
+import os
 import sys
 from typing import Annotated, Any
 
@@ -127,12 +128,42 @@ def models_cmd(
     rows = catalog()
     exports = [ui.export_row(e) for e in backends.cached_exports()]
     if json_out:
-        typer.echo(json.dumps({"cache_dir": str(cache_dir()), "models": rows, "exports": exports}, indent=2))
+        printer = ui.StdoutLines()
+        printer.write(
+            json.dumps({"cache_dir": str(cache_dir()), "models": rows, "exports": exports}, indent=2) + "\n"
+        )
+        if printer.reader_gone:
+            raise typer.Exit(ui.READER_GONE)
         return
+    try:
+        _print_models(rows, exports)
+    except BrokenPipeError:  # `detect models | head -3`: the reader has what it wanted
+        ui.silence_stdout()
+        raise typer.Exit(ui.READER_GONE) from None
+
+
+def _print_models(rows: list[dict[str, Any]], exports: list[dict[str, object]]) -> None:
+    from detect_cli import backends, ui
+    from detect_cli.models import cache_dir
+
     used = sum(float(str(e["size_mb"])) for e in exports)
     cap = backends.cache_limit() / 2**20
     ui.print_models(rows, exports, cache_dir(), backends.exports_dir(), used, cap)
 
 
+def _reserve_standard_fds() -> None:
+    """A standard file descriptor the caller closed (`>&-`) is opened on /dev/null, so that no file
+    the run opens takes its number: whatever a library prints on fd 1 would land in results.jsonl."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def main() -> None:
+    _reserve_standard_fds()
     app()

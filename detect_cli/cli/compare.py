@@ -115,7 +115,7 @@ def compare(
 ) -> None:
     """Compare detectors on the same images or video: speed, agreement and (with labels) accuracy.
 
-    Every model runs with the same device, backend, imgsz, conf and inputs; a video is decoded once and every model gets the same frames. Writes report.json, report.md, a self-contained report.html, plots/ and side-by-side/ pictures (a side-by-side video for a video source) to the output folder. Exit code 0: all inputs ok; 1: some failed (the rest were compared); 2: nothing could run; 130: interrupted; 143: stopped by SIGTERM.
+    Every model runs with the same device, backend, imgsz, conf and inputs; a video is decoded once and every model gets the same frames. Writes report.json, report.md, a self-contained report.html, plots/ and side-by-side/ pictures (a side-by-side video for a video source) to the output folder. Exit code 0: all inputs ok; 1: some failed (the rest were compared); 2: nothing could run; 130: interrupted; 143: stopped by SIGTERM; 141: the reader of --json left before the end.
     """  # noqa: E501 (one line per paragraph: --help wraps it to the terminal)
     import sys
 
@@ -157,6 +157,7 @@ def compare(
         explain=explain,
     )
     quiet = output.quiet
+    printer = ui.StdoutLines() if json_out else None  # a closed stdout is refused before any work
     run = run_compare(
         job,
         progress=None if quiet else ui.RichProgress("compare"),
@@ -165,8 +166,8 @@ def compare(
     comparison, out_dir = run.comparison, run.out
     for note in comparison.notes:
         ui.warn(note, "note")
-    if json_out:
-        typer.echo(json_text(report_dict(comparison), indent=2))
+    if printer:
+        printer.write(json_text(report_dict(comparison), indent=2) + "\n")
     if not quiet:
         for line in terminal_lines(comparison):
             ui.err_console.print(line, markup=False, highlight=False)
@@ -186,5 +187,6 @@ def compare(
             )
     ui.print_failures(comparison.failed)  # said even with --quiet: which inputs were left out
     code = exit_code_for(len(comparison.failed), comparison.interrupted, run.signum)
+    code = printer.exit_code(code) if printer else code
     if code:
         raise typer.Exit(code)

@@ -8,14 +8,13 @@ from detect_cli.cli.options import (
     Sources,
     exit_code_for,
     handle_errors,
-    json_printer,
     resume_command,
 )
 
 DOC = (
     "Writes results.jsonl (one line per input) and annotated images to the output folder. "
     "Exit code 0: all inputs ok; 1: some failed (the rest were written); 2: nothing could run; "
-    "130: interrupted (--resume finishes it); 143: stopped by SIGTERM."
+    "130: interrupted (--resume finishes it); 143: stopped by SIGTERM; 141: the reader of --json left."
 )
 
 
@@ -47,7 +46,7 @@ def run_image_command(
         ray_workers=run.ray_workers,
     )
     progress = None if output.quiet else ui.RichProgress(ref.name)
-    echo = json_printer() if run.json_out else None
+    echo = ui.StdoutLines() if run.json_out else None
     report, detector = run_images(job, progress=progress, echo=echo, warn=ui.warn)
     if not output.quiet:
         # What the records say ran: on Ray, the workers plan the backend, not this process.
@@ -56,6 +55,7 @@ def run_image_command(
     if report.interrupted:  # said even with --quiet: it is what to do next
         ui.err_console.print(f"To resume: {resume_command(ctx, report.out)}", markup=False)
     code = exit_code_for(report.summary.failed + report.skipped_failed, report.interrupted, report.signum)
+    code = echo.exit_code(code) if echo else code
     if code:
         raise typer.Exit(code)
 

@@ -130,15 +130,10 @@ def output_formats(formats: "list[OutputFormat] | None") -> tuple[str, ...]:
 
 
 def json_printer() -> Callable[[str], None]:
-    """Writes result lines to the stdout of the moment the command started: writers may call it from a
-    background thread while something else briefly redirects sys.stdout."""
-    stream = sys.stdout
+    """Writes result lines on stdout (ui.StdoutLines: a reader that leaves stops the run as SIGPIPE)."""
+    from detect_cli.ui import StdoutLines
 
-    def print_json_line(line: str) -> None:
-        stream.write(line + "\n")
-        stream.flush()
-
-    return print_json_line
+    return StdoutLines()
 
 
 def exit_code_for(failed: int, interrupted: bool, signum: int | None = None) -> int:

@@ -8,13 +8,13 @@ from detect_cli.cli.options import (
     VideoSources,
     exit_code_for,
     handle_errors,
-    json_printer,
 )
 
 DOC = (
     "Writes an annotated video per source and frames.jsonl (one line per processed frame) to the "
     "output folder. Exit code 0: all ok; 1: a video was truncated or unreadable (what was decoded "
-    "is written); 2: nothing could run; 130: interrupted, 143: stopped by SIGTERM (outputs finalized)."
+    "is written); 2: nothing could run; 130: interrupted, 143: stopped by SIGTERM (outputs finalized); "
+    "141: the reader of --json left (outputs finalized)."
 )
 
 
@@ -44,11 +44,12 @@ def run_video_command(
         reconnects=stream.reconnects,
     )
     progress = None if output.quiet else ui.RichProgress(ref.name, unit=" fps")
-    echo = json_printer() if run.json_out else None
+    echo = ui.StdoutLines() if run.json_out else None
     report, detector = run_video(job, progress=progress, echo=echo, warn=ui.warn)
     if not output.quiet:
         ui.print_video_summary(report, f"{detector.name} ({detector.backend}, {detector.precision})")
     code = exit_code_for(report.summary.failed, report.interrupted, report.signum)
+    code = echo.exit_code(code) if echo else code
     if code:
         raise typer.Exit(code)
 

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from detect_cli import video
-from detect_cli.backends import Plan, load_detector
+from detect_cli.backends import Plan, load_detector, network_size
 from detect_cli.compare.accuracy import detections_to_coco, evaluate
 from detect_cli.compare.agreement import AgreementTally, ImageMatch, match_detections, shared_class_names
 from detect_cli.compare.labels import GroundTruth, load_labels
@@ -104,18 +104,16 @@ INPUT_RULES = {
 
 
 def model_info(label: str, detector: Detector, first: tuple[int, int] | None = None) -> ModelInfo:
-    """Params (M) and GFLOPs from ultralytics' own counters, for PyTorch models (None for exported ones),
-    GFLOPs at an imgszximgsz input, on the network as it ran (ultralytics fuses Conv+BN when it first
-    predicts: `fused` says whether it was). `first` is the first input's (h, w), for the input shape."""
-    params_m = gflops = fused = None
+    """Params (M) and GFLOPs from ultralytics' own counters, GFLOPs at an imgszximgsz input: counted on a
+    PyTorch model as it ran (ultralytics fuses Conv+BN when it first predicts: `fused` says whether it
+    was), read from an export's manifest (counted when the export was made) for exported ones. `first`
+    is the first input's (h, w), for the input shape."""
     net = getattr(detector.model, "model", None)
     if "torch" in sys.modules and isinstance(net, sys.modules["torch"].nn.Module):  # a PyTorch model
-        from ultralytics.utils.torch_utils import get_flops, get_num_params
-
-        params_m = get_num_params(net) / 1e6
-        gflops = get_flops(net, detector.options.imgsz) or None  # 0.0 means "could not count"
-        is_fused = getattr(net, "is_fused", None)
-        fused = bool(is_fused()) if callable(is_fused) else None
+        size = network_size(net, detector.options.imgsz)
+    else:
+        size = getattr(detector, "network_size", None) or {}
+    params_m, gflops, fused = size.get("params_m"), size.get("gflops"), size.get("fused")
     nms_free = bool(getattr(detector, "nms_free", detector.family == "rtdetr"))
     shape, rule = input_shape(detector, *first) if first else (None, "")
     spec = get_spec(detector.ref.name) if detector.ref.official else None
@@ -192,9 +190,8 @@ def _input_agreement(frame: Frame, matches: Sequence[ImageMatch]) -> InputAgreem
         boxes += total
         if total:
             scores.append(2 * len(m.matched) / total)
-    return InputAgreement(
-        frame.source, str(frame.rel_path), sum(scores) / len(scores) if scores else None, boxes
-    )
+    agreement = sum(scores) / len(scores) if scores else None
+    return InputAgreement(frame.source, str(frame.rel_path), agreement, boxes, frame.frame, frame.time_s)
 
 
 def run_comparison(
