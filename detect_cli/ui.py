@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -21,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from detect_cli.errors import BadOptionError, OutputError
+from detect_cli.results import Note
 from detect_cli.signals import SIGPIPE, exit_code, request_stop
 
 if TYPE_CHECKING:
@@ -136,8 +139,41 @@ class RichProgress:
 
 def warn(note: str, label: str = "warning") -> None:
     """One warning (or note) line on stderr; the text is shown as is, never read as markup (a file
-    name may hold brackets)."""
+    name may hold brackets). A `Note` (what is being done, once) is said plainly, not as a warning."""
+    if isinstance(note, Note):
+        err_console.print(note, markup=False, style="dim")
+        return
     err_console.print(f"[yellow]{label}[/]: {escape(note)}")
+
+
+@contextlib.contextmanager
+def status(text: str, console: Console | None = None) -> Iterator[None]:
+    """`text` with a spinner on stderr while slow work runs, on a terminal; elsewhere (piped, a log
+    file) one plain line before it. Either way the line stays, with the seconds it took."""
+    console = console or err_console
+    if not console.is_terminal:
+        console.print(text, markup=False, style="dim")
+        yield
+        return
+    from rich.live import Live
+    from rich.spinner import Spinner
+    from rich.text import Text
+
+    started = time.monotonic()
+    # No redirection of stdout: it may be carrying --json records.
+    live = Live(
+        Spinner("dots", Text(text, style="dim")),
+        console=console,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    with live:
+        yield
+    console.print(Text(f"{text}: {time.monotonic() - started:.0f}s", style="dim"))
+
+
+warn.busy = status  # type: ignore[attr-defined]  # results.busy: what the engine's slow steps show
 
 
 def print_failures(failures: list[tuple[str, str]] | tuple[tuple[str, str], ...], shown: int = 10) -> None:

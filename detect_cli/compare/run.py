@@ -58,7 +58,7 @@ from detect_cli.geometry import clip_detections
 from detect_cli.jobs.common import warn_about_options
 from detect_cli.models import COCO_VAL_SOURCE, Detector, ModelRef, PredictOptions, get_spec
 from detect_cli.pipeline import Frame, Progress, image_frames
-from detect_cli.results import ImageResult, Speed
+from detect_cli.results import ImageResult, Speed, busy
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import Stop, stop_on_signals
 from detect_cli.sources import (
@@ -666,7 +666,9 @@ def run_compare(
             if job.memory:
 
                 def probe(d: Detector, images: Sequence[np.ndarray]) -> Memory | None:
-                    return measure_memory(d, job.plan, images, warn)
+                    # A fresh process loads the model again: seconds per model, never in silence.
+                    with busy(warn, f"measuring {d.name}'s peak memory, alone in a new process"):
+                        return measure_memory(d, job.plan, images, warn)
 
             with stop_on_signals(lambda: warn(INTERRUPT_NOTE) if warn else None, stop):
                 try:
