@@ -111,3 +111,45 @@ def test_compare_says_it_measures_memory_between_the_bar_and_the_verdict(
     for name in ("rtdetr-l-seed0", "yolo11n-seed0"):
         said = err.index(f"measuring {name}'s peak memory")
         assert bar < said < verdict, err
+
+
+def _video_report(first_ms: float, rest_ms: list[float], first_s: float, seconds: float):  # type: ignore[no-untyped-def]
+    from detect_cli.pipeline import RunReport
+    from detect_cli.results import ImageResult, Speed
+
+    report = RunReport(Path("out"))
+    for n, ms in enumerate([first_ms, *rest_ms]):
+        report.summary.add(ImageResult("clip.mp4", "m", speed_ms=Speed(0.0, ms, 0.0), frame=n))
+    report.first_result_s, report.first_model_ms, report.seconds = first_s, first_ms, seconds
+    return report
+
+
+def test_video_rates_are_over_the_same_frames() -> None:
+    """Before: '1.5 fps end to end (model alone 1.4 fps)', the model's rate with the first frame's setup
+    in it and the end-to-end one without. Both now leave out the first frame, and say so."""
+    # the first frame: 1 s of setup in the model; then 4 frames of 100 ms in 0.5 s of wall time
+    report = _video_report(1000.0, [100.0] * 4, first_s=1.2, seconds=1.7)
+    rates = ui.video_rates(report)
+    assert rates == ", 8.0 fps end to end, 10.0 fps in the model alone (frames after the first)"
+
+
+def test_video_rates_with_one_frame_say_none() -> None:
+    assert ui.video_rates(_video_report(1000.0, [], first_s=1.2, seconds=1.2)) == ""
+
+
+def test_video_summary_line_from_a_real_run(tmp_path: Path, rtdetr_pt: Path) -> None:
+    """A real run: the end-to-end rate is not above the model's own (the model's time is inside it)."""
+    import re
+
+    from conftest import make_video
+
+    make_video(tmp_path / "clip.mp4", frames=6)
+    argv = ["video", str(tmp_path / "clip.mp4"), "-m", str(rtdetr_pt), "--imgsz", str(SMALL_IMGSZ)]
+    argv += ["--device", "cpu", "--backend", "torch", "--no-save", "-o", str(tmp_path / "o")]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    found = re.search(
+        r"([\d.]+) fps end to end, ([\d.]+) fps in the model alone \(frames after the first\)", result.stderr
+    )
+    assert found, result.stderr
+    assert float(found.group(1)) <= float(found.group(2)) * 1.05, result.stderr
