@@ -302,6 +302,22 @@ def test_a_cut_compiled_file_is_rebuilt(backend: str, private_entry: Path) -> No
 
 
 @needs["openvino"]
+def _run_without_torch(argv: list[str], cache: Path, timeout: int) -> None:
+    """`detect ARGV` in a child process on the export cache `cache`: it exits 0 and never imports torch,
+    ultralytics or torchvision."""
+    child = (
+        "import sys\n"
+        "from detect_cli.cli import app\n"
+        f"try:\n    app({argv!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('torch', 'ultralytics', 'torchvision') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "DETECT_CACHE_DIR": str(cache)}
+    argv_ = [sys.executable, "-c", child]
+    done = subprocess.run(argv_, capture_output=True, text=True, env=env, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
 def test_a_cached_run_never_imports_torch(exported: tuple[Path, list[str]], tmp_path: Path) -> None:
     """Once the export and its parity with PyTorch are cached, `detect image` runs without torch and
     ultralytics (about 2 s and several hundred MB saved), writing the same records."""
@@ -311,16 +327,7 @@ def test_a_cached_run_never_imports_torch(exported: tuple[Path, list[str]], tmp_
         "image", str(SAMPLES / "bus.jpg"), "-m", entry.manifest["source"], "--backend", "openvino",
         "--imgsz", str(SMALL_IMGSZ), "--conf", str(CONF["yolo"]), "--out", str(out),
     ]  # fmt: skip
-    child = (
-        "import sys\n"
-        "from detect_cli.cli import app\n"
-        f"try:\n    app({argv!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-        "print(sorted(m for m in ('torch', 'ultralytics', 'torchvision') if m in sys.modules))\n"
-    )
-    env = {**os.environ, "DETECT_CACHE_DIR": str(exported[0])}
-    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+    _run_without_torch(argv, exported[0], timeout=120)
     [record] = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert (record["backend"], record["error"]) == ("openvino", None) and record["detections"]
     assert (out / "bus.jpg").is_file()
@@ -338,16 +345,7 @@ def test_a_cached_compare_reports_params_and_gflops_without_torch(
         "compare", str(SAMPLES / "bus.jpg"), "-m", f"{source},{source}", "--backend", "openvino",
         "--imgsz", str(SMALL_IMGSZ), "--no-memory", "--warmup", "0", "--out", str(out),
     ]  # fmt: skip
-    child = (
-        "import sys\n"
-        "from detect_cli.cli import app\n"
-        f"try:\n    app({argv!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-        "print(sorted(m for m in ('torch', 'ultralytics', 'torchvision') if m in sys.modules))\n"
-    )
-    env = {**os.environ, "DETECT_CACHE_DIR": str(exported[0])}
-    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+    _run_without_torch(argv, exported[0], timeout=300)
     report = json.loads((out / "report.json").read_text())
     size = entry.manifest["size"]
     for m in report["models"]:
