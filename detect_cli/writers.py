@@ -594,7 +594,10 @@ class AnnotatedImageWriter(Sink):
 
         first, fallback = self.targets(self.root, rel_path)
         drawn = draw_detections(image, result.detections, self.caption)
-        ok, buf = cv2.imencode(first.suffix, drawn)
+        try:
+            ok, buf = cv2.imencode(first.suffix, drawn)
+        except cv2.error:  # a suffix OpenCV has no encoder for ('conf=0.5' ends in '.5') raises
+            ok = False
         target = first
         if not ok:  # an encoder this OpenCV lacks: fall back to PNG rather than lose the picture
             ok, buf = cv2.imencode(fallback.suffix, drawn)

@@ -355,3 +355,13 @@ def test_a_caption_is_drawn_on_each_annotated_picture(
     _write_all(AnnotatedImageWriter(tmp_path, caption))
     _write_all(AnnotatedImageWriter(tmp_path / "trained"))
     assert titles == [caption, caption]  # the two pictures written (the third input failed), once each
+
+
+def test_an_input_whose_suffix_opencv_cannot_encode_is_drawn_as_png(tmp_path: Path) -> None:
+    """A picture named 'conf=0.5' (its suffix '.5') or 'shot.jfif': before, OpenCV raised and the input
+    failed ('could not find encoder'); now it falls back to PNG, as the writer promises."""
+    for name in ("conf=0.5", "shot.jfif"):
+        first, fallback = AnnotatedImageWriter.targets(tmp_path, PurePosixPath(name))
+        with AnnotatedImageWriter(tmp_path) as sink:
+            sink.write(OK, PurePosixPath(name), IMAGE)
+        assert fallback.is_file() and not first.exists(), name
