@@ -32,16 +32,18 @@ from detect_cli.models import (
     PredictOptions,
     WeightsUnavailableError,
     cache_dir,
+    coco_names,
     fetch_weights,
     has_one2one_head,
     import_ultralytics,
+    official_config,
     quiet_stdout,
     resolve_classes,
     select_device,
     stand_in,
 )
 from detect_cli.models import load as load_torch
-from detect_cli.results import Detection
+from detect_cli.results import Detection, Note, busy
 from detect_cli.runtime import Mode
 
 if TYPE_CHECKING:
@@ -679,6 +681,8 @@ def _load_exported(
     try:
         session = runtime.open_session(entry.artifact, backend, precision, entry.path / COMPILED, mode)
         names = entry.manifest.get("names") or runtime.export_names(entry.artifact, session)
+        if official_config(ref):  # exported before its classes were named as the official model's
+            names = coco_names()
     except Exception as e:  # a runtime refusing the file: rebuilt on the next run (see `load`)
         raise ExportError(
             f"cannot load the cached {backend} export of {ref.name}: {type(e).__name__}: {e}"
@@ -755,7 +759,7 @@ def _load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _igno
     # node, never export the same model at once; the second finds the first's export when it gets in.
     try:
         with _export_lock(
-            key, lambda: warn(f"waiting for another run that is exporting {ref.name} to {backend}")
+            key, lambda: warn(Note(f"waiting for another run that is exporting {ref.name} to {backend}"))
         ):
             detector, parity, torch_detector = _ready_export(ref, options, plan, digest, key, warn)
     except (ExportError, OSError) as e:  # a full disk, an exporter bug, a runtime refusing the file
@@ -797,22 +801,27 @@ def _ready_export(
     if entry is None:
         if (exports_dir() / key).exists():
             warn(f"the cached {backend} export of {ref.name} is incomplete or damaged; exporting it again")
-        torch_detector = load_torch(ref, replace_device(options))
-        warn(f"exporting {ref.name} to {backend} at imgsz {options.imgsz} (once; cached in {exports_dir()})")
-        entry = _export_entry(ref, torch_detector, backend, options.imgsz, digest, key)
+        doing = (
+            f"exporting {ref.name} to {backend} at imgsz {options.imgsz} (once; cached in {exports_dir()})"
+        )
+        with busy(warn, doing):  # half a minute or more: never in silence
+            torch_detector = load_torch(ref, replace_device(options))
+            entry = _export_entry(ref, torch_detector, backend, options.imgsz, digest, key)
 
     entry.touch()  # the cache keeps what is used (least recently used exports go first)
     if torch_detector is not None:  # a new export grew the cache: keep it under its cap
         for gone in evict_exports(keep=entry.path):
-            warn(f"export cache over {cache_limit() / 2**30:g} GiB: removed {gone.name}, used least recently")
+            cap = f"{cache_limit() / 2**30:g} GiB"
+            warn(Note(f"export cache over {cap}: removed {gone.name}, used least recently"))
     precision = plan.precision or _default_precision(backend, entry)
     detector = _load_exported(ref, entry, options, precision, plan.mode)
     if plan.precision and detector.precision != plan.precision:
         warn(f"{backend} cannot run {plan.precision} on this CPU; running {detector.precision}")
     parity = entry.parity(detector.precision)
     if parity is None:  # first use of this export at this precision: measure, and remember
-        torch_detector = torch_detector or load_torch(ref, replace_device(options))
-        parity = measure_parity(torch_detector, detector, options.imgsz)
+        with busy(warn, f"checking the {backend} {detector.precision} export against PyTorch (once)"):
+            torch_detector = torch_detector or load_torch(ref, replace_device(options))
+            parity = measure_parity(torch_detector, detector, options.imgsz)
         if plan.precision is None and detector.precision != "fp32" and not parity.ok:
             # The faster precision drifts: the default becomes fp32, checked the same way.
             entry.manifest.setdefault("parity", {})[detector.precision] = parity.to_dict()

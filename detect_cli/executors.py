@@ -24,7 +24,7 @@ from typing import Any
 
 from detect_cli import backends, errors
 from detect_cli.errors import BadOptionError, DetectError
-from detect_cli.models import Detector, ModelRef, PredictOptions, select_device
+from detect_cli.models import Detector, ModelRef, PredictOptions, select_device, weights_caption
 from detect_cli.pipeline import Progress, RunReport, image_frames, run
 from detect_cli.results import ImageResult
 from detect_cli.sources import ImageInput, current_stamp, input_path
@@ -100,7 +100,12 @@ def run_local(
     stop: threading.Event | None = None,
 ) -> RunReport:
     # Drawing, encoding and writing happen behind the run loop, in order, so the model is never idle.
-    sinks = [ThreadedSink(open_sinks(spec.out, spec.formats, detector.names, spec.save_images, echo))]
+    caption = weights_caption(detector.ref)  # random weights say so on every picture
+    sinks = [
+        ThreadedSink(
+            open_sinks(spec.out, spec.formats, detector.names, spec.save_images, echo, caption=caption)
+        )
+    ]
     # A runtime with several requests in flight (OpenVINO THROUGHPUT) gets twice as many pictures per
     # call, so each request has a next picture while the last results are written.
     batch = max(spec.batch, 2 * detector.in_flight if detector.in_flight > 1 else 1)
@@ -161,7 +166,8 @@ class BatchWorker:
         assert self.detector is not None
         w = self.spec.work
         collect = _Collect()
-        sinks = [SinkGroup(output_sinks(w.out, w.formats, w.save_images), [collect])]
+        caption = weights_caption(self.detector.ref)
+        sinks = [SinkGroup(output_sinks(w.out, w.formats, w.save_images, caption), [collect])]
         run(image_frames(shard, w.url_timeout, w.max_pixels), self.detector, sinks, w.out, batch=w.batch)
         return collect.results
 

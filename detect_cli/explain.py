@@ -17,17 +17,17 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from detect_cli.backends import Plan, exported_kind, load_detector
 from detect_cli.errors import BadOptionError, InputError, OutputError
-from detect_cli.jobs.common import warn_about_options
+from detect_cli.jobs.common import refuse_other_kind, warn_about_options
 from detect_cli.models import Detector, ModelRef, PredictOptions
 from detect_cli.render import draw_detections, draw_title
-from detect_cli.results import Detection
+from detect_cli.results import RANDOM_WEIGHTS, Detection
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import stop_on_signals
 from detect_cli.sources import (
@@ -537,22 +537,28 @@ def _encoder_panel(image: np.ndarray, explained: Sequence[ExplainedDetection]) -
     return out
 
 
-def render_explanation(image: np.ndarray, result: ImageExplanation, objects: int = 5) -> np.ndarray:
+def render_explanation(
+    image: np.ndarray, result: ImageExplanation, objects: int = 5, random: Collection[str] = ()
+) -> np.ndarray:
     """RT-DETR sampling points | RT-DETR encoder attention | YOLO activation (with YOLO's first
-    `objects` boxes), side by side."""
+    `objects` boxes), side by side; the panels of a model named in `random` (random weights) say so."""
     import numpy as np
+
+    def said(model: str) -> str:
+        return f"{model} {RANDOM_WEIGHTS}" if model in random else model
 
     n = len(result.explained)
     shown = f"{n} of {result.detections_total}" if result.detections_total else "no detections"
+    rtdetr = said(result.model)
     panels = [
-        draw_title(_sampling_panel(image, result.explained), f"{result.model} decoder sampling ({shown})"),
-        draw_title(_encoder_panel(image, result.explained), f"{result.model} encoder attention (AIFI)"),
+        draw_title(_sampling_panel(image, result.explained), f"{rtdetr} decoder sampling ({shown})"),
+        draw_title(_encoder_panel(image, result.explained), f"{rtdetr} encoder attention (AIFI)"),
     ]
     if not result.detections_total:
         panels = [_note(p, "no detections") for p in panels]
     if result.yolo is not None:
         yolo = draw_detections(_overlay(image, result.yolo.heatmap), result.yolo.detections[:objects])
-        panels.append(draw_title(yolo, f"{result.yolo.model} activation (EigenCAM)"))
+        panels.append(draw_title(yolo, f"{said(result.yolo.model)} activation (EigenCAM)"))
     out = np.hstack(panels)
     for i in range(1, len(panels)):  # a white seam between panels
         x = i * image.shape[1]
@@ -589,7 +595,9 @@ def _explain_one(
 
     result = explain_image(item.source, image, rtdetr, yolo, objects)
     rel = picture_path(item.rel_path)
-    ok, buf = cv2.imencode(".jpg", render_explanation(image, result, objects), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    random = [d.name for d in (rtdetr, yolo) if d is not None and d.ref.untrained]
+    picture = render_explanation(image, result, objects, random)
+    ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
         raise OutputError("cannot encode the picture as JPEG")
     atomic_write_bytes(out / rel, buf.tobytes())
@@ -654,6 +662,7 @@ class ExplainJob:
     exist_ok: bool = False
     url_timeout: float = DEFAULT_URL_TIMEOUT_S
     max_pixels: int = DEFAULT_MAX_PIXELS
+    offline_fallback: bool = False  # official weights that cannot be fetched: their configs, said loudly
 
 
 def run_explain(
@@ -670,6 +679,7 @@ def run_explain(
         raise BadOptionError(f"--compare {job.compare.name} is not a YOLO model (or 'none')")
     if any(exported_kind(r.location) for r in (job.model, job.compare) if r is not None):
         raise BadOptionError(TORCH_ONLY)
+    refuse_other_kind(job.sources, "image", "explain")
     exclude = [job.out] if job.out else []
     # Before loading: a wrong path fails fast. Each input named once, uniquely (writers.output_names).
     items = name_outputs(discover_images(job.sources, exclude=exclude))
@@ -677,7 +687,7 @@ def run_explain(
     if planned is not None:
         outputs = [planned / EXPLAIN_JSONL, *(planned / picture_path(i.rel_path) for i in items)]
         check_plan(planned, job.sources, items, outputs, record=EXPLAIN_JSONL)
-    plan = Plan("torch", job.options.device)
+    plan = Plan("torch", job.options.device, offline_fallback=job.offline_fallback)
     rtdetr = load_detector(job.model, job.options, plan, warn=warn)
     if rtdetr.family != "rtdetr":  # a .pt whose name did not say: the loaded weights decide
         raise BadOptionError(f"{job.model.location} holds a YOLO model; explain reads RT-DETR's attention")

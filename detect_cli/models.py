@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from detect_cli.errors import BadOptionError, ModelError
-from detect_cli.results import Detection, Speed
+from detect_cli.results import RANDOM_WEIGHTS, Detection, Speed
 from detect_cli.sources import ascii_int
 
 if TYPE_CHECKING:
@@ -150,6 +150,13 @@ class ModelRef:
     def spec(self) -> ModelSpec | None:
         """The registry entry of an official model (or of its config, `yolo26n.yaml`); None for others."""
         return get_spec(self.name) if self.official or self.stand_in or self.untrained else None
+
+
+def weights_caption(ref: ModelRef) -> str | None:
+    """What every picture a model with random weights (a config: `--offline-fallback`'s stand-in, or
+    `-m x.yaml`) says in its title band, so that no one takes its boxes for detections; None for
+    trained weights."""
+    return f"{ref.name}: {RANDOM_WEIGHTS}, boxes are meaningless" if ref.untrained else None
 
 
 def _guess_family(text: str, default: Family) -> Family:
@@ -471,15 +478,67 @@ def _loaded_family(model: Any) -> Family | None:
     return "rtdetr" if type(net).__name__.startswith("RTDETR") else "yolo"
 
 
+@contextlib.contextmanager
+def _scale_said() -> Iterator[None]:
+    """ultralytics reads a config's scale from a YOLO file name only (`yolo11n.yaml`: n); for any other
+    (`rtdetr-l.yaml`) it warns 'no model scale passed. Assuming scale=...' and takes the first entry of
+    `scales`. A config with one scale leaves nothing to assume: while a model is built from a config,
+    that scale is passed with it, so the same network is built and nothing is said about it."""
+    from ultralytics.engine import model as engine
+
+    read = getattr(engine, "yaml_model_load", None)
+    if read is None:  # another ultralytics: built as it builds them
+        yield
+        return
+
+    def with_scale(path: Any) -> dict[str, Any]:
+        config: dict[str, Any] = read(path)
+        scales = config.get("scales") or {}
+        if not config.get("scale") and len(scales) == 1:
+            config["scale"] = next(iter(scales))
+        return config
+
+    engine.yaml_model_load = with_scale
+    try:
+        yield
+    finally:
+        engine.yaml_model_load = read
+
+
+def coco_names() -> dict[int, str]:
+    """The 80 COCO class names, as ultralytics ships them (cfg/datasets/coco.yaml): the official
+    models' classes. Read from the file, without importing ultralytics (a run on a cached export
+    imports neither it nor torch)."""
+    import importlib.util
+
+    import yaml
+
+    found = importlib.util.find_spec("ultralytics")
+    if found is None or found.origin is None:
+        raise ModelError("ultralytics is not installed: it ships the COCO class names")
+    coco = Path(found.origin).parent / "cfg" / "datasets" / "coco.yaml"
+    names = yaml.safe_load(coco.read_text(encoding="utf-8"))["names"]
+    return {int(k): str(v) for k, v in names.items()}
+
+
+def official_config(ref: ModelRef) -> bool:
+    """Whether `ref` is the config of an official model (`--offline-fallback`'s stand-in, or
+    `-m rtdetr-l.yaml` as ultralytics ships it): the same network untrained, whose classes are COCO's,
+    though the config names them "0" … "79"."""
+    spec = get_spec(ref.name)
+    return spec is not None and (ref.stand_in or ref.location == spec.config)
+
+
 def _ultralytics_model(location: str, family: Family) -> Any:
     import_ultralytics()
     import torch
     from ultralytics import RTDETR, YOLO
 
     cls = RTDETR if family == "rtdetr" else YOLO
-    if location.endswith((".yaml", ".yml")):
+    config = location.endswith((".yaml", ".yml"))
+    if config:
         torch.manual_seed(0)  # untrained models are random; a fixed seed makes runs repeatable
-    with quiet_stdout():
+    with quiet_stdout(), _scale_said() if config else contextlib.nullcontext():
         model = cls(location)
     # A .pt whose name did not tell its family: check what was loaded and switch if needed.
     loaded = _loaded_family(model)
@@ -595,6 +654,8 @@ def load(ref: ModelRef, options: PredictOptions) -> Detector:
         import_ultralytics()
         with _held_output():
             model = _ultralytics_model(location, ref.family)
+            if official_config(ref):  # built untrained: classes named "0" … "79"
+                model.model.names = coco_names()
             names = dict(model.names)  # an export (.onnx, OpenVINO) is opened here, on first use
     except FileNotFoundError as e:
         raise ModelError(f"model file not found: {location}") from e

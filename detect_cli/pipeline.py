@@ -151,6 +151,7 @@ class RunReport:
     seconds: float = 0.0
     interrupted: bool = False
     first_result_s: float | None = None  # the first result includes the model's one-off setup
+    first_model_ms: float = 0.0  # the model's own time on that first result (0 when it failed)
     notes: list[str] = field(default_factory=list)  # things the user should hear that are not failures
     outputs: list[Path] = field(default_factory=list)  # files worth naming in the summary (videos)
     codec: str | None = None  # the video codec written with, when videos were written
@@ -189,6 +190,7 @@ def run(
                 report.summary.add(result)
                 if report.first_result_s is None:
                     report.first_result_s = time.perf_counter() - start
+                    report.first_model_ms = result.speed_ms.total if result.ok and result.speed_ms else 0.0
                 if progress:
                     progress.advance(result)
             if stop is not None and stop.is_set():

@@ -136,6 +136,7 @@ def draw_tracks(
     image: np.ndarray,
     boxes: Sequence[tuple[Detection, int | None]],
     trails: Sequence[tuple[int, Sequence[tuple[int, int]]]] = (),
+    title: str | None = None,
 ) -> np.ndarray:
     """A copy of `image` with each box labelled `#id class conf` in its track's colour (as ultralytics
     colours tracks), a box no track holds in its class colour without an id, and each track's recent
@@ -155,4 +156,4 @@ def draw_tracks(
         else:
             label = f"#{track_id} {det.class_name} {det.confidence:.2f}"
             box_label(out, det.xyxy, label, class_color(track_id), lw)
-    return out
+    return draw_title(out, title) if title else out

@@ -5,8 +5,29 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+# How a picture made by a model with random weights (built from a config) says so.
+RANDOM_WEIGHTS = "RANDOM WEIGHTS"
+
+
+class Note(str):
+    """A message that informs (what is being done, once), not a warning: a run's message callback
+    (`warn`) says it plainly, not as a warning."""
+
+
+def busy(warn: Callable[[str], None] | None, text: str) -> contextlib.AbstractContextManager[None]:
+    """`text` shown while the work in the `with` block runs (an export, a measurement), through the
+    run's message callback: a spinner, where the callback has one (`warn.busy`, a context manager: the
+    terminal's), else `text` said once, as a `Note`, before the work starts."""
+    show = getattr(warn, "busy", None)
+    if callable(show):
+        return show(text)  # type: ignore[no-any-return]
+    if warn is not None:
+        warn(Note(text))
+    return contextlib.nullcontext()
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from detect_cli.errors import InputError, NoInputsError
 
@@ -84,6 +84,20 @@ def ascii_int(text: str) -> int | None:
 
 def is_url(text: str) -> bool:
     return "://" in text
+
+
+def named_kind(source: str) -> Literal["image", "video"] | None:
+    """What one SOURCE names by its suffix when it is one file (that exists) or a URL to one: an
+    image or a video; None for folders, globs, lists, streams, webcams and other suffixes."""
+    if source.startswith("@") or (glob.has_magic(source) and not os.path.lexists(source)):
+        return None
+    if is_url(source):
+        suffix = PurePosixPath(urllib.parse.urlsplit(source).path).suffix.lower()
+    elif os.path.isfile(source):
+        suffix = Path(source).suffix.lower()
+    else:
+        return None
+    return "image" if suffix in IMAGE_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else None
 
 
 def _safe_name(text: str) -> str:

@@ -256,8 +256,8 @@ class MotWriter(Sink):
 class TrackedVideoWriter(AnnotatedVideoWriter):
     """The annotated video with each box's track id and a short trail of each track's recent centres."""
 
-    def __init__(self, root: Path, fps: Mapping[str, float], codec: Any) -> None:
-        super().__init__(root, fps, codec)
+    def __init__(self, root: Path, fps: Mapping[str, float], codec: Any, caption: str | None = None) -> None:
+        super().__init__(root, fps, codec, caption)
         self._trails: dict[int, deque[tuple[int, int]]] = {}
         self._last_seen: dict[int, int] = {}
         self._trail_source: str | None = None
@@ -277,7 +277,7 @@ class TrackedVideoWriter(AnnotatedVideoWriter):
         for track_id in [t for t, n in self._last_seen.items() if self._n - n >= TRAIL]:
             del self._trails[track_id], self._last_seen[track_id]
         boxes = list(zip(result.detections, result.track_ids, strict=False))
-        return draw_tracks(image, boxes, [(t, list(p)) for t, p in self._trails.items()])
+        return draw_tracks(image, boxes, [(t, list(p)) for t, p in self._trails.items()], self.caption)
 
 
 class TrackingSink(Sink):

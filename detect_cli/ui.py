@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -21,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from detect_cli.errors import BadOptionError, OutputError
+from detect_cli.results import Note
 from detect_cli.signals import SIGPIPE, exit_code, request_stop
 
 if TYPE_CHECKING:
@@ -136,8 +139,41 @@ class RichProgress:
 
 def warn(note: str, label: str = "warning") -> None:
     """One warning (or note) line on stderr; the text is shown as is, never read as markup (a file
-    name may hold brackets)."""
+    name may hold brackets). A `Note` (what is being done, once) is said plainly, not as a warning."""
+    if isinstance(note, Note):
+        err_console.print(note, markup=False, style="dim")
+        return
     err_console.print(f"[yellow]{label}[/]: {escape(note)}")
+
+
+@contextlib.contextmanager
+def status(text: str, console: Console | None = None) -> Iterator[None]:
+    """`text` with a spinner on stderr while slow work runs, on a terminal; elsewhere (piped, a log
+    file) one plain line before it. Either way the line stays, with the seconds it took."""
+    console = console or err_console
+    if not console.is_terminal:
+        console.print(text, markup=False, style="dim")
+        yield
+        return
+    from rich.live import Live
+    from rich.spinner import Spinner
+    from rich.text import Text
+
+    started = time.monotonic()
+    # No redirection of stdout: it may be carrying --json records.
+    live = Live(
+        Spinner("dots", Text(text, style="dim")),
+        console=console,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    with live:
+        yield
+    console.print(Text(f"{text}: {time.monotonic() - started:.0f}s", style="dim"))
+
+
+warn.busy = status  # type: ignore[attr-defined]  # results.busy: what the engine's slow steps show
 
 
 def print_failures(failures: list[tuple[str, str]] | tuple[tuple[str, str], ...], shown: int = 10) -> None:
@@ -183,17 +219,31 @@ def print_summary(report: RunReport, model: str, console: Console = err_console)
         console.print("[yellow]Interrupted[/]: the results written so far are complete and readable.")
 
 
+def video_rates(report: RunReport) -> str:
+    """', 9.1 fps end to end, 10.2 fps in the model alone (frames after the first)': both rates over the
+    same frames, those after the first, which carries the model's one-off setup (the run loop's wall
+    time, and the model's own pre-, inference and post-processing time). Empty with one frame."""
+    s = report.summary
+    if report.first_result_s is None:
+        return ""
+    frames = s.processed + s.failed - 1  # every frame after the first took its share of the wall time
+    wall_s = report.seconds - report.first_result_s
+    model_frames = s.processed - (1 if report.first_model_ms else 0)  # the model's time: frames it ran
+    model_s = (s.total_ms - report.first_model_ms) / 1000
+    if frames <= 0 or wall_s <= 0:
+        return ""
+    rates = f", {frames / wall_s:.1f} fps end to end"
+    if model_frames > 0 and model_s > 0:
+        rates += f", {model_frames / model_s:.1f} fps in the model alone"
+    return rates + " (frames after the first)"
+
+
 def print_video_summary(report: RunReport, model: str, console: Console = err_console) -> None:
     """Frames, end-to-end fps and the model's own share, detections per class, notes and outputs."""
     s = report.summary
-    # After the first result: it carries the model's one-off setup, which is not a rate.
-    steady_s = report.seconds - (report.first_result_s or 0.0)
-    done = s.processed + s.failed - 1
-    fps = f", {done / steady_s:.1f} fps end to end" if done > 0 and steady_s > 0 else ""
-    model_fps = f" (model alone {1000 / s.mean_ms:.1f} fps)" if s.mean_ms else ""
     console.print(
         f"[bold]{model}[/]: {s.processed} frames processed, {s.failed} failed, {s.detections} detections"
-        f"{fps}{model_fps}, {report.seconds:.1f}s"
+        f"{video_rates(report)}, {report.seconds:.1f}s"
     )
     _print_classes_and_failures(s, console)
     for note in report.notes:
@@ -209,10 +259,29 @@ def print_video_summary(report: RunReport, model: str, console: Console = err_co
         )
 
 
+def short_path(path: str | Path) -> str:
+    """A path as a person writes it: the home folder as ~ (the tables of `detect models` fit 80 columns)."""
+    text, home = str(path), str(Path.home())
+    if home not in ("", "/") and (text == home or text.startswith(home.rstrip("/") + "/")):
+        return "~" + text[len(home.rstrip("/")) :]
+    return text
+
+
+def ago(when: float, now: float | None = None) -> str:
+    """How long ago `when` (seconds since the epoch) was, in the largest unit that is at least one."""
+    seconds = max((time.time() if now is None else now) - when, 0.0)
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if unit == 'day' and n > 1 else ''} ago"
+    return "just now"
+
+
 def models_table(rows: list[dict[str, object]]) -> Table:
+    """The official models; where their weights live is said once below it (`print_models`)."""
     table = Table(title="Models", title_justify="left")
-    for col in ("name", "design", "NMS", "aliases", "published mAP50-95", "weights", "present"):
-        table.add_column(col)
+    for col in ("name", "design", "NMS", "aliases", "mAP50-95", "weights"):
+        table.add_column(col, no_wrap=True)
     for r in rows:
         table.add_row(
             str(r["name"]),
@@ -220,10 +289,35 @@ def models_table(rows: list[dict[str, object]]) -> Table:
             "none" if r["nms_free"] else "yes",
             ", ".join(r["aliases"]),  # type: ignore[arg-type]
             f"{r['published_map50_95']}",
-            str(r["weights"]),
-            "yes" if r["present"] else "no",
+            "cached" if r["present"] else "not yet",
         )
     return table
+
+
+def print_models(
+    rows: list[dict[str, object]],
+    exports: list[dict[str, object]],
+    weights_dir: Path,
+    exports_dir: Path,
+    used_mib: float,
+    cap_mib: float,
+    console: Console = out_console,
+) -> None:
+    """`detect models` as a person reads it, 80 columns wide (`--json` has every field in full)."""
+    console.print(models_table(rows))
+    console.print("mAP50-95: as published, on COCO val2017 at 640 px.")
+    console.print(
+        f"Weights: {short_path(weights_dir / 'weights')}/ (DETECT_CACHE_DIR moves it)", markup=False
+    )
+    if not exports:
+        console.print("No cached exports (made on first use of --backend onnx, openvino or auto).")
+        return
+    console.print(exports_table(exports))
+    console.print(
+        f"Exports: {short_path(exports_dir)}/, {used_mib:.0f} of {cap_mib:.0f} MiB "
+        "(DETECT_EXPORT_CACHE_MAX; least recently used go first)",
+        markup=False,
+    )
 
 
 def export_row(entry: CacheEntry) -> dict[str, object]:
@@ -243,10 +337,10 @@ def export_row(entry: CacheEntry) -> dict[str, object]:
     }
 
 
-def exports_table(rows: list[dict[str, object]]) -> Table:
+def exports_table(rows: list[dict[str, object]], now: float | None = None) -> Table:
     table = Table(title="Cached exports (detect models --clear-cache removes them)", title_justify="left")
-    for col in ("model", "backend", "imgsz", "size", "matches torch", "created", "last used", "folder"):
-        table.add_column(col)
+    for col in ("model", "backend", "imgsz", "size", "matches torch", "last used", "folder"):
+        table.add_column(col, no_wrap=col != "matches torch")
     for r in rows:
         parity = r["parity_ok"]
         assert isinstance(parity, dict)
@@ -256,8 +350,7 @@ def exports_table(rows: list[dict[str, object]]) -> Table:
             str(r["imgsz"]),
             f"{r['size_mb']} MB",
             ", ".join(f"{p} {'yes' if ok else 'NO'}" for p, ok in parity.items()) or "not checked",
-            str(r["created"])[:16],
-            str(r["last_used"])[:16],
-            Path(str(r["path"])).name,
+            ago(time.mktime(time.strptime(str(r["last_used"]), "%Y-%m-%dT%H:%M:%S")), now),
+            Path(str(r["path"])).name[:8],  # the key's start: enough to tell exports apart
         )
     return table

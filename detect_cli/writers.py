@@ -580,10 +580,12 @@ class CocoWriter(_WholeFile):
 
 
 class AnnotatedImageWriter(Sink):
-    """The input image with its boxes drawn, at root/<input path>, in the input's own format."""
+    """The input image with its boxes drawn, at root/<input path>, in the input's own format;
+    `caption` (a model with random weights says so: `models.weights_caption`) over its top-left corner."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, caption: str | None = None) -> None:
         self.root = root
+        self.caption = caption
 
     def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
         if image is None or not result.ok:
@@ -591,8 +593,11 @@ class AnnotatedImageWriter(Sink):
         import cv2
 
         first, fallback = self.targets(self.root, rel_path)
-        drawn = draw_detections(image, result.detections)
-        ok, buf = cv2.imencode(first.suffix, drawn)
+        drawn = draw_detections(image, result.detections, self.caption)
+        try:
+            ok, buf = cv2.imencode(first.suffix, drawn)
+        except cv2.error:  # a suffix OpenCV has no encoder for ('conf=0.5' ends in '.5') raises
+            ok = False
         target = first
         if not ok:  # an encoder this OpenCV lacks: fall back to PNG rather than lose the picture
             ok, buf = cv2.imencode(fallback.suffix, drawn)
@@ -620,9 +625,12 @@ class AnnotatedVideoWriter(Sink):
     says).
     """
 
-    def __init__(self, root: Path, fps: Mapping[str, float], codec: Codec) -> None:
+    def __init__(
+        self, root: Path, fps: Mapping[str, float], codec: Codec, caption: str | None = None
+    ) -> None:
         self.root = root
         self.codec = codec
+        self.caption = caption  # over each frame's top-left corner (a model with random weights)
         self.written: list[Path] = []
         self.problems: list[tuple[str, str]] = []  # (source, why its video was not written)
         self._fps = fps
@@ -656,7 +664,7 @@ class AnnotatedVideoWriter(Sink):
 
     def draw(self, image: np.ndarray, result: ImageResult) -> np.ndarray:
         """The frame as the video shows it (a subclass draws more: track ids and trails)."""
-        return draw_detections(image, result.detections)
+        return draw_detections(image, result.detections, self.caption)
 
     def _fail(self, problem: str) -> None:
         self.problems.append((self._source, problem))
@@ -725,13 +733,15 @@ def output_paths(out: Path, rel_path: PurePosixPath, formats: Iterable[str], sav
     return paths
 
 
-def output_sinks(out: Path, formats: Iterable[str], save_images: bool) -> list[Sink]:
-    """The per-input files a run asked for (annotated images, YOLO labels)."""
+def output_sinks(
+    out: Path, formats: Iterable[str], save_images: bool, caption: str | None = None
+) -> list[Sink]:
+    """The per-input files a run asked for (annotated images, with `caption` on them, YOLO labels)."""
     sinks: list[Sink] = []
     if "txt" in set(formats):
         sinks.append(YoloTxtWriter(out / "labels"))
     if save_images:
-        sinks.append(AnnotatedImageWriter(out))
+        sinks.append(AnnotatedImageWriter(out, caption))
     return sinks
 
 
@@ -792,13 +802,14 @@ def open_sinks(
     save_images: bool,
     echo: Callable[[str], None] | None = None,
     record: str = RESULTS_JSONL,
+    caption: str | None = None,
 ) -> SinkGroup:
     """The sinks of a run, the `record` jsonl last (results.jsonl, or frames.jsonl for videos): an input
     is recorded only once its files are written (or as failed, when they could not be).
 
     The tables (csv, coco) are not among them: `write_tables` builds them from the record at the end.
     """
-    return SinkGroup(output_sinks(out, formats, save_images), [JsonlWriter(out / record, echo)])
+    return SinkGroup(output_sinks(out, formats, save_images, caption), [JsonlWriter(out / record, echo)])
 
 
 def iter_jsonl(path: Path, bad: list[tuple[int, str]] | None = None) -> Iterator[dict[str, Any]]:

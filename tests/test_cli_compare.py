@@ -202,7 +202,10 @@ def _stray_image(tmp_path: Path) -> list[str]:
 
 
 def _no_shared_names(tmp_path: Path) -> list[str]:
-    ds = tiny_dataset(tmp_path / "ds")  # cat, dog, bird: the seeded models' classes are '0'...'79'
+    from labeled_data import TINY_BOXES, write_dataset
+
+    # rtdetr-l.yaml and yolo11n.yaml are named as the official models: COCO's 80 classes, none of these
+    ds = write_dataset(tmp_path / "ds", TINY_BOXES, ("gizmo", "widget", "sprocket"))
     return [str(ds.images), "--coco", str(ds.coco_json)]
 
 

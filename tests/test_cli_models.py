@@ -84,14 +84,16 @@ def test_offline_fallback_uses_weights_in_the_cache(
     images: Path, tmp_path: Path, yolo_pt: Path, no_download: list[str]
 ) -> None:
     """Weights already in the cache folder are the model: nothing is downloaded or replaced."""
-    import shutil
+    from ultralytics import YOLO
 
-    from detect_cli.models import get_spec, weights_path
+    from detect_cli.models import coco_names, get_spec, weights_path
 
     spec = get_spec("yolo11n")
     assert spec is not None
     weights_path(spec).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(yolo_pt, weights_path(spec))
+    official = YOLO(str(yolo_pt))  # as the released yolo11n.pt: COCO's class names, as the stand-in's
+    official.model.names = coco_names()
+    official.save(weights_path(spec))
     out = tmp_path / "out"
     argv = ["compare", str(images), "--offline-fallback", "-m", "rtdetr-l,yolo11n", *FAST, "-o", str(out)]
     result = runner.invoke(app, argv)
@@ -100,3 +102,48 @@ def test_offline_fallback_uses_weights_in_the_cache(
     assert "cannot get yolo11n.pt" not in result.stderr
     yolo = _report(out)[1]
     assert (yolo["location"], yolo["untrained"], yolo["official"]) == (str(weights_path(spec)), False, True)
+
+
+def test_offline_stand_ins_carry_the_official_class_names(
+    tmp_path: Path, no_download: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Labels named with COCO's classes meet the stand-ins of COCO models: before, the configs' classes
+    were "0" … "79" and the comparison stopped ('the labels share no class names with the models').
+    Their side-by-side pictures say RANDOM WEIGHTS over each model's panel."""
+    from labeled_data import TINY_BOXES, write_dataset
+
+    from detect_cli import render
+
+    titles: list[str] = []
+    real = render.draw_title
+    monkeypatch.setattr(render, "draw_title", lambda image, title: titles.append(title) or real(image, title))
+
+    data = write_dataset(tmp_path / "ds", TINY_BOXES, ("person", "bicycle", "car"))
+    out = tmp_path / "out"
+    argv = ["compare", str(data.images), "--data", str(data.data_yaml), "--offline-fallback", *FAST]
+    result = runner.invoke(app, [*argv, "-m", "rtdetr-l,yolo11n", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "share no class names" not in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert "accuracy" in json.dumps(report)
+    assert len(titles) == 2 * 4 and all("RANDOM WEIGHTS" in t for t in titles), titles
+
+
+def test_explain_offline_fallback_runs_the_configs_and_pictures_say_random_weights(
+    images: Path, tmp_path: Path, no_download: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from detect_cli import explain
+
+    titles: list[str] = []
+    real = explain.draw_title
+    monkeypatch.setattr(
+        explain, "draw_title", lambda image, title: titles.append(title) or real(image, title)
+    )
+    out = tmp_path / "out"
+    argv = ["explain", str(images / "top.png"), "--offline-fallback", "--imgsz", str(SMALL_IMGSZ)]
+    result = runner.invoke(app, [*argv, "--device", "cpu", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(no_download) == ["rtdetr-l.pt", "yolo11n.pt"]
+    assert (out / "top.jpg").is_file()
+    assert len(titles) == 3 and all("RANDOM WEIGHTS" in t for t in titles), titles
+    assert "scale" not in result.stderr  # ultralytics' 'no model scale passed' is not said

@@ -357,3 +357,42 @@ def test_nms_applies_to_yolo26_as_to_rtdetr() -> None:
     for nms, kept in ((False, 3), (True, 2)):
         detector = load(resolve("yolo26n.yaml", "yolo"), PredictOptions(imgsz=SMALL_IMGSZ, nms=nms, iou=0.5))
         assert len(detector._detections(result)) == kept
+
+
+@pytest.mark.parametrize(("name", "family"), [("rtdetr-l", "rtdetr"), ("yolo11n", "yolo")])
+def test_stand_ins_carry_the_official_models_class_names(name: str, family: str) -> None:
+    """An official model built from its config (--offline-fallback) has COCO's 80 names, not "0" … "79"."""
+    from detect_cli.models import PredictOptions, load, stand_in
+
+    detector = load(stand_in(resolve(name, family)), PredictOptions(imgsz=SMALL_IMGSZ))
+    assert is_coco80(detector.names) and detector.names[2] == "car"
+
+
+def test_a_users_own_config_keeps_its_names(tmp_path: Path) -> None:
+    """Only official configs are named as COCO: a config of one's own keeps the classes it declares."""
+    import shutil
+
+    from ultralytics.utils import ROOT
+
+    from detect_cli.models import PredictOptions, load
+
+    own = tmp_path / "yolo11n-mine.yaml"
+    shutil.copy(ROOT / "cfg" / "models" / "11" / "yolo11.yaml", own)
+    detector = load(resolve(str(own), "yolo"), PredictOptions(imgsz=SMALL_IMGSZ))
+    assert detector.names[0] == "0" and not is_coco80(detector.names)
+
+
+def test_an_rtdetr_config_builds_without_ultralytics_assuming_its_scale() -> None:
+    """ultralytics guesses a scale from YOLO file names only and warns 'no model scale passed' for
+    rtdetr-l.yaml, once per run; its one scale is passed, and the network is the same."""
+    code = (
+        "from detect_cli.models import PredictOptions, load, resolve\n"
+        "d = load(resolve('rtdetr-l.yaml', 'rtdetr'), PredictOptions(imgsz=64))\n"
+        "print('PARAMS', sum(p.numel() for p in d.model.model.parameters()))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "scale" not in proc.stderr, proc.stderr
+    from ultralytics import RTDETR  # built by ultralytics itself, with its warning: the same network
+
+    assert f"PARAMS {sum(p.numel() for p in RTDETR('rtdetr-l.yaml').model.parameters())}" in proc.stdout

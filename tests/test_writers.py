@@ -340,3 +340,28 @@ def test_tables_give_ids_to_records_of_older_versions_past_those_held(tmp_path: 
         "cat.jpg": FIRST_FREE_ID + 2,
         "c/9.jpg": 7,
     }
+
+
+def test_a_caption_is_drawn_on_each_annotated_picture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model with random weights says so on every picture it makes (`models.weights_caption`)."""
+    from detect_cli import render
+
+    titles: list[str] = []
+    real = render.draw_title
+    monkeypatch.setattr(render, "draw_title", lambda image, title: titles.append(title) or real(image, title))
+    caption = "rtdetr-l: RANDOM WEIGHTS, boxes are meaningless"
+    _write_all(AnnotatedImageWriter(tmp_path, caption))
+    _write_all(AnnotatedImageWriter(tmp_path / "trained"))
+    assert titles == [caption, caption]  # the two pictures written (the third input failed), once each
+
+
+def test_an_input_whose_suffix_opencv_cannot_encode_is_drawn_as_png(tmp_path: Path) -> None:
+    """A picture named 'conf=0.5' (its suffix '.5') or 'shot.jfif': before, OpenCV raised and the input
+    failed ('could not find encoder'); now it falls back to PNG, as the writer promises."""
+    for name in ("conf=0.5", "shot.jfif"):
+        first, fallback = AnnotatedImageWriter.targets(tmp_path, PurePosixPath(name))
+        with AnnotatedImageWriter(tmp_path) as sink:
+            sink.write(OK, PurePosixPath(name), IMAGE)
+        assert fallback.is_file() and not first.exists(), name

@@ -9,9 +9,9 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from detect_cli import __version__
+from detect_cli.cli.command import DetectCommand, DetectGroup, VideoCommand
 from detect_cli.cli.compare import compare
 from detect_cli.cli.explain import explain
 from detect_cli.cli.image import image, yolo_image
@@ -31,7 +31,7 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
     return tuple(kinds)
 
 
-class OneLineErrors(TyperGroup):
+class OneLineErrors(DetectGroup):
     """Usage errors (a bad option value, an unknown option, a missing argument) as one `error:` line
     and exit code 2, like every other error, instead of a boxed panel."""
 
@@ -72,16 +72,17 @@ app = typer.Typer(
 )
 yolo_app = typer.Typer(
     help="The same commands on YOLO11 (default yolo11n), for comparison with RT-DETR.",
+    cls=DetectGroup,
     no_args_is_help=True,
 )
 app.add_typer(yolo_app, name="yolo")
 
-app.command("image")(image)
-yolo_app.command("image")(yolo_image)
-app.command("video")(video)
-yolo_app.command("video")(yolo_video)
-app.command("compare")(compare)
-app.command("explain")(explain)
+app.command("image", cls=DetectCommand)(image)
+yolo_app.command("image", cls=DetectCommand)(yolo_image)
+app.command("video", cls=VideoCommand)(video)
+yolo_app.command("video", cls=VideoCommand)(yolo_video)
+app.command("compare", cls=VideoCommand)(compare)
+app.command("explain", cls=DetectCommand)(explain)
 
 
 def _version(value: bool) -> None:
@@ -102,7 +103,7 @@ def _root(
     # Commands read --debug from their context (options.debug_asked): no global state.
 
 
-@app.command("models")
+@app.command("models", cls=DetectCommand)
 @handle_errors
 def models_cmd(
     ctx: typer.Context,
@@ -145,19 +146,9 @@ def _print_models(rows: list[dict[str, Any]], exports: list[dict[str, object]]) 
     from detect_cli import backends, ui
     from detect_cli.models import cache_dir
 
-    ui.out_console.print(ui.models_table(rows))
-    ui.out_console.print(f"Weights cache: {cache_dir()} (set DETECT_CACHE_DIR to move it)")
-    if exports:
-        ui.out_console.print(ui.exports_table(exports))
-        used = sum(float(str(e["size_mb"])) for e in exports)
-        cap = backends.cache_limit() / 2**20
-        ui.out_console.print(
-            f"Exports cache: {backends.exports_dir()}, {used:.0f} MiB of {cap:.0f} MiB "
-            "(DETECT_EXPORT_CACHE_MAX; the least recently used exports go first)",
-            markup=False,
-        )
-    else:
-        ui.out_console.print("No cached exports (made on first use of --backend onnx, openvino or auto).")
+    used = sum(float(str(e["size_mb"])) for e in exports)
+    cap = backends.cache_limit() / 2**20
+    ui.print_models(rows, exports, cache_dir(), backends.exports_dir(), used, cap)
 
 
 def _reserve_standard_fds() -> None:

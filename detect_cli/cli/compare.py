@@ -6,15 +6,14 @@ from typing import Annotated
 import typer
 
 from detect_cli.cli.groups import InputArgs, ModelArgs, OutputArgs, StreamArgs, grouped
-from detect_cli.cli.options import exit_code_for, handle_errors
+from detect_cli.cli.options import INPUTS, MODEL, OUTPUT, RUN, exit_code_for, handle_errors
 from detect_cli.cli.track_options import MotGt, TrackArgs
 
 CompareSources = Annotated[
     list[str],
     typer.Argument(
         metavar="SOURCE...",
-        help="Images: files, folders, glob patterns, http(s) URLs, or @list.txt. Or videos: video files, "
-        "folders of videos, URLs to video files, rtsp/rtmp streams, a webcam index (0). Not both in one run.",
+        help="Images (files, folders, globs, URLs, @list.txt) or videos; not both.",
         show_default=False,
     ),
 ]
@@ -24,7 +23,9 @@ Models = Annotated[
     typer.Option(
         "--models",
         "-m",
-        help="Two or more models, comma-separated: names (rtdetr-l, yolo11n, …) or paths (.pt, .yaml).",
+        metavar="LIST",
+        help="Two or more models, comma-separated: names or paths.",
+        rich_help_panel=MODEL,
     ),
 ]
 Data = Annotated[
@@ -33,8 +34,10 @@ Data = Annotated[
         "--data",
         exists=True,
         dir_okay=False,
-        help="Labels as a YOLO data.yaml (class names; labels/ beside images/): adds mAP, precision, recall.",
+        metavar="YAML",
+        help="Labels as a YOLO data.yaml: adds mAP.",
         show_default=False,
+        rich_help_panel=INPUTS,
     ),
 ]
 CocoJson = Annotated[
@@ -43,27 +46,39 @@ CocoJson = Annotated[
         "--coco",
         exists=True,
         dir_okay=False,
-        help="Labels as a COCO annotations json (images matched by file_name): adds mAP, precision, recall.",
+        metavar="JSON",
+        help="Labels as a COCO annotations json: adds mAP.",
         show_default=False,
+        rich_help_panel=INPUTS,
     ),
 ]
-Warmup = Annotated[int, typer.Option(min=0, max=100, help="Untimed runs per model before measuring.")]
-Runs = Annotated[int, typer.Option(min=1, max=1000, help="Timed runs per model and image.")]
+Warmup = Annotated[
+    int,
+    typer.Option(min=0, max=100, metavar="N", help="Untimed runs per model first.", rich_help_panel=RUN),
+]
+Runs = Annotated[
+    int,
+    typer.Option(min=1, max=1000, metavar="N", help="Timed runs per model and image.", rich_help_panel=RUN),
+]
 SaveSideBySide = Annotated[
     bool,
     typer.Option(
-        "--save/--no-save", help="Write side-by-side pictures (for a video source, a side-by-side video)."
+        "--save/--no-save",
+        help="Side-by-side pictures (or video).",
+        rich_help_panel=OUTPUT,
     ),
 ]
 Memory = Annotated[
     bool,
     typer.Option(
         "--memory/--no-memory",
-        help="Measure each model's peak memory: alone in a child process, on the first 3 inputs "
-        "(a few seconds per model).",
+        help="Peak memory, each model alone (seconds each).",
+        rich_help_panel=RUN,
     ),
 ]
-JsonReport = Annotated[bool, typer.Option("--json", help="Print report.json on stdout (logs go to stderr).")]
+JsonReport = Annotated[
+    bool, typer.Option("--json", help="Print report.json on stdout.", rich_help_panel=OUTPUT)
+]
 
 
 ExplainFirst = Annotated[
@@ -73,8 +88,8 @@ ExplainFirst = Annotated[
         min=0,
         max=50,
         metavar="N",
-        help="Also show, for the first N images, where each model looked: RT-DETR's attention beside "
-        "YOLO's activation map (as `detect explain`; PyTorch models only).",
+        help="Where the models looked, on the first N images.",
+        rich_help_panel=OUTPUT,
     ),
 ]
 
@@ -103,12 +118,8 @@ def compare(
 ) -> None:
     """Compare detectors on the same images or video: speed, agreement and (with labels) accuracy.
 
-    Every model runs with the same device, backend, imgsz, conf and inputs; a video is decoded once and every
-    model gets the same frames. Writes report.json, report.md, a self-contained report.html, plots/ and
-    side-by-side/ pictures (a side-by-side video for a video source) to the output folder. Exit code 0:
-    all inputs ok; 1: some failed (the rest were compared); 2: nothing could run; 130: interrupted;
-    143: stopped by SIGTERM; 141: the reader of --json left before the end.
-    """
+    Every model runs with the same device, backend, imgsz, conf and inputs; a video is decoded once and every model gets the same frames. Writes report.json, report.md, a self-contained report.html, plots/ and side-by-side/ pictures (a side-by-side video for a video source) to the output folder. Exit code 0: all inputs ok; 1: some failed (the rest were compared); 2: nothing could run; 130: interrupted; 143: stopped by SIGTERM; 141: the reader of --json left before the end.
+    """  # noqa: E501 (one line per paragraph: --help wraps it to the terminal)
     import sys
 
     from detect_cli import ui

@@ -6,6 +6,8 @@ import typer
 
 from detect_cli.cli.groups import InputArgs, OutputArgs, grouped
 from detect_cli.cli.options import (
+    MODEL,
+    OUTPUT,
     BackendChoice,
     BackendOpt,
     Conf,
@@ -13,6 +15,7 @@ from detect_cli.cli.options import (
     Imgsz,
     Json,
     ModelName,
+    OfflineFallback,
     Sources,
     exit_code_for,
     handle_errors,
@@ -23,12 +26,22 @@ Compare = Annotated[
     str,
     typer.Option(
         "--compare",
-        help="The YOLO model whose EigenCAM activation map is the third panel (a name or a .pt/.yaml "
-        "path), or 'none' to leave it out.",
+        metavar="NAME",
+        help="The YOLO model beside it (EigenCAM), or 'none'.",
+        rich_help_panel=MODEL,
     ),
 ]
 Objects = Annotated[
-    int, typer.Option("--objects", "-n", min=1, max=100, help="Detections explained per image, best first.")
+    int,
+    typer.Option(
+        "--objects",
+        "-n",
+        min=1,
+        max=100,
+        metavar="N",
+        help="Detections explained per image, best first.",
+        rich_help_panel=OUTPUT,
+    ),
 ]
 
 
@@ -45,6 +58,7 @@ def explain(
     device: Device = "auto",
     backend: BackendOpt = BackendChoice.torch,
     json_out: Json = False,
+    offline_fallback: OfflineFallback = False,
     *,
     inputs: InputArgs,
     output: OutputArgs,
@@ -69,6 +83,7 @@ def explain(
         exist_ok=output.exist_ok,
         url_timeout=inputs.url_timeout,
         max_pixels=inputs.max_pixels,
+        offline_fallback=offline_fallback,
     )
 
     def progress(result: ImageExplanation) -> None:

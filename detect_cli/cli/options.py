@@ -19,6 +19,12 @@ import typer
 
 from detect_cli.errors import DetectError, ExitCode
 
+# The panels of `--help`: options grouped by what they are about, so that the help reads at 80 columns.
+MODEL = "Model"
+INPUTS = "Inputs"
+OUTPUT = "Output"
+RUN = "Run"
+
 
 class OutputFormat(str, Enum):
     jsonl = "jsonl"
@@ -154,7 +160,7 @@ Sources = Annotated[
     list[str],
     typer.Argument(
         metavar="SOURCE...",
-        help="Image files, folders, glob patterns ('imgs/*.jpg'), http(s) URLs, or @list.txt (one per line).",
+        help="Images, folders, globs ('imgs/*.jpg'), http(s) URLs or @list.txt.",
         show_default=False,
     ),
 ]
@@ -163,44 +169,60 @@ ModelName = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="A model name (rtdetr-l, rtdetr-x, yolo11n…yolo11x), or a path to a .pt, "
-        "a .yaml model config, .onnx or an exported model folder.",
+        metavar="NAME",
+        help="A name (see detect models) or a .pt, .yaml, .onnx or export path.",
+        rich_help_panel=MODEL,
     ),
 ]
-Conf = Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum confidence of a detection.")]
+Conf = Annotated[
+    float,
+    typer.Option(min=0.0, max=1.0, metavar="0..1", help="Minimum confidence.", rich_help_panel=MODEL),
+]
 Iou = Annotated[
     float | None,
     typer.Option(
         min=0.0,
         max=1.0,
         show_default=False,
-        help="NMS IoU threshold (default 0.7). NMS-free models (RT-DETR, YOLO26) ignore it unless --nms.",
+        metavar="0..1",
+        help="NMS IoU (0.7); NMS-free models ignore it unless --nms.",
+        rich_help_panel=MODEL,
     ),
 ]
 Nms = Annotated[
     bool,
     typer.Option(
         "--nms",
-        help="NMS-free models (RT-DETR, YOLO26): apply class-wise NMS at --iou to drop duplicate boxes.",
+        help="Class-wise NMS at --iou after an NMS-free model.",
+        rich_help_panel=MODEL,
     ),
 ]
-Imgsz = Annotated[int, typer.Option(min=32, max=4096, help="Inference size in pixels (a multiple of 32).")]
+Imgsz = Annotated[
+    int,
+    typer.Option(
+        min=32, max=4096, metavar="PIXELS", help="Inference size, a multiple of 32.", rich_help_panel=MODEL
+    ),
+]
 Device = Annotated[
-    str, typer.Option(help="auto (cuda:0 when available, else cpu), cpu, cuda, cuda:N or mps.")
+    str, typer.Option(metavar="NAME", help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel=MODEL)
 ]
 Classes = Annotated[
     str | None,
-    typer.Option(help="Only these classes: names or ids, comma-separated ('person,car' or '0,2')."),
+    typer.Option(metavar="LIST", help="Only these: names or ids ('person,car').", rich_help_panel=MODEL),
 ]
-MaxDet = Annotated[int, typer.Option(min=1, max=MAX_DETECTIONS, help="Most detections kept per image.")]
-Half = Annotated[bool, typer.Option("--half", help="fp16 inference (CUDA only).")]
+MaxDet = Annotated[
+    int,
+    typer.Option(
+        min=1, max=MAX_DETECTIONS, metavar="N", help="Most detections per image.", rich_help_panel=MODEL
+    ),
+]
+Half = Annotated[bool, typer.Option("--half", help="fp16 inference (CUDA only).", rich_help_panel=MODEL)]
 OfflineFallback = Annotated[
     bool,
     typer.Option(
         "--offline-fallback",
-        help="When an official model's weights cannot be downloaded, build it from its YAML config instead "
-        "of stopping: random weights, so speed and memory are real and boxes are meaningless (warned). "
-        "Weights already in the cache, or a local .pt, are used as usual.",
+        help="No weights and no internet: run the model's config, random weights (warned).",
+        rich_help_panel=MODEL,
     ),
 ]
 Out = Annotated[
@@ -208,36 +230,44 @@ Out = Annotated[
     typer.Option(
         "--out",
         "-o",
-        help="Output folder (default: detect-runs/<command>, numbered so no run is overwritten).",
+        metavar="DIR",
+        help="Output folder (default: a new one in detect-runs/).",
         show_default=False,
+        rich_help_panel=OUTPUT,
     ),
 ]
-ExistOk = Annotated[bool, typer.Option("--exist-ok", help="Write into an existing output folder (appends).")]
-Save = Annotated[bool, typer.Option("--save/--no-save", help="Write annotated images.")]
+ExistOk = Annotated[
+    bool,
+    typer.Option("--exist-ok", help="Write into an existing --out.", rich_help_panel=OUTPUT),
+]
+Save = Annotated[bool, typer.Option("--save/--no-save", help="Annotated images.", rich_help_panel=OUTPUT)]
 Formats = Annotated[
     list[OutputFormat] | None,
     typer.Option(
         "--format",
         "-f",
         case_sensitive=False,
-        help="Extra outputs, repeatable: csv, txt (YOLO labels), coco (COCO results json), "
-        "mot (MOTChallenge track results; video with --track). jsonl is always written.",
+        metavar="NAME",
+        help="Also csv, txt (YOLO labels), coco, or mot (tracks; video with --track); repeatable.",
         show_default=False,
+        rich_help_panel=OUTPUT,
     ),
 ]
-Recursive = Annotated[bool, typer.Option("--recursive/--no-recursive", help="Descend into sub-folders.")]
+Recursive = Annotated[
+    bool,
+    typer.Option("--recursive/--no-recursive", help="Descend into sub-folders.", rich_help_panel=INPUTS),
+]
 Batch = Annotated[
-    int,
-    typer.Option(
-        min=1, max=256, help="Images per model call (on CPU batching does not speed up any backend)."
-    ),
+    int, typer.Option(min=1, max=256, metavar="N", help="Images per model call.", rich_help_panel=RUN)
 ]
 UrlTimeout = Annotated[
     float,
     typer.Option(
         min=0.1,
         max=MAX_URL_TIMEOUT_S,
-        help="Seconds a URL may take in all (connecting and the whole download), at most an hour.",
+        metavar="SECONDS",
+        help="Time a URL may take in all.",
+        rich_help_panel=INPUTS,
     ),
 ]
 
@@ -257,26 +287,37 @@ MaxPixels = Annotated[
         "--max-pixels",
         parser=_pixels,
         metavar="N",
-        help="Largest picture (or video frame) to decode, in pixels: 100M, 250M, 1G… (at most 4G). "
-        "Larger ones are refused from their header, unread, and recorded as failed.",
+        help="Largest picture to decode: 100M, 1G (4G at most).",
+        rich_help_panel=INPUTS,
     ),
 ]
 DEFAULT_MAX_PIXELS_TEXT = "100M"
 Json = Annotated[
-    bool, typer.Option("--json", help="Print one JSON line per input on stdout (logs go to stderr).")
+    bool,
+    typer.Option("--json", help="A JSON line per input on stdout.", rich_help_panel=OUTPUT),
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+Quiet = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="No progress bar or summary.", rich_help_panel=OUTPUT),
+]
 VideoSources = Annotated[
     list[str],
     typer.Argument(
         metavar="SOURCE...",
-        help="Video files (mp4, avi, mov, mkv, webm…), folders of videos, http(s) URLs to video files, "
-        "rtsp/rtmp/http streams, a webcam index (0), or @list.txt; processed one after another.",
+        help="Videos, folders, URLs, rtsp/rtmp streams, a webcam (0) or @list.txt.",
         show_default=False,
     ),
 ]
 VidStride = Annotated[
-    int, typer.Option("--vid-stride", min=1, max=MAX_VID_STRIDE, help="Process every Nth frame.")
+    int,
+    typer.Option(
+        "--vid-stride",
+        min=1,
+        max=MAX_VID_STRIDE,
+        metavar="N",
+        help="Process every Nth frame.",
+        rich_help_panel=INPUTS,
+    ),
 ]
 MaxFrames = Annotated[
     int | None,
@@ -284,18 +325,25 @@ MaxFrames = Annotated[
         "--max-frames",
         min=1,
         max=MAX_FRAMES,
-        help="Stop after N processed frames of each video.",
+        metavar="N",
+        help="Stop after N frames of each video.",
         show_default=False,
+        rich_help_panel=INPUTS,
     ),
 ]
-SaveVideo = Annotated[bool, typer.Option("--save/--no-save", help="Write the annotated video.")]
+SaveVideo = Annotated[bool, typer.Option("--save/--no-save", help="Annotated video.", rich_help_panel=OUTPUT)]
 SaveFrames = Annotated[
-    bool, typer.Option("--save-frames", help="Also write each processed frame, annotated, as a .jpg.")
+    bool,
+    typer.Option("--save-frames", help="Also each frame, annotated, as .jpg.", rich_help_panel=OUTPUT),
 ]
 Reconnects = Annotated[
     int,
     typer.Option(
-        min=0, max=MAX_RECONNECTS, help="Times in a row to reopen a live stream or webcam that stops sending."
+        min=0,
+        max=MAX_RECONNECTS,
+        metavar="N",
+        help="Reopen a stream that stops, N times in a row.",
+        rich_help_panel=INPUTS,
     ),
 ]
 
@@ -304,26 +352,32 @@ Resume = Annotated[
     bool,
     typer.Option(
         "--resume",
-        help="Finish the run in --out: skip inputs it already recorded (a file changed since is redone).",
+        help="Finish the run in --out (skips what it recorded).",
+        rich_help_panel=RUN,
     ),
 ]
 RetryFailed = Annotated[
-    bool, typer.Option("--retry-failed", help="Like --resume, and also redo the inputs that failed.")
+    bool,
+    typer.Option("--retry-failed", help="--resume, and redo the inputs that failed.", rich_help_panel=RUN),
 ]
 ExecutorOpt = Annotated[
     Executor,
     typer.Option(
         "--executor",
         case_sensitive=False,
-        help="Where the batch runs: local (this process) or ray (a Ray cluster; needs the ray extra).",
+        metavar="NAME",
+        help="local (this process) or ray (a Ray cluster).",
+        rich_help_panel=RUN,
     ),
 ]
 RayAddress = Annotated[
     str | None,
     typer.Option(
         "--ray-address",
-        help="Ray cluster to join (implies --executor ray; default $RAY_ADDRESS, else a local Ray starts).",
+        metavar="ADDR",
+        help="Ray cluster to join (implies --executor ray).",
         show_default=False,
+        rich_help_panel=RUN,
     ),
 ]
 RayWorkers = Annotated[
@@ -332,9 +386,10 @@ RayWorkers = Annotated[
         "--ray-workers",
         min=1,
         max=MAX_RAY_WORKERS,
-        help="Ray workers, each with its own copy of the model (implies --executor ray; "
-        "default: one per GPU, or per CPU).",
+        metavar="N",
+        help="Ray workers (implies --executor ray).",
         show_default=False,
+        rich_help_panel=RUN,
     ),
 ]
 
@@ -391,9 +446,9 @@ BackendOpt = Annotated[
         "--backend",
         case_sensitive=False,
         envvar="DETECT_BACKEND",
-        help="What runs the model: torch, onnx (ONNX Runtime), openvino, or auto (torch on CUDA; on CPU "
-        "OpenVINO, else ONNX Runtime when installed, else torch). ONNX/OpenVINO exports are made once and "
-        "cached, and checked against torch.",
+        metavar="NAME",
+        help="auto, torch, onnx or openvino (exports cached).",
+        rich_help_panel=MODEL,
     ),
 ]
 PrecisionOpt = Annotated[
@@ -402,7 +457,8 @@ PrecisionOpt = Annotated[
         "--precision",
         case_sensitive=False,
         show_default=False,
-        help="fp32, bf16 (OpenVINO on CPUs that have it) or fp16 (CUDA). Default: the backend's faster "
-        "one when its detections match torch, else fp32.",
+        metavar="NAME",
+        help="fp32, bf16 or fp16 (default: fastest that matches).",
+        rich_help_panel=MODEL,
     ),
 ]

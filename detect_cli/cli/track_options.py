@@ -12,12 +12,14 @@ import typer
 if TYPE_CHECKING:
     from detect_cli.tracking import TrackerConfig
 
+TRACKING = "Tracking"  # the help panel of these options
+
 Track = Annotated[
     bool,
     typer.Option(
         "--track",
-        help="Follow objects across video frames: each box gets a track id (video: in frames.jsonl, ids "
-        "and trails drawn, tracks.csv; compare: each model's track stability in the report).",
+        help="Follow objects across frames: track ids, trails, tracks.csv.",
+        rich_help_panel=TRACKING,
     ),
 ]
 Tracker = Annotated[
@@ -25,8 +27,8 @@ Tracker = Annotated[
     typer.Option(
         "--tracker",
         metavar="NAME|YAML",
-        help="With --track: bytetrack or botsort (ultralytics' trackers and default settings), or a YAML "
-        "of tracker settings as `yolo track tracker=` takes one (tracker_type, track_buffer, …).",
+        help="bytetrack, botsort, or a YAML of tracker settings (as `yolo track` takes one).",
+        rich_help_panel=TRACKING,
     ),
 ]
 
@@ -37,8 +39,8 @@ MotGt = Annotated[
         exists=True,
         dir_okay=False,
         metavar="GT.TXT",
-        help="With --track on one video: its MOTChallenge ground truth (gt.txt); adds MOTA, IDF1 and "
-        "HOTA per model (TrackEval).",
+        help="One video's MOTChallenge ground truth: MOTA, IDF1, HOTA per model.",
+        rich_help_panel=TRACKING,
         show_default=False,
     ),
 ]

@@ -18,7 +18,7 @@ from detect_cli.compare.results import Picture
 from detect_cli.errors import OutputError
 from detect_cli.pipeline import Frame
 from detect_cli.render import side_by_side
-from detect_cli.results import ImageResult
+from detect_cli.results import RANDOM_WEIGHTS, ImageResult
 from detect_cli.threads import ThreadedSink
 from detect_cli.writers import (
     RUN_FAULTS,
@@ -138,6 +138,7 @@ class CompareOutputs:
     video_fps: Mapping[str, float] = field(default_factory=dict)
     codec: Codec | None = None
     files: FileList | None = None  # where each file is listed before it is written
+    random: Collection[str] = ()  # the labels of models with random weights: their panels say so
 
     def __post_init__(self) -> None:
         (self.out / DETECTIONS).mkdir(parents=True, exist_ok=True)
@@ -170,7 +171,10 @@ class CompareOutputs:
             return
         import cv2
 
-        panels = [(_title(label, r), r.detections) for label, r in zip(self.labels, results, strict=True)]
+        panels = [
+            (_title(label, r, label in self.random), r.detections)
+            for label, r in zip(self.labels, results, strict=True)
+        ]
         picture = side_by_side(frame.image, panels)
         if to_video:
             assert self._video is not None
@@ -211,11 +215,12 @@ class CompareOutputs:
                 sink.close()
 
 
-def _title(label: str, result: ImageResult) -> str:
+def _title(label: str, result: ImageResult, random: bool = False) -> str:
+    said = f"{label}  {RANDOM_WEIGHTS}" if random else label  # its boxes are no detections
     if not result.ok:
-        return f"{label}  failed"
+        return f"{said}  failed"
     ms = f"{result.speed_ms.total:.0f} ms" if result.speed_ms else ""
-    return f"{label}  {ms}  {len(result.detections)} boxes"
+    return f"{said}  {ms}  {len(result.detections)} boxes"
 
 
 def _small_jpeg(image: np.ndarray) -> bytes:

@@ -61,7 +61,7 @@ from detect_cli.geometry import clip_detections
 from detect_cli.jobs.common import warn_about_options
 from detect_cli.models import COCO_VAL_SOURCE, Detector, ModelRef, PredictOptions, get_spec
 from detect_cli.pipeline import Frame, Progress, image_frames
-from detect_cli.results import ImageResult, Speed
+from detect_cli.results import ImageResult, Speed, busy
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import Stop, stop_on_signals
 from detect_cli.sources import (
@@ -674,14 +674,16 @@ def run_compare(
             pictures_at = None  # report.html shows a few pictures: over a video, spread, not its first frames
             if kind == "videos" and inputs.total:
                 pictures_at = spread(inputs.total, HTML_PICTURES)
+            panels = unique_labels([d.name for d in detectors])
             outputs = CompareOutputs(
                 out,
-                unique_labels([d.name for d in detectors]),
+                panels,
                 save=job.save,
                 picture_indexes=pictures_at,
                 video_fps=inputs.fps,
                 codec=codec,
                 files=files,
+                random=[label for label, d in zip(panels, detectors, strict=True) if d.ref.untrained],
             )
             on_image: ImageCallback = outputs
             if job.tracker:
@@ -693,7 +695,9 @@ def run_compare(
             if job.memory:
 
                 def probe(d: Detector, images: Sequence[np.ndarray]) -> Memory | None:
-                    return measure_memory(d, job.plan, images, warn)
+                    # A fresh process loads the model again: seconds per model, never in silence.
+                    with busy(warn, f"measuring {d.name}'s peak memory, alone in a new process"):
+                        return measure_memory(d, job.plan, images, warn)
 
             with stop_on_signals(lambda: warn(INTERRUPT_NOTE) if warn else None, stop):
                 try:

@@ -11,7 +11,7 @@ from detect_cli import resume
 from detect_cli.backends import load_detector, weights_identity, weights_or_stand_in
 from detect_cli.errors import BadOptionError
 from detect_cli.executors import Placement, WorkSpec, execute, require_executor
-from detect_cli.jobs.common import Job, warn_about_options
+from detect_cli.jobs.common import Job, refuse_other_kind, warn_about_options
 from detect_cli.models import Detector, ModelRef, stand_in
 from detect_cli.pipeline import Progress, RunReport
 from detect_cli.rundir import check_plan, planned_folder, run_folder
@@ -96,6 +96,7 @@ def run_images(
     if "mot" in job.formats:  # tracks need frames in order: a video's
         raise BadOptionError("-f mot writes tracks of a video: use detect video --track -f mot")
     require_executor(job.executor)  # a missing ray package is said before anything runs
+    refuse_other_kind(job.sources, "image", job.run_name)
     if job.resuming and job.out is None:
         raise BadOptionError("--resume needs --out: the folder of the run to finish")
     # Before loading: bad sources, and outputs that would land on inputs, fail fast.

@@ -11,8 +11,8 @@ from pathlib import Path
 from detect_cli import video
 from detect_cli.backends import load_detector
 from detect_cli.errors import BadOptionError
-from detect_cli.jobs.common import Job, warn_about_options
-from detect_cli.models import Detector
+from detect_cli.jobs.common import Job, refuse_other_kind, warn_about_options
+from detect_cli.models import Detector, weights_caption
 from detect_cli.pipeline import Progress, RunReport, run
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import stop_on_signals
@@ -71,6 +71,7 @@ def run_video(
 ) -> tuple[RunReport, Detector]:
     """Open the videos, load the model, and run their frames through `run`; frames.jsonl gets one
     line per processed frame (`echo` receives each as written)."""
+    refuse_other_kind(job.sources, "video", job.run_name)  # a picture: `detect image`
     if "mot" in job.formats and job.tracker is None:
         raise BadOptionError("-f mot writes tracks: add --track")
     tracker = RunTracker(job.tracker) if job.tracker else None  # no lap: said before anything runs
@@ -98,13 +99,14 @@ def run_video(
             # Frames' own files, then their record, in one writer thread; the video in another, so
             # drawing and encoding overlap inference.
             group = open_sinks(out, job.formats, detector.names, False, echo, record=FRAMES_JSONL)
+            caption = weights_caption(detector.ref)  # random weights say so on every frame
             if job.save_frames:
-                group.outputs.append(AnnotatedImageWriter(out))
+                group.outputs.append(AnnotatedImageWriter(out, caption))
             sinks: list[Sink] = [ThreadedSink(group)]
             video_writer = None
             if codec:
                 writer_class = TrackedVideoWriter if tracker else AnnotatedVideoWriter
-                video_writer = writer_class(out, found.fps, codec)
+                video_writer = writer_class(out, found.fps, codec, caption)
                 sinks.insert(0, ThreadedSink(video_writer))
             tracking = None
             if tracker:
