@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detect_cli.compare.machine import MEMORY_METHOD
-from detect_cli.compare.results import Comparison, Environment, ModelResult, Picture
+from detect_cli.compare.results import P95_MIN_CALLS, Comparison, Environment, ModelResult, Picture
 from detect_cli.compare.verdict import TIMES, verdict
 from detect_cli.writers import atomic_write_bytes, json_text
 
@@ -96,7 +96,14 @@ def _speed_table(c: Comparison, compact: bool = False) -> TableData:
     first = c.models[0].info
     note = (
         f"{first.device}, {first.backend}, {first.precision}, imgsz {first.imgsz}; "
-        f"timed calls per model: {c.models[0].speed.calls}, after {c.settings.warmup} warm-up runs. "
+        f"timed calls per model: {c.models[0].speed.calls}, after {c.settings.warmup} warm-up runs"
+        + (
+            f" (--runs raised from {c.settings.runs_asked} to {c.settings.runs} to reach {P95_MIN_CALLS} "
+            "timed calls; p95 needs them)"
+            if c.settings.runs_asked is not None
+            else ""
+        )
+        + ". "
         f"Latency is the wall time of one call on one {c.unit}. " + memory_note(c)
     )
     if not labelled and any(m.info.published_map50_95 is not None for m in c.models):

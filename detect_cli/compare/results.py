@@ -11,6 +11,9 @@ from detect_cli.geometry import MATCH_IOU
 from detect_cli.results import Speed
 
 EVAL_CONF = 0.001  # as `yolo val`: mAP needs the whole precision-recall curve, so keep nearly every box
+# A 95th percentile from fewer calls is one of the slowest two or three calls, not a percentile: below this
+# many timed calls p95 is not reported, and compare raises --runs to reach it (run.timed_runs).
+P95_MIN_CALLS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +45,7 @@ class SpeedStats:
             postprocess_ms=float(np.mean([s.postprocess for s in speeds])),
             latency_mean_ms=mean,
             latency_p50_ms=float(np.percentile(wall, 50)),
-            latency_p95_ms=float(np.percentile(wall, 95)),
+            latency_p95_ms=float(np.percentile(wall, 95)) if len(wall) >= P95_MIN_CALLS else float("nan"),
             images_per_s=1000.0 / mean if mean > 0 else float("nan"),
         )
 
@@ -173,6 +176,7 @@ class CompareSettings:
     runs: int = 1
     eval_conf: float = EVAL_CONF
     match_iou: float = MATCH_IOU
+    runs_asked: int | None = None  # set when compare raised --runs to reach P95_MIN_CALLS timed calls
 
 
 @dataclass(frozen=True, slots=True)

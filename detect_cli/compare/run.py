@@ -36,6 +36,7 @@ from detect_cli.compare.machine import MEMORY_IMAGES, environment, measure_memor
 from detect_cli.compare.outputs import CompareOutputs
 from detect_cli.compare.report import HTML_PICTURES, REPORT_FILES, REPORT_RECORD, write_report
 from detect_cli.compare.results import (
+    P95_MIN_CALLS,
     CompareSettings,
     Comparison,
     InputAgreement,
@@ -52,7 +53,7 @@ from detect_cli.geometry import clip_detections
 from detect_cli.jobs.common import warn_about_options
 from detect_cli.models import COCO_VAL_SOURCE, Detector, ModelRef, PredictOptions, get_spec
 from detect_cli.pipeline import Frame, Progress, image_frames
-from detect_cli.results import ImageResult, Speed
+from detect_cli.results import Detection, ImageResult, Speed
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import Stop, stop_on_signals
 from detect_cli.sources import (
@@ -166,10 +167,12 @@ class _ModelTally:
     def __init__(self) -> None:
         self.speeds: list[Speed] = []
         self.wall_ms: list[float] = []
+        self.call_input: list[int] = []  # which input each timed call was on (pairs calls for the bootstrap)
         self.ok = 0
         self.failed = 0
         self.per_class: Counter[str] = Counter()
         self.eval_rows: list[np.ndarray] = []
+        self.detections: dict[int, tuple[Detection, ...]] = {}  # per input index, boxes at --conf
 
 
 ImageCallback = Callable[[Frame, Sequence[ImageResult]], None]
@@ -188,6 +191,15 @@ def _input_agreement(frame: Frame, matches: Sequence[ImageMatch]) -> InputAgreem
     return InputAgreement(
         frame.source, str(frame.rel_path), sum(scores) / len(scores) if scores else None, boxes
     )
+
+
+def timed_runs(settings: CompareSettings, inputs: int | None) -> CompareSettings:
+    """Enough timed calls per model for a p95 and a speed interval: with fewer than `P95_MIN_CALLS`
+    inputs times runs, runs rise to reach it (the report says so). An unknown total (a live stream)
+    keeps --runs."""
+    if not inputs or inputs * settings.runs >= P95_MIN_CALLS:
+        return settings
+    return replace(settings, runs=-(-P95_MIN_CALLS // inputs), runs_asked=settings.runs)
 
 
 def run_comparison(
@@ -210,6 +222,7 @@ def run_comparison(
     the loop (machine.measure_memory)."""
     if len(detectors) < 2:
         raise BadOptionError("compare needs at least two models")
+    settings = timed_runs(settings, total)
     labels_ = unique_labels([d.name for d in detectors])
     shared, notes = shared_class_names(detectors)
     shared_keys = frozenset(n.casefold() for n in shared)
@@ -354,6 +367,7 @@ def _run_one(
                 start = time.perf_counter()
                 [(dets, speed)] = d.predict([frame.image])
                 t.wall_ms.append((time.perf_counter() - start) * 1000)
+                t.call_input.append(n)
                 t.speeds.append(speed)
                 if run == 0:
                     boxes = clip_detections(dets, w, h)
@@ -365,6 +379,7 @@ def _run_one(
             t.failed += 1
             continue
         t.ok += 1
+        t.detections[n] = results[i].detections  # type: ignore[union-attr]
         t.per_class.update(x.class_name for x in results[i].detections)  # type: ignore[union-attr]
     return [r for r in results if r is not None]
 
