@@ -4,15 +4,19 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test coverage lint format clean bench-batch bench-backends bench-process
+.PHONY: install run test coverage lint format docs clean bench-batch bench-backends bench-process
 
 install: $(STAMP)
 
+# A fresh install downloads about 7 GB (torch among it): say so first, then let pip show what it fetches.
 $(STAMP): pyproject.toml
+	@echo "Installing detect and its dependencies into $(VENV)/: about 7 GB of disk, 2-3 minutes or more"
+	@echo "(free disk here: $$(df -hP . 2>/dev/null | awk 'NR==2 {print $$4}'))."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,cpu,ray]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev,cpu,ray]'
+	@touch $(STAMP)
+	@echo "Installed: $(BIN)/detect"
 
 # The main job. --offline-fallback: without internet (no weights in the cache) the models run from
 # their configs with random weights, loudly, so the first run still works; with weights it changes nothing.
@@ -49,8 +53,12 @@ bench-backends: install
 bench-process: install
 	$(BIN)/python bench/process.py
 
+# The documentation site, offline, into site/; --strict: a broken link or a missing page fails it.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) detect-runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) detect-runs site .pytest_cache .ruff_cache
 
 .PHONY: bench-video
 bench-video: install  ## end-to-end video fps vs model-only fps (bench/video.py)

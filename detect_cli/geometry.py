@@ -16,9 +16,10 @@ if TYPE_CHECKING:
 MATCH_IOU = 0.5
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def box_iou(a: np.ndarray, b: np.ndarray, crowd: np.ndarray | None = None) -> np.ndarray:
     """IoU of every box in a (N,4 xyxy) with every box in b (M,4): an N x M matrix (0 where the union is
-    empty)."""
+    empty). Where `crowd` (M booleans) marks a box of b as a crowd region, the union is the area of the
+    box of a alone, as COCO scores a detection against a crowd label (pycocotools' `iscrowd`)."""
     import numpy as np
 
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
@@ -27,6 +28,8 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_a = (a[:, 2:] - a[:, :2]).prod(1)
     area_b = (b[:, 2:] - b[:, :2]).prod(1)
     union = area_a[:, None] + area_b[None, :] - inter
+    if crowd is not None:
+        union = np.where(np.asarray(crowd, dtype=bool)[None, :], area_a[:, None], union)
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 

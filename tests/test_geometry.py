@@ -34,6 +34,18 @@ def test_box_iou_table(a: tuple[float, ...], b: tuple[float, ...], expected: flo
     assert box_iou(np.array([b]), np.array([a]))[0, 0] == pytest.approx(expected)
 
 
+def test_box_iou_against_a_crowd_divides_by_the_box_alone() -> None:
+    crowd = np.array([[0.0, 0.0, 100.0, 100.0]])
+    box = np.array([[0.0, 0.0, 10.0, 20.0], [50.0, 0.0, 150.0, 100.0]])
+    from pycocotools import mask
+
+    xywh = [[0, 0, 10, 20], [50, 0, 100, 100]]
+    for flag in (True, False):
+        expected = mask.iou(xywh, [[0, 0, 100, 100]], [int(flag)])
+        np.testing.assert_allclose(box_iou(box, crowd, np.array([flag])), expected)
+    assert box_iou(box, crowd, np.array([True]))[:, 0].tolist() == [1.0, 0.5]
+
+
 def test_box_iou_is_every_box_against_every_box() -> None:
     assert box_iou(np.array([BOX, FAR]), np.array([BOX, HALF, FAR])).shape == (2, 3)
 
