@@ -33,21 +33,17 @@ def detections_to_coco(
     return np.array(rows, dtype=np.float64).reshape(-1, 7)
 
 
-def evaluate(
+def coco_eval(
     gt: GroundTruth,
     predictions: np.ndarray,
     class_names: Sequence[str] | None = None,
     image_ids: Sequence[int] | None = None,
-    conf: float = 0.25,
-    eval_conf: float = EVAL_CONF,
     max_det: int = 300,
-) -> Accuracy:
-    """Score COCO-format predictions (rows from `detections_to_coco`) with pycocotools' COCOeval.
-
-    Only label classes whose names are in `class_names` are scored (all of them when None), on
-    `image_ids` (all labelled images when None). Precision and recall come from COCOeval's own
-    per-image matching at IoU 0.5, counting the boxes scored at or above `conf`.
-    """
+) -> Any:
+    """pycocotools' COCOeval for these predictions, after `evaluate()` (its per-picture matches in
+    `evalImgs`), before `accumulate()`: the settings every accuracy figure shares. Only label classes
+    whose names are in `class_names` are scored (all of them when None), on `image_ids` (all labelled
+    images when None); up to `max_det` boxes per picture and class."""
     import numpy as np
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -75,7 +71,31 @@ def evaluate(
         ev.params.imgIds = img_ids
         ev.params.maxDets = [1, 10, max_det]  # score every box the model returns, as `yolo val` does
         ev.evaluate()
+    return ev
+
+
+def evaluate(
+    gt: GroundTruth,
+    predictions: np.ndarray,
+    class_names: Sequence[str] | None = None,
+    image_ids: Sequence[int] | None = None,
+    conf: float = 0.25,
+    eval_conf: float = EVAL_CONF,
+    max_det: int = 300,
+) -> Accuracy:
+    """Score COCO-format predictions (rows from `detections_to_coco`) with pycocotools' COCOeval.
+
+    Only label classes whose names are in `class_names` are scored (all of them when None), on
+    `image_ids` (all labelled images when None). Precision and recall come from COCOeval's own
+    per-image matching at IoU 0.5, counting the boxes scored at or above `conf`.
+    """
+    import numpy as np
+
+    ev = coco_eval(gt, predictions, class_names, image_ids, max_det)
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
         ev.accumulate()
+    cat_ids = list(ev.params.catIds)
+    img_ids = list(ev.params.imgIds)
     precision = ev.eval["precision"][:, :, :, 0, -1]  # [IoU, recall, class] at area "all", max_det
     tp, fp, npos = _counts_at_conf(ev, conf)
     in_scope = set(img_ids)
