@@ -88,7 +88,8 @@ def test_a_video_compared_with_itself(rtdetr_pt: Path, tmp_path: Path) -> None:
     [pair] = c.pairs
     assert pair.images == 4 and pair.overall.matched == 4 * 5
     assert pair.overall.agreement == 1.0 and pair.overall.mean_iou == pytest.approx(1.0)
-    assert c.inputs == 4 and c.failed == () and [m.speed.calls for m in c.models] == [4, 4]
+    assert c.inputs == 4 and c.failed == () and c.settings.runs == 5 and c.settings.runs_asked == 1
+    assert [m.speed.calls for m in c.models] == [20, 20]  # --runs raised: 20 timed calls for a p95
     assert c.video is not None and (c.video.videos, c.video.vid_stride, c.video.max_frames) == (1, 2, 4)
     video_name = f"clip{pick_codec().suffix}"
     assert c.video.side_by_side == (f"side-by-side/{video_name}",) and c.video.codec == str(pick_codec())

@@ -106,6 +106,7 @@ def compare(
     all inputs ok; 1: some failed (the rest were compared); 2: nothing could run; 130: interrupted;
     143: stopped by SIGTERM.
     """
+    import functools
     import sys
 
     from detect_cli import ui
@@ -150,6 +151,7 @@ def compare(
         job,
         progress=None if quiet else ui.RichProgress("compare"),
         warn=ui.warn,
+        status=None if quiet else functools.partial(ui.warn, label="note"),
     )
     comparison, out_dir = run.comparison, run.out
     for note in comparison.notes:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detect_cli.geometry import MATCH_IOU
 from detect_cli.results import Speed
+
+if TYPE_CHECKING:
+    from detect_cli.compare.analysis import Analysis
 
 EVAL_CONF = 0.001  # as `yolo val`: mAP needs the whole precision-recall curve, so keep nearly every box
 # A 95th percentile from fewer calls is one of the slowest two or three calls, not a percentile: below this
@@ -245,6 +248,7 @@ class Comparison:
     video: VideoRun | None = None
     environment: Environment | None = None
     per_input: tuple[InputAgreement, ...] = ()
+    analysis: Analysis | None = None  # intervals, operating points, slices, error types (analysis.py)
 
     @property
     def unit(self) -> str:
@@ -260,6 +264,7 @@ class Comparison:
         d["failed"] = [{"source": s, "error": e} for s, e in self.failed]
         for row, m in zip(d["models"], self.models, strict=True):
             row["info"]["ran"] = m.info.ran
+        d["analysis"] = _rounded(self.analysis.to_dict()) if self.analysis else None
         return d
 
 

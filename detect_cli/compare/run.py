@@ -31,6 +31,7 @@ from detect_cli import video
 from detect_cli.backends import Plan, load_detector
 from detect_cli.compare.accuracy import detections_to_coco, evaluate
 from detect_cli.compare.agreement import AgreementTally, ImageMatch, match_detections, shared_class_names
+from detect_cli.compare.analysis import Evidence, ModelEvidence, PairEvidence, analyse
 from detect_cli.compare.labels import GroundTruth, load_labels
 from detect_cli.compare.machine import MEMORY_IMAGES, environment, measure_memory
 from detect_cli.compare.outputs import CompareOutputs
@@ -212,6 +213,7 @@ def run_comparison(
     total: int | None = None,
     stop: Stop | None = None,
     memory: MemoryProbe | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> Comparison:
     """Run every detector on every frame and measure. `frames` are decoded images
     (`pipeline.image_frames`) or video frames (`video.video_frames`); `total` is their number when
@@ -219,7 +221,8 @@ def run_comparison(
     order), e.g. to draw side-by-side pictures or a side-by-side video as the run goes. `stop` is the
     run's stop flag (`signals.stop_on_signals`); without one, the comparison installs its own.
     `memory`, when given, measures each model's peak memory on the first `MEMORY_IMAGES` inputs, after
-    the loop (machine.measure_memory)."""
+    the loop (machine.measure_memory). At the end, the evidence collected is analysed (analysis.py:
+    intervals, operating points, slices, error types); `status` is told when that may take a while."""
     if len(detectors) < 2:
         raise BadOptionError("compare needs at least two models")
     settings = timed_runs(settings, total)
@@ -244,6 +247,7 @@ def run_comparison(
     tallies = [_ModelTally() for _ in detectors]
     pairs = [(i, j) for i in range(len(detectors)) for j in range(i + 1, len(detectors))]
     agreement = {p: AgreementTally(labels_[p[0]], labels_[p[1]]) for p in pairs}
+    per_pair = {p: PairEvidence(*p) for p in pairs}  # per-input counts, for the bootstrap
     failed: list[tuple[str, str]] = []
     evaluated_ids: list[int] = []
     per_input: list[InputAgreement] = []
@@ -276,6 +280,7 @@ def run_comparison(
                             results[i].detections, results[j].detections, settings.match_iou, shared_keys
                         )
                         tally.add(match)
+                        per_pair[(i, j)].add(n, len(match.matched), len(match.only_a), len(match.only_b))
                         matches.append(match)
                     per_input.append(_input_agreement(frame, matches))
                     if labels is not None and frame.source in labels.image_ids:
@@ -330,6 +335,29 @@ def run_comparison(
         )
     if labels is not None and not evaluated_ids and not interrupted:
         raise LabelsError("labels do not match the images: no labelled image could be read")
+    import numpy as np
+
+    evidence = Evidence(
+        models=[
+            ModelEvidence(
+                m.info,
+                t.wall_ms,
+                t.call_input,
+                t.detections,
+                np.concatenate(t.eval_rows) if t.eval_rows else None,
+                m.accuracy,
+                d.options.max_det,
+            )
+            for m, d, t in zip(models, detectors, tallies, strict=True)
+        ],
+        pairs=[per_pair[p] for p in pairs],
+        conf=settings.conf,
+        eval_conf=settings.eval_conf,
+        match_iou=settings.match_iou,
+        shared=shared,
+        labels=labels,
+        evaluated_ids=evaluated_ids,
+    )
     return Comparison(
         settings=settings,
         models=tuple(models),
@@ -341,6 +369,7 @@ def run_comparison(
         notes=tuple(notes),
         interrupted=interrupted,
         per_input=tuple(per_input),
+        analysis=analyse(evidence, status=status),
     )
 
 
@@ -598,8 +627,10 @@ def run_compare(
     job: CompareJob,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> CompareRun:
-    """Check the sources, load the models, compare, and write the report into the run folder."""
+    """Check the sources, load the models, compare, and write the report into the run folder. `status`
+    gets a line when the analysis at the end may take more than a few seconds."""
     if len(job.models) < 2:
         raise BadOptionError("compare needs at least two models")
     labelled = job.data is not None or job.coco is not None
@@ -656,6 +687,7 @@ def run_compare(
                         inputs.total,
                         stop,
                         probe,
+                        status,
                     )
                 finally:
                     outputs.close()
