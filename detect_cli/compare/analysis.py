@@ -214,8 +214,8 @@ def analyse(
     notes = []
     if n_pictures < 2:
         notes.append(
-            f"{'one picture' if n_pictures == 1 else 'no picture'}: nothing to resample, so no interval "
-            "and no difference is settled"
+            f"{'one picture' if n_pictures == 1 else 'no picture'}: no interval for accuracy or agreement, "
+            "so no such difference is settled (speed: the timed calls resampled)"
         )
     return Analysis(n_pictures, labelled, resamples, seed, models, pairs, equal, tuple(notes))
 
@@ -269,11 +269,16 @@ def latency_p50(
     figure = "p50 latency (ms)"
     if not len(wall):
         return bootstrap.interval(figure, "level", None, np.zeros(0), 0, seed)
-    ids = np.unique(pics)
+    ids = np.unique(pics) if len(pics) == len(wall) else np.zeros(0)
     estimate = float(np.median(wall))
     n = len(ids)
-    if n < 2:
-        return bootstrap.interval(figure, "level", estimate, np.zeros(0), n, seed)
+    if n < 2:  # one input: its timed calls are all there is to resample
+        if len(wall) < 2:
+            return bootstrap.interval(figure, "level", estimate, np.zeros(0), len(wall), seed, unit="call")
+        rng = np.random.default_rng(seed)
+        reps = np.median(wall[rng.integers(0, len(wall), (resamples, len(wall)))], axis=1)
+        method = "percentile bootstrap, calls independently"
+        return bootstrap.interval(figure, "level", estimate, reps, len(wall), seed, method, unit="call")
     at = np.searchsorted(ids, pics)
     w = picture_weights(bootstrap.draws(n, resamples, seed), n)
     return bootstrap.interval(figure, "level", estimate, bootstrap.weighted_median(wall, w[:, at]), n, seed)
@@ -303,9 +308,16 @@ def _model(evidence: Evidence, k: int, table: MatchTable | None, seed: int, resa
     audit = None
     if m.info.nms_free:
         audit = tide.audit_duplicates(
-            *args, iou=m.info.iou if m.info.iou is not None else tide.TWIN_IOU, conf=evidence.conf,
-            eval_conf=evidence.eval_conf, max_det=m.max_det, before=m.accuracy,
-        )  # fmt: skip
+            gt,
+            rows,
+            m.info.iou if m.info.iou is not None else tide.TWIN_IOU,
+            evidence.shared,
+            ids,
+            conf=evidence.conf,
+            eval_conf=evidence.eval_conf,
+            max_det=m.max_det,
+            before=m.accuracy,
+        )
     return replace(
         out,
         curve=operating.curve(label, table),
@@ -328,9 +340,7 @@ def _pair(
     out = PairAnalysis(
         la,
         lb,
-        speed_ratio=bootstrap.speed_ratio(
-            ma.wall_ms, mb.wall_ms, ma.call_input, mb.call_input, resamples, seed
-        ),
+        speed_ratio=_speed_ratio(ma, mb, resamples, seed),
         agreement=bootstrap.agreement(p.matched, p.only_a, p.only_b, resamples, seed),
         agreement_by_size=slices.agreement_by_size(both, evidence.match_iou, shared, resamples, seed),
         agreement_by_boxes=slices.agreement_by_boxes(p.matched, p.only_a, p.only_b, resamples, seed),
@@ -353,6 +363,14 @@ def _pair(
         classes=classes,
         findings=slices.findings([*sizes, *clutter, *classes]),
     )
+
+
+def _speed_ratio(a: ModelEvidence, b: ModelEvidence, resamples: int, seed: int) -> Interval:
+    """`bootstrap.speed_ratio`, paired by input; on a single input its calls are resampled on their own
+    (the only repetition there is)."""
+    one = len(set(a.call_input) | set(b.call_input)) < 2
+    pa, pb = (None, None) if one else (a.call_input, b.call_input)
+    return bootstrap.speed_ratio(a.wall_ms, b.wall_ms, pa, pb, resamples, seed)
 
 
 def _overall_and_classes(

@@ -73,7 +73,9 @@ def tables(c: Comparison, full: bool = True) -> list[TableData]:
             out.append(_class_accuracy_table(c))
         out += [_class_agreement_table(c, p) for p in range(len(c.pairs))]
         out.append(_per_class_table(c))
-    return out
+    from detect_cli.compare import report_verdict  # it builds on TableData
+
+    return out + report_verdict.tables(c, full)
 
 
 def _speed_table(c: Comparison, compact: bool = False) -> TableData:
@@ -450,7 +452,9 @@ def make_plots(c: Comparison) -> dict[str, bytes]:
     if (accuracy := plot_accuracy_vs_speed(c)) is not None:
         plots["accuracy_vs_speed.png"] = accuracy
     plots["detections_per_class.png"] = plot_detections_per_class(c)
-    return plots
+    from detect_cli.compare import report_verdict
+
+    return plots | report_verdict.plots(c)
 
 
 # --- documents ------------------------------------------------------------------------------------
