@@ -34,6 +34,7 @@ from detect_cli.results import Detection
 if TYPE_CHECKING:
     import numpy as np
 
+MIN_PAIRED = 10  # inputs below which timed calls are resampled rather than inputs
 SLOW_PICTURES = 60  # labelled pictures x models above which the analysis says it is running first
 
 
@@ -272,7 +273,7 @@ def latency_p50(
     ids = np.unique(pics) if len(pics) == len(wall) else np.zeros(0)
     estimate = float(np.median(wall))
     n = len(ids)
-    if n < 2:  # one input: its timed calls are all there is to resample
+    if n < MIN_PAIRED:  # few inputs: the timed calls are resampled instead
         if len(wall) < 2:
             return bootstrap.interval(figure, "level", estimate, np.zeros(0), len(wall), seed, unit="call")
         rng = np.random.default_rng(seed)
@@ -366,10 +367,10 @@ def _pair(
 
 
 def _speed_ratio(a: ModelEvidence, b: ModelEvidence, resamples: int, seed: int) -> Interval:
-    """`bootstrap.speed_ratio`, paired by input; on a single input its calls are resampled on their own
-    (the only repetition there is)."""
-    one = len(set(a.call_input) | set(b.call_input)) < 2
-    pa, pb = (None, None) if one else (a.call_input, b.call_input)
+    """`bootstrap.speed_ratio`, paired by input; on fewer than `MIN_PAIRED` inputs the calls (at least
+    20: `run.timed_runs`) are resampled on their own, a picture's calls being nearly alike."""
+    few = len(set(a.call_input) | set(b.call_input)) < MIN_PAIRED
+    pa, pb = (None, None) if few else (a.call_input, b.call_input)
     return bootstrap.speed_ratio(a.wall_ms, b.wall_ms, pa, pb, resamples, seed)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from detect_cli.compare.bootstrap import Interval
 from detect_cli.compare.report import TableData
 from detect_cli.compare.results import Comparison
+from detect_cli.compare.verdict import MIN_SETTLE, called
 
 COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
 
@@ -26,8 +27,10 @@ def _settled(iv: Interval, unit: str) -> str:
         return ""
     if iv.low is None:
         return "no interval"
-    if iv.settled:
+    if called(iv):
         return "settled"
+    if iv.settled:
+        return f"too few (< {MIN_SETTLE})"
     more = f"; ~{iv.pictures_to_settle:,} would settle it" if iv.pictures_to_settle else ""
     return f"not settled{more}"
 
@@ -56,7 +59,8 @@ def interval_table(c: Comparison) -> TableData | None:
     note = (
         f"95 % percentile intervals from {a.resamples:,} bootstrap resamples (seed {a.seed}) of the "
         f"{c.unit}s, the same draw for both models (paired). A difference is settled when its interval "
-        "excludes 0, a ratio when it excludes 1; '~N would settle it' assumes the difference stays and its "
+        f"excludes 0, a ratio when it excludes 1, on at least {MIN_SETTLE} {c.unit}s (or timed calls); "
+        "'~N would settle it' assumes the difference stays and its "
         "spread shrinks as 1/√n. A ratio above 1: the first model is slower."
     )
     if a.notes:
@@ -310,7 +314,8 @@ def plot_operating(c: Comparison) -> bytes | None:
     plt, (fig, (pr, f1)) = figure(11, 4.2, cols=2)
     for k, cv in enumerate(curves):
         colour = COLOURS[k % len(COLOURS)]
-        pr.plot(cv.recall, cv.precision, color=colour, label=cv.model, lw=1.8)
+        kept = [(r, p) for r, p in zip(cv.recall, cv.precision, strict=True) if r or p]  # some box kept
+        pr.plot([r for r, _ in kept], [p for _, p in kept], color=colour, label=cv.model, lw=1.8)
         pr.scatter([cv.best.recall], [cv.best.precision], color=colour, zorder=3, s=30)
         f1.plot(cv.conf, cv.f1, color=colour, label=cv.model, lw=1.8)
         f1.scatter([cv.best.conf], [cv.best.f1], color=colour, zorder=3, s=30)

@@ -27,6 +27,9 @@ SAME_MAP = 0.05  # mAP points below this are "the same"
 TIMES = "\u00d7"  # the multiplication sign: "15.4x faster" reads as a typo
 MEMORY_CLAIM = 1.25  # one measurement per model, no interval: only a clear memory difference is claimed
 FINDINGS = 3  # settled slices in the summary, largest first
+# Below this many resampled units (pictures, or timed calls) a percentile bootstrap interval is too narrow
+# (n^n distinct resamples, none holding an unseen picture): the figure is shown, nothing is called.
+MIN_SETTLE = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +93,19 @@ def _ci(low: float | None, high: float | None, fmt: str, unit: str = "") -> str:
     return f"95 % CI {fmt.format(low)}{unit} to {fmt.format(high)}{unit}"
 
 
+def called(iv: Interval | None) -> bool:
+    """A difference the verdict calls: its interval excludes none, on at least `MIN_SETTLE` units."""
+    return iv is not None and iv.settled and iv.pictures >= MIN_SETTLE
+
+
 def not_settled(iv: Interval | None, unit: str) -> str:
     """ "not settled on 22 images (about 140 would settle it)", or why there is no interval."""
     if iv is None or iv.low is None:
-        return f"no interval ({iv.note})" if iv is not None and iv.note else "no interval"
-    more = f" (about {iv.pictures_to_settle:,} would settle it)" if iv.pictures_to_settle else ""
+        return iv.note if iv is not None and iv.note else "no interval"
     what = unit if iv.method.endswith("over pictures") else "call"
+    if iv.settled:  # excludes none, on too few to say so
+        return f"too few {what}s to settle ({iv.pictures}; {MIN_SETTLE} at least)"
+    more = f" (about {iv.pictures_to_settle:,} would settle it)" if iv.pictures_to_settle else ""
     return f"not settled on {_count(iv.pictures, what)}{more}"
 
 
@@ -112,10 +122,10 @@ def pair_verdict(c: Comparison, a: ModelResult, b: ModelResult) -> PairVerdict:
     speed_settled = None
     iv = analysed.speed_ratio if analysed else None
     if iv is not None and iv.estimate is not None:
-        speed_settled = iv.settled
+        speed_settled = called(iv)
         slower_a = (iv.estimate > 1) != flip  # the ratio is a's p50 over b's in the analysis' order
         fast = lb if slower_a else la
-        if iv.settled:
+        if speed_settled:
             faster = fast
             lo, hi = sorted(_inverse(x, iv.estimate < 1) for x in (iv.low, iv.high))
             claims[faster].append(f"{speed_ratio:.1f}{TIMES} faster ({_ci(lo, hi, '{:.1f}', TIMES)})")
@@ -157,9 +167,9 @@ def pair_verdict(c: Comparison, a: ModelResult, b: ModelResult) -> PairVerdict:
         )
         iv = analysed.map50_95 if analysed and measured else None
         if iv is not None and iv.estimate is not None:
-            map_settled = iv.settled
+            map_settled = called(iv)
             best = la if ma > mb else lb
-            if iv.settled:
+            if map_settled:
                 more_accurate = best
                 # the analysis' difference is its a minus its b: turned into best's advantage
                 sign = (-1 if flip else 1) * (1 if best == la else -1)
@@ -269,9 +279,9 @@ def summary(c: Comparison, pairs: tuple[PairVerdict, ...]) -> tuple[str, ...]:
                     f"Choose {pv.more_accurate} if accuracy matters most: +{pv.map_diff:.1f} mAP50-95 on "
                     f"your {_count(iv.pictures, c.unit)} ({_ci(lo, hi, '{:+.1f}')})."
                 )
-            for f in analysed.findings[:FINDINGS]:
+            for f in [f for f in analysed.findings if f.pictures >= MIN_SETTLE][:FINDINGS]:
                 lines.append(
-                    f"Choose {f.winner} {f.where}: {f.points:+.1f} {f.figure} "
+                    f"Choose {f.winner} for {f.where.removeprefix('on ')}: {f.points:+.1f} {f.figure} "
                     f"({_ci(f.low, f.high, '{:+.1f}')}, {_count(f.pictures, c.unit)})."
                 )
         if pv.lighter and pv.memory_ratio and pv.memory_ratio >= MEMORY_CLAIM and a.memory and b.memory:
