@@ -8,6 +8,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -117,10 +121,12 @@ def test_sizes_are_pycocotools_aps_apm_apl(analysed) -> None:  # type: ignore[no
         assert values == pytest.approx(expected, abs=1e-12)
 
 
-def _brute_force_best(gt: GroundTruth, rows: np.ndarray) -> tuple[float, float]:
+def _brute_force_best(
+    gt: GroundTruth, rows: np.ndarray, ids: Sequence[int] | None = None, names: Sequence[str] | None = None
+) -> tuple[float, float]:
     """Every distinct score tried as the threshold, precision and recall from pycocotools' own matching
     (accuracy._counts_at_conf): the highest F1, of equal F1s the highest threshold."""
-    ev = coco_eval(gt, rows)
+    ev = coco_eval(gt, rows, names, ids)
     best = (-1.0, -1.0)
     for conf in np.unique(rows[:, 5]):
         tp, fp, npos = _counts_at_conf(ev, float(conf))
@@ -252,3 +258,146 @@ def test_pruning_keeps_every_ap() -> None:
         np.testing.assert_array_equal(
             average_precision(analysis.prune(table), w, area), average_precision(table, w, area)
         )
+
+
+# --- on a real run of the trained pair (tests/trained_pair.py) --------------------------------------
+
+TRAINED_PICTURES = 12  # enough for intervals (and for the verdict to settle something), few for time
+
+
+def compare_trained(
+    tmp: Path, pictures: int, labels: Path | None = None
+) -> tuple[Any, list[analysis.Evidence]]:
+    """`detect compare` of the trained pair on the first `pictures` val pictures with their COCO labels,
+    (or `labels`) at its trained imgsz on --backend torch; the evidence the run analysed is kept (a spy
+    on `analyse`)."""
+    from trained_pair import COCO_JSON, IMGSZ, RTDETR_PT, VAL_IMAGES, YOLO_PT
+    from typer.testing import CliRunner
+
+    from detect_cli.cli import app
+    from detect_cli.compare import run
+
+    folder = tmp / "val"
+    folder.mkdir()
+    for path in sorted(VAL_IMAGES.glob("*.jpg"))[:pictures]:
+        shutil.copy(path, folder / path.name)
+    captured: list[analysis.Evidence] = []
+    real = run.analyse
+
+    def spy(evidence: analysis.Evidence, *args: Any, **kwargs: Any) -> analysis.Analysis:
+        captured.append(evidence)
+        return real(evidence, *args, **kwargs)
+
+    argv = [
+        "compare", str(folder), "-m", f"{YOLO_PT},{RTDETR_PT}", "--coco", str(labels or COCO_JSON),
+        "--backend", "torch", "--device", "cpu", "--imgsz", str(IMGSZ), "--warmup", "1", "--no-memory",
+        "--no-save", "-o", str(tmp / "out"),
+    ]  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run, "analyse", spy)
+        result = CliRunner().invoke(app, argv, terminal_width=200)
+    return result, captured
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], analysis.Evidence, str]:
+    tmp = tmp_path_factory.mktemp("trained-analysis")
+    result, [evidence] = compare_trained(tmp, TRAINED_PICTURES)
+    assert result.exit_code == 0, result.output
+    return json.loads((tmp / "out" / "report.json").read_text()), evidence, result.stderr
+
+
+def _plain_pycocotools(gt: GroundTruth, rows: np.ndarray, ids: Sequence[int]) -> Any:
+    """pycocotools as a user would run it: COCO results as dicts, loadRes, evaluate, accumulate,
+    summarize, every box kept (maxDets 300)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    results = [
+        {
+            "image_id": int(r[0]),
+            "bbox": [float(v) for v in r[1:5]],
+            "score": float(r[5]),
+            "category_id": int(r[6]),
+        }
+        for r in rows
+    ]
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = json.loads(json.dumps(gt.coco))
+        coco.createIndex()
+        ev = COCOeval(coco, coco.loadRes(results), "bbox")
+        ev.params.imgIds = list(ids)
+        ev.params.maxDets = [1, 10, 300]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev
+
+
+def test_trained_sizes_are_pycocotools_aps_apm_apl(trained) -> None:  # type: ignore[no-untyped-def]
+    report, evidence, _ = trained
+    [pair] = report["analysis"]["pairs"]
+    assert evidence.labels is not None and len(evidence.evaluated_ids) == TRAINED_PICTURES
+    for k, side in ((0, "a_value"), (1, "b_value")):
+        ev = _plain_pycocotools(evidence.labels, evidence.models[k].eval_rows, evidence.evaluated_ids)
+        expected = [None if v < 0 else v for v in ev.stats[3:6]]
+        assert [s[side] for s in pair["sizes"]] == pytest.approx(expected, abs=5.1e-5)
+        assert max(v for v in expected if v is not None) > 0.3  # trained: a wrong figure would show
+
+
+def test_trained_best_threshold_is_a_brute_force_sweep(trained) -> None:  # type: ignore[no-untyped-def]
+    report, evidence, _ = trained
+    for m, e in zip(report["analysis"]["models"], evidence.models, strict=True):
+        conf, f1 = _brute_force_best(evidence.labels, e.eval_rows, evidence.evaluated_ids, evidence.shared)
+        assert m["curve"]["best"]["conf"] == pytest.approx(conf, abs=5.1e-5)
+        assert m["curve"]["best"]["f1"] == pytest.approx(f1, abs=5.1e-5) and f1 > 0.5
+
+
+def test_trained_intervals_are_a_plain_bootstrap(trained) -> None:  # type: ignore[no-untyped-def]
+    """The run's own intervals contain their estimates; on the run's evidence, the mAP interval from a
+    fixed seed equals pycocotools scoring each resampled dataset."""
+    report, evidence, _ = trained
+    [pair] = report["analysis"]["pairs"]
+    for key in ("map50_95", "map50", "speed_ratio", "agreement"):
+        iv = pair[key]
+        assert iv["resamples"] == 1000 and iv["low"] <= iv["estimate"] <= iv["high"], key
+    resamples = 25
+    a = analysis.analyse(evidence, resamples=resamples)
+    ids = list(evidence.evaluated_ids)
+    gt = evidence.labels
+    draws = np.random.default_rng(0).integers(0, len(ids), (resamples, len(ids)))
+    diffs = []
+    for draw in draws:
+        sub, ra = _resampled(gt, evidence.models[0].eval_rows, ids, draw)
+        _, rb = _resampled(gt, evidence.models[1].eval_rows, ids, draw)
+        diffs.append(
+            evaluate(sub, ra, evidence.shared).map50_95 - evaluate(sub, rb, evidence.shared).map50_95
+        )
+    iv = a.pairs[0].map50_95
+    assert iv is not None and iv.estimate == pytest.approx(
+        report["analysis"]["pairs"][0]["map50_95"]["estimate"], abs=5.1e-5
+    )
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    assert (iv.low, iv.high) == (pytest.approx(low, abs=1e-12), pytest.approx(high, abs=1e-12))
+
+
+def test_trained_error_types_add_up_to_pycocotools_counts(trained) -> None:  # type: ignore[no-untyped-def]
+    report, evidence, _ = trained
+    for m, e in zip(report["analysis"]["models"], evidence.models, strict=True):
+        ev = coco_eval(evidence.labels, e.eval_rows, evidence.shared, evidence.evaluated_ids)
+        tp, fp, npos = _counts_at_conf(ev, CONF)
+        errors = m["errors"]
+        assert (errors["true_positives"], errors["false_positives"]) == (sum(tp.values()), sum(fp.values()))
+        kinds = ("classification", "localization", "both", "duplicate", "background")
+        assert sum(errors[k] for k in kinds) == errors["false_positives"]
+        assert errors["missed"] + errors["explained"] == sum(npos.values()) - sum(tp.values())
+        assert errors["true_positives"] > 0
+
+
+def test_trained_terminal_starts_with_the_summary(trained) -> None:  # type: ignore[no-untyped-def]
+    report, _, stderr = trained
+    lines = stderr.splitlines()
+    start = lines.index("Verdict:")
+    assert lines[start + 1].strip() == report["verdict"]["summary"][0]
+    assert report["verdict"]["summary"][0].startswith(("Choose ", "Nothing is settled"))

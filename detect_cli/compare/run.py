@@ -285,13 +285,17 @@ def run_comparison(
                     per_input.append(_input_agreement(frame, matches))
                     if labels is not None and frame.source in labels.image_ids:
                         image_id = labels.image_ids[frame.source]
-                        evaluated_ids.append(image_id)
-                        for d, t in zip(detectors, tallies, strict=True):
+                        rows = []
+                        for d in detectors:
                             with _conf(d, settings.eval_conf):
                                 [(dets, _)] = d.predict([frame.image])
                             h, w = frame.image.shape[:2]
                             dets = clip_detections(dets, w, h)
-                            t.eval_rows.append(detections_to_coco(dets, image_id, category_by_name))
+                            rows.append(detections_to_coco(dets, image_id, category_by_name))
+                        # counted once every model has its rows (a second Ctrl-C may stop mid-way)
+                        evaluated_ids.append(image_id)
+                        for t, r in zip(tallies, rows, strict=True):
+                            t.eval_rows.append(r)
                 if on_image:
                     on_image(frame, results)
                 seen += 1
@@ -358,6 +362,11 @@ def run_comparison(
         labels=labels,
         evaluated_ids=evaluated_ids,
     )
+    try:
+        analysed = analyse(evidence, status=status)
+    except KeyboardInterrupt:  # a second Ctrl-C while analysing: the measurements are reported without it
+        analysed, interrupted = None, True
+        notes.append("stopped while analysing: no intervals, operating points or error types")
     return Comparison(
         settings=settings,
         models=tuple(models),
@@ -369,7 +378,7 @@ def run_comparison(
         notes=tuple(notes),
         interrupted=interrupted,
         per_input=tuple(per_input),
-        analysis=analyse(evidence, status=status),
+        analysis=analysed,
     )
 
 

@@ -175,6 +175,8 @@ def pair_verdict(c: Comparison, a: ModelResult, b: ModelResult) -> PairVerdict:
                 sign = (-1 if flip else 1) * (1 if best == la else -1)
                 lo, hi = sorted(100 * sign * x for x in (iv.low, iv.high))  # type: ignore[operator]
                 claims[best].append(f"+{map_diff:.1f} mAP50-95 {where} ({_ci(lo, hi, '{:+.1f}')})")
+            elif map_diff < SAME_MAP and iv.low is not None and iv.low == iv.high:  # no spread at all
+                tail.append(f"the same mAP50-95 {where}")
             else:
                 text = f"mAP50-95 ({best} +{map_diff:.1f}): {not_settled(iv, c.unit)}"
                 unsettled.append(text)
