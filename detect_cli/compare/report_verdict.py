@@ -28,11 +28,10 @@ def _settled(iv: Interval, unit: str) -> str:
     if iv.low is None:
         return "no interval"
     if called(iv):
-        return "settled"
+        return "yes"
     if iv.settled:
         return f"too few (< {MIN_SETTLE})"
-    more = f"; ~{iv.pictures_to_settle:,} would settle it" if iv.pictures_to_settle else ""
-    return f"not settled{more}"
+    return f"no (~{iv.pictures_to_settle:,} needed)" if iv.pictures_to_settle else "no"
 
 
 def interval_table(c: Comparison) -> TableData | None:
@@ -43,13 +42,13 @@ def interval_table(c: Comparison) -> TableData | None:
     rows = []
     for m in a.models:
         iv = m.latency_p50
-        rows.append((m.model, "p50 latency ms", _f(iv.estimate), _ci(iv), str(iv.pictures), ""))
+        rows.append((m.model, "p50 ms", _f(iv.estimate), _ci(iv), str(iv.pictures), ""))
     for p in a.pairs:
         name = f"{p.a} vs {p.b}"
-        figures = [(p.speed_ratio, f"p50 ratio {p.a} / {p.b}", 1.0, "{:.2f}")]
+        figures = [(p.speed_ratio, "p50 A/B", 1.0, "{:.2f}")]
         if p.map50_95 is not None and p.map50 is not None:
-            figures += [(p.map50_95, "mAP50-95 A-B (points)", 100.0, "{:+.1f}")]
-            figures += [(p.map50, "mAP50 A-B (points)", 100.0, "{:+.1f}")]
+            figures += [(p.map50_95, "mAP50-95 A-B", 100.0, "{:+.1f}")]
+            figures += [(p.map50, "mAP50 A-B", 100.0, "{:+.1f}")]
         figures.append((p.agreement, "agreement %", 100.0, "{:.1f}"))
         for iv, label, scale, fmt in figures:
             est = None if iv.estimate is None else scale * iv.estimate
@@ -61,12 +60,12 @@ def interval_table(c: Comparison) -> TableData | None:
         f"{c.unit}s, the same draw for both models (paired). A difference is settled when its interval "
         f"excludes 0, a ratio when it excludes 1, on at least {MIN_SETTLE} {c.unit}s (or timed calls); "
         "'~N would settle it' assumes the difference stays and its "
-        "spread shrinks as 1/√n. A ratio above 1: the first model is slower."
+        "spread shrinks as 1/√n. p50 A/B above 1: the first model is slower; mAP differences in points."
     )
     if a.notes:
         note += " " + " ".join(n[0].upper() + n[1:] + "." for n in a.notes)
     return TableData(
-        "How sure each figure is", ("model", "figure", "value", "95 % CI", "n", "settled"), tuple(rows), note
+        "How sure each figure is", ("pair", "figure", "value", "95 % CI", "n", "settled"), tuple(rows), note
     )
 
 
