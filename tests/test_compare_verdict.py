@@ -189,3 +189,20 @@ def test_random_weights_said_once_then_only_speed_and_memory() -> None:
         "memory is tight",
     ]
     assert v.warnings == () and "mAP" not in v.pairs[0].sentence and "agree" not in v.pairs[0].sentence
+
+
+def test_a_settled_speed_difference_within_5_percent_is_about_the_same() -> None:
+    """Two copies of one model on a busy machine: 1.07x, settled, yet no speed claim and no budget."""
+    c = _comparison(accuracy=False)
+    c = replace(
+        c, models=(c.models[0], replace(c.models[1], speed=replace(c.models[0].speed, latency_p50_ms=112.0)))
+    )
+    speed = _iv("p50 ratio", "ratio", 120 / 112, 1.02, 1.12, 22)
+    v = verdict(_analysed(c, speed, None, (P50[0], replace(P50[0], estimate=112.0))))
+    [pair] = v.pairs
+    assert pair.faster is None and not pair.speed_settled
+    assert (
+        f"about as fast as each other (yolo11n 1.07{TIMES} faster, 95 % CI 1.02{TIMES} to 1.12{TIMES}: "
+        "within 5 %)" in pair.sentence
+    )
+    assert not any("speed" in line or " ms " in line for line in v.summary)

@@ -122,13 +122,22 @@ def pair_verdict(c: Comparison, a: ModelResult, b: ModelResult) -> PairVerdict:
     speed_settled = None
     iv = analysed.speed_ratio if analysed else None
     if iv is not None and iv.estimate is not None:
-        speed_settled = called(iv)
         slower_a = (iv.estimate > 1) != flip  # the ratio is a's p50 over b's in the analysis' order
         fast = lb if slower_a else la
+        lo, hi = (None, None)
+        if iv.low is not None and iv.high is not None:
+            lo, hi = sorted(_inverse(x, iv.estimate < 1) for x in (iv.low, iv.high))
+        # called when the interval excludes 1 and also "about the same" (< SAME): on a busy machine two
+        # copies of one model differ by a few per cent, and that difference can be settled
+        speed_settled = called(iv) and lo is not None and lo >= SAME
         if speed_settled:
             faster = fast
-            lo, hi = sorted(_inverse(x, iv.estimate < 1) for x in (iv.low, iv.high))
             claims[faster].append(f"{speed_ratio:.1f}{TIMES} faster ({_ci(lo, hi, '{:.1f}', TIMES)})")
+        elif called(iv) and lo is not None:
+            tail.append(
+                f"about as fast as each other ({fast} {speed_ratio:.2f}{TIMES} faster, "
+                f"{_ci(lo, hi, '{:.2f}', TIMES)}: within {100 * (SAME - 1):.0f} %)"
+            )
         else:
             text = f"speed ({fast} {speed_ratio:.2f}{TIMES} faster): {not_settled(iv, c.unit)}"
             unsettled.append(text)
