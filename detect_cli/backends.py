@@ -14,7 +14,9 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -54,7 +56,7 @@ PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
 # What each exported backend needs installed (module names); `pip install 'detect-cli[cpu]'` brings them all.
 REQUIRES: dict[Backend, tuple[str, ...]] = {"onnx": ("onnx", "onnxruntime"), "openvino": ("openvino",)}
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: the network's size (params, GFLOPs) counted at export time
 
 Warn = Callable[[str], None]
 
@@ -187,11 +189,12 @@ def _sha256(path: Path) -> str:
 DIGESTS = "digests.json"  # in the cache folder: weights hashes by (path, size, mtime)
 
 
-def weights_digest(location: str) -> str:
+def weights_digest(location: str, remember: bool = True) -> str:
     """Content hash of what `--model` names: the weights file, or a model config (+ the fixed seed).
 
     A weights file's hash is remembered by (absolute path, size, mtime): a run does not re-read 60 MB
-    of unchanged weights to find its export; a file changed in any of those is hashed again."""
+    of unchanged weights to find its export; a file changed in any of those is hashed again. With
+    `remember` False a new hash is not written to the cache folder (a PyTorch run writes nothing there)."""
     path = Path(location)
     if path.suffix in (".yaml", ".yml"):
         if path.is_file():
@@ -209,6 +212,8 @@ def weights_digest(location: str) -> str:
     if isinstance(known.get(key), str):
         return known[key]
     digest = _sha256(path)
+    if not remember:
+        return digest
     known[key] = digest
     with contextlib.suppress(OSError):  # a read-only cache only costs a re-hash next time
         cache_dir().mkdir(parents=True, exist_ok=True)
@@ -379,8 +384,8 @@ def cached_exports() -> list[CacheEntry]:
     root = exports_dir()
     if not root.is_dir():
         return []
-    entries = (read_entry(p, verify=False) for p in sorted(root.iterdir()) if not p.name.startswith("."))
-    return [e for e in entries if e is not None]
+    entries = (read_entry(p, verify=False) for p in sorted(root.iterdir()) if _KEY.fullmatch(p.name))
+    return [e for e in entries if e is not None and not e.path.is_symlink()]
 
 
 DEFAULT_CACHE_MAX_BYTES = 4 * 1024**3
@@ -393,10 +398,9 @@ def cache_limit() -> int:
     if not text:
         return DEFAULT_CACHE_MAX_BYTES
     scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1].upper(), 1)
-    try:
-        size = int(float(text[:-1] if scale > 1 else text) * scale)
-    except (ValueError, OverflowError):  # "4GB", "nan", "inf"
-        size = -1
+    number = text[:-1] if scale > 1 else text
+    # ASCII digits only: float() also reads '٣' as 3 and 'inf', 'nan', '1e400' as numbers
+    size = int(float(number) * scale) if re.fullmatch(r"[0-9]+(\.[0-9]*)?", number) else -1
     if size < 0:
         raise BadOptionError(f"DETECT_EXPORT_CACHE_MAX={text} is not a size (e.g. 4G, 500M, 0)")
     return size
@@ -414,23 +418,104 @@ def evict_exports(keep: Path | None = None, limit: int | None = None) -> list[Pa
             break
         if keep is not None and entry.path == keep:
             continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        total -= entry.size_bytes
+        size = entry.size_bytes
+        remove_entry(entry.path)
+        total -= size
         removed.append(entry.path)
     return removed
 
 
-def clear_exports() -> tuple[int, int]:
-    """Delete every cached export (and leftovers of interrupted ones); returns (folders, bytes) removed."""
+# What the cache itself names under exports/: an export's folder (its key), the temporary folder an
+# export is made in, and an export's lock file. Anything else there is not the cache's to delete.
+_KEY_TEXT = r"[0-9a-f]{16}-\d+-(?:onnx|openvino)-(?:fp32|fp16|bf16)"
+_KEY = re.compile(_KEY_TEXT)
+_PARTIAL = re.compile(rf"\.{_KEY_TEXT}\.\d+-[0-9a-f]{{8}}\.part")
+_LOCK = re.compile(rf"\.{_KEY_TEXT}\.lock")
+
+
+def _named_by_manifest(folder: Path) -> list[Path] | None:
+    """The paths an export's manifest names in `folder` (its files, the manifest itself, and the
+    runtimes' compiled/ cache), or None when `folder` holds no readable manifest."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        files = [folder / rel for rel in manifest["files"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    real = os.path.realpath(folder) + os.sep
+    # A name that leads out of the folder (through "..", or a linked sub-folder) is not the export's.
+    inside = [p for p in files if (os.path.realpath(p.parent) + os.sep).startswith(real)]
+    return [*inside, folder / COMPILED, folder / MANIFEST]
+
+
+def _tree_size(path: Path) -> int:
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        return st.st_size
+    return sum(os.lstat(os.path.join(d, f)).st_size for d, _, names in os.walk(path) for f in names)
+
+
+def remove_entry(folder: Path) -> tuple[int, list[Path]]:
+    """Delete an export: what its manifest names, then the folders that leaves empty. A temporary
+    folder of an interrupted export (named by the cache, with a pid and a random part) goes whole,
+    manifest or not. Nothing is followed through a link. Returns (bytes removed, paths left alone)."""
+    if folder.is_symlink():
+        return 0, [folder]
+    named = _named_by_manifest(folder)
+    if named is None:
+        if not _PARTIAL.fullmatch(folder.name):
+            return 0, [folder]
+        named = [folder]
+    removed = 0
+    for path in named:
+        try:
+            size = _tree_size(path)
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            continue  # what cannot be removed shows among the paths left below
+        removed += size
+    for dirpath, _dirs, _files in os.walk(folder, topdown=False):  # children before their parents
+        with contextlib.suppress(OSError):
+            os.rmdir(dirpath)  # only empty folders go
+    left = [Path(d, f) for d, _, names in os.walk(folder) for f in names] if folder.exists() else []
+    return removed, left
+
+
+@dataclass
+class Cleared:
+    """What `clear_exports` did: the exports removed, their bytes, and what it left alone."""
+
+    exports: int = 0
+    size: int = 0
+    left: list[Path] = field(default_factory=list)
+
+
+def clear_exports() -> Cleared:
+    """Delete every cached export, leftovers of interrupted ones and their lock files: what the cache
+    names (see `remove_entry`), never anything else a user keeps in the folder, which is listed in
+    `left`."""
     root = exports_dir()
+    cleared = Cleared()
     if not root.is_dir():
-        return 0, 0
-    folders = size = 0
-    for p in root.iterdir():
-        size += sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
-        folders += not p.name.endswith(".lock")
-    return folders, size
+        return cleared
+    for p in sorted(root.iterdir()):
+        if p.is_symlink() or not (
+            _KEY.fullmatch(p.name) or _PARTIAL.fullmatch(p.name) or _LOCK.fullmatch(p.name)
+        ):
+            cleared.left.append(p)
+        elif _LOCK.fullmatch(p.name):
+            with contextlib.suppress(OSError):
+                p.unlink()
+        else:
+            size, left = remove_entry(p)
+            cleared.exports += size > 0 or not p.exists()
+            cleared.size += size
+            cleared.left += left
+    return cleared
 
 
 # --- exporting -------------------------------------------------------------------------------------
@@ -453,6 +538,20 @@ def _quiet() -> Iterator[None]:
             yield
     finally:
         LOGGER.setLevel(level)
+
+
+def network_size(net: Any, imgsz: int) -> dict[str, Any]:
+    """A PyTorch network's parameters (millions) and GFLOPs at an imgsz x imgsz input, from ultralytics'
+    own counters, and whether it was Conv+BN-fused when counted. Kept in an export's manifest, so a run on
+    the export reports them without importing torch."""
+    from ultralytics.utils.torch_utils import get_flops, get_num_params
+
+    is_fused = getattr(net, "is_fused", None)
+    return {
+        "params_m": get_num_params(net) / 1e6,
+        "gflops": get_flops(net, imgsz) or None,  # 0.0 means "could not count"
+        "fused": bool(is_fused()) if callable(is_fused) else None,
+    }
 
 
 def export_model(torch_model: Any, backend: Backend, imgsz: int, folder: Path) -> Path:
@@ -518,6 +617,7 @@ def _export_entry(
     tmp = root / f".{key}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
     tmp.mkdir()
     try:
+        size = network_size(torch_detector.model.model, imgsz)  # before the exporter touches it
         artifact = export_model(torch_detector.model, backend, imgsz, tmp)
         files = _file_table(tmp)
         import ultralytics
@@ -541,12 +641,13 @@ def _export_entry(
                 "ultralytics": ultralytics.__version__,
                 "parity": {},
                 "names": {str(k): v for k, v in torch_detector.names.items()},
+                "size": size,
             },
         )
         _write_manifest(entry)
         final = root / key
         if final.exists():  # a damaged entry (checked by the caller) or one a parallel run just finished
-            shutil.rmtree(final, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)  # under the cache's own key name: the cache's
         try:
             os.replace(tmp, final)
         except OSError:
@@ -583,9 +684,11 @@ def _load_exported(
             f"cannot load the cached {backend} export of {ref.name}: {type(e).__name__}: {e}"
         ) from e
     end2end = ref.family == "yolo" and runtime.is_end2end(session)
-    return runtime.ExportedDetector(
+    detector = runtime.ExportedDetector(
         ref, session, {int(k): v for k, v in names.items()}, options, backend, end2end
     )
+    detector.network_size = dict(entry.manifest.get("size") or {})
+    return detector
 
 
 def weights_or_stand_in(ref: ModelRef, plan: Plan, warn: Warn = _ignore) -> ModelRef:
@@ -609,8 +712,28 @@ def weights_or_stand_in(ref: ModelRef, plan: Plan, warn: Warn = _ignore) -> Mode
     return ref
 
 
+def weights_identity(ref: ModelRef) -> str | None:
+    """What `ref` loads, by content (`weights_digest`: the file's sha256, or a config's digest, which
+    differs from any trained weights'); None for what is not one file (an OpenVINO export's folder) or
+    cannot be read."""
+    try:
+        location = str(fetch_weights(ref)) if ref.official else ref.location
+        # Not remembered: naming the weights in records must not write to the cache folder.
+        return weights_digest(location, remember=False) if Path(location).is_file() or ref.untrained else None
+    except (OSError, ValueError, ModelError):
+        return None
+
+
 def load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignore) -> Detector:
-    """Load `ref` on the backend the plan names, exporting it (once, cached) when that is not torch."""
+    """Load `ref` on the backend the plan names (exporting it, once, cached, when that is not torch);
+    the detector knows its weights by content (`weights_sha256`), which each record carries."""
+    detector = _load(ref, options, plan, warn)
+    if detector.weights_sha256 is None:
+        detector.weights_sha256 = weights_identity(detector.ref)
+    return detector
+
+
+def _load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignore) -> Detector:
     ref = weights_or_stand_in(ref, plan, warn)
     if (made := exported_kind(ref.location)) is not None:  # already exported (-m model.onnx): run it as is
         if plan.explicit and plan.backend != made:
@@ -732,6 +855,8 @@ def load_detector(
     """Load the model as planned (exporting it once when that is ONNX or OpenVINO), then resolve
     `--classes` against its class names."""
     detector = load(ref, options, plan, warn or _ignore)
+    if detector.weights_sha256 is None:  # a loader that does not set it (a stand-in for tests, say)
+        detector.weights_sha256 = weights_identity(detector.ref)
     if classes:
         detector.options = replace(options, classes=resolve_classes(classes, detector.names))
     return detector

@@ -37,7 +37,7 @@ from detect_cli.sources import (
     discover_images,
     read_image,
 )
-from detect_cli.writers import RUN_FAULTS, JsonlWriter, atomic_write_bytes
+from detect_cli.writers import RUN_FAULTS, JsonlWriter, atomic_write_bytes, name_outputs, output_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -575,13 +575,9 @@ class ExplainRun:
 
 
 def picture_path(rel_path: PurePosixPath) -> PurePosixPath:
-    """bus.jpg -> bus.jpg's own name; other suffixes get .jpg appended (x.png -> x.png.jpg), so no two
-    inputs share a picture."""
-    return (
-        rel_path
-        if rel_path.suffix.lower() in (".jpg", ".jpeg")
-        else rel_path.with_name(rel_path.name + ".jpg")
-    )
+    """Where an input's picture goes: its output name (writers.output_names, unique in the run) as .jpg
+    (bus.jpg -> bus.jpg, x.png -> x.jpg; x.jpg beside x.png -> x.jpg.jpg and x.png.jpg)."""
+    return output_file(rel_path, ".jpg")
 
 
 def _explain_one(
@@ -611,15 +607,17 @@ def explain_images(
     url_timeout: float = DEFAULT_URL_TIMEOUT_S,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     stop: threading.Event | None = None,
+    fresh: bool = False,
 ) -> ExplainRun:
     """Explain each input (from `sources.discover_images`) into `out`, a prepared folder: a picture and
     an explain.jsonl line per image. Models come loaded, so `detect compare` can pass its own.
 
     An image that cannot be read, explained or written is that image's failure record and the run goes
-    on; a full disk ends it. When `stop` is set the run ends after the image in hand."""
+    on; a full disk ends it. When `stop` is set the run ends after the image in hand. `fresh` starts
+    explain.jsonl empty (a comparison replacing an earlier one) instead of adding to it."""
     pictures: list[Path | None] = []
     failed = 0
-    with JsonlWriter(out / EXPLAIN_JSONL, echo=echo) as writer:
+    with JsonlWriter(out / EXPLAIN_JSONL, echo=echo, fresh=fresh) as writer:
         for item in items:
             if stop is not None and stop.is_set():
                 break
@@ -673,7 +671,8 @@ def run_explain(
     if any(exported_kind(r.location) for r in (job.model, job.compare) if r is not None):
         raise BadOptionError(TORCH_ONLY)
     exclude = [job.out] if job.out else []
-    items = discover_images(job.sources, exclude=exclude)  # before loading: a wrong path fails fast
+    # Before loading: a wrong path fails fast. Each input named once, uniquely (writers.output_names).
+    items = name_outputs(discover_images(job.sources, exclude=exclude))
     planned = planned_folder(job.out, "explain", job.exist_ok)
     if planned is not None:
         outputs = [planned / EXPLAIN_JSONL, *(planned / picture_path(i.rel_path) for i in items)]

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from detect_cli.errors import BadOptionError, ModelError
 from detect_cli.results import Detection, Speed
+from detect_cli.sources import ascii_int
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,6 +80,38 @@ REGISTRY: tuple[ModelSpec, ...] = (
     ModelSpec("yolo12x", "yolo", "yolo12x.pt", 55.2, (), "hybrid"),
 )
 DEFAULT_MODEL: dict[Family, str] = {"rtdetr": "rtdetr-l", "yolo": "yolo11n"}
+
+# Parameters (M) and FLOPs (B, at 640 px) as the authors publish them, for placing a compared model among
+# its family's sizes (compare's report): YOLO11 https://docs.ultralytics.com/models/yolo11/, YOLO12
+# https://docs.ultralytics.com/models/yolo12/, YOLO26 https://docs.ultralytics.com/models/yolo26/ (the
+# "params (M)" and "FLOPs (B)" columns); RT-DETR https://github.com/lyuwenyu/RT-DETR (RT-DETR-HGNetv2-L
+# and -X, "#Params(M)" and "GFLOPs").
+PUBLISHED_SIZE: dict[str, tuple[float, float]] = {
+    "rtdetr-l": (32.0, 110.0),
+    "rtdetr-x": (67.0, 234.0),
+    "yolo11n": (2.6, 6.5),
+    "yolo11s": (9.4, 21.5),
+    "yolo11m": (20.1, 68.0),
+    "yolo11l": (25.3, 86.9),
+    "yolo11x": (56.9, 194.9),
+    "yolo26n": (2.4, 5.4),
+    "yolo26s": (9.5, 20.7),
+    "yolo26m": (20.4, 68.2),
+    "yolo26l": (24.8, 86.4),
+    "yolo26x": (55.7, 193.9),
+    "yolo12n": (2.6, 6.5),
+    "yolo12s": (9.3, 21.4),
+    "yolo12m": (20.2, 67.5),
+    "yolo12l": (26.4, 88.9),
+    "yolo12x": (59.1, 199.0),
+}
+
+
+def family_of(name: str) -> str:
+    """The published series an official model belongs to: "rtdetr", "yolo11", "yolo26", "yolo12"."""
+    return "rtdetr" if name.startswith("rtdetr") else name[:-1]
+
+
 MODEL_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".engine", ".torchscript")
 
 
@@ -263,8 +297,10 @@ def select_device(device: str) -> str:
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise BadOptionError("device 'mps' is not available on this machine")
         return "mps"
-    if dev == "cuda" or dev.isdigit() or dev.startswith("cuda:"):
-        index = int(dev.split(":")[1]) if ":" in dev else int(dev) if dev.isdigit() else 0
+    if dev == "cuda" or ascii_int(dev) is not None or dev.startswith("cuda:"):
+        index = 0 if dev == "cuda" else ascii_int(dev.removeprefix("cuda:"))
+        if index is None:
+            raise BadOptionError(f"unknown device '{device}': use auto, cpu, cuda, cuda:N or mps")
         if not torch.cuda.is_available():
             raise BadOptionError(f"device '{device}' requested but CUDA is not available; use --device cpu")
         if index >= torch.cuda.device_count():
@@ -293,6 +329,8 @@ class Detector:
     `backend` says what runs it (torch, or an export: onnx, openvino) and `precision` the arithmetic
     it runs in (fp32, fp16 on CUDA, bf16 for OpenVINO on CPUs that have it).
     """
+
+    weights_sha256: str | None = None  # what its weights are, by content: set by backends.load
 
     def __init__(
         self,
@@ -380,17 +418,28 @@ class Detector:
         return tuple(Detection(c, self.names.get(c, str(c)), s, tuple(b)) for b, s, c in rows)
 
 
+def class_tokens(classes: str) -> list[str]:
+    """The names or ids of a `--classes` list; an empty list ('', ',') is refused: it would keep no
+    detection at all, silently."""
+    tokens = [t.strip() for t in classes.split(",") if t.strip()]
+    if not tokens:
+        raise BadOptionError(
+            f"--classes {classes!r} names no class; give names or ids, e.g. 'person,car' or '0,2' "
+            "(leave --classes out to keep every class)"
+        )
+    return tokens
+
+
 def resolve_classes(classes: str | None, names: dict[int, str]) -> tuple[int, ...] | None:
-    """'person,3' -> ids; names are matched case-insensitively against the model's class names."""
-    if not classes:
+    """'person,3' -> ids; names are matched case-insensitively against the model's class names, ids
+    are ASCII digits."""
+    if classes is None:
         return None
     by_name = {n.lower(): i for i, n in names.items()}
     ids: list[int] = []
-    for token in (t.strip() for t in classes.split(",")):
-        if not token:
-            continue
-        if token.isdigit() and int(token) in names:
-            ids.append(int(token))
+    for token in class_tokens(classes):
+        if (index := ascii_int(token)) is not None and index in names:
+            ids.append(index)
         elif token.lower() in by_name:
             ids.append(by_name[token.lower()])
         else:
@@ -441,21 +490,124 @@ def _ultralytics_model(location: str, family: Family) -> Any:
     return model
 
 
-def load(ref: ModelRef, options: PredictOptions) -> Detector:
-    """Load weights (downloading official ones once) and return a ready Detector."""
-    location = str(fetch_weights(ref)) if ref.official else ref.location
+@contextlib.contextmanager
+def _held_output() -> Iterator[None]:
+    """ultralytics' own lines while a model loads (its logger, prints, Python warnings), held back: said
+    once the model has loaded, dropped when it fails, where the one `error:` line says what is wrong
+    (a cut .pt otherwise adds its 'Recommended fixes', a broken export 'Loading … for OpenVINO')."""
+    import io
+
+    from ultralytics.utils import LOGGER
+
+    records: list[logging.LogRecord] = []
+
+    class Hold(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handlers, propagate = LOGGER.handlers[:], LOGGER.propagate
+    printed = io.StringIO()
+    LOGGER.handlers, LOGGER.propagate = [Hold()], False
     try:
-        model = _ultralytics_model(location, ref.family)
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            contextlib.redirect_stdout(printed),
+            contextlib.redirect_stderr(printed),  # where `quiet_stdout` sends prints meanwhile
+        ):
+            warnings.simplefilter("default")
+            yield
+    finally:
+        LOGGER.handlers, LOGGER.propagate = handlers, propagate
+    sys.stderr.write(printed.getvalue())  # reached only when the load succeeded
+    for record in records:
+        LOGGER.handle(record)
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _reason(error: BaseException) -> str:
+    """What an exception from a model load says, on one line, without ultralytics' decorations (the
+    'ERROR ❌' prefix, its 'Recommended fixes' and 'Verify YAML' advice)."""
+    lines = []
+    for line in str(error).splitlines():
+        line = line.strip().removeprefix("ERROR").strip().lstrip("❌️").strip()
+        if line and not line.startswith(("Recommended fixes", "Verify YAML")):
+            lines.append(line)
+    text = " ".join(lines) or type(error).__name__
+    if len(text) <= 300:
+        return text
+    end = text.rfind(". ", 0, 300)  # the sentences that fit; torch's own go on for 500 characters
+    return text[: end + 1] + " …" if end > 100 else text[:299] + "…"
+
+
+def _check_model_files(location: str) -> None:
+    """What can be told about a model file before ultralytics reads it, said as one line: a model
+    config that is not YAML (or has no network), an OpenVINO export whose .xml is not XML or whose
+    .bin is missing."""
+    path = Path(location)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        _check_config(path)
+    xmls = [path] if path.suffix == ".xml" else sorted(path.glob("*.xml")) if path.is_dir() else []
+    for xml in xmls:
+        _check_openvino_xml(xml)
+
+
+def _check_config(path: Path) -> None:
+    import yaml
+
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ModelError(f"cannot read model config {path}: {e}") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or _reason(e)
+        raise ModelError(f"model config {path} is not valid YAML: {problem}{where}") from e
+    if not isinstance(config, dict) or not {"backbone", "head"} <= config.keys():
+        raise ModelError(
+            f"model config {path} is not an ultralytics model config (it needs 'backbone' and 'head')"
+        )
+
+
+def _check_openvino_xml(xml: Path) -> None:
+    from xml.etree import ElementTree
+
+    try:
+        ElementTree.parse(xml)
+    except ElementTree.ParseError as e:
+        raise ModelError(f"OpenVINO model file {xml} is damaged (not valid XML: {e}); export it again") from e
+    except OSError as e:
+        raise ModelError(f"cannot read OpenVINO model file {xml}: {e.strerror or e}") from e
+    weights = xml.with_suffix(".bin")
+    if not weights.is_file() or weights.stat().st_size == 0:
+        raise ModelError(f"OpenVINO model {xml} has no weights ({weights.name} is missing or empty)")
+
+
+def load(ref: ModelRef, options: PredictOptions) -> Detector:
+    """Load weights (downloading official ones once) and return a ready Detector.
+
+    A file that cannot be loaded is one ModelError naming it and saying why; ultralytics' own lines
+    about it are not shown (`_held_output`)."""
+    location = str(fetch_weights(ref)) if ref.official else ref.location
+    _check_model_files(location)
+    try:
+        import_ultralytics()
+        with _held_output():
+            model = _ultralytics_model(location, ref.family)
+            names = dict(model.names)  # an export (.onnx, OpenVINO) is opened here, on first use
     except FileNotFoundError as e:
         raise ModelError(f"model file not found: {location}") from e
-    except Exception as e:  # torch/pickle/yaml each raise their own types for a bad file
+    except Exception as e:  # torch/pickle/yaml/onnxruntime/openvino each raise their own types
         raise ModelError(
-            f"cannot load model from {location}: {type(e).__name__}: {e}. "
-            "The file may be corrupt or not an ultralytics detection model"
+            f"cannot load model {location}: {_reason(e)} (a damaged file, or not an ultralytics "
+            "detection model)"
         ) from e
     ref = replace(ref, family=_loaded_family(model) or ref.family)
     if getattr(model, "task", "detect") != "detect":
         raise ModelError(f"{location} is a '{model.task}' model; detect needs an object detection model")
+    if not names:
+        raise ModelError(f"model {location} has no class names; detect needs an object detection model")
     return Detector(ref, model, options)
 
 

@@ -116,6 +116,7 @@ def detect_batch(detector: Detector, batch: Sequence[Frame]) -> list[ImageResult
             failure = f"inference failed: {type(e).__name__}: {e}"
     results = []
     ran = {"backend": detector.backend, "precision": detector.precision}
+    weights = detector.weights_sha256  # also on failure records: they belong to the run of these weights
     for f in batch:
         h, w = f.image.shape[:2] if f.image is not None else (None, None)
         ident = {
@@ -127,9 +128,17 @@ def detect_batch(detector: Detector, batch: Sequence[Frame]) -> list[ImageResult
         }
         if id(f) in outputs:
             dets, speed = outputs[id(f)]
-            results.append(ImageResult(f.source, detector.name, w, h, speed, dets, None, **ident, **ran))
+            results.append(
+                ImageResult(
+                    f.source, detector.name, w, h, speed, dets, None, **ident, **ran, weights_sha256=weights
+                )
+            )
         else:
-            results.append(ImageResult(f.source, detector.name, w, h, error=f.error or failure, **ident))
+            results.append(
+                ImageResult(
+                    f.source, detector.name, w, h, error=f.error or failure, **ident, weights_sha256=weights
+                )
+            )
     return results
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,9 @@ class ImageResult:
     `size` and `mtime_ns` identify a file input, so a resumed run can tell a done input from a changed
     one; they are None for URLs (and size/mtime for a file that could not be opened). `backend` and
     `precision` say what ran the model (None for failed inputs, and in records written before they were).
+    `weights_sha256` names the model's weights by content (`backends.weights_digest`: the weights file's
+    sha256, or for a model built from a config, a digest of that config), so a resumed run can tell
+    other weights under the same model name; None in records written before it was.
     """
 
     source: str
@@ -79,6 +83,7 @@ class ImageResult:
     mtime_ns: int | None = None
     backend: str | None = None
     precision: str | None = None
+    weights_sha256: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -95,7 +100,15 @@ class ImageResult:
             width=self.width,
             height=self.height,
             model=self.model,
-            **{k: v for k, v in (("backend", self.backend), ("precision", self.precision)) if v is not None},
+            **{
+                k: v
+                for k, v in (
+                    ("backend", self.backend),
+                    ("precision", self.precision),
+                    ("weights_sha256", self.weights_sha256),
+                )
+                if v is not None
+            },
             speed_ms=self.speed_ms.to_dict() if self.speed_ms else None,
             detections=[det.to_dict() for det in self.detections],
             error=self.error,
@@ -104,6 +117,8 @@ class ImageResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ImageResult:
+        """The result a record describes; BadRecord when it is not one (see `check_record`)."""
+        check_record(d)
         speed = d.get("speed_ms")
         return cls(
             source=d["source"],
@@ -120,7 +135,69 @@ class ImageResult:
             mtime_ns=d.get("mtime_ns"),
             backend=d.get("backend"),
             precision=d.get("precision"),
+            weights_sha256=d.get("weights_sha256"),
         )
+
+
+class BadRecord(ValueError):
+    """A line of a results.jsonl (or frames.jsonl) that is JSON but not a record `to_dict` could write."""
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _optional(d: dict[str, Any], key: str, ok: Any) -> None:
+    value = d.get(key)
+    if value is not None and not ok(value):
+        raise BadRecord(f"{key!r} is {value!r}")
+
+
+def _check_detection(det: Any) -> None:
+    if not isinstance(det, dict):
+        raise BadRecord(f"a detection is {det!r}")
+    if not _integer(det.get("class_id")) or not isinstance(det.get("class_name"), str):
+        raise BadRecord(f"a detection's class is {det.get('class_id')!r} {det.get('class_name')!r}")
+    if not _number(det.get("confidence")):
+        raise BadRecord(f"a detection's confidence is {det.get('confidence')!r}")
+    box = det.get("xyxy")
+    if not (isinstance(box, list) and len(box) == 4 and all(_number(v) for v in box)):
+        raise BadRecord(f"a detection's box is {box!r}")
+    if box[2] < box[0] or box[3] < box[1]:
+        raise BadRecord(f"a detection's box corners are out of order: {box!r}")
+
+
+def check_record(d: Any) -> dict[str, Any]:
+    """`d` itself when it is a record of the shape `ImageResult.to_dict` writes, else BadRecord saying
+    what is wrong. The one check every reader of a run's record applies (through `writers.iter_jsonl`),
+    so a line of the wrong shape is set aside like a line that is not JSON, never a crash later on."""
+    if not isinstance(d, dict):
+        raise BadRecord(f"not a JSON object: {type(d).__name__}")
+    for key in ("source", "model"):
+        if not isinstance(d.get(key), str):
+            raise BadRecord(f"{key!r} is {d.get(key)!r}")
+    for key in ("path", "error", "backend", "precision", "weights_sha256"):
+        _optional(d, key, lambda v: isinstance(v, str))
+    for key in ("size", "mtime_ns", "width", "height", "frame"):
+        _optional(d, key, lambda v: _integer(v) and v >= 0)
+    _optional(d, "time_s", _number)
+    speed = d.get("speed_ms")
+    if speed is not None and not (
+        isinstance(speed, dict)
+        and set(speed) == {"preprocess", "inference", "postprocess"}
+        and all(_number(v) for v in speed.values())
+    ):
+        raise BadRecord(f"'speed_ms' is {speed!r}")
+    detections = d.get("detections", [])
+    if not isinstance(detections, list):
+        raise BadRecord(f"'detections' is {detections!r}")
+    for det in detections:
+        _check_detection(det)
+    return d
 
 
 @dataclass

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from detect_cli.rundir import REJECTED_SUFFIX, open_own
 from detect_cli.sources import FileStamp, ImageInput, current_stamp, input_path
-from detect_cli.writers import iter_jsonl, jsonl_line
+from detect_cli.writers import iter_jsonl, jsonl_line, open_new
 
 
 def record_key(record: dict[str, Any]) -> str:
@@ -42,6 +43,8 @@ class DoneIndex:
 
     records: dict[str, Recorded] = field(default_factory=dict)
     models: set[str] = field(default_factory=set)
+    weights: dict[str, str] = field(default_factory=dict)  # weights_sha256 -> the model name it ran as
+    unweighed: int = 0  # records of processed inputs without weights_sha256 (written before it was)
     duplicates: int = 0  # keys recorded more than once: the file needs compacting
     bad_lines: list[tuple[int, str]] = field(default_factory=list)  # not records: set aside by `compact`
 
@@ -59,6 +62,10 @@ class DoneIndex:
             index.records[key] = Recorded(stamp, r.get("error") is None)
             if r.get("model"):
                 index.models.add(r["model"])
+            if r.get("weights_sha256"):
+                index.weights.setdefault(r["weights_sha256"], r["model"])
+            elif r.get("error") is None:
+                index.unweighed += 1
         return index
 
 
@@ -96,7 +103,7 @@ def plan(items: Sequence[ImageInput], index: DoneIndex, retry_failed: bool = Fal
 
 def rejected_path(path: Path) -> Path:
     """Where `compact` keeps the lines of a results.jsonl that are not records: nothing is thrown away."""
-    return path.with_name(path.name + ".rejected")
+    return path.with_name(path.name + REJECTED_SUFFIX)
 
 
 def compact(path: Path) -> int:
@@ -110,7 +117,7 @@ def compact(path: Path) -> int:
     dropped = 0
     bad: list[tuple[int, str]] = []
     tmp = path.with_name(f".{path.name}.compact.part")
-    with tmp.open("w", encoding="utf-8") as out:
+    with open(open_new(tmp), "w", encoding="utf-8") as out:  # never through a link planted there
         for i, r in enumerate(iter_jsonl(path, bad)):
             if i in keep:
                 out.write(jsonl_line(r) + "\n")
@@ -119,7 +126,8 @@ def compact(path: Path) -> int:
         out.flush()
         os.fsync(out.fileno())
     if bad:
-        with rejected_path(path).open("a", encoding="utf-8", errors="surrogateescape") as f:
+        rejected = rejected_path(path)
+        with open(rejected, "a", encoding="utf-8", errors="surrogateescape", opener=open_own) as f:
             f.writelines(f"{text}\n" for _, text in bad)
             f.flush()
             os.fsync(f.fileno())

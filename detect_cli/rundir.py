@@ -10,12 +10,19 @@ Three rules, checked before any work is done, each refused in one line (exit cod
   of discovery (see `sources.is_run_folder`).
 - **never over a stranger's file**: in a folder that holds no earlier run, an output path that already
   exists belongs to the user (a dataset's ground-truth labels, say) and is not replaced.
+- **never through a link**: the run's own files (the lock, the record, its `.rejected` lines, the
+  compacted record's temporary) are opened without following a symbolic link (`O_NOFOLLOW`), and a
+  folder where one of them is a link, a folder, a FIFO or a device is refused before anything is read
+  or written: a link left at `.detect.lock` must not make the run's pid overwrite the file it points to,
+  and a FIFO must not hang the run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -28,6 +35,75 @@ except ImportError:  # not on Windows: runs there are not protected against each
     fcntl = None  # type: ignore[assignment]
 
 DEFAULT_RUNS_DIR = Path("detect-runs")
+REJECTED_SUFFIX = ".rejected"  # beside the record: its lines that are not records, set aside
+
+
+def own_files(folder: Path, record: str) -> list[Path]:
+    """The run's bookkeeping files in `folder`: the lock, the record, the record's rejected lines and
+    the temporary its compaction writes."""
+    return [
+        folder / RUN_MARKER,
+        folder / record,
+        folder / (record + REJECTED_SUFFIX),
+        folder / f".{record}.compact.part",
+    ]
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+
+
+def _not_a_run_file(path: Path, mode: int) -> OutputError:
+    what = _kind(mode)
+    if stat.S_ISLNK(mode):
+        with contextlib.suppress(OSError):
+            what += f" (to {os.readlink(path)})"
+    return OutputError(
+        f"{path} is {what}, not a file a detect run wrote: a run writes its own files there and never "
+        "through one; remove it, or choose another --out"
+    )
+
+
+def check_own_files(folder: Path, record: str) -> None:
+    """Refuse (OutputError) a run folder where a bookkeeping file is anything but a regular file."""
+    for path in own_files(folder, record):
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise OutputError(f"cannot read {path}: {e.strerror or e}") from e
+        if not stat.S_ISREG(mode):
+            raise _not_a_run_file(path, mode)
+
+
+def open_own(path: str | os.PathLike[str], flags: int, mode: int = 0o666) -> int:
+    """`os.open` for the run's own files, and `open(..., opener=open_own)`: never through a symbolic
+    link (O_NOFOLLOW), never blocking on a FIFO (O_NONBLOCK), and a regular file or an OutputError."""
+    extra = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags | extra, mode)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):  # ELOOP (a link), EISDIR, ENXIO (a FIFO with no reader)
+                raise _not_a_run_file(Path(path), st.st_mode) from e
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise _not_a_run_file(Path(path), st.st_mode)
+    if extra & getattr(os, "O_NONBLOCK", 0):
+        os.set_blocking(fd, True)  # a regular file: back to ordinary writes
+    return fd
 
 
 def _new_numbered(base: Path, name: str) -> Path:
@@ -49,7 +125,7 @@ def _lock(folder: Path) -> int:
     """Hold `folder`'s lock file for this process; raises OutputError when another run holds it."""
     path = folder / RUN_MARKER
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        fd = open_own(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
         raise OutputError(f"cannot write in output folder {folder}: {e.strerror or e}") from e
     if fcntl is None:
@@ -88,6 +164,7 @@ def run_folder(
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise OutputError(f"cannot create output folder {folder}: {e.strerror or e}") from e
+    check_own_files(folder, record)
     fd = _lock(folder)
     try:
         if out is not None and not exist_ok and (folder / record).exists():
@@ -149,9 +226,10 @@ def check_plan(
                 )
     if not out.exists():
         return
+    check_own_files(out, record)
     ours = holds_run(out, record)
     taken: dict[tuple[int, int], Path] | None = None  # input files by identity, made on first need
-    for path in outputs:
+    for path in itertools.chain(own_files(out, record), outputs):
         ident = _identity(path)
         if ident is None:
             continue  # a new file: nothing to overwrite

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import glob
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -259,7 +260,8 @@ def _uint8_ir(core: Any, xml: Path, folder: Path) -> str:
 
     target = folder / f"{xml.stem}.uint8.xml"
     if not (target.is_file() and target.with_suffix(".bin").is_file()):
-        for stale in folder.glob(f".{xml.stem}.uint8.*"):  # a killed run's (the lock is ours now)
+        # a killed run's leftovers (the lock is ours now); the stem taken literally, `[` included
+        for stale in folder.glob(f".{glob.escape(xml.stem)}.uint8.*"):
             stale.unlink(missing_ok=True)
         part = folder / f".{xml.stem}.uint8.{os.getpid()}.xml"
         ov.save_model(uint8_bgr_input(core.read_model(str(xml))), str(part), compress_to_fp16=False)
@@ -422,7 +424,8 @@ def export_names(artifact: Path, session: Session) -> dict[int, str]:
 
 
 class ExportedDetector(Detector):
-    """A Detector over a cached export, run by OpenVINO or ONNX Runtime directly (no torch)."""
+    """A Detector over a cached export, run by OpenVINO or ONNX Runtime directly (no torch).
+    `network_size`: the PyTorch network's params and GFLOPs, counted when the export was made."""
 
     def __init__(
         self,
@@ -441,6 +444,7 @@ class ExportedDetector(Detector):
         self.precision = getattr(session, "precision", "fp32")
         self.names = dict(names)
         self.end2end = end2end
+        self.network_size: dict[str, Any] = {}
 
     @property
     def nms_free(self) -> bool:

@@ -12,6 +12,7 @@ import errno
 import glob
 import http.client
 import io
+import math
 import os
 import re
 import stat
@@ -22,6 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -61,6 +63,23 @@ class ImageInput:
     path: Path | None = None
     url: str | None = None
     error: str | None = None
+
+
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def ascii_int(text: str) -> int | None:
+    """`text` as a non-negative integer written in ASCII digits ('0', '12'), else None.
+
+    The one reading of user text as a number of this kind (webcam indexes, class ids, device
+    indexes): `str.isdigit()` is true for '²' and '٣', which `int()` then refuses or reads as 3.
+    """
+    if not _ASCII_DIGITS.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        return None
 
 
 def is_url(text: str) -> bool:
@@ -188,14 +207,20 @@ def _under_skipped(path: Path, base: Path, skip: frozenset[str]) -> bool:
     return False
 
 
-def _glob_base(pattern: str) -> Path:
-    """The folder part of a pattern before its first wildcard: outputs mirror paths below it."""
-    parts: list[str] = []
-    for part in Path(pattern).parts:
-        if glob.has_magic(part):
-            break
-        parts.append(part)
-    return Path(*parts) if parts else Path(".")
+def _split_pattern(path: Path) -> tuple[Path, str]:
+    """(the folder a pattern starts from, the pattern to expand). Leading parts that exist on disk are
+    taken literally, '[', '*' and '?' in their names included ('shots [2024]/*.jpg'); outputs mirror
+    paths below the folder, which ends before the first wildcard."""
+    parts = path.parts
+    n = 0
+    while n < len(parts) and os.path.lexists(Path(*parts[: n + 1])):
+        n += 1
+    while n < len(parts) and not glob.has_magic(parts[n]):
+        n += 1
+    if n == 0:
+        return Path("."), str(path)
+    base = Path(*parts[:n])
+    return base, os.path.join(glob.escape(str(base)), *parts[n:])
 
 
 Warn = Callable[[str], None]
@@ -233,9 +258,11 @@ def _from_one(
     path = Path(source)
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
-    if glob.has_magic(source):
-        base = _glob_base(str(path))
-        matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+    # A name that exists is that file or folder, even when it reads as a pattern ('IMG [1].jpg' would
+    # match 'IMG 1.jpg'); only a source that names nothing is expanded as a glob.
+    if glob.has_magic(source) and not os.path.lexists(path):
+        base, pattern = _split_pattern(path)
+        matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
         files = [
             p
             for p in matches
@@ -432,8 +459,9 @@ def _videos_from_one(
     lists: tuple[str, ...] = (),
     skip: frozenset[str] = frozenset(),
 ) -> Iterator[VideoInput]:
-    if source.isdigit() and not (base_dir or Path()).joinpath(source).exists():
-        yield VideoInput(f"webcam {source}", PurePosixPath(f"webcam{int(source)}"), webcam=int(source))
+    index = ascii_int(source)
+    if index is not None and not (base_dir or Path()).joinpath(source).exists():
+        yield VideoInput(f"webcam {source}", PurePosixPath(f"webcam{index}"), webcam=index)
     elif is_url(source):
         yield _video_url(source)
     elif source.startswith("@"):
@@ -458,8 +486,8 @@ def discover_videos(
 ) -> list[VideoInput]:
     """Expand SOURCE arguments into videos, in the order given (folders sorted), like `discover_images`.
 
-    A digit is a webcam index (unless a file of that name exists); rtsp/rtmp URLs and http(s) URLs
-    without a video file suffix are live streams. Whether each can be opened is checked later.
+    A number in ASCII digits is a webcam index (unless a file of that name exists); rtsp/rtmp URLs and
+    http(s) URLs without a video file suffix are live streams. Whether each can be opened is checked later.
     """
     skip = _skip_set(exclude)
     found = (item for s in sources for item in _videos_from_one(s, recursive, None, skip=skip))
@@ -619,12 +647,26 @@ def _png_problem(data: bytes) -> str | None:
     return "truncated PNG"
 
 
+PIL_MODULES = r"PIL(\.|$)"
+
+
+def quiet_pillow() -> None:
+    """Keep Pillow's warnings off stderr: it reports a damaged file (a cut TIFF: 'Corrupt EXIF data')
+    as a Python warning, printed beside our one failure line per input. The decode says what is wrong
+    and the input's failure record carries it. Added once per process (the warnings filter list is
+    shared by the reading threads), and again only if something reset the filters."""
+    if not any(f[0] == "ignore" and getattr(f[3], "pattern", None) == PIL_MODULES for f in warnings.filters):
+        warnings.filterwarnings("ignore", module=PIL_MODULES)
+
+
 def pil_open(source: Any) -> Any:
-    """Pillow's own `Image.open`. Importing ultralytics replaces it with one that, on a file Pillow
-    cannot identify, calls ultralytics' requirement checker for a HEIF plugin: a log line about an
-    AutoUpdate and, with YOLO_OFFLINE=0, a pip install in the middle of a run, set off by one odd input."""
+    """Pillow's own `Image.open`, with its warnings kept off stderr (`quiet_pillow`). Importing
+    ultralytics replaces it with one that, on a file Pillow cannot identify, calls ultralytics'
+    requirement checker for a HEIF plugin: a log line about an AutoUpdate and, with YOLO_OFFLINE=0, a pip
+    install in the middle of a run, set off by one odd input."""
     from PIL import Image
 
+    quiet_pillow()
     patches = sys.modules.get("ultralytics.utils.patches")
     return getattr(patches, "_image_open", Image.open)(source)
 
@@ -652,17 +694,23 @@ def image_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
+MAX_PIXELS_LIMIT = 4 * 10**9  # the most --max-pixels allows: 12 GB decoded, beyond any real picture
+
+
 def parse_pixels(text: str) -> int:
-    """'100M', '2.5M', '250000' or '1G' to a number of pixels (K, M, G are powers of 1000)."""
+    """'100M', '2.5M', '250000' or '1G' to a number of pixels (K, M, G are powers of 1000), from 1 to
+    4G; 'inf', 'nan' and the like are refused."""
     scale = {"K": 10**3, "M": 10**6, "G": 10**9}.get(text.strip()[-1:].upper(), 1)
     number = text.strip()[:-1] if scale > 1 else text.strip()
     try:
-        value = int(float(number) * scale)
+        value = float(number) * scale
     except ValueError:
-        raise ValueError(f"'{text}' is not a number of pixels (e.g. 100M, 250000)") from None
-    if value < 1:
-        raise ValueError(f"'{text}' must be at least 1 pixel")
-    return value
+        value = math.nan
+    if not math.isfinite(value) or not number.isascii():
+        raise ValueError(f"'{text}' is not a number of pixels (e.g. 100M, 250000)")
+    if not 1 <= value <= MAX_PIXELS_LIMIT:
+        raise ValueError(f"'{text}' must be from 1 pixel to {MAX_PIXELS_LIMIT // 10**9}G")
+    return int(value)
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -690,6 +738,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
         raise InputError(f"not a readable image ({_first_line(e.err) or 'OpenCV error'})") from e
     missing_end = _jpeg_missing_end(data)
     if image is None:
+        if data.startswith((b"II*\x00", b"MM\x00*")):
+            raise InputError("not a readable image (a damaged or cut-short TIFF)")
         raise InputError("truncated JPEG" if missing_end else "not a readable image")
     if missing_end and _strict_decode_fails(data):
         raise InputError("truncated JPEG")

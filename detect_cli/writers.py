@@ -15,18 +15,21 @@ import csv
 import errno
 import json
 import os
+import unicodedata
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from detect_cli.errors import OutputError
 from detect_cli.models import is_coco80
 from detect_cli.render import draw_detections
-from detect_cli.results import ImageResult
+from detect_cli.results import BadRecord, ImageResult, check_record
+from detect_cli.rundir import open_own
 
 if TYPE_CHECKING:
     import numpy as np
@@ -159,9 +162,83 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with tmp.open("xb") as f:
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # a failed write names no file: name it
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
+
+
+def open_new(path: Path) -> int:
+    """A file descriptor for a new, empty file at `path` (a temporary `.part` name), for writing.
+
+    Whatever already has that name (a part file left by a killed run, or a symlink planted there, say
+    to an input) is unlinked first, which removes a link and never its target; the open then creates
+    the file or fails (O_EXCL, O_NOFOLLOW), so the write can never go through a link onto another file.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    return os.open(path, flags, 0o666)  # 0o666 less the umask, as open() gives
+
+
+class HasRelPath(Protocol):
+    @property
+    def rel_path(self) -> PurePosixPath: ...
+
+
+Named = TypeVar("Named", bound=HasRelPath)
+
+
+def _fold(path: PurePosixPath | str) -> str:
+    """A name as a case-insensitive (or normalising) file system compares it."""
+    return unicodedata.normalize("NFC", str(path)).casefold()
+
+
+def output_names(rel_paths: Sequence[PurePosixPath]) -> list[PurePosixPath]:
+    """Output names for a run's inputs: each input's per-input files (annotated picture, YOLO label,
+    compare's side-by-side, explain's picture) are `output_file(name, suffix)`, and no two inputs' names
+    give the same file, even on a case-insensitive file system.
+
+    An input is named by its path without the suffix (photos/x.jpg → photos/x: labels/photos/x.txt)
+    unless another input of the run has that name too, ignoring case (x.jpg beside x.png, or y.jpg beside
+    Y.JPG); then each of them keeps its suffix in the name (photos/x.jpg → labels/photos/x.jpg.txt,
+    photos/x.png → labels/photos/x.png.txt), and a name still taken gets -2, -3 … before the suffix, in
+    the order of the paths sorted. The names depend only on the set of inputs, not on their order, so a
+    resumed run names its inputs as the first did. Returned as relative paths that keep the input's
+    suffix (photos/x.jpg.jpg for a kept-suffix name): `output_file` swaps it for the output's.
+    """
+    by_stem = Counter(_fold(r.with_suffix("")) for r in rel_paths)
+    names: dict[int, PurePosixPath] = {}
+    taken: set[str] = set()
+    for i, rel in enumerate(rel_paths):
+        if by_stem[_fold(rel.with_suffix(""))] == 1:
+            names[i] = rel
+            taken.add(_fold(rel.with_suffix("")))
+    shared = sorted((i for i in range(len(rel_paths)) if i not in names), key=lambda i: str(rel_paths[i]))
+    for i in shared:
+        rel = rel_paths[i]
+        stem, n = rel.name, 1
+        while _fold(rel.parent / stem) in taken:
+            n += 1
+            stem = f"{rel.stem}-{n}{rel.suffix}"
+        taken.add(_fold(rel.parent / stem))
+        names[i] = rel.parent / f"{stem}{rel.suffix}"
+    return [names[i] for i in range(len(rel_paths))]
+
+
+def name_outputs(items: Sequence[Named]) -> list[Named]:
+    """`items` (inputs with a `rel_path`) with their rel_path made their output name (`output_names`)."""
+    names = output_names([item.rel_path for item in items])
+    return [
+        item if name == item.rel_path else replace(item, rel_path=name)  # type: ignore[type-var]
+        for item, name in zip(items, names, strict=True)
+    ]
+
+
+def output_file(rel_path: PurePosixPath, suffix: str) -> PurePosixPath:
+    """The file of one kind (its `suffix`) for the input named `rel_path` (see `output_names`)."""
+    return rel_path.with_suffix(suffix)
 
 
 def json_text(record: Any, indent: int | None = None) -> str:
@@ -186,7 +263,7 @@ def repair_tail(path: Path) -> bool:
     a line of their own. True when something was cut."""
     if not path.exists():
         return False
-    with path.open("rb+") as f:
+    with open(path, "rb+", opener=open_own) as f:
         size = f.seek(0, os.SEEK_END)
         if size == 0:
             return False
@@ -240,7 +317,7 @@ class _LineFile(Sink):
         path.parent.mkdir(parents=True, exist_ok=True)
         if mode == "a":
             repair_tail(path)  # a cut last line (a killed run, a full disk) must not swallow the next
-        self._f: IO[str] = path.open(mode, encoding="utf-8", newline="")
+        self._f: IO[str] = open(path, mode, encoding="utf-8", newline="", opener=open_own)
 
     def _flush(self) -> None:
         self._f.flush()
@@ -259,7 +336,9 @@ class _WholeFile(Sink):
         self._tmp = path.with_name(f".{path.name}.part")
         # A name that is not UTF-8 (lone surrogates) is written with backslash escapes: the table stays
         # valid UTF-8; results.jsonl keeps the exact name.
-        self._f: IO[str] = self._tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace")
+        self._f: IO[str] = open(
+            open_new(self._tmp), "w", encoding="utf-8", newline="", errors="backslashreplace"
+        )
 
     def _finish(self) -> None:
         """Write what closes the file (a footer, say) before it is renamed."""
@@ -290,15 +369,89 @@ class _WholeFile(Sink):
             self.abort()
 
 
-class JsonlWriter(_LineFile):
-    """results.jsonl: one JSON object per input (or frame), the record of the run."""
+FIRST_FREE_ID = 1_000_000_000  # where image ids not taken from a file's name start (above COCO's own)
 
-    def __init__(self, path: Path, echo: Callable[[str], None] | None = None) -> None:
+
+def name_number(source: str) -> int | None:
+    """The number a file is named by (COCO's 000000000139.jpg → 139): ASCII digits only. A name in
+    other digits (`²`, `٣`) is not taken for a number: `int()` refuses some and reads others, and
+    neither is what a dataset's image id means."""
+    stem = PurePosixPath(source).stem
+    return int(stem) if stem.isascii() and stem.isdigit() else None
+
+
+def _id_key(record: Mapping[str, Any]) -> tuple[str, Any]:
+    """Which input (or video frame) a record is about: as resume keys it, and its frame."""
+    return record.get("path") or record["source"], record.get("frame")
+
+
+class ImageIds:
+    """COCO image ids for the records of one run folder: unique in it, and the same for an input every
+    time it is recorded (a resumed or redone input keeps its id).
+
+    An image named by a number (ASCII digits) gets that number unless an input recorded before it has
+    it (a/1.jpg, then b/001.jpg or b/1.jpg); every other input, and every video frame, gets the next free
+    id from FIRST_FREE_ID up, in the order they are recorded.
+    """
+
+    def __init__(self) -> None:
+        self._used: set[int] = set()
+        self._by_key: dict[tuple[str, Any], int] = {}
+        self._next = FIRST_FREE_ID
+
+    def note(self, record: Mapping[str, Any]) -> None:
+        """Learn an id a record already holds."""
+        image_id = record.get("image_id")
+        if isinstance(image_id, int) and not isinstance(image_id, bool):
+            self._used.add(image_id)
+            self._by_key[_id_key(record)] = image_id
+
+    def assign(self, record: Mapping[str, Any]) -> int:
+        """The id of the input a record is about: the one it was given before, else a new one."""
+        key = _id_key(record)
+        if key in self._by_key:
+            return self._by_key[key]
+        number = name_number(record["source"]) if record.get("frame") is None else None
+        if number is None or number in self._used:
+            while self._next in self._used:
+                self._next += 1
+            number = self._next
+        self._used.add(number)
+        self._by_key[key] = number
+        return number
+
+
+class JsonlWriter(_LineFile):
+    """results.jsonl: one JSON object per input (or frame), the record of the run.
+
+    A run's record (results.jsonl, frames.jsonl; `image_ids` says otherwise) gives each record its COCO
+    `image_id` (`ImageIds`, seeded from the records already there), so the tables built from it, after
+    a resumed run too, name every image by one id. `fresh` starts the file empty instead of appending.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        echo: Callable[[str], None] | None = None,
+        image_ids: bool | None = None,
+        fresh: bool = False,
+    ) -> None:
+        if fresh:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(open_new(path))  # a new file: never through a link left at the name
         super().__init__(path, "a")
         self._echo = echo
+        self._ids: ImageIds | None = None
+        if image_ids if image_ids is not None else path.name in (RESULTS_JSONL, FRAMES_JSONL):
+            self._ids = ImageIds()
+            for record in iter_jsonl(path):
+                self._ids.note(record)
 
     def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
-        self.write_record(result.to_dict())
+        record = result.to_dict()
+        if self._ids is not None:
+            record["image_id"] = self._ids.assign(record)
+        self.write_record(record)
 
     def write_record(self, record: Mapping[str, Any]) -> None:
         """One line, flushed; the line goes to `echo` too (`--json`)."""
@@ -308,6 +461,8 @@ class JsonlWriter(_LineFile):
             self._flush()
             vanished = os.fstat(self._f.fileno()).st_nlink == 0
         except OSError as e:  # the run's record: without it nothing is done, so the run ends here
+            if e.errno in RUN_FAULTS:
+                raise run_fault(OSError(e.errno, e.strerror, str(self.path)), self.path) from e
             raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from e
         if vanished:  # records written on would be lost with the deleted file
             raise OutputError(f"{self.path} was deleted while the run wrote it (its folder removed?)")
@@ -377,7 +532,7 @@ class YoloTxtWriter(Sink):
 
     @staticmethod
     def target(root: Path, rel_path: PurePosixPath) -> Path:
-        return root / rel_path.with_suffix(".txt")
+        return root / output_file(rel_path, ".txt")
 
 
 def coco80_to_coco91() -> list[int]:
@@ -391,22 +546,23 @@ class CocoWriter(_WholeFile):
 
     Streams the array to a temporary file and renames it at close. For models with the 80 COCO classes,
     category ids are mapped to COCO's 91-id scheme so the file scores against COCO annotations as is.
-    `image_id` is the file's numeric stem when it has one (COCO's own naming), else its order in the run.
+    `image_id` is the one the run's record gave the input (`ImageIds`); `write` gives one the same way.
     """
 
     def __init__(self, path: Path, names: dict[int, str]) -> None:
         super().__init__(path)
         self._f.write("[")
         self._first = True
-        self._n = 0
+        self._ids = ImageIds()
         self._category = coco80_to_coco91() if is_coco80(names) else None
 
     def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
-        self._n += 1
+        self.add(result, self._ids.assign(result.to_dict()))
+
+    def add(self, result: ImageResult, image_id: int) -> None:
+        """The result's detections, as the image `image_id`."""
         if not result.ok:
             return
-        stem = PurePosixPath(result.source).stem
-        image_id = int(stem) if stem.isdigit() else self._n
         for d in result.detections:
             x1, y1, x2, y2 = d.xyxy
             record = {
@@ -449,7 +605,7 @@ class AnnotatedImageWriter(Sink):
     def targets(root: Path, rel_path: PurePosixPath) -> list[Path]:
         """Where the picture goes: in the input's own format, else as PNG."""
         suffix = rel_path.suffix.lower() or ".jpg"
-        return [root / rel_path.with_suffix(suffix), root / rel_path.with_suffix(".png")]
+        return [root / output_file(rel_path, suffix), root / output_file(rel_path, ".png")]
 
 
 class AnnotatedVideoWriter(Sink):
@@ -510,6 +666,8 @@ class AnnotatedVideoWriter(Sink):
         self._final = self.root / key.with_name(key.name + self.codec.suffix)
         self._tmp = self._final.with_name(f".{key.name}.part{self.codec.suffix}")
         self._final.parent.mkdir(parents=True, exist_ok=True)
+        # The video libraries open by name, following links: a link planted at the part name goes first.
+        self._tmp.unlink(missing_ok=True)
         self._size = (image.shape[1], image.shape[0])
         self._writer = open_video_file(self._tmp, self.codec, self._fps.get(source, 30.0), self._size)
 
@@ -539,6 +697,18 @@ TABLES = {"csv": "results.csv", "coco": "coco_results.json"}
 # Errors that are the run's own, not one input's: the disk (or the quota) is full, the file system
 # went read-only. They end the run with one line instead of failing every input after them.
 RUN_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
+def run_fault(e: OSError, record: Path | None) -> OutputError:
+    """The one-line error that ends a run on a full disk (or a read-only one): what failed and, for an
+    image run (its record is results.jsonl), how to finish it once there is room: every input recorded
+    so far stays done."""
+    where = f" {e.filename}" if e.filename else ""
+    message = f"cannot write{where}: {e.strerror or e}; the run stopped"
+    if record is None or record.name == RESULTS_JSONL:
+        kept = f"the inputs recorded in {record} are done" if record else "the inputs recorded are done"
+        message += f" ({kept}): make room, then rerun the same command with --resume to finish it"
+    return OutputError(message)
 
 
 def output_paths(out: Path, rel_path: PurePosixPath, formats: Iterable[str], save_images: bool) -> list[Path]:
@@ -587,7 +757,7 @@ class SinkGroup(Sink):
                 sink.write(result, rel_path, image)
             except Exception as e:  # any writer's failure is this input's, not the run's
                 if isinstance(e, OSError) and e.errno in RUN_FAULTS:
-                    raise
+                    raise run_fault(e, self._record_path) from e
                 reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).strip()
                 final = replace(
                     result,
@@ -600,8 +770,12 @@ class SinkGroup(Sink):
         for sink in self.records:
             sink.write(final, rel_path, image)
 
+    @property
+    def _record_path(self) -> Path | None:
+        return next((s.path for s in self.records if isinstance(s, JsonlWriter)), None)
+
     def close(self) -> None:
-        close_all(self.sinks)
+        close_all(self.sinks, self._record_path)
 
     def failures(self) -> list[Failure]:
         return list(self._failures)
@@ -625,14 +799,15 @@ def open_sinks(
 
 def iter_jsonl(path: Path, bad: list[tuple[int, str]] | None = None) -> Iterator[dict[str, Any]]:
     """The records of a results.jsonl one at a time. A line that is not a record (cut short by a crash,
-    or garbage written by something else) is skipped, and added to `bad` as (line number, text)."""
-    with path.open(encoding="utf-8", errors="surrogateescape") as f:
+    garbage written by something else, or JSON of another shape: `results.check_record`) is skipped,
+    and added to `bad` as (line number, text)."""
+    with open(path, encoding="utf-8", errors="surrogateescape", opener=open_own) as f:
         for n, line in enumerate(f, 1):
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+                record = check_record(json.loads(line))
+            except (json.JSONDecodeError, BadRecord):  # not JSON, or JSON of another shape
                 record = None
-            if isinstance(record, dict) and "source" in record:
+            if record is not None:
                 yield record
             elif bad is not None and line.strip():
                 bad.append((n, line.rstrip("\n")))
@@ -658,11 +833,17 @@ def write_tables(
         return []
     jsonl = out / record
     try:
+        ids = ImageIds()  # records of older versions hold no image_id: given one here, past those held
+        for r in iter_jsonl(jsonl) if jsonl.exists() else ():
+            ids.note(r)
         records = iter_jsonl(jsonl) if jsonl.exists() else iter(())
-        for record in records:
-            result = ImageResult.from_dict(record)
+        for r in records:
+            result = ImageResult.from_dict(r)
             for m in makers:
-                m.write(result, PurePosixPath(result.source), None)
+                if isinstance(m, CocoWriter):
+                    m.add(result, ids.assign(r))
+                else:
+                    m.write(result, PurePosixPath(result.source), None)
         for m in makers:
             m.close()
     except BaseException as e:
@@ -677,7 +858,9 @@ def write_tables(
     return [m.path for m in makers]
 
 
-def close_all(sinks: Sequence[Sink]) -> None:
+def close_all(sinks: Sequence[Sink], record: Path | None = None) -> None:
+    """Close every sink, even when one fails; then raise the first failure as one line (with the way to
+    finish the run when the disk is full)."""
     errors = []
     for s in sinks:
         try:
@@ -685,4 +868,6 @@ def close_all(sinks: Sequence[Sink]) -> None:
         except OSError as e:
             errors.append(e)
     if errors:
-        raise OutputError(f"could not finish writing outputs: {errors[0]}")
+        if errors[0].errno in RUN_FAULTS:
+            raise run_fault(errors[0], record) from errors[0]
+        raise OutputError(f"could not finish writing outputs: {errors[0]}") from errors[0]

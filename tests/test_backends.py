@@ -240,6 +240,10 @@ def test_cache_is_reused_and_recorded(
     )
     assert manifest["parity"][detector.precision]["ok"] is True
     assert entry.path.name == backends.cache_key(manifest["weights_sha256"], SMALL_IMGSZ, backend, "fp32")
+    # The network's size, counted once on the PyTorch model at export time, travels with the export.
+    size = manifest["size"]
+    assert size["params_m"] > 0.1 and size["gflops"] > 0 and size["fused"] in (True, False)
+    assert detector.network_size == size
 
 
 def test_other_imgsz_or_weights_get_their_own_export(
@@ -413,7 +417,7 @@ def test_compare_runs_every_model_on_the_same_backend(
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "c" / "report.json").read_text())
     assert [m["info"]["backend"] for m in report["models"]] == [backend, backend]
-    assert all(m["info"]["params_m"] is None for m in report["models"])  # not counted on exported graphs
+    assert all(m["info"]["params_m"] > 0.1 and m["info"]["gflops"] > 0 for m in report["models"])  # manifest
 
 
 @pytest.mark.parametrize("backend", [*BACKEND_PARAMS, "torch", "auto"])
@@ -515,7 +519,8 @@ def test_models_lists_and_clears_exports(own_cache: Path) -> None:
     on_disk = backends.cached_exports()
     assert len(listed) == len(on_disk) >= 1
     assert all(e["size_mb"] > 0 and e["imgsz"] == SMALL_IMGSZ for e in listed)
-    (backends.exports_dir() / ".leftover.part").mkdir()  # what a killed export leaves behind
+    leftover = backends.exports_dir() / f".{on_disk[0].path.name}.4242-0123abcd.part"
+    leftover.mkdir()  # what a killed export leaves behind
     table = runner.invoke(app, ["models"], terminal_width=200).stdout
     assert "Cached exports" in table and "onnx" in table.lower()
     cleared = runner.invoke(app, ["models", "--clear-cache"])
@@ -577,7 +582,7 @@ def test_the_cache_keeps_under_its_cap_dropping_the_least_recently_used(
     assert backends.cache_limit() == int(1.5 * 1024**3)
 
 
-@pytest.mark.parametrize("text", ["garbage", "4GB", "-5", "-1G", "inf", "nan"])
+@pytest.mark.parametrize("text", ["garbage", "4GB", "-5", "-1G", "inf", "nan", "1e400", "\u0663", "\u00b2G"])
 def test_a_bad_cache_cap_is_refused_before_any_export(
     text: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -663,3 +668,98 @@ def test_auto_runs_on_pytorch_when_the_export_cannot_be_made(
         backends.load(ref, options, _plan("openvino"), warnings.append)
     assert backends.cached_exports() == []
     assert not [p for p in (tmp_path / "cache" / "exports").iterdir() if p.suffix == ".part"]
+
+
+def _made_export(root: Path, key: str, files: dict[str, bytes]) -> Path:
+    """An export folder as the cache writes it: its files and a manifest naming them."""
+    folder = root / key
+    for rel, data in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+    manifest = {
+        "version": backends.MANIFEST_VERSION,
+        "key": key,
+        "artifact": next(iter(files)),
+        "files": {rel: len(data) for rel, data in files.items()},
+        "sha256": {},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+KEY_A, KEY_B = "0123456789abcdef-160-onnx-fp32", "fedcba9876543210-640-openvino-fp32"
+
+
+def test_clear_cache_deletes_only_what_the_cache_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DETECT_CACHE_DIR pointed at a folder that also holds the user's files: --clear-cache removes the
+    exports (by their manifests), a killed export's temporary folder and the lock files, and names what
+    it left alone (it used to delete every entry under exports/)."""
+    cache = tmp_path / "mine"
+    root = cache / "exports"
+    monkeypatch.setenv("DETECT_CACHE_DIR", str(cache))
+    notes = root / "notes.txt"
+    root.mkdir(parents=True)
+    notes.write_text("mine")
+    bus = make_image(root / "photos" / "bus.jpg")
+    outside = make_image(tmp_path / "elsewhere" / "keep.jpg")
+    (root / "linked").symlink_to(outside.parent)
+    _made_export(root, KEY_A, {"model.onnx": b"onnx"})
+    b = _made_export(root, KEY_B, {"m_openvino_model/m.xml": b"<xml/>", "m_openvino_model/m.bin": b"bin"})
+    (b / "compiled").mkdir()
+    (b / "compiled" / "blob").write_bytes(b"compiled")
+    (b / "m_openvino_model" / "my-notes.txt").write_text("not named by the manifest")
+    partial = root / f".{KEY_A}.4242-0123abcd.part"
+    partial.mkdir()
+    (partial / "model.onnx").write_bytes(b"half")
+    (root / f".{KEY_A}.lock").write_text("")
+    cleared = runner.invoke(app, ["models", "--clear-cache"])
+    assert cleared.exit_code == 0, cleared.output
+    assert "removed 3 cached exports" in cleared.stdout
+    left = cleared.stdout.split("left alone", 1)[1]
+    assert all(name in left for name in ("notes.txt", "photos", "linked", "my-notes.txt")), cleared.stdout
+    assert notes.read_text() == "mine" and bus.is_file() and outside.is_file()
+    assert sorted(p.name for p in root.iterdir()) == [KEY_B, "linked", "notes.txt", "photos"]
+    assert [p.relative_to(b).as_posix() for p in b.rglob("*")] == [
+        "m_openvino_model",
+        "m_openvino_model/my-notes.txt",
+    ]
+
+
+def test_removing_an_export_never_leaves_its_folder(tmp_path: Path) -> None:
+    """A manifest naming a file outside its folder ("..", or through a linked sub-folder): not deleted."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.onnx").write_text("keep")
+    folder = _made_export(tmp_path / "exports", KEY_A, {"model.onnx": b"onnx"})
+    (folder / "sub").symlink_to(elsewhere)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"].update({"../../victim.txt": 4, "sub/x.onnx": 4})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    backends.remove_entry(folder)
+    assert victim.read_text() == "keep" and (elsewhere / "x.onnx").read_text() == "keep"
+    assert not (folder / "model.onnx").exists()
+
+
+def test_eviction_removes_only_what_the_manifest_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The least recently used export goes, by its manifest: a compiled/ that is a link to the user's
+    folder loses the link, not what it points to."""
+    import os
+
+    root = backends.exports_dir()
+    old = _made_export(root, KEY_A, {"model.onnx": b"onnx" * 100})
+    new = _made_export(root, KEY_B, {"m.xml": b"<xml/>"})
+    os.utime(old / "manifest.json", (1_700_000_000, 1_700_000_000))
+    kept = make_image(tmp_path / "photos" / "bus.jpg")
+    (old / "compiled").symlink_to(kept.parent)
+    users = _made_export(tmp_path / "users", "export-i-keep", {"model.onnx": b"mine"})
+    (root / "aaaaaaaaaaaaaaaa-160-onnx-fp32").symlink_to(users)  # a link is no export of this cache
+    monkeypatch.setenv("DETECT_EXPORT_CACHE_MAX", "10")
+    assert backends.evict_exports(keep=new) == [old]
+    assert not old.exists() and new.is_dir() and kept.is_file()
+    assert (users / "model.onnx").read_bytes() == b"mine"

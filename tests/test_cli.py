@@ -224,6 +224,12 @@ def test_rtdetr_iou_warning(detect, images: Path) -> None:  # type: ignore[no-un
         (["--imgsz", "100"], "not a multiple of 32"),
         (["--device", "tpu"], "unknown device 'tpu'"),
         (["--classes", "unicorn"], "unknown class 'unicorn'"),
+        (["--classes", ","], "--classes ',' names no class"),
+        (["--classes", ""], "--classes '' names no class"),
+        (["--classes", "²"], "unknown class '²'"),  # isdigit() is true, int() refuses it
+        (["--classes", "٣"], "unknown class '٣'"),  # an Arabic-Indic 3 is not class 3
+        (["--device", "²"], "unknown device '²'"),
+        (["--device", "cuda:x"], "unknown device 'cuda:x'"),
         (["--format", "xml"], "Invalid value for '--format'"),
         (["-m", "yolo99"], "unknown model 'yolo99'"),
         (["-m", "rtdetr-l"], "cannot get weights for rtdetr-l"),
@@ -412,3 +418,98 @@ def test_resume_hint_repeats_an_option_given_away_from_its_default(tmp_path: Pat
             assert [w for w in words if w == "--max-pixels"] == want[:1]
             if want:
                 assert words[words.index("--max-pixels") + 1] == want[1]
+
+
+NUMBER_OPTIONS = {
+    ("image",): ["--conf", "--iou", "--imgsz", "--max-det", "--batch", "--url-timeout", "--max-pixels"],
+    ("image", "--executor", "ray"): ["--ray-workers"],
+    ("video",): ["--vid-stride", "--max-frames", "--reconnects", "--batch", "--url-timeout", "--max-pixels"],
+    ("compare",): ["--warmup", "--runs", "--explain", "--vid-stride", "--max-frames", "--url-timeout"],
+    ("explain",): ["--objects", "--conf", "--imgsz", "--url-timeout", "--max-pixels"],
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "option"), [(c, o) for c, options in NUMBER_OPTIONS.items() for o in options]
+)
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "1e10", "1e400", "99999999999999999999"])
+def test_every_number_option_refuses_non_finite_negative_and_huge_values(
+    tmp_path: Path, command: tuple[str, ...], option: str, value: str
+) -> None:
+    """Each is a usage error naming the option, exit 2, before anything runs: `--max-pixels inf` was a
+    traceback, and `--url-timeout 1e10` killed the run at its first URL (a thread wait overflowed)."""
+    model = ["--models", "rtdetr-l.yaml,yolo11n.yaml"] if command[0] == "compare" else ["-m", "rtdetr-l.yaml"]
+    argv = [*command, str(tmp_path / "x.jpg"), *model, option, value, "-o", str(tmp_path / "o")]
+    result = runner.invoke(app, argv, terminal_width=200)
+    assert result.exit_code == 2, result.output
+    [line] = _errors_on_one_line(result.stderr)
+    assert f"Invalid value for '{option}'" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_largest_url_timeout_allowed_works(http_root: tuple[str, Path]) -> None:
+    from detect_cli.cli.options import MAX_URL_TIMEOUT_S
+    from detect_cli.sources import fetch_url
+
+    base, root = http_root
+    make_image(root / "pic.jpg")
+    assert fetch_url(f"{base}/pic.jpg", timeout=MAX_URL_TIMEOUT_S)
+
+
+def test_a_file_whose_name_reads_as_a_pattern_is_that_file(detect, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    make_image(folder / "IMG [1].jpg")
+    make_image(folder / "IMG 1.jpg")
+    result, out = detect(str(folder / "IMG [1].jpg"), "-q")
+    assert result.exit_code == 0, result.output
+    assert [r["source"] for r in read_jsonl(out / "results.jsonl")] == [str(folder / "IMG [1].jpg")]
+
+
+def test_a_cut_tiff_fails_its_input_and_pillow_says_nothing(
+    fake_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """In a real process: Pillow warned twice on stderr ('Corrupt EXIF data') for a cut TIFF."""
+    whole = tmp_path / "whole.tif"
+    make_image(whole)  # OpenCV writes the TIFF directory after the pixels: cut, Pillow reads past the end
+    (tmp_path / "cut.tif").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    argv = fake_cli_argv(
+        "image", tmp_path / "cut.tif", whole, "-m", fake_models["rtdetr"], "-o", tmp_path / "o"
+    )
+    proc = subprocess.run(argv, capture_output=True, text=True, env=fake_cli_env(), timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "Warning" not in proc.stderr and "PIL" not in proc.stderr, proc.stderr
+    records = {Path(r["source"]).name: r.get("error") for r in read_jsonl(tmp_path / "o" / "results.jsonl")}
+    assert records == {"cut.tif": "not a readable image (a damaged or cut-short TIFF)", "whole.tif": None}
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "line"),
+    [
+        (
+            lambda d: d["annotations"][0].update(bbox=[10, 10, -5, 20]),
+            0,
+            "note: labels: 1 box of no or negative size (first: image 1, annotation 1) — dropped",
+        ),
+        (
+            lambda d: d["images"][1].update(id=1),
+            2,
+            "error: labels annotations.json: 1 image id used twice (first: image 1)",
+        ),
+    ],
+)
+def test_compare_says_each_labels_problem_on_one_line(  # type: ignore[no-untyped-def]
+    fake_models: dict[str, Path], tmp_path: Path, change, code: int, line: str
+) -> None:
+    from labeled_data import tiny_dataset
+
+    ds = tiny_dataset(tmp_path / "ds")
+    data = json.loads(ds.coco_json.read_text())
+    change(data)
+    ds.coco_json.write_text(json.dumps(data))
+    models = f"{fake_models['rtdetr']},{fake_models['yolo']}"
+    argv = ["compare", str(ds.images), "--coco", str(ds.coco_json), "-m", models, "--imgsz", str(SMALL_IMGSZ)]
+    result = runner.invoke(app, [*argv, "--device", "cpu", "--no-memory", "-o", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == code, result.output
+    assert any(got.startswith(line) for got in result.stderr.splitlines()), result.stderr
+    assert len(_errors_on_one_line(result.stderr)) == (1 if code else 0)

@@ -80,9 +80,10 @@ def test_every_report_file_exists_and_parses(labelled_run) -> None:  # type: ign
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
     # Only links to the full pictures beside the report; every picture shown is embedded.
     assert all(r.startswith("side-by-side/") for r in external_refs(page))
-    # speed, memory, accuracy, detection and operating-point plots
-    assert page.count("data:image/png;base64,") == 5
-    assert page.count("data:image/jpeg;base64,") == 4  # the gallery: every side-by-side, as a thumbnail
+    # overview, speed, memory, accuracy, detections, operating points
+    assert page.count("data:image/png;base64,") == 6
+    # The gallery: every side-by-side as a thumbnail, and each input itself for the viewer
+    assert page.count('class="thumb"') == 4 and page.count("data:image/jpeg;base64,") == 4 + 4
     assert page.index("Verdict") < page.index("<h2>Speed</h2>") and "<h2>Environment</h2>" in page
     for m in report["models"]:  # each model measured alone, on the first 3 images
         assert m["memory"]["method"] == "rss" and m["memory"]["images"] == 3 and m["memory"]["peak_mb"] > 1
@@ -155,7 +156,7 @@ def test_a_video_source(rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path) -> None:
     page = (out / "report.html").read_text()
     assert all(r.startswith("side-by-side/") for r in external_refs(page))  # the video, full pictures
     poster = pick_codec().name == "H.264"  # a browser-playable video has a poster frame, embedded
-    assert page.count("data:image/jpeg;base64,") == 4 + poster
+    assert page.count("data:image/jpeg;base64,") == 4 + 4 + poster  # thumbnails, the viewer's frames
     assert f"Side-by-side video: {video}" in result.stderr
 
 

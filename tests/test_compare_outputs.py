@@ -34,3 +34,32 @@ def test_side_by_side_video_keeps_every_frame(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "side-by-side" / "v").iterdir()] == ["000001.jpg"]
     rows = read_jsonl(tmp_path / "detections" / "b.jsonl")
     assert [r["frame"] for r in rows] == [0, 1, 2] and rows[1]["error"] == "inference failed: boom"
+
+
+def test_only_listed_files_inside_the_folder_are_removed(tmp_path: Path) -> None:
+    """The list of a comparison's files is read from disk: an entry leading out of the folder (`..`, an
+    absolute path, a symlinked folder) removes nothing; listed files do go, with the folders they empty."""
+    import json
+
+    from detect_cli.compare.outputs import FILE_LIST, remove_listed
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    (out / "side-by-side" / "in").mkdir(parents=True)
+    elsewhere.mkdir()
+    victim = elsewhere / "x.jpg"
+    victim.write_bytes(b"user's")
+    (out / "linked").symlink_to(elsewhere)
+    (out / "side-by-side" / "in" / "a.jpg").write_bytes(b"picture")
+    (out / "report.json").write_text("{}")
+    entries = [
+        "side-by-side/in/a.jpg",
+        "report.json",
+        "../elsewhere/x.jpg",
+        str(victim),
+        "linked/x.jpg",
+        "gone.jpg",
+    ]
+    (out / FILE_LIST).write_text("".join(json.dumps(e) + "\n" for e in entries) + "not json\n")
+    assert remove_listed(out) == 2
+    assert victim.read_bytes() == b"user's" and (out / "linked").is_symlink()
+    assert sorted(p.name for p in out.iterdir()) == ["linked"]

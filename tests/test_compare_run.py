@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -123,7 +124,8 @@ def test_a_video_compared_with_itself(rtdetr_pt: Path, tmp_path: Path) -> None:
     # Links to the video and the full pictures beside the report; the thumbnails are embedded.
     assert all(r.startswith("side-by-side/") for r in external_refs(page))
     poster = pick_codec().name == "H.264"  # a browser-playable video has a poster frame, embedded
-    assert page.count("data:image/jpeg;base64,") == 4 + poster
+    assert page.count("data:image/jpeg;base64,") == 4 + 4 + poster  # thumbnails, the viewer's frames
+    assert "frame 2, 0:00.20" in page  # each kept frame captioned with its number and time
     assert "Over 4 frames" in page and "frames/s" in page
 
 
@@ -228,3 +230,136 @@ def test_the_analysis_covers_the_run(fake_models: dict[str, Path], images: Path)
     assert p.agreement.estimate == pytest.approx(c.pairs[0].overall.agreement)
     assert [m.boxes.boxes for m in a.models] == [m.detections for m in c.models]
     assert a.models[0].latency_p50.estimate == pytest.approx(c.models[0].speed.latency_p50_ms)
+
+
+# --- outputs: names, and a folder reused ------------------------------------------------------------------
+
+
+def _fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    from fakes import install
+
+    files = install(monkeypatch, tmp_path / "weights")
+    return [files["rtdetr"], files["yolo"]]
+
+
+def test_inputs_that_would_share_a_side_by_side_picture_get_one_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """x.jpg beside x.png, y.jpg beside Y.JPG: one side-by-side picture per input (each of its own
+    input's size), every one in the report's gallery."""
+    sizes = {"x.jpg": (64, 80), "x.png": (72, 96), "y.jpg": (80, 64), "Y.JPG": (96, 72)}
+    for i, (name, size) in enumerate(sizes.items()):
+        make_image(tmp_path / "in" / name, i, size=size)
+    run = run_compare(_job(tmp_path, _fakes(tmp_path, monkeypatch), tmp_path / "in"))
+    side = {p.relative_to(run.out).as_posix(): cv2.imread(str(p)).shape for p in run.out.rglob("*.jpg")}
+    assert len(side) == 4 and len({k.casefold() for k in side}) == 4
+    widths = sorted(shape[1] for shape in side.values())
+    assert widths == sorted(2 * w for _, w in sizes.values())
+    md = (run.out / "report.md").read_text()
+    assert all(f"({name})" in md for name in side), md
+
+
+def test_exist_ok_replaces_an_earlier_comparison_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A comparison of three pictures, then one of a single picture with another pair into the same
+    folder: refused without --exist-ok; with it, the folder holds only the second comparison's
+    detections, pictures and report, and the files compare did not write are still there."""
+    from detect_cli.errors import OutputError
+
+    weights = _fakes(tmp_path, monkeypatch)
+    for i, name in enumerate(["a.jpg", "b.jpg", "c.png"]):
+        make_image(tmp_path / "in" / name, i)
+    first = run_compare(_job(tmp_path, weights, tmp_path / "in"))
+    out = first.out
+    assert len(list((out / "side-by-side").rglob("*.jpg"))) == 3
+    strangers = {out / "side-by-side" / "in" / "mine.jpg": b"user's", out / "notes.txt": b"user's notes"}
+    for path, data in strangers.items():
+        path.write_bytes(data)
+    again = _job(tmp_path, [weights[0], weights[0]], tmp_path / "in" / "a.jpg")
+    with pytest.raises(OutputError, match="holds an earlier comparison's outputs"):
+        run_compare(again)
+    second = run_compare(replace(again, exist_ok=True))
+    assert sorted(p.name for p in (out / "detections").iterdir()) == [
+        "rtdetr-l-seed0-2.jsonl",
+        "rtdetr-l-seed0.jsonl",
+    ]
+    for path in (out / "detections").iterdir():
+        assert [r["source"] for r in read_jsonl(path)] == [str(tmp_path / "in" / "a.jpg")]
+    pictures = sorted(p.relative_to(out).as_posix() for p in (out / "side-by-side").rglob("*.jpg"))
+    assert pictures == ["side-by-side/a.jpg", "side-by-side/in/mine.jpg"]
+    assert all(path.read_bytes() == data for path, data in strangers.items())
+    report = json.loads((out / "report.json").read_text())
+    assert report["inputs"] == 1 and second.comparison.inputs == 1
+    assert "b.jpg" not in (out / "report.md").read_text()
+
+
+def test_a_comparison_killed_with_sigkill_is_refused_then_replaced(tmp_path: Path) -> None:
+    """SIGKILL mid-run (no handler runs: no report, records and pictures as they were): a rerun into the
+    folder is refused without --exist-ok; with it, the detections hold this run's records only."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import fake_cli_argv, fake_cli_env
+    from fakes import write_fake_weights
+
+    weights = write_fake_weights(tmp_path / "weights")
+    for i in range(6):
+        make_image(tmp_path / "in" / f"{i}.jpg", i)
+    out = tmp_path / "out"
+    argv = ["compare", tmp_path / "in", "-m", f"{weights['rtdetr']},{weights['yolo']}", "--imgsz", "64"]
+    argv += ["--device", "cpu", "--no-memory", "-o", out, "-q"]
+    proc = subprocess.Popen(fake_cli_argv(*argv), env=fake_cli_env(0.3), stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    record = out / "detections" / "yolo11n-seed0.jsonl"
+    while not (record.exists() and record.read_text().count("\n") >= 2):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr and proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL and not (out / "report.json").exists()
+    env = fake_cli_env()
+    refused = subprocess.run(fake_cli_argv(*argv), env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2, refused.stderr
+    assert [line for line in refused.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: {out} holds an earlier comparison's outputs (complete or stopped); pass --exist-ok to "
+        "replace them, or choose another --out"
+    ]
+    redone = subprocess.run(
+        fake_cli_argv(*argv, "--exist-ok"), env=env, capture_output=True, text=True, timeout=120
+    )
+    assert redone.returncode == 0, redone.stderr
+    for path in (out / "detections").iterdir():
+        sources = [r["source"] for r in read_jsonl(path)]
+        assert sorted(sources) == sorted(str(tmp_path / "in" / f"{i}.jpg") for i in range(6)), path
+    assert os.path.exists(out / "report.json")
+
+
+@pytest.mark.parametrize("where", ["picture", "detections"])
+def test_a_full_disk_ends_a_comparison_in_one_designed_error(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC injected at the write of a side-by-side picture, or of a model's detections: an OutputError
+    (one `error:` line, exit 2) naming the file and the full disk, not an unexpected OSError; compare has
+    no --resume, so none is offered."""
+    import errno
+    import os
+
+    from detect_cli.compare import outputs
+    from detect_cli.errors import OutputError
+    from detect_cli.writers import JsonlWriter
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    if where == "picture":
+        monkeypatch.setattr(outputs, "atomic_write_bytes", full)
+    else:
+        monkeypatch.setattr(JsonlWriter, "_flush", full)
+    make_image(tmp_path / "in" / "a.jpg")
+    with pytest.raises(OutputError, match="No space left on device") as e:
+        run_compare(_job(tmp_path, _fakes(tmp_path, monkeypatch), tmp_path / "in"))
+    assert "\n" not in str(e.value) and "--resume" not in str(e.value)
+    assert str(tmp_path / "out") in str(e.value)

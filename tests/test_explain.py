@@ -237,13 +237,35 @@ def test_an_image_without_detections_gives_a_picture_and_a_record(stirred: Detec
     out.mkdir()
     (tmp_path / "in" / "y.jpg").write_bytes(b"not a picture")
     run = ex.explain_images(discover_images([str(tmp_path / "in")]), nothing, out, yolo=None)
-    assert run.failed == 1 and run.pictures == (out / "in" / "x.png.jpg", None)
-    picture = cv2.imread(str(out / "in" / "x.png.jpg"))
+    assert run.failed == 1 and run.pictures == (out / "in" / "x.jpg", None)
+    picture = cv2.imread(str(out / "in" / "x.jpg"))
     assert picture.shape == (64, 80 * 2, 3)  # sampling | encoder panels, no YOLO panel asked for
     record, unreadable = [json.loads(line) for line in (out / "explain.jsonl").read_text().splitlines()]
     assert unreadable["source"].endswith("y.jpg") and unreadable["error"]
     assert record["count"] == 0 and record["note"] == "no detections" and record["detections"] == []
-    assert record["picture"] == "in/x.png.jpg"
+    assert record["picture"] == "in/x.jpg"
+
+
+def test_inputs_that_would_share_a_picture_get_one_each(stirred: Detector, tmp_path: Path) -> None:
+    """x.jpg beside x.png, and y.jpg beside Y.JPG (one picture on a case-insensitive file system): each
+    input its own picture, named by the run's output names, and each record points to its own."""
+    import cv2
+
+    from detect_cli.writers import name_outputs
+
+    sizes = {"x.jpg": (64, 64), "x.png": (64, 96), "y.jpg": (96, 64), "Y.JPG": (96, 96)}
+    for name, size in sizes.items():
+        make_image(tmp_path / "in" / name, size=size)
+    out = tmp_path / "out"
+    out.mkdir()
+    items = name_outputs(discover_images([str(tmp_path / "in")]))
+    run = ex.explain_images(items, stirred, out, yolo=None)
+    records = [json.loads(line) for line in (out / "explain.jsonl").read_text().splitlines()]
+    pictures = [r["picture"] for r in records]
+    assert run.failed == 0 and len({p.casefold() for p in pictures}) == 4
+    for r in records:
+        h, w = sizes[Path(r["source"]).name]
+        assert cv2.imread(str(out / r["picture"])).shape == (h, 2 * w, 3), r
 
 
 def test_cli_writes_pictures_and_records(rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path) -> None:

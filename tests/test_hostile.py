@@ -547,3 +547,259 @@ def test_vid_stride_longer_than_the_video_gives_one_frame(fake_yolo: Path, tmp_p
     assert [r["frame"] for r in records(out / "frames.jsonl")] == [0]
     assert read_video(out / f"clip{pick_codec().suffix}")[0] == 1
     assert_unchanged(before, snapshot(tmp_path, out))
+
+
+# ------------------------------------------------- issue 18: the run's own files, never through a link
+@pytest.mark.parametrize("name", [LOCK_NAME, "results.jsonl", "results.jsonl.rejected"])
+@pytest.mark.parametrize("extra", [[], ["--exist-ok"], ["--resume"]])
+def test_a_link_at_the_runs_own_file_never_writes_through(
+    fake_yolo: Path, tmp_path: Path, name: str, extra: list[str]
+) -> None:
+    """out/.detect.lock (or the record) a symlink to the input: one `error:` line naming the link, exit
+    2, and the input keeps every byte (the run's pid used to be written through the lock into it)."""
+    photo = make_image(tmp_path / "in" / "a.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to(photo)
+    before = snapshot(tmp_path)
+    ran = cli("yolo", "image", photo, "-o", out, *extra, *model_args(fake_yolo))
+    assert ran.code == 2, ran.stderr[-2000:]
+    assert "symbolic link" in one_line_error(ran)
+    assert_unchanged(before, snapshot(tmp_path))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_resume_into_a_record_that_is_a_fifo_or_folder_is_one_line(
+    fake_yolo: Path, tmp_path: Path, kind: str
+) -> None:
+    """--resume where results.jsonl is a FIFO (reading it used to wait forever for a writer) or a folder
+    (the catch-all "unexpected ..." error): one `error:` line naming it, exit 2, in a real process
+    that must end within its timeout."""
+    photo = make_image(tmp_path / "in" / "a.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text("")  # an earlier run's folder
+    os.mkfifo(out / "results.jsonl") if kind == "fifo" else (out / "results.jsonl").mkdir()
+    before = snapshot(tmp_path)
+    ran = sub("yolo", "image", photo, "-o", out, "--resume", *model_args(fake_yolo), timeout=60)
+    assert ran.code == 2, ran.stderr[-2000:]
+    line = one_line_error(ran)
+    assert f"results.jsonl is a {'FIFO' if kind == 'fifo' else 'folder'}" in line, line
+    assert "unexpected" not in line
+    assert_unchanged(before, snapshot(tmp_path))
+
+
+WRONG_SHAPES = [  # JSON lines, each of a shape no detect run writes
+    {"source": "x.jpg", "model": "m", "detections": None, "error": None},
+    {"source": "x.jpg", "model": "m", "path": ["x.jpg"], "detections": [], "error": None},
+    {"source": "x.jpg", "detections": [], "error": None},
+    {
+        "source": "x.jpg",
+        "model": "m",
+        "detections": [{"class_id": "0", "class_name": "a", "confidence": 0.5, "xyxy": [0, 0, 1, 1]}],
+        "error": None,
+    },
+    {
+        "source": "x.jpg",
+        "model": "m",
+        "detections": [{"class_id": 0, "class_name": "a", "confidence": 0.5, "xyxy": [9, 0, 1, 1]}],
+        "error": None,
+    },
+    {"source": "x.jpg", "model": "m", "width": float("nan"), "detections": [], "error": None},
+]
+
+
+def test_records_of_the_wrong_shape_are_set_aside_not_a_crash(fake_yolo: Path, tmp_path: Path) -> None:
+    """JSON records of the wrong shape in results.jsonl: --resume moves them to results.jsonl.rejected
+    (exit 0, the real records kept), and a later --exist-ok run builds its tables past them."""
+    photos, out = tmp_path / "in", tmp_path / "out"
+    good_images(photos, 2)
+    args = ["--format", "jsonl", "--format", "csv", "--format", "coco", *model_args(fake_yolo)]
+    assert cli("yolo", "image", photos, "-o", out, *args).code == 0
+    jsonl = out / "results.jsonl"
+    good = jsonl.read_text()
+    bad = "".join(json.dumps(r) + "\n" for r in WRONG_SHAPES)
+    jsonl.write_text(good + bad)
+    ran = cli("yolo", "image", photos, "-o", out, "--resume", *args)
+    no_traceback(ran)
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert f"{len(WRONG_SHAPES)} line(s) are not records" in ran.stderr
+    assert jsonl.read_text() == good
+    assert (out / "results.jsonl.rejected").read_text() == bad
+    jsonl.write_text(good + bad)
+    make_image(photos / "new.jpg", 9)
+    ran = cli("yolo", "image", photos, "-o", out, "--exist-ok", *args)
+    no_traceback(ran)
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert isinstance(json.loads((out / "coco_results.json").read_text()), list)
+    assert {r["source"] for r in WRONG_SHAPES}.isdisjoint(
+        row.split(",")[0] for row in (out / "results.csv").read_text().splitlines()
+    )
+
+
+def test_the_resume_hint_works_pasted_with_a_source_that_starts_with_a_dash(
+    fake_yolo: Path, tmp_path: Path
+) -> None:
+    """The "To resume:" command for sources named `-a.jpg` and `my photo's.jpg`: its words, split as a
+    shell splits them, parse back to the same sources (after `--`), and running them finishes the run."""
+    import shlex
+
+    import typer.main
+
+    from detect_cli.cli.options import resume_command
+
+    make_image(tmp_path / "-a.jpg", 1)
+    make_image(tmp_path / "my photo's.jpg", 2)
+    out = tmp_path / "out"
+    given = ["image", "-m", str(fake_yolo), "--imgsz", IMGSZ, "--", "-a.jpg", "my photo's.jpg"]
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        group = typer.main.get_command(app)
+        with group.make_context("detect", list(given)) as parent:
+            image = group.get_command(parent, "image")  # type: ignore[attr-defined]
+            ctx = image.make_context("image", given[1:], parent=parent)
+            hint = resume_command(ctx, out)
+    finally:
+        os.chdir(old)
+    words = shlex.split(hint)
+    assert words[:3] == ["cd", str(tmp_path), "&&"], hint
+    argv = words[words.index("image") :]
+    assert argv[argv.index("--") + 1 :] == ["-a.jpg", "my photo's.jpg"], hint
+    with group.make_context("detect", list(argv)) as parent:
+        parsed = group.get_command(parent, "image").make_context("image", argv[1:], parent=parent)  # type: ignore[attr-defined]
+        assert [str(s) for s in parsed.params["sources"]] == ["-a.jpg", "my photo's.jpg"]
+        assert parsed.params["resume"] is True
+    ran = cli(*argv, cwd=tmp_path)
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert sorted(os.path.basename(r["source"]) for r in records(out / "results.jsonl")) == [
+        "-a.jpg",
+        "my photo's.jpg",
+    ]
+
+
+# ------------------------------------------------------------------------ outputs, round three (issue 18)
+def test_exist_ok_never_writes_through_a_link_planted_at_a_part_name(fake_yolo: Path, tmp_path: Path) -> None:
+    """A rerun with --exist-ok into a folder where `.results.csv.part` and `.coco_results.json.part` are
+    symlinks to an input: the tables are written, the input stays byte-identical."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    victim = make_image(photos / "a.jpg")
+    first = cli("yolo", "image", photos, "-o", out, "-f", "csv", *model_args(fake_yolo))
+    assert first.code == 0, first.stderr[-2000:]
+    before = snapshot(photos)
+    for name in (".results.csv.part", ".coco_results.json.part"):
+        (out / name).symlink_to(victim)
+    ran = cli(
+        "yolo", "image", photos, "-o", out, "-f", "csv", "-f", "coco", "--exist-ok", *model_args(fake_yolo)
+    )
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert_unchanged(before, snapshot(photos))
+    assert json.loads((out / "coco_results.json").read_text()) and (out / "results.csv").read_text()
+
+
+@pytest.mark.parametrize("failing", [1, 3])
+def test_a_full_disk_while_drawing_ends_in_one_line_with_the_way_to_resume(
+    failing: int, fake_yolo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC injected at the write of the first (raised by the next write) or the last annotated picture
+    (raised only when the sinks close): either way one `error:` line naming the full disk and --resume,
+    exit 2, the inputs before it recorded; the resumed run finishes the rest."""
+    import errno
+
+    from detect_cli import writers
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    for i in range(3):
+        make_image(photos / f"{i}.jpg", i)
+    real, calls = writers.atomic_write_bytes, []
+
+    def fill_up(path: Path, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) == failing:
+            raise OSError(
+                errno.ENOSPC, os.strerror(errno.ENOSPC), str(path.with_name(f".{path.name}.x.part"))
+            )
+        real(path, data)
+
+    monkeypatch.setattr(writers, "atomic_write_bytes", fill_up)
+    ran = cli("yolo", "image", photos, "-o", out, *model_args(fake_yolo))
+    assert ran.code == 2, ran.stderr[-2000:]
+    line = one_line_error(ran)
+    assert "No space left on device" in line and "--resume" in line and "unexpected" not in line
+    assert len(records(out / "results.jsonl")) == failing - 1
+    monkeypatch.setattr(writers, "atomic_write_bytes", real)
+    again = cli("yolo", "image", photos, "-o", out, "--resume", *model_args(fake_yolo))
+    assert again.code == 0, again.stderr[-2000:]
+    assert sorted(r["source"] for r in records(out / "results.jsonl")) == sorted(
+        str(photos / f"{i}.jpg") for i in range(3)
+    )
+    assert sorted(p.name for p in (out / "photos").iterdir()) == ["0.jpg", "1.jpg", "2.jpg"]
+
+
+def test_inputs_that_would_share_an_output_each_get_their_own(fake_yolo: Path, tmp_path: Path) -> None:
+    """x.jpg beside x.png (one labels/x.txt) and y.jpg beside y.JPG (one annotated y.jpg): every input
+    gets its own label file and annotated picture (the picture of its own size), the names hold on a
+    case-insensitive file system, and a resumed run writes nothing new."""
+    import cv2
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    sizes = {"x.jpg": (64, 80), "x.png": (72, 96), "y.jpg": (80, 64), "y.JPG": (96, 72), "z.jpg": (64, 64)}
+    for i, (name, size) in enumerate(sizes.items()):
+        make_image(photos / name, i, size=size)
+    before = snapshot(photos)
+    ran = cli("yolo", "image", photos, "-o", out, "-f", "txt", *model_args(fake_yolo))
+    assert ran.code == 0, ran.stderr[-2000:]
+    assert_unchanged(before, snapshot(photos))
+    labels = sorted(p.relative_to(out / "labels").as_posix() for p in (out / "labels").rglob("*.txt"))
+    # y.jpg and y.JPG keep their suffixes and still differ only by case: the later (sorted) gets -2
+    assert labels == [
+        "photos/x.jpg.txt",
+        "photos/x.png.txt",
+        "photos/y-2.jpg.txt",
+        "photos/y.JPG.txt",
+        "photos/z.txt",
+    ]
+    drawn = {p.name: cv2.imread(str(p)).shape[:2] for p in (out / "photos").iterdir()}
+    assert drawn == {
+        "x.jpg.jpg": sizes["x.jpg"],
+        "x.png.png": sizes["x.png"],
+        "y-2.jpg.jpg": sizes["y.jpg"],
+        "y.JPG.jpg": sizes["y.JPG"],
+        "z.jpg": sizes["z.jpg"],
+    }
+    assert len({name.casefold() for name in drawn}) == len(drawn)
+    written = snapshot(out)
+    again = cli("yolo", "image", photos, "-o", out, "-f", "txt", "--resume", *model_args(fake_yolo))
+    assert again.code == 0, again.stderr[-2000:]
+    assert snapshot(out) == written
+
+
+def test_coco_ids_never_merge_two_images_and_survive_a_resume(fake_yolo: Path, tmp_path: Path) -> None:
+    """a/1.jpg, b/001.jpg, b/1.jpg (one number), cat.jpg (once given its position: 1 or 2) and ².jpg
+    (int() of a Unicode digit crashed the tables): one image_id per picture, the one its record holds;
+    a resumed run over an added and a changed picture keeps every id and gives new ones."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    names = ["a/1.jpg", "b/001.jpg", "b/1.jpg", "cat.jpg", "\u00b2.jpg"]
+    for i, name in enumerate(names):
+        make_image(photos / name, i)
+
+    def ids_by_file() -> dict[str, int]:
+        table = json.loads((out / "coco_results.json").read_text())
+        by_id: dict[int, set[str]] = {}
+        for d in table:
+            by_id.setdefault(d["image_id"], set()).add(d["file_name"])
+        assert all(len(files) == 1 for files in by_id.values()), by_id  # no two pictures merged
+        by_file = {next(iter(files)): i for i, files in by_id.items()}
+        assert by_file == {r["source"]: r["image_id"] for r in records(out / "results.jsonl")}
+        return by_file
+
+    ran = cli("yolo", "image", photos, "-o", out, "-f", "coco", *model_args(fake_yolo))
+    assert ran.code == 0, ran.stderr[-2000:]
+    first = ids_by_file()
+    assert len(first) == len(names) and first[str(photos / "a" / "1.jpg")] == 1
+    make_image(photos / "c" / "1.jpg", 9)
+    make_image(photos / "cat.jpg", 10)  # changed: redone
+    again = cli("yolo", "image", photos, "-o", out, "-f", "coco", "--resume", *model_args(fake_yolo))
+    assert again.code == 0, again.stderr[-2000:]
+    second = ids_by_file()
+    assert {k: second[k] for k in first} == first and len(second) == len(names) + 1

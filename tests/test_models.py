@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_IMGSZ
+from conftest import SMALL_IMGSZ, make_image
 
 from detect_cli.errors import BadOptionError, ModelError
 from detect_cli.models import (
@@ -82,6 +85,83 @@ def test_corrupt_weights_file(tmp_path: Path, content: bytes) -> None:
         load(resolve(str(bad), "rtdetr"), PredictOptions())
 
 
+def _cut(path: Path, to: Path) -> Path:
+    to.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return to
+
+
+def _openvino_folder(tmp_path: Path, xml: str, weights: bytes) -> Path:
+    folder = tmp_path / "best_openvino_model"
+    folder.mkdir()
+    (folder / "best.xml").write_text(xml)
+    (folder / "best.bin").write_bytes(weights)
+    (folder / "metadata.yaml").write_text("task: detect\nnames: {0: person}\nimgsz: [64, 64]\n")
+    return folder
+
+
+IR_HEAD = '<?xml version="1.0"?>\n<net name="best" version="11">\n<layers>\n<layer id="0" name="images" '
+BROKEN_MODELS = {
+    "cut .pt": (lambda tmp, pt: _cut(pt, tmp / "yolo-cut.pt"), "yolo-cut.pt: ", "not a loadable checkpoint"),
+    "bad YAML": (
+        lambda tmp, pt: _write(tmp / "yolo-bad.yaml", "nc: 80\nbackbone: [[-1, 1, Conv]\n  head: : :\n"),
+        "yolo-bad.yaml is not valid YAML",
+        "(line 3, column 3)",
+    ),
+    "YAML that is no model": (
+        lambda tmp, pt: _write(tmp / "yolo-x.yaml", "names: [a, b]\n"),
+        "yolo-x.yaml is not an ultralytics model config",
+        "needs 'backbone' and 'head'",
+    ),
+    "random .onnx": (
+        lambda tmp, pt: _write(tmp / "yolo.onnx", os.urandom(4096)),
+        "yolo.onnx: ",
+        "not a loadable ONNX model",
+    ),
+    "OpenVINO folder, cut .xml": (
+        lambda tmp, pt: _openvino_folder(tmp, IR_HEAD, os.urandom(1024)),
+        "best.xml is damaged (not valid XML",
+        "export it again",
+    ),
+    "OpenVINO folder, no .bin": (
+        lambda tmp, pt: _openvino_folder(tmp, IR_HEAD + "/></layers></net>\n", b""),
+        "best.xml has no weights",
+        "best.bin is missing or empty",
+    ),
+    "OpenVINO folder, XML that is no model": (
+        lambda tmp, pt: _openvino_folder(tmp, '<?xml version="1.0"?>\n<data/>\n', os.urandom(1024)),
+        "cannot load model ",
+        "best_openvino_model",
+    ),
+}
+
+
+def _write(path: Path, content: str | bytes) -> Path:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
+
+
+@pytest.mark.parametrize("case", list(BROKEN_MODELS))
+def test_a_broken_model_file_is_one_error_line_naming_it(yolo_pt: Path, tmp_path: Path, case: str) -> None:
+    """In a real process (ultralytics' logger writes to the stderr it found at import): a cut .pt, bad
+    YAML, a random .onnx or a damaged OpenVINO export gave 2 to 6 lines, some the catch-all."""
+    make, says, why = BROKEN_MODELS[case]
+    model = make(tmp_path, yolo_pt)
+    picture = tmp_path / "pic.jpg"
+    make_image(picture)
+    argv = [sys.executable, "-m", "detect_cli", "yolo", "image", picture, "-m", model, "--backend", "torch"]
+    if case.startswith(("random", "OpenVINO")):  # an export runs on its own backend
+        argv[-1] = "onnx" if case.startswith("random") else "openvino"
+    argv += ["--imgsz", "64", "--device", "cpu", "-o", tmp_path / "out", "-q"]
+    proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("error: ") and says in line and why in line, line
+    assert "unexpected" not in line and not (tmp_path / "out").exists()
+
+
 def test_family_is_read_from_the_weights_not_the_name(yolo_pt: Path, tmp_path: Path) -> None:
     renamed = tmp_path / "mystery.pt"
     renamed.write_bytes(yolo_pt.read_bytes())
@@ -114,6 +194,46 @@ def test_resolve_classes() -> None:
     assert resolve_classes(None, names) is None
     with pytest.raises(BadOptionError, match="unknown class 'dog'"):
         resolve_classes("dog", names)
+
+
+@pytest.mark.parametrize(
+    ("classes", "error"),
+    [
+        (",", "names no class"),
+        (" , ,", "names no class"),
+        ("", "names no class"),
+        ("²", "unknown class '²'"),  # str.isdigit() is true for it; int() is not
+        ("\u0661", "unknown class '\u0661'"),  # int() reads an Arabic-Indic 1 as 1: not an id the user typed
+        ("9" * 5000, "unknown class"),  # more digits than int() converts
+    ],
+)
+def test_resolve_classes_refuses_empty_lists_and_non_ascii_digits(classes: str, error: str) -> None:
+    with pytest.raises(BadOptionError, match=error):
+        resolve_classes(classes, {0: "person", 1: "bicycle", 2: "car"})
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("0", 0),
+        ("12", 12),
+        ("007", 7),
+        ("", None),
+        ("²", None),
+        ("٣", None),
+        ("-1", None),
+        (" 1", None),
+        ("1.0", None),
+        ("1e3", None),
+        ("+1", None),
+        ("1_000", None),
+        ("9" * 5000, None),
+    ],
+)
+def test_ascii_int(text: str, value: int | None) -> None:
+    from detect_cli.sources import ascii_int
+
+    assert ascii_int(text) == value
 
 
 def test_is_coco80() -> None:

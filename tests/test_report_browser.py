@@ -1,7 +1,9 @@
 """report.html as a person sees it: opened in real headless Chromium (Debian's `chromium`), driven over
 its DevTools protocol on a pipe (`--remote-debugging-pipe`: no websocket package needed). Every image
 must decode, the side-by-side video (when embedded) must have a duration, the console must stay free of
-errors, and no request may leave the file system. A screenshot is saved as the test's artifact.
+errors, and no request may leave the file system. At 400 px and 1366 px wide nothing overflows the
+window sideways, and a click on a thumbnail opens the viewer, whose boxes, toggles and arrow keys work.
+A screenshot is saved as the test's artifact.
 
 Skipped, saying why, where no Chromium is installed (`.ci/run` installs it)."""
 
@@ -204,6 +206,79 @@ def open_report(page: Path, profile: Path) -> tuple[dict[str, Any], list[str], l
     return json.loads(found["result"]["value"]), requests, errors
 
 
+VIEWER_CHECK = """
+(async () => {
+  const width = () => document.documentElement.scrollWidth;
+  const out = { scrollWidth: width(), innerWidth: window.innerWidth };
+  const thumb = document.querySelector("a[data-view]");
+  if (!thumb) return JSON.stringify(out);
+  const viewer = document.getElementById("viewer");
+  thumb.click();
+  await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+  const panels = () => [...viewer.querySelectorAll(".panel")];
+  const rects = () => panels().map((p) => [...p.querySelectorAll("svg rect")].filter(
+    (r) => r.closest("svg").style.display !== "none").length);
+  out.opened = !viewer.hidden && viewer.getBoundingClientRect().width > 0;
+  out.title = viewer.querySelector(".title").textContent;
+  out.panels = panels().length;
+  const images = panels().map((p) => p.querySelector("img"));
+  await Promise.all(images.map((i) => i.decode().catch(() => null)));
+  out.pictures = images.map((i) => i.naturalWidth);
+  out.rects = rects();
+  const toggle = viewer.querySelector(".toggles input");
+  if (toggle) { toggle.click(); out.rectsHidden = rects(); toggle.click(); }
+  document.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight" }));
+  out.next = viewer.querySelector(".title").textContent;
+  out.viewerScrollWidth = width();
+  document.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape" }));
+  out.closed = viewer.hidden;
+  return JSON.stringify(out);
+})()
+"""
+
+
+def check_layout(page: Path, profile: Path, width: int, height: int) -> dict[str, Any]:
+    """Open `page` in a `width` x `height` window; measure its width, then open, drive and close the
+    viewer (VIEWER_CHECK)."""
+    with browser(profile) as b:
+        target = b.send("Target.createTarget", url="about:blank")["targetId"]
+        session = b.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        b.send("Page.enable", session)
+        b.send(
+            "Emulation.setDeviceMetricsOverride",
+            session,
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        b.send("Page.navigate", session, url=page.as_uri())
+        b.wait_event("Page.loadEventFired")
+        found = b.send(
+            "Runtime.evaluate",
+            session,
+            timeout=90,
+            expression=VIEWER_CHECK,
+            awaitPromise=True,
+            returnByValue=True,
+        )
+        assert "exceptionDetails" not in found, found
+    return json.loads(found["result"]["value"])
+
+
+def assert_fits_and_views(page: Path, tmp_path: Path, models: int) -> None:
+    """No sideways overflow at 400 and 1366 px; the viewer opens on a click, one panel per model, each
+    picture decoded, its boxes drawn from the detections, hidden by its toggle; → moves, Esc closes."""
+    for width, height in ((400, 900), (1366, 768)):
+        found = check_layout(page, tmp_path / f"profile-{width}", width, height)
+        assert found["scrollWidth"] <= found["innerWidth"], (width, found)
+        assert found["opened"] and found["panels"] == models and all(found["pictures"]), found
+        assert found["viewerScrollWidth"] <= found["innerWidth"], (width, found)
+        assert found["title"].startswith("1/") and found["next"].startswith("2/") and found["closed"], found
+        assert found["rects"][0] > 0 and found["rectsHidden"][0] == 0, found  # the first model's toggle
+        assert found["rectsHidden"][1:] == found["rects"][1:], found
+
+
 def screenshot(page: Path, profile: Path, path: Path) -> None:
     assert CHROMIUM is not None
     subprocess.run(
@@ -245,6 +320,7 @@ def test_the_image_report_opens_whole_in_chromium(rtdetr_pt: Path, yolo_pt: Path
     thumbnails = [alt for alt, _ in found["images"] if alt.endswith(".jpg")]
     assert len(thumbnails) == 5, found["images"]  # the gallery shows every side-by-side
     assert sum(link.endswith(".jpg") for link in found["links"]) == 5
+    assert_fits_and_views(out / "report.html", tmp_path, models=2)
     shot = tmp_path / "report.png"
     screenshot(out / "report.html", tmp_path / "profile-shot", shot)
     assert shot.stat().st_size > 10_000
@@ -267,3 +343,4 @@ def test_the_video_report_plays_in_chromium(rtdetr_pt: Path, yolo_pt: Path, tmp_
     found = assert_page_is_whole(out / "report.html", tmp_path)
     assert found["video"] is not None and found["video"]["error"] is None, found["video"]
     assert 0 < found["video"]["duration"] < 60, found["video"]
+    assert_fits_and_views(out / "report.html", tmp_path, models=2)

@@ -32,6 +32,7 @@ def test_detection_rejects_inverted_box() -> None:
         _result(width=None, height=None, speed_ms=None, detections=(), error="empty file"),
         _result(frame=7, time_s=0.28),
         _result(backend="openvino", precision="bf16"),
+        _result(backend="onnx", precision="fp32", weights_sha256="ab" * 32),
     ],
 )
 def test_round_trips_through_json(result: ImageResult) -> None:
@@ -78,3 +79,60 @@ def test_summary_says_what_ran_the_inputs_as_their_records_do() -> None:
     assert s.ran_on == "openvino, bf16: 3; torch, fp32: 1"
     s.retract(torch)  # its outputs could not be written: it is not counted
     assert s.ran_on == "openvino, bf16"
+
+
+GOOD = _result(path="/p/a.jpg", size=10, mtime_ns=5, backend="onnx", precision="fp32").to_dict()
+DET = GOOD["detections"][0]
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"detections": None}, "'detections' is None"),
+        ({"detections": {"0": DET}}, "'detections' is"),
+        ({"path": ["a.jpg"]}, "'path' is"),
+        ({"source": None}, "'source' is None"),
+        ({"model": 3}, "'model' is 3"),
+        ({"size": "10"}, "'size' is"),
+        ({"mtime_ns": True}, "'mtime_ns' is True"),
+        ({"width": -1}, "'width' is -1"),
+        ({"error": 0}, "'error' is 0"),
+        ({"time_s": float("inf")}, "'time_s' is inf"),
+        ({"speed_ms": {"preprocess": 1}}, "'speed_ms' is"),
+        ({"speed_ms": {"preprocess": 1, "inference": float("nan"), "postprocess": 1}}, "'speed_ms' is"),
+        ({"detections": [None]}, "a detection is None"),
+        ({"detections": [{**DET, "class_id": "0"}]}, "class is '0'"),
+        ({"detections": [{**DET, "class_id": 1.5}]}, "class is 1.5"),
+        ({"detections": [{**DET, "class_name": None}]}, "class is 0 None"),
+        ({"detections": [{**DET, "confidence": float("nan")}]}, "confidence is nan"),
+        ({"detections": [{**DET, "xyxy": [1, 2, 3]}]}, "box is"),
+        ({"detections": [{**DET, "xyxy": [0, 0, "2", 2]}]}, "box is"),
+        ({"detections": [{**DET, "xyxy": [5, 0, 1, 2]}]}, "out of order"),
+        ({"detections": [{**DET, "xyxy": [0, 0, float("inf"), 2]}]}, "box is"),
+    ],
+)
+def test_a_record_of_the_wrong_shape_is_refused_by_the_one_check(change: dict, why: str) -> None:
+    """Each line as it would be read back from a results.jsonl (JSON text, NaN and Infinity included)."""
+    from detect_cli.results import BadRecord, check_record
+
+    line = json.loads(json.dumps({**GOOD, **change}))
+    with pytest.raises(BadRecord, match=why):
+        check_record(line)
+    with pytest.raises(BadRecord):
+        ImageResult.from_dict(line)
+
+
+@pytest.mark.parametrize("missing", ["source", "model"])
+def test_a_record_missing_a_field_is_refused(missing: str) -> None:
+    from detect_cli.results import BadRecord, check_record
+
+    with pytest.raises(BadRecord, match=f"'{missing}' is None"):
+        check_record({k: v for k, v in GOOD.items() if k != missing})
+
+
+@pytest.mark.parametrize("value", [None, [], "text", 3])
+def test_a_line_that_is_not_an_object_is_refused(value: object) -> None:
+    from detect_cli.results import BadRecord, check_record
+
+    with pytest.raises(BadRecord, match="not a JSON object"):
+        check_record(value)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 from conftest import SMALL_IMGSZ, make_image
+from typer.testing import CliRunner, Result
 
+from detect_cli.cli import app
 from detect_cli.errors import BadOptionError
 from detect_cli.jobs import ImageJob, run_images
 from detect_cli.models import PredictOptions, load, resolve
@@ -125,10 +128,10 @@ def test_repair_tail(tmp_path: Path) -> None:
 def test_compact_keeps_the_last_record_per_input(tmp_path: Path) -> None:
     p = tmp_path / "r.jsonl"
     rows = [
-        {"source": "a", "path": "/x/a", "error": "bad"},
-        {"source": "b", "error": None},
-        {"source": "a", "path": "/x/a", "error": None},
-        {"source": "c", "path": "/x/c", "error": None},
+        {"source": "a", "model": "m", "path": "/x/a", "error": "bad"},
+        {"source": "b", "model": "m", "error": None},
+        {"source": "a", "model": "m", "path": "/x/a", "error": None},
+        {"source": "c", "model": "m", "path": "/x/c", "error": None},
     ]
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert compact(p) == 1
@@ -155,7 +158,7 @@ def test_plan_table(folder: Path, tmp_path: Path) -> None:
         {"source": str(folder / "2.jpg"), "size": st[2].st_size, "mtime_ns": st[2].st_mtime_ns, "error": "x"},
     ]
     jsonl = tmp_path / "r.jsonl"
-    jsonl.write_text("".join(json.dumps({**r, "path": r["source"]}) + "\n" for r in records))
+    jsonl.write_text("".join(json.dumps({**r, "path": r["source"], "model": "m"}) + "\n" for r in records))
     index = DoneIndex.load(jsonl)
     keep = plan(items, index)
     assert [Path(i.source).name for i in keep.todo] == ["1.jpg", "3.jpg"]  # changed, new
@@ -173,3 +176,96 @@ def test_resume_refuses_another_model_and_needs_out(detector, folder: Path, tmp_
         _go(detector, folder, out, resume=True)
     with pytest.raises(BadOptionError, match="--resume needs --out"):
         run_images(ImageJob((str(folder),), detector.ref, detector.options, resume=True), detector=detector)
+
+
+runner = CliRunner()
+
+
+def _image_cli(*argv: object) -> Result:
+    return runner.invoke(
+        app, ["image", *(str(a) for a in argv), "--imgsz", str(SMALL_IMGSZ), "--backend", "torch"]
+    )
+
+
+def _error_lines(result: Result) -> list[str]:
+    assert "Traceback" not in result.output, result.output
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_records_name_their_weights_and_resume_refuses_others_of_the_same_name(
+    folder: Path, tmp_path: Path, yolo_pt: Path, rtdetr_pt: Path
+) -> None:
+    """runA/best.pt (a YOLO) begun, runB/best.pt (an RT-DETR) resumed: both `"model": "best"`. The
+    records name the weights by content, and the resume is refused in one line naming them."""
+    from detect_cli.backends import weights_digest
+
+    a, b = tmp_path / "runA" / "best.pt", tmp_path / "runB" / "best.pt"
+    for src, dst in ((yolo_pt, a), (rtdetr_pt, b)):
+        dst.parent.mkdir()
+        shutil.copy(src, dst)
+    out = tmp_path / "out"
+    make_image(folder / "late.jpg", 9)
+    (folder / "late.jpg").rename(tmp_path / "late.jpg")  # added after the interruption
+    first = _image_cli(folder, "-m", a, "-o", out)
+    assert first.exit_code == 0, first.output
+    recorded = read_jsonl(out / "results.jsonl")
+    assert {(r["model"], r["weights_sha256"]) for r in recorded} == {("best", weights_digest(str(a)))}
+    (tmp_path / "late.jpg").rename(folder / "late.jpg")
+    before = (out / "results.jsonl").read_bytes()
+    other = _image_cli(folder, "-m", b, "-o", out, "--resume")
+    assert other.exit_code == 2, other.output
+    [line] = _error_lines(other)
+    assert f"was made with best (weights sha256 {weights_digest(str(a))[:12]})" in line, line
+    assert str(b) in line
+    assert (out / "results.jsonl").read_bytes() == before  # nothing mixed in
+    same = _image_cli(folder, "-m", a, "-o", out, "--resume")
+    assert same.exit_code == 0, same.output
+    assert len(read_jsonl(out / "results.jsonl")) == 5
+
+
+@pytest.fixture
+def no_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Downloads fail as they do without internet."""
+    from ultralytics.utils import downloads
+
+    def fail(file: str | Path, *args: object, **kwargs: object) -> Path:
+        if Path(file).is_file():
+            return Path(file)
+        raise ConnectionError("Download failure (no internet)")
+
+    monkeypatch.setattr(downloads, "attempt_download_asset", fail)
+
+
+def test_a_run_on_random_weights_is_not_resumed_with_trained_ones(
+    folder: Path, tmp_path: Path, yolo_pt: Path, no_download: None
+) -> None:
+    """Begun with --offline-fallback (yolo11n's random weights, from yolo11n.yaml), resumed once
+    yolo11n.pt is in the cache: the same name, other weights; refused, saying they were random."""
+    from detect_cli.models import get_spec, weights_path
+
+    out = tmp_path / "out"
+    begun = _image_cli(folder, "-m", "yolo11n", "--offline-fallback", "-o", out)
+    assert begun.exit_code == 0, begun.output
+    assert "RANDOM WEIGHTS" in begun.stderr
+    spec = get_spec("yolo11n")
+    assert spec is not None
+    weights_path(spec).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(yolo_pt, weights_path(spec))  # the real weights arrive
+    resumed = _image_cli(folder, "-m", "yolo11n", "--offline-fallback", "-o", out, "--resume")
+    assert resumed.exit_code == 2, resumed.output
+    [line] = _error_lines(resumed)
+    assert "was made with yolo11n with random weights from yolo11n.yaml (--offline-fallback)" in line, line
+
+
+def test_records_without_weights_are_resumed_by_name_with_a_warning(
+    folder: Path, tmp_path: Path, yolo_pt: Path
+) -> None:
+    """Records written before weights were named: resumed on the model name, and said so."""
+    out = tmp_path / "out"
+    assert _image_cli(folder, "-m", yolo_pt, "-o", out).exit_code == 0
+    jsonl = out / "results.jsonl"
+    old = [{k: v for k, v in r.items() if k != "weights_sha256"} for r in read_jsonl(jsonl)]
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in old))
+    resumed = _image_cli(folder, "-m", yolo_pt, "-o", out, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "4 record(s) do not say which weights made them" in resumed.stderr

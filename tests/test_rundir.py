@@ -122,3 +122,63 @@ def test_discovery_skips_run_folders_and_the_out_folder(tmp_path: Path) -> None:
     assert [i.rel_path for i in found] == [PurePosixPath(tmp_path.name, "a.jpg")]
     globbed = discover_images([str(tmp_path / "**" / "*.jpg")], exclude=[tmp_path / "out"])
     assert [Path(i.source).name for i in globbed] == ["a.jpg"]
+
+
+OWN_FILES = [RUN_MARKER, "results.jsonl", "results.jsonl.rejected", ".results.jsonl.compact.part"]
+
+
+@pytest.mark.parametrize("name", OWN_FILES)
+def test_a_link_at_a_bookkeeping_path_is_refused_and_its_target_kept(tmp_path: Path, name: str) -> None:
+    """A symbolic link where the run keeps its own files (to an input, or to anything else): refused in
+    one OutputError before anything is written, by the plan and by the folder itself; the target keeps
+    its bytes."""
+    photo = make_image(tmp_path / "in" / "a.jpg")
+    data = photo.read_bytes()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to(photo)
+    with pytest.raises(OutputError, match=r"is a symbolic link \(to .*a\.jpg\).*never\s+through one"):
+        check_plan(out, [str(photo)], _inputs(photo), [out / "a.jpg"])
+    for exist_ok in (False, True):
+        with pytest.raises(OutputError, match="is a symbolic link"), run_folder(out, "x", exist_ok=exist_ok):
+            pass
+    assert photo.read_bytes() == data
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_folder_or_fifo_at_a_bookkeeping_path_is_refused(tmp_path: Path, kind: str) -> None:
+    for name in OWN_FILES:
+        out = tmp_path / f"{kind}-{name}"
+        out.mkdir()
+        (out / name).mkdir() if kind == "folder" else os.mkfifo(out / name)
+        with pytest.raises(OutputError, match=f"is a {'folder' if kind == 'folder' else 'FIFO'}"):
+            check_plan(out, [], [], [])
+        with pytest.raises(OutputError), run_folder(out, "x", exist_ok=True):
+            pass
+
+
+def test_own_files_are_opened_without_following_a_link(tmp_path: Path) -> None:
+    """The backstop for a link made after the check: `open_own` never opens through it, nor waits on a
+    FIFO (whose open for reading would block forever without a writer)."""
+    from detect_cli.rundir import open_own
+
+    target = tmp_path / "precious"
+    target.write_bytes(b"keep me")
+    (tmp_path / "link").symlink_to(target)
+    with pytest.raises(OutputError, match="symbolic link"):
+        open_own(tmp_path / "link", os.O_WRONLY | os.O_TRUNC)
+    assert target.read_bytes() == b"keep me"
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(OutputError, match="FIFO"):
+        open_own(tmp_path / "fifo", os.O_RDONLY)
+    with pytest.raises(OutputError, match="FIFO"):
+        open_own(tmp_path / "fifo", os.O_WRONLY)
+
+
+def test_a_hard_link_from_a_bookkeeping_path_to_an_input_is_refused(tmp_path: Path) -> None:
+    photo = make_image(tmp_path / "in" / "a.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(photo, out / RUN_MARKER)
+    with pytest.raises(OutputError, match=r"would overwrite the input .*a\.jpg \(as .*\.detect\.lock\)"):
+        check_plan(out, [str(photo)], _inputs(photo), [])

@@ -326,6 +326,35 @@ def test_a_cached_run_never_imports_torch(exported: tuple[Path, list[str]], tmp_
     assert (out / "bus.jpg").is_file()
 
 
+def test_a_cached_compare_reports_params_and_gflops_without_torch(
+    exported: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """`detect compare` on a cached export reports the network's params and GFLOPs (kept in the export's
+    manifest when it was made) and still never imports torch or ultralytics."""
+    entry = _entry(exported[0], "openvino", "yolo")
+    out = tmp_path / "compare"
+    source = entry.manifest["source"]
+    argv = [
+        "compare", str(SAMPLES / "bus.jpg"), "-m", f"{source},{source}", "--backend", "openvino",
+        "--imgsz", str(SMALL_IMGSZ), "--no-memory", "--warmup", "0", "--out", str(out),
+    ]  # fmt: skip
+    child = (
+        "import sys\n"
+        "from detect_cli.cli import app\n"
+        f"try:\n    app({argv!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('torch', 'ultralytics', 'torchvision') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "DETECT_CACHE_DIR": str(exported[0])}
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+    report = json.loads((out / "report.json").read_text())
+    size = entry.manifest["size"]
+    for m in report["models"]:
+        assert m["info"]["params_m"] == pytest.approx(size["params_m"], abs=1e-4) and m["info"]["gflops"]
+    assert "<th class=n>params M</th>" in (out / "report.html").read_text()
+
+
 @pytest.mark.parametrize("backend", [pytest.param(b, marks=needs[b]) for b in backends.EXPORTED])
 def test_names_are_read_from_the_export_when_the_manifest_lacks_them(
     backend: str, exported: tuple[Path, list[str]]

@@ -46,6 +46,55 @@ def test_glob_mirrors_paths_below_its_base(images: Path) -> None:
     assert _rels(items) == ["imgs/a/x.jpg", "imgs/b/x.jpg"]
 
 
+def _pictures(folder: Path, *names: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        make_image(folder / name)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("files", "source", "found", "error"),
+    [
+        # a name that exists is that file, though as a pattern it would match 'IMG 1.jpg' instead
+        (["IMG [1].jpg", "IMG 1.jpg"], "IMG [1].jpg", ["IMG [1].jpg"], None),
+        (["IMG [1].jpg"], "IMG [1].jpg", ["IMG [1].jpg"], None),
+        (["IMG 1.jpg"], "IMG [1].jpg", ["IMG 1.jpg"], None),  # names nothing: a pattern, as before
+        (["IMG 1.jpg", "IMG [1].jpg"], "IMG 1.jpg", ["IMG 1.jpg"], None),
+        (["a*b?.jpg", "axbc.jpg"], "a*b?.jpg", ["a*b?.jpg"], None),
+        (
+            ["shots [2024]/x.jpg", "shots [2024]/y.png", "shots 2/z.jpg"],
+            "shots [2024]/*.jpg",
+            ["x.jpg"],
+            None,
+        ),
+        (["shots [2024]/x.jpg", "shots 2/z.jpg"], "shots [2024]", ["x.jpg"], None),
+        (["shots 2/z.jpg"], "shots [2024]/*.jpg", ["z.jpg"], None),  # names nothing: a pattern
+        (["shots 2/z.jpg"], "shots [1]/*.jpg", [], "pattern matched no images"),
+    ],
+)
+def test_a_name_that_exists_is_taken_literally_before_it_is_a_pattern(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    files: list[str],
+    source: str,
+    found: list[str],
+    error: str | None,
+) -> None:
+    for name in files:
+        _pictures((tmp_path / name).parent, Path(name).name)
+    for where in ("absolute", "relative"):
+        monkeypatch.chdir(tmp_path)
+        given = str(tmp_path / source) if where == "absolute" else source
+        if error:
+            with pytest.raises(NoInputsError, match=error):
+                discover_images([given])
+            continue
+        items = discover_images([given])
+        assert [Path(i.source).name for i in items] == found, where
+        assert all(i.error is None and i.path is not None and i.path.is_file() for i in items)
+
+
 def test_list_file_paths_are_relative_to_it(images: Path) -> None:
     lst = images / "list.txt"
     lst.write_text("# my inputs\na/x.jpg\n\ntop.png  # the png\nmissing.jpg\n")
@@ -204,6 +253,45 @@ def test_an_odd_file_read_after_ultralytics_is_imported_sets_off_no_requirement_
     assert asked, "ultralytics' patched Image.open no longer checks requirements: drop sources.pil_open"
 
 
+@pytest.mark.parametrize("compression", ["opencv", "tiff_lzw", "tiff_adobe_deflate"])
+def test_a_cut_tiff_is_a_failure_record_and_nothing_reaches_stderr(tmp_path: Path, compression: str) -> None:
+    """Pillow warned 'Corrupt EXIF data' on stderr (two lines) reading a cut TIFF's header. Checked in
+    a real process, on its file descriptor 2, with Python's default warning filters."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    whole = tmp_path / "whole.tif"
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    if compression == "opencv":  # its directory after the pixels: cut, Pillow reads past the end
+        cv2.imwrite(str(whole), pixels)
+    else:
+        Image.fromarray(pixels).save(whole, compression=compression)
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    script = (
+        "import sys\n"
+        "from detect_cli.errors import InputError\n"
+        "from detect_cli.sources import discover_images, read_image\n"
+        "[item] = discover_images([sys.argv[1]])\n"
+        "try:\n"
+        "    read_image(item)\n"
+        "except InputError as e:\n"
+        "    print(e)\n"
+    )
+    for path, outcome in ((cut, "not a readable image (a damaged or cut-short TIFF)"), (whole, "")):
+        proc = subprocess.run(
+            [sys.executable, "-W", "default", "-c", script, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        assert proc.stdout.strip() == outcome
+
+
 def test_truncated_jpeg_is_refused(tmp_path: Path) -> None:
     data = make_image(tmp_path / "a.jpg", size=(240, 320)).read_bytes()
     assert decode_image(data).shape == (240, 320, 3)
@@ -291,6 +379,14 @@ def test_video_source_kinds(source: str, rel: str, kind: str, error: str | None)
     got = "webcam" if item.webcam is not None else "file" if item.url_is_file else "stream"
     assert got == kind
     assert (item.error or "").startswith(error or "")
+
+
+@pytest.mark.parametrize("source", ["²", "٣", "1²"])
+def test_unicode_digits_are_not_webcam_indexes(source: str) -> None:
+    from detect_cli.sources import _videos_from_one
+
+    [item] = _videos_from_one(source, True, None)
+    assert item.webcam is None and item.error == "no such file or folder"
 
 
 def test_video_list_file_mixes_paths_urls_and_webcams(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import cv2
@@ -45,8 +46,8 @@ def test_jsonl_one_line_per_input_and_echo(tmp_path: Path) -> None:
 
 def test_jsonl_reader_skips_a_line_cut_short(tmp_path: Path) -> None:
     p = tmp_path / "r.jsonl"
-    p.write_text('{"source": "a"}\n{"source": "b"')
-    assert read_jsonl(p) == [{"source": "a"}]
+    p.write_text('{"source": "a", "model": "m"}\n{"source": "b"')
+    assert read_jsonl(p) == [{"source": "a", "model": "m"}]
 
 
 def test_csv_row_per_detection_and_per_empty_or_failed_input(tmp_path: Path) -> None:
@@ -182,10 +183,13 @@ def test_appending_repairs_a_cut_last_line(tmp_path: Path) -> None:
     assert [json.loads(line)["source"] for line in lines] == ["a", EMPTY.source]
 
 
-def test_tables_on_a_full_disk_fail_in_one_line_and_leave_no_part_file(tmp_path: Path) -> None:
+def test_tables_on_a_full_disk_fail_in_one_line_and_leave_no_part_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """/dev/full fails every write with ENOSPC: the same error a full disk gives."""
     import os
 
+    from detect_cli import writers
     from detect_cli.errors import OutputError
     from detect_cli.writers import write_tables
 
@@ -194,7 +198,8 @@ def test_tables_on_a_full_disk_fail_in_one_line_and_leave_no_part_file(tmp_path:
     with JsonlWriter(tmp_path / "results.jsonl") as sink:
         for i in range(200):
             sink.write(OK, PurePosixPath(f"{i}.jpg"), None)
-    (tmp_path / ".results.csv.part").symlink_to("/dev/full")
+    # The part file opened on /dev/full (a link planted at its name would be removed, not followed).
+    monkeypatch.setattr(writers, "open_new", lambda path: os.open("/dev/full", os.O_WRONLY))
     with pytest.raises(OutputError, match="No space left on device") as e:
         write_tables(tmp_path, ["csv"], {0: "person", 2: "car"})
     assert "\n" not in str(e.value) and "--resume" in str(e.value)
@@ -215,3 +220,123 @@ def test_a_record_deleted_under_the_run_stops_it_in_one_line(tmp_path: Path) -> 
         shutil.rmtree(out)
         with pytest.raises(OutputError, match="was deleted while the run wrote it"):
             sink.write(EMPTY, PurePosixPath("b.jpg"), None)
+
+
+@pytest.mark.parametrize("table", ["csv", "coco"])
+def test_a_link_planted_at_a_part_name_is_replaced_not_written_through(table: str, tmp_path: Path) -> None:
+    """`.results.csv.part` made a symlink to an input (or to anything): the table is written to a new
+    file in its place, and the file the link pointed to is byte-identical afterwards."""
+    from detect_cli.writers import TABLES, write_tables
+
+    victim = tmp_path / "photos" / "cat.jpg"
+    victim.parent.mkdir()
+    victim.write_bytes(b"\xff\xd8 the user's picture \xff\xd9")
+    before = victim.read_bytes()
+    with JsonlWriter(tmp_path / "results.jsonl") as sink:
+        sink.write(OK, PurePosixPath("x.jpg"), None)
+    part = tmp_path / f".{TABLES[table]}.part"
+    part.symlink_to(victim)
+    write_tables(tmp_path, [table], {0: "person", 2: "car"})
+    assert victim.read_bytes() == before
+    assert not part.is_symlink() and not part.exists()
+    assert "person" in (tmp_path / TABLES[table]).read_text() or table == "coco"
+    assert (tmp_path / TABLES[table]).stat().st_nlink == 1 and not (tmp_path / TABLES[table]).is_symlink()
+
+
+def test_a_link_planted_at_a_videos_part_name_is_not_written_through(tmp_path: Path) -> None:
+    from detect_cli.video import pick_codec
+    from detect_cli.writers import AnnotatedVideoWriter
+
+    codec = pick_codec()
+    victim = tmp_path / "clip.bin"
+    victim.write_bytes(b"the user's video")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / f".v.part{codec.suffix}").symlink_to(victim)
+    with AnnotatedVideoWriter(tmp_path / "out", {"v.mp4": 5.0}, codec) as sink:
+        for i in range(2):
+            sink.write(ImageResult("v.mp4", "m", 100, 50), PurePosixPath("v", f"{i:06d}.jpg"), IMAGE)
+    assert victim.read_bytes() == b"the user's video"
+    assert sink.written == [tmp_path / "out" / f"v{codec.suffix}"] and not sink.problems
+
+
+def test_compaction_does_not_write_through_a_planted_link(tmp_path: Path) -> None:
+    from detect_cli.resume import compact
+
+    victim = tmp_path / "input.jpg"
+    victim.write_bytes(b"picture")
+    record = tmp_path / "results.jsonl"
+    record.write_text('{"source": "a", "model": "m"}\n{"source": "a", "model": "m", "error": null}\n')
+    (tmp_path / ".results.jsonl.compact.part").symlink_to(victim)
+    assert compact(record) == 1
+    assert victim.read_bytes() == b"picture" and len(read_jsonl(record)) == 1
+
+
+@pytest.mark.parametrize(
+    ("inputs", "names"),
+    [
+        (["a/x.jpg", "b.png"], ["a/x.jpg", "b.png"]),  # no clash: the input's own path
+        (["x.jpg", "x.png", "z.jpg"], ["x.jpg.jpg", "x.png.png", "z.jpg"]),  # labels x.jpg.txt, x.png.txt
+        (["y.jpg", "Y.JPG"], ["y-2.jpg.jpg", "Y.JPG.JPG"]),  # one name on a case-insensitive disk
+        (["A/x.jpg", "a/x.jpg"], ["A/x.jpg.jpg", "a/x-2.jpg.jpg"]),  # folders that differ by case only
+        (["x.jpg", "x.png", "x.jpg.png"], ["x-2.jpg.jpg", "x.png.png", "x.jpg.png"]),  # a kept suffix taken
+        (["Y.JPG", "y.jpg", "y-2.jpg"], ["Y.JPG.JPG", "y-2.jpg.jpg", "y-2.jpg"]),
+    ],
+)
+def test_output_names_are_unique_per_run_whatever_the_order(inputs: list[str], names: list[str]) -> None:
+    import itertools
+
+    from detect_cli.writers import output_file, output_names
+
+    rels = [PurePosixPath(p) for p in inputs]
+    assert [str(n) for n in output_names(rels)] == names
+    for order in itertools.permutations(range(len(rels))):  # the set decides, not the order given
+        assert [str(n) for n in output_names([rels[i] for i in order])] == [names[i] for i in order]
+    for suffix in (".txt", ".jpg", ".png"):  # every kind of output: one file per input
+        files = {str(output_file(n, suffix)).casefold() for n in output_names(rels)}
+        assert len(files) == len(rels)
+
+
+def test_coco_image_ids_are_unique_per_run_and_kept_in_the_records(tmp_path: Path) -> None:
+    """a/1.jpg, b/001.jpg and b/1.jpg all read as 1; a file without a number got its position (which a
+    name can equal); `²` crashed int(). Each input now has its own id, held by its record; the table
+    uses the record's id, and a redone input keeps its id."""
+    from detect_cli.writers import FIRST_FREE_ID, write_tables
+
+    sources = ["a/1.jpg", "cat.jpg", "b/001.jpg", "b/1.jpg", "2.jpg", "x/\u00b2.jpg", "y/\u0663.jpg"]
+    with JsonlWriter(tmp_path / "results.jsonl") as sink:
+        for source in sources:
+            sink.write(replace(OK, source=source, path=f"/data/{source}"), PurePosixPath(source), None)
+    records = read_jsonl(tmp_path / "results.jsonl")
+    ids = {r["source"]: r["image_id"] for r in records}
+    assert ids["a/1.jpg"] == 1 and ids["2.jpg"] == 2 and len(set(ids.values())) == len(sources)
+    assert {ids[s] for s in ("cat.jpg", "b/001.jpg", "b/1.jpg", "x/\u00b2.jpg", "y/\u0663.jpg")} == set(
+        range(FIRST_FREE_ID, FIRST_FREE_ID + 5)
+    )
+    # A resumed run appends (a redone input, a new one): old ids are kept, new ones stay free.
+    with JsonlWriter(tmp_path / "results.jsonl") as sink:
+        sink.write(replace(EMPTY, source="b/1.jpg", path="/data/b/1.jpg"), PurePosixPath("b/1.jpg"), None)
+        sink.write(replace(OK, source="3.jpg", path="/data/3.jpg"), PurePosixPath("3.jpg"), None)
+    again = read_jsonl(tmp_path / "results.jsonl")
+    assert again[-2]["image_id"] == ids["b/1.jpg"] and again[-1]["image_id"] == 3
+    write_tables(tmp_path, ["coco"], {0: "person", 2: "car"})
+    table = json.loads((tmp_path / "coco_results.json").read_text())
+    by_file = {d["file_name"]: d["image_id"] for d in table}
+    assert by_file == {**{s: ids[s] for s in sources}, "3.jpg": 3}
+
+
+def test_tables_give_ids_to_records_of_older_versions_past_those_held(tmp_path: Path) -> None:
+    from detect_cli.writers import FIRST_FREE_ID, jsonl_line, write_tables
+
+    old = [{**replace(OK, source=s).to_dict()} for s in ("a/7.jpg", "b/7.jpg", "cat.jpg")]
+    held = {**replace(OK, source="c/9.jpg").to_dict(), "image_id": 7}
+    (tmp_path / "results.jsonl").write_text("".join(jsonl_line(r) + "\n" for r in [*old, held]))
+    write_tables(tmp_path, ["coco"], {0: "person", 2: "car"})
+    by_file = {
+        d["file_name"]: d["image_id"] for d in json.loads((tmp_path / "coco_results.json").read_text())
+    }
+    assert by_file == {
+        "a/7.jpg": FIRST_FREE_ID,
+        "b/7.jpg": FIRST_FREE_ID + 1,
+        "cat.jpg": FIRST_FREE_ID + 2,
+        "c/9.jpg": 7,
+    }

@@ -115,8 +115,13 @@ def models_cmd(
     from detect_cli.models import cache_dir, catalog
 
     if clear_cache:
-        folders, size = backends.clear_exports()
-        typer.echo(f"removed {folders} cached exports ({size / 2**20:.1f} MiB) from {backends.exports_dir()}")
+        cleared = backends.clear_exports()
+        root = backends.exports_dir()
+        typer.echo(f"removed {cleared.exports} cached exports ({cleared.size / 2**20:.1f} MiB) from {root}")
+        if cleared.left:
+            shown = ", ".join(str(p.relative_to(root)) for p in cleared.left[:5])
+            more = f" and {len(cleared.left) - 5} more" if len(cleared.left) > 5 else ""
+            typer.echo(f"left alone (not exports this cache made): {shown}{more}")
         return
     rows = catalog()
     exports = [ui.export_row(e) for e in backends.cached_exports()]

@@ -116,8 +116,10 @@ class ModelArgs:
         """The checked options and the backend plan, decided once (raises the project's errors)."""
         from detect_cli import backends
         from detect_cli.errors import BadOptionError
-        from detect_cli.models import PredictOptions
+        from detect_cli.models import PredictOptions, class_tokens
 
+        if self.classes is not None:
+            class_tokens(self.classes)  # an empty list is refused before any model loads
         if self.imgsz % 32:
             raise BadOptionError(f"--imgsz {self.imgsz} is not a multiple of 32")
         plan = backends.plan(

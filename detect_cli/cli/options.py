@@ -144,6 +144,16 @@ def exit_code_for(failed: int, interrupted: bool, signum: int | None = None) -> 
     return ExitCode.SOME_FAILED if failed else ExitCode.OK
 
 
+# Upper bounds of the number options without a natural one: far beyond any real use, and within what
+# the libraries they reach accept (a thread wait, a socket timeout, OpenCV's open timeout in ms as a
+# 32-bit int). Typer refuses what is outside, 'inf' and 'nan' included, with a usage error (exit 2).
+MAX_URL_TIMEOUT_S = 3600.0
+MAX_DETECTIONS = 10_000
+MAX_VID_STRIDE = 100_000
+MAX_FRAMES = 1_000_000_000
+MAX_RECONNECTS = 1_000
+MAX_RAY_WORKERS = 4_096
+
 Sources = Annotated[
     list[str],
     typer.Argument(
@@ -186,7 +196,7 @@ Classes = Annotated[
     str | None,
     typer.Option(help="Only these classes: names or ids, comma-separated ('person,car' or '0,2')."),
 ]
-MaxDet = Annotated[int, typer.Option(min=1, help="Most detections kept per image.")]
+MaxDet = Annotated[int, typer.Option(min=1, max=MAX_DETECTIONS, help="Most detections kept per image.")]
 Half = Annotated[bool, typer.Option("--half", help="fp16 inference (CUDA only).")]
 OfflineFallback = Annotated[
     bool,
@@ -228,7 +238,11 @@ Batch = Annotated[
 ]
 UrlTimeout = Annotated[
     float,
-    typer.Option(min=0.1, help="Seconds a URL may take in all (connecting and the whole download)."),
+    typer.Option(
+        min=0.1,
+        max=MAX_URL_TIMEOUT_S,
+        help="Seconds a URL may take in all (connecting and the whole download), at most an hour.",
+    ),
 ]
 
 
@@ -247,8 +261,8 @@ MaxPixels = Annotated[
         "--max-pixels",
         parser=_pixels,
         metavar="N",
-        help="Largest picture (or video frame) to decode, in pixels: 100M, 250M, 1G… Larger ones are "
-        "refused from their header, unread, and recorded as failed.",
+        help="Largest picture (or video frame) to decode, in pixels: 100M, 250M, 1G… (at most 4G). "
+        "Larger ones are refused from their header, unread, and recorded as failed.",
     ),
 ]
 DEFAULT_MAX_PIXELS_TEXT = "100M"
@@ -265,11 +279,17 @@ VideoSources = Annotated[
         show_default=False,
     ),
 ]
-VidStride = Annotated[int, typer.Option("--vid-stride", min=1, help="Process every Nth frame.")]
+VidStride = Annotated[
+    int, typer.Option("--vid-stride", min=1, max=MAX_VID_STRIDE, help="Process every Nth frame.")
+]
 MaxFrames = Annotated[
     int | None,
     typer.Option(
-        "--max-frames", min=1, help="Stop after N processed frames of each video.", show_default=False
+        "--max-frames",
+        min=1,
+        max=MAX_FRAMES,
+        help="Stop after N processed frames of each video.",
+        show_default=False,
     ),
 ]
 SaveVideo = Annotated[bool, typer.Option("--save/--no-save", help="Write the annotated video.")]
@@ -277,7 +297,10 @@ SaveFrames = Annotated[
     bool, typer.Option("--save-frames", help="Also write each processed frame, annotated, as a .jpg.")
 ]
 Reconnects = Annotated[
-    int, typer.Option(min=0, help="Times in a row to reopen a live stream or webcam that stops sending.")
+    int,
+    typer.Option(
+        min=0, max=MAX_RECONNECTS, help="Times in a row to reopen a live stream or webcam that stops sending."
+    ),
 ]
 
 
@@ -312,6 +335,7 @@ RayWorkers = Annotated[
     typer.Option(
         "--ray-workers",
         min=1,
+        max=MAX_RAY_WORKERS,
         help="Ray workers, each with its own copy of the model (implies --executor ray; "
         "default: one per GPU, or per CPU).",
         show_default=False,
@@ -321,14 +345,15 @@ RayWorkers = Annotated[
 
 def resume_command(ctx: typer.Context, out: Path) -> str:
     """The command line that finishes this run: the same arguments, with --out and --resume, run from
-    this folder (relative paths and the input keys depend on it)."""
+    this folder (relative paths and the input keys depend on it), shell-quoted so that it works pasted."""
     import shlex
 
-    words = ctx.command_path.split()
+    sources: list[str] = []
+    words: list[str] = []
     for param in ctx.command.params:
         value = ctx.params.get(param.name or "")
         if param.param_type_name == "argument":
-            words += [str(v) for v in value or ()]
+            sources += [str(v) for v in value or ()]
             continue
         opts = getattr(param, "opts", [])
         if param.name in ("out", "resume", "exist_ok") or value is None or _is_default(ctx, param, value):
@@ -343,7 +368,12 @@ def resume_command(ctx: typer.Context, out: Path) -> str:
         else:
             words += [opts[0], str(value.value if isinstance(value, Enum) else value)]
     words += ["--out", str(out), "--resume"]
-    return f"cd {shlex.quote(os.getcwd())} && {shlex.join(words)}"
+    # A source that starts with "-" would be read as an option: the sources then go last, after "--".
+    if any(v.startswith("-") for v in sources):
+        words = [*words, "--", *sources]
+    else:
+        words = [*sources, *words]
+    return f"cd {shlex.quote(os.getcwd())} && {shlex.join([*ctx.command_path.split(), *words])}"
 
 
 def _is_default(ctx: typer.Context, param: Any, value: Any) -> bool:

@@ -5,7 +5,8 @@
     accuracy   scores against labels with pycocotools; labels reads them (YOLO data.yaml, COCO json)
     run        the comparison loop (`run_comparison`) and the command's job (`CompareJob`, `run_compare`)
     outputs    what is written as the run goes: detections, side-by-side pictures and videos
-    report     presenting a `Comparison`: tables, plots, report.md/html/json
+    report     presenting a `Comparison`: report.md/html/json from templates/ (Jinja2), with
+               report_tables, report_plots, report_summary (the first screen) and report_gallery
 
 Modules point down the list in reverse: run uses all of them; report and outputs use results.
 """

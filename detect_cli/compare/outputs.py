@@ -4,22 +4,118 @@ OpenCV, imported when the first picture is made."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import stat
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
-from detect_cli.compare.report import HTML_PICTURE_WIDTH, HTML_PICTURES
+from detect_cli.compare.report import HTML_PICTURE_WIDTH, HTML_PICTURES, REPORT_RECORD
 from detect_cli.compare.results import Picture
 from detect_cli.errors import OutputError
 from detect_cli.pipeline import Frame
 from detect_cli.render import side_by_side
 from detect_cli.results import ImageResult
 from detect_cli.threads import ThreadedSink
-from detect_cli.writers import RUN_FAULTS, AnnotatedVideoWriter, Codec, JsonlWriter, Sink, atomic_write_bytes
+from detect_cli.writers import (
+    RUN_FAULTS,
+    AnnotatedVideoWriter,
+    Codec,
+    JsonlWriter,
+    Sink,
+    atomic_write_bytes,
+    json_text,
+    open_new,
+    output_file,
+)
 
 if TYPE_CHECKING:
     import numpy as np
+
+
+SIDE_BY_SIDE = "side-by-side"  # the folder of the side-by-side pictures and videos
+DETECTIONS = "detections"  # each model's detections/<label>.jsonl
+FILE_LIST = ".compare-files.jsonl"  # what a comparison wrote into its folder (see FileList)
+
+
+class FileList:
+    """The files a comparison writes into its folder, each listed (a JSON string a line, flushed) before
+    it is written, the list itself made first: so a folder holding it holds a comparison, complete or
+    killed, and `compare --exist-ok` removes exactly what an earlier comparison wrote there
+    (`remove_listed`), never a file it did not write."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self._seen: set[str] = set()
+        try:
+            self._f: IO[str] = open(open_new(out / FILE_LIST), "w", encoding="utf-8")
+        except OSError as e:
+            raise OutputError(f"cannot write {out / FILE_LIST}: {e.strerror or e}") from e
+
+    def add(self, *paths: Path) -> None:
+        new = [rel for p in paths if (rel := p.relative_to(self.out).as_posix()) not in self._seen]
+        if not new:
+            return
+        self._seen.update(new)
+        try:
+            self._f.write("".join(json_text(rel) + "\n" for rel in new))
+            self._f.flush()
+        except OSError as e:  # a full disk: the comparison cannot go on without knowing what it wrote
+            raise OutputError(f"cannot write {self.out / FILE_LIST}: {e.strerror or e}") from e
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # every line was flushed when added
+            self._f.close()
+
+
+def holds_comparison(out: Path) -> bool:
+    """`out` holds what a comparison wrote: its list, its report, or (versions before the list) its
+    detections."""
+    return (
+        (out / FILE_LIST).exists()
+        or (out / REPORT_RECORD).exists()
+        or any((out / DETECTIONS).glob("*.jsonl"))
+    )
+
+
+def remove_listed(out: Path) -> int:
+    """Delete the files an earlier comparison listed in `out` (its pictures, videos, detections, report)
+    and the folders they leave empty. An entry that would lead out of `out`, or through a symlinked
+    folder, is passed over; so is anything but a file or a link. Returns the number removed."""
+    listed = out / FILE_LIST
+    if not listed.exists():
+        return 0
+    root = os.path.realpath(out)
+    removed = 0
+    folders: set[Path] = set()
+    with listed.open(encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            rel = PurePosixPath(entry) if isinstance(entry, str) else None
+            if rel is None or rel.is_absolute() or not rel.parts or ".." in rel.parts:
+                continue
+            path = out.joinpath(*rel.parts)
+            if os.path.realpath(path.parent) != os.path.join(root, *rel.parts[:-1]):
+                continue  # a folder on the way is a link: what it leads to is not the comparison's
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue
+            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                path.unlink()
+                removed += 1
+                folders.update(p for p in path.parents if p != out and out in p.parents)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty: it holds something else
+            folder.rmdir()
+    listed.unlink()
+    return removed
 
 
 @dataclass
@@ -28,7 +124,8 @@ class CompareOutputs:
     a few pictures (scaled) for report.html, those of the inputs numbered in `picture_indexes` (from 0),
     or the first `keep` when it is None.
 
-    When `save`: an image's side-by-side picture goes to `side-by-side/<input path>.jpg`; a video's frames,
+    When `save`: an image's side-by-side picture goes to `side-by-side/<output name>.jpg` (its input's
+    name in the run: writers.output_names); a video's frames,
     given a `codec`, go to the video `side-by-side/<video path><codec suffix>` (at `video_fps[source]`),
     and the kept ones also to `side-by-side/<video path>/<frame>.jpg`."""
 
@@ -40,16 +137,20 @@ class CompareOutputs:
     picture_indexes: Collection[int] | None = None
     video_fps: Mapping[str, float] = field(default_factory=dict)
     codec: Codec | None = None
+    files: FileList | None = None  # where each file is listed before it is written
 
     def __post_init__(self) -> None:
-        (self.out / "detections").mkdir(parents=True, exist_ok=True)
-        self._jsonl = [JsonlWriter(self.out / "detections" / f"{label}.jsonl") for label in self.labels]
+        (self.out / DETECTIONS).mkdir(parents=True, exist_ok=True)
+        paths = [self.out / DETECTIONS / f"{label}.jsonl" for label in self.labels]
+        self._list(*paths)
+        # Started empty: a comparison's detections are its own, never added to an earlier one's.
+        self._jsonl = [JsonlWriter(path, fresh=True) for path in paths]
         self._seen = 0
         self.problems: list[tuple[str, str]] = []  # (input, why its side-by-side was not written)
         self._video_writer: AnnotatedVideoWriter | None = None
         self._video: Sink | None = None
         if self.save and self.codec is not None:
-            self._video_writer = AnnotatedVideoWriter(self.out / "side-by-side", self.video_fps, self.codec)
+            self._video_writer = AnnotatedVideoWriter(self.out / SIDE_BY_SIDE, self.video_fps, self.codec)
             self._video = ThreadedSink(self._video_writer)  # encoding overlaps the next frame's inference
 
     def __call__(self, frame: Frame, results: Sequence[ImageResult]) -> None:
@@ -77,7 +178,8 @@ class CompareOutputs:
             self._video.write(ImageResult(frame.source, "side-by-side"), frame.rel_path, picture)
         if to_file:
             ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
-            rel = PurePosixPath("side-by-side", frame.rel_path).with_suffix(".jpg")
+            rel = PurePosixPath(SIDE_BY_SIDE, output_file(frame.rel_path, ".jpg"))
+            self._list(self.out / rel)  # its failure is the comparison's: raised
             try:
                 if not ok:
                     raise OutputError("cannot encode it as JPEG")
@@ -90,6 +192,10 @@ class CompareOutputs:
         if sample:
             caption = frame.source if frame.frame is None else f"{frame.source}, frame {frame.frame}"
             self.pictures.append(Picture(caption, _small_jpeg(picture)))
+
+    def _list(self, *paths: Path) -> None:
+        if self.files is not None:
+            self.files.add(*paths)
 
     @property
     def videos(self) -> list[Path]:

@@ -5,11 +5,9 @@ to Markdown, HTML and the terminal alike); plots are PNG bytes (matplotlib, Agg)
 from __future__ import annotations
 
 from detect_cli.compare.bootstrap import Interval
-from detect_cli.compare.report import TableData
+from detect_cli.compare.report_tables import TableData
 from detect_cli.compare.results import Comparison
 from detect_cli.compare.verdict import MIN_SETTLE, called
-
-COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
 
 
 def _f(v: float | None, fmt: str = "{:.1f}") -> str:
@@ -283,6 +281,7 @@ def tables(c: Comparison, full: bool = True) -> list[TableData]:
 
 
 # --- plots ----------------------------------------------------------------------------------------
+# (report_plots imports this module inside make_plots, so its colours are imported here lazily too)
 
 
 def figure(width: float, height: float, cols: int = 1):  # type: ignore[no-untyped-def]
@@ -306,13 +305,16 @@ def png(plt, fig) -> bytes:  # type: ignore[no-untyped-def]
 def plot_operating(c: Comparison) -> bytes | None:
     """Precision-recall curves and F1 against the threshold, every model on one axis each, the best F1
     marked and --conf drawn (labels)."""
+    from detect_cli.compare.report_plots import model_colors
+
     a = c.analysis
     curves = [m.curve for m in a.models if m.curve is not None] if a else []
     if not curves:
         return None
     plt, (fig, (pr, f1)) = figure(11, 4.2, cols=2)
-    for k, cv in enumerate(curves):
-        colour = COLOURS[k % len(COLOURS)]
+    colours = model_colors(c)  # one colour per model, as in every plot and the page
+    for cv in curves:
+        colour = colours[cv.model]
         kept = [(r, p) for r, p in zip(cv.recall, cv.precision, strict=True) if r or p]  # some box kept
         pr.plot([r for r, _ in kept], [p for _, p in kept], color=colour, label=cv.model, lw=1.8)
         pr.scatter([cv.best.recall], [cv.best.precision], color=colour, zorder=3, s=30)
@@ -331,13 +333,16 @@ def plot_operating(c: Comparison) -> bytes | None:
 
 def plot_scores(c: Comparison) -> bytes | None:
     """Without labels: each model's score histogram, and boxes per picture as the threshold moves."""
+    from detect_cli.compare.report_plots import model_colors
+
     a = c.analysis
     profiles = [m.scores for m in a.models if m.scores is not None] if a else []
     if not profiles:
         return None
     plt, (fig, (hist, boxes)) = figure(11, 4.2, cols=2)
-    for k, s in enumerate(profiles):
-        colour = COLOURS[k % len(COLOURS)]
+    colours = model_colors(c)
+    for s in profiles:
+        colour = colours[s.model]
         hist.stairs(s.counts, s.edges, color=colour, label=s.model, lw=1.8)
         boxes.plot(s.thresholds, s.boxes_per_picture, color=colour, label=s.model, lw=1.8, marker="o", ms=3)
     hist.set(xlabel="confidence", ylabel="boxes", xlim=(0, 1), title="Scores of the boxes kept")

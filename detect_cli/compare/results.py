@@ -198,12 +198,15 @@ class VideoRun:
 @dataclass(frozen=True, slots=True)
 class InputAgreement:
     """How much the models agreed on one input: the mean over pairs of 2·matched / (boxes of A + boxes
-    of B); None when no model found a box. `rel_path` is where its side-by-side picture goes."""
+    of B); None when no model found a box. `rel_path` is where its side-by-side picture goes; `frame`
+    and `time_s` place a video frame in its video."""
 
     source: str
     rel_path: str
     agreement: float | None
     boxes: int
+    frame: int | None = None
+    time_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,13 +28,19 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from detect_cli import video
-from detect_cli.backends import Plan, load_detector
+from detect_cli.backends import Plan, load_detector, network_size
 from detect_cli.compare.accuracy import detections_to_coco, evaluate
 from detect_cli.compare.agreement import AgreementTally, ImageMatch, match_detections, shared_class_names
 from detect_cli.compare.analysis import Evidence, ModelEvidence, PairEvidence, analyse
 from detect_cli.compare.labels import GroundTruth, load_labels
 from detect_cli.compare.machine import MEMORY_IMAGES, environment, measure_memory
-from detect_cli.compare.outputs import CompareOutputs
+from detect_cli.compare.outputs import (
+    SIDE_BY_SIDE,
+    CompareOutputs,
+    FileList,
+    holds_comparison,
+    remove_listed,
+)
 from detect_cli.compare.report import HTML_PICTURES, REPORT_FILES, REPORT_RECORD, write_report
 from detect_cli.compare.results import (
     P95_MIN_CALLS,
@@ -48,8 +54,8 @@ from detect_cli.compare.results import (
     SpeedStats,
     VideoRun,
 )
-from detect_cli.errors import BadOptionError, LabelsError, NoInputsError
-from detect_cli.explain import TORCH_ONLY, explain_images
+from detect_cli.errors import BadOptionError, LabelsError, NoInputsError, OutputError
+from detect_cli.explain import EXPLAIN_JSONL, TORCH_ONLY, explain_images, picture_path
 from detect_cli.geometry import clip_detections
 from detect_cli.jobs.common import warn_about_options
 from detect_cli.models import COCO_VAL_SOURCE, Detector, ModelRef, PredictOptions, get_spec
@@ -67,6 +73,7 @@ from detect_cli.sources import (
     discover_images,
     discover_videos,
 )
+from detect_cli.writers import name_outputs, output_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,18 +106,16 @@ INPUT_RULES = {
 
 
 def model_info(label: str, detector: Detector, first: tuple[int, int] | None = None) -> ModelInfo:
-    """Params (M) and GFLOPs from ultralytics' own counters, for PyTorch models (None for exported ones),
-    GFLOPs at an imgszximgsz input, on the network as it ran (ultralytics fuses Conv+BN when it first
-    predicts: `fused` says whether it was). `first` is the first input's (h, w), for the input shape."""
-    params_m = gflops = fused = None
+    """Params (M) and GFLOPs from ultralytics' own counters, GFLOPs at an imgszximgsz input: counted on a
+    PyTorch model as it ran (ultralytics fuses Conv+BN when it first predicts: `fused` says whether it
+    was), read from an export's manifest (counted when the export was made) for exported ones. `first`
+    is the first input's (h, w), for the input shape."""
     net = getattr(detector.model, "model", None)
     if "torch" in sys.modules and isinstance(net, sys.modules["torch"].nn.Module):  # a PyTorch model
-        from ultralytics.utils.torch_utils import get_flops, get_num_params
-
-        params_m = get_num_params(net) / 1e6
-        gflops = get_flops(net, detector.options.imgsz) or None  # 0.0 means "could not count"
-        is_fused = getattr(net, "is_fused", None)
-        fused = bool(is_fused()) if callable(is_fused) else None
+        size = network_size(net, detector.options.imgsz)
+    else:
+        size = getattr(detector, "network_size", None) or {}
+    params_m, gflops, fused = size.get("params_m"), size.get("gflops"), size.get("fused")
     nms_free = bool(getattr(detector, "nms_free", detector.family == "rtdetr"))
     shape, rule = input_shape(detector, *first) if first else (None, "")
     spec = get_spec(detector.ref.name) if detector.ref.official else None
@@ -189,9 +194,8 @@ def _input_agreement(frame: Frame, matches: Sequence[ImageMatch]) -> InputAgreem
         boxes += total
         if total:
             scores.append(2 * len(m.matched) / total)
-    return InputAgreement(
-        frame.source, str(frame.rel_path), sum(scores) / len(scores) if scores else None, boxes
-    )
+    agreement = sum(scores) / len(scores) if scores else None
+    return InputAgreement(frame.source, str(frame.rel_path), agreement, boxes, frame.frame, frame.time_s)
 
 
 def timed_runs(settings: CompareSettings, inputs: int | None) -> CompareSettings:
@@ -544,7 +548,7 @@ def _exclude(job: CompareJob) -> tuple[Path, ...]:
 
 @contextlib.contextmanager
 def _image_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
-    items = discover_images(job.sources, job.recursive, exclude=_exclude(job))
+    items = name_outputs(discover_images(job.sources, job.recursive, exclude=_exclude(job)))
     frames = image_frames(items, job.url_timeout, job.max_pixels, stop)
     with contextlib.closing(frames):
         yield _Inputs(frames, len(items), images=items)
@@ -596,10 +600,24 @@ def _outputs(out: Path, inputs: _Inputs, video_suffix: str | None) -> Iterator[P
     """The files a comparison writes (for the check that none of them is an input)."""
     yield from (out / name for name in REPORT_FILES)
     for item in inputs.images:
-        yield out / "side-by-side" / item.rel_path.with_suffix(".jpg")
+        yield out / SIDE_BY_SIDE / output_file(item.rel_path, ".jpg")
     for item in inputs.video_items:
         if video_suffix:
-            yield out / "side-by-side" / item.rel_path.with_name(item.rel_path.name + video_suffix)
+            yield out / SIDE_BY_SIDE / item.rel_path.with_name(item.rel_path.name + video_suffix)
+
+
+@contextlib.contextmanager
+def _file_list(out: Path, exist_ok: bool) -> Iterator[FileList]:
+    """The comparison's list of the files it writes (compare.outputs.FileList), started empty; with
+    --exist-ok, first the files an earlier comparison listed there are removed, so none of them is
+    left beside this one's (a picture of an input no longer compared, detections of another model)."""
+    if exist_ok:
+        remove_listed(out)
+    files = FileList(out)
+    try:
+        yield files
+    finally:
+        files.close()
 
 
 def _explain(
@@ -609,6 +627,7 @@ def _explain(
     out: Path,
     stop: Stop,
     warn: Callable[[str], None] | None,
+    files: FileList | None = None,
 ) -> list[Path]:
     """`--explain N`: the first N images explained (explain.py) into out/explain/, with the first RT-DETR
     and the first YOLO model compared; the pictures, for the report. Needs PyTorch models."""
@@ -620,14 +639,20 @@ def _explain(
         if warn:
             warn(f"--explain needs an RT-DETR model on the torch backend (--backend torch); {TORCH_ONLY}")
         return []
+    chosen = list(images[: job.explain])
+    if files is not None:
+        files.add(
+            out / "explain" / EXPLAIN_JSONL, *(out / "explain" / picture_path(i.rel_path) for i in chosen)
+        )
     run = explain_images(
-        list(images[: job.explain]),
+        chosen,
         rtdetr,
         out / "explain",
         yolo,
         url_timeout=job.url_timeout,
         max_pixels=job.max_pixels,
         stop=stop,
+        fresh=True,
     )
     return [p for p in run.pictures if p is not None]
 
@@ -642,6 +667,11 @@ def run_compare(
     gets a line when the analysis at the end may take more than a few seconds."""
     if len(job.models) < 2:
         raise BadOptionError("compare needs at least two models")
+    if job.out is not None and not job.exist_ok and holds_comparison(job.out):
+        raise OutputError(
+            f"{job.out} holds an earlier comparison's outputs (complete or stopped); pass --exist-ok "
+            "to replace them, or choose another --out"
+        )
     labelled = job.data is not None or job.coco is not None
     kind = source_kind(job.sources, job.recursive, warn)
     if kind == "videos" and labelled:
@@ -666,7 +696,13 @@ def run_compare(
             check_plan(
                 planned, job.sources, [*inputs.images, *inputs.video_items], paths, record=REPORT_RECORD
             )
-        with run_folder(job.out, "compare", job.exist_ok, record=REPORT_RECORD) as out:
+        with (
+            run_folder(job.out, "compare", job.exist_ok, record=REPORT_RECORD) as out,
+            _file_list(out, job.exist_ok) as files,
+        ):
+            files.add(*(out / name for name in REPORT_FILES))
+            if codec is not None:
+                files.add(*(p for p in _outputs(out, inputs, codec.suffix) if p.suffix == codec.suffix))
             pictures_at = None  # report.html shows a few pictures: over a video, spread, not its first frames
             if kind == "videos" and inputs.total:
                 pictures_at = spread(inputs.total, HTML_PICTURES)
@@ -677,6 +713,7 @@ def run_compare(
                 picture_indexes=pictures_at,
                 video_fps=inputs.fps,
                 codec=codec,
+                files=files,
             )
             probe = None
             if job.memory:
@@ -717,7 +754,9 @@ def run_compare(
                     )
                 comparison = replace(comparison, environment=environment(job.command, job.options.device))
                 explained = (
-                    _explain(job, detectors, inputs.images, out, stop, warn) if kind == "images" else []
+                    _explain(job, detectors, inputs.images, out, stop, warn, files)
+                    if kind == "images"
+                    else []
                 )
-                write_report(comparison, out, outputs.pictures, explained)
+                files.add(*write_report(comparison, out, outputs.pictures, explained))
     return CompareRun(comparison, out, outputs.pictures, stop.signum)
