@@ -305,8 +305,7 @@ def test_trained_pair_on_one_picture_has_no_interval_and_says_so(tmp_path: Path)
 
 
 def test_trained_pair_with_labels_that_share_no_class_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    from test_compare_analysis import compare_trained
-    from trained_pair import COCO_JSON
+    from test_compare_analysis import COCO_JSON, compare_trained
 
     labels = json.loads(COCO_JSON.read_text())
     for k, c in enumerate(labels["categories"]):
