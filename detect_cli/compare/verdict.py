@@ -351,8 +351,8 @@ def verdict(c: Comparison) -> Verdict:
     analysis_note = ""
     if c.analysis:
         analysis_note = (
-            f" A difference is called when its 95 % interval ({c.analysis.resamples:,} paired bootstrap "
-            f"resamples of the {c.unit}s) excludes no difference."
+            f" A difference is called only when its 95 % interval ({c.analysis.resamples:,} paired "
+            f"bootstrap resamples of the {c.unit}s) rules out no difference."
         )
     headline.append(
         f"Measured on {_count(c.inputs, c.unit)} on {first.device} ({first.backend}, {first.precision}); "
