@@ -68,7 +68,7 @@ def test_every_report_file_exists_and_parses(labelled_run) -> None:  # type: ign
     report = json.loads((out / "report.json").read_text())
     assert [m["info"]["label"] for m in report["models"]] == ["rtdetr-l-seed0", "yolo11n-seed0"]
     for m in report["models"]:
-        assert m["speed"]["calls"] == 4 and m["speed"]["latency_p50_ms"] > 0
+        assert m["speed"]["calls"] == 20 and m["speed"]["latency_p50_ms"] > 0  # --runs raised to 5 for a p95
         assert m["info"]["params_m"] > 1 and m["info"]["device"] == "cpu" and m["info"]["precision"] == "fp32"
         assert m["accuracy"]["images"] == 4 and m["accuracy"]["instances"] == 6
         assert 0 <= m["accuracy"]["map50_95"] <= 1 and m["detections"] == 20  # --max-det 5, 4 images
@@ -80,7 +80,8 @@ def test_every_report_file_exists_and_parses(labelled_run) -> None:  # type: ign
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
     # Only links to the full pictures beside the report; every picture shown is embedded.
     assert all(r.startswith("side-by-side/") for r in external_refs(page))
-    assert page.count("data:image/png;base64,") == 5  # overview, speed, memory, accuracy, detections
+    # overview, speed, memory, accuracy, detections, operating points
+    assert page.count("data:image/png;base64,") == 6
     # The gallery: every side-by-side as a thumbnail, and each input itself for the viewer
     assert page.count('class="thumb"') == 4 and page.count("data:image/jpeg;base64,") == 4 + 4
     assert page.index("Verdict") < page.index("<h2>Speed</h2>") and "<h2>Environment</h2>" in page
@@ -132,7 +133,7 @@ def test_failed_inputs_exit_1_and_are_listed(
     assert result.exit_code == 1, result.output
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["failed"] == [{"source": str(images / "broken.jpg"), "error": "not a readable image"}]
-    assert report["models"][0]["speed"]["calls"] == 4
+    assert report["models"][0]["speed"]["calls"] == 16  # 4 pictures read, --runs raised to 4 (5 inputs)
 
 
 def test_a_video_source(rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path) -> None:
@@ -144,7 +145,7 @@ def test_a_video_source(rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert report == json.loads((out / "report.json").read_text())
     assert report["inputs"] == 4 and report["video"]["vid_stride"] == 3  # frames 0, 3, 6, 9
-    assert [m["speed"]["calls"] for m in report["models"]] == [4, 4] and report["pairs"][0]["images"] == 4
+    assert [m["speed"]["calls"] for m in report["models"]] == [20, 20] and report["pairs"][0]["images"] == 4
     assert all(m["accuracy"] is None for m in report["models"])
     video = out / "side-by-side" / f"street{pick_codec().suffix}"
     assert report["video"]["side_by_side"] == [video.relative_to(out).as_posix()]
@@ -290,3 +291,31 @@ def test_explain_adds_where_each_model_looked(
     page = (out / "report.html").read_text()
     assert "Where each model looked" in page and page.count("data:image/jpeg;base64,") >= 1
     assert f"explain/{picture.name}" in (out / "report.md").read_text()
+
+
+def test_trained_pair_on_one_picture_has_no_interval_and_says_so(tmp_path: Path) -> None:
+    from test_compare_analysis import compare_trained
+
+    result, _ = compare_trained(tmp_path, 1)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "one picture: no interval" in result.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    [pair] = report["analysis"]["pairs"]
+    assert pair["map50_95"]["low"] is None and pair["map50_95"]["note"] == "one picture: no interval"
+    assert (
+        not report["verdict"]["pairs"][0]["map_settled"] and "one picture" in report["analysis"]["notes"][0]
+    )
+
+
+def test_trained_pair_with_labels_that_share_no_class_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    from test_compare_analysis import COCO_JSON, compare_trained
+
+    labels = json.loads(COCO_JSON.read_text())
+    for k, c in enumerate(labels["categories"]):
+        c["name"] = f"zebra{k}"
+    (tmp_path / "zebras.json").write_text(json.dumps(labels))
+    result, evidence = compare_trained(tmp_path, 2, tmp_path / "zebras.json")
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "share no class names" in errors[0], result.stderr
+    assert "Traceback" not in result.output and evidence == []

@@ -89,7 +89,8 @@ def test_a_video_compared_with_itself(rtdetr_pt: Path, tmp_path: Path) -> None:
     [pair] = c.pairs
     assert pair.images == 4 and pair.overall.matched == 4 * 5
     assert pair.overall.agreement == 1.0 and pair.overall.mean_iou == pytest.approx(1.0)
-    assert c.inputs == 4 and c.failed == () and [m.speed.calls for m in c.models] == [4, 4]
+    assert c.inputs == 4 and c.failed == () and c.settings.runs == 5 and c.settings.runs_asked == 1
+    assert [m.speed.calls for m in c.models] == [20, 20]  # --runs raised: 20 timed calls for a p95
     assert c.video is not None and (c.video.videos, c.video.vid_stride, c.video.max_frames) == (1, 2, 4)
     video_name = f"clip{pick_codec().suffix}"
     assert c.video.side_by_side == (f"side-by-side/{video_name}",) and c.video.codec == str(pick_codec())
@@ -183,6 +184,48 @@ def test_a_model_compared_with_itself_agrees_fully(rtdetr_pt: Path, images: Path
     assert c.models[0].info.params_m and c.models[0].info.params_m > 30  # RT-DETR-L: ~32 M
     assert c.models[0].info.gflops and c.models[0].info.gflops > 0
     assert len(seen) == 4 and c.failed == () and c.labels is None
+
+
+def _fake(path: Path):  # type: ignore[no-untyped-def]
+    from detect_cli.backends import Plan, load_detector
+
+    return load_detector(resolve(str(path), "rtdetr"), PredictOptions(conf=0.01, device="cpu"), Plan())
+
+
+def test_ctrl_c_while_analysing_reports_the_measurements(
+    fake_models: dict[str, Path], images: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second Ctrl-C during the analysis (the loop's handlers are gone by then, so Python's own
+    handler raises KeyboardInterrupt, as here): the comparison comes back, measured, marked interrupted,
+    without an analysis. (The exception is raised directly: a real SIGINT would stop a pytest-xdist
+    worker, whose main thread is not the test's.)"""
+    from detect_cli.compare import run
+
+    def interrupted_analysis(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "analyse", interrupted_analysis)
+    detectors = [_fake(fake_models["rtdetr"]), _fake(fake_models["yolo"])]
+    c = run_comparison(
+        detectors, image_frames(discover_images([str(images)])), CompareSettings(warmup=0, conf=0.01), total=4
+    )
+    assert c.interrupted and c.analysis is None and c.inputs == 4 and c.models[0].speed.calls == 20
+    assert "stopped while analysing" in c.notes[-1]
+    assert json.loads(json.dumps(c.to_dict()))["analysis"] is None
+
+
+def test_the_analysis_covers_the_run(fake_models: dict[str, Path], images: Path) -> None:
+    detectors = [_fake(fake_models["rtdetr"]), _fake(fake_models["yolo"])]
+    c = run_comparison(
+        detectors, image_frames(discover_images([str(images)])), CompareSettings(warmup=0, conf=0.01), total=4
+    )
+    a = c.analysis
+    assert a is not None and a.pictures == 4 and not a.labelled
+    [p] = a.pairs
+    assert p.speed_ratio.method.endswith("calls independently") and p.speed_ratio.pictures == 20
+    assert p.agreement.estimate == pytest.approx(c.pairs[0].overall.agreement)
+    assert [m.boxes.boxes for m in a.models] == [m.detections for m in c.models]
+    assert a.models[0].latency_p50.estimate == pytest.approx(c.models[0].speed.latency_p50_ms)
 
 
 # --- outputs: names, and a folder reused ------------------------------------------------------------------

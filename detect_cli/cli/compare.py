@@ -120,6 +120,7 @@ def compare(
 
     Every model runs with the same device, backend, imgsz, conf and inputs; a video is decoded once and every model gets the same frames. Writes report.json, report.md, a self-contained report.html, plots/ and side-by-side/ pictures (a side-by-side video for a video source) to the output folder. Exit code 0: all inputs ok; 1: some failed (the rest were compared); 2: nothing could run; 130: interrupted; 143: stopped by SIGTERM; 141: the reader of --json left before the end.
     """  # noqa: E501 (one line per paragraph: --help wraps it to the terminal)
+    import functools
     import sys
 
     from detect_cli import ui
@@ -167,6 +168,7 @@ def compare(
         job,
         progress=None if quiet else ui.RichProgress("compare"),
         warn=ui.warn,
+        status=None if quiet else functools.partial(ui.warn, label="note"),
     )
     comparison, out_dir = run.comparison, run.out
     for note in comparison.notes:

@@ -166,6 +166,7 @@ def _class_ap(m: ClassMatches, w: np.ndarray, npig: np.ndarray, rec_thrs: np.nda
     npos = npig[present][:, None]
     counted = m.tp | m.fp  # (T, D): ignored detections are neither
     totals: dict[bytes, np.ndarray] = {}  # running TP + FP, per distinct set of counted detections
+    needed = _tp_needed(npos[:, 0], rec_thrs)  # (B', R) the TP count at which recall reaches each level
     for i in range(t):
         pos = np.flatnonzero(m.tp[i])
         if not len(pos):
@@ -174,24 +175,38 @@ def _class_ap(m: ClassMatches, w: np.ndarray, npig: np.ndarray, rec_thrs: np.nda
         if key not in totals:
             totals[key] = np.cumsum(wd * counted[i], axis=1)
         tp = np.cumsum(wd[:, pos], axis=1)  # (B', P)
-        rc = tp / npos
         pr = tp / (totals[key][:, pos] + np.spacing(1))
         pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]  # interpolated precision
-        ap[present, i] = _read_at(rc, pr, rec_thrs).mean(axis=1)
+        ap[present, i] = _read_at(tp, needed, pr).mean(axis=1)
     return ap
 
 
-def _read_at(rc: np.ndarray, pr: np.ndarray, rec_thrs: np.ndarray) -> np.ndarray:
-    """Per row: `pr` at the first point whose `rc` reaches each recall threshold, 0 past the last one
-    (COCOeval's np.searchsorted(rc, recThrs, side="left")), for every row at once: complex numbers sort
-    by real part (the row) then imaginary part (the recall), both exact."""
+def _tp_needed(npos: np.ndarray, rec_thrs: np.ndarray) -> np.ndarray:
+    """(B, R): per resample, the smallest TP count k whose recall k / npos (the same float division as
+    COCOeval's tp / npos) reaches each recall threshold. Recall is k / npos for an integer k, so "recall
+    reaches r" is "TP reaches k", an exact integer comparison."""
     import numpy as np
 
-    n, d = rc.shape
-    rows = np.arange(n, dtype=float)
-    keys = (rows[:, None] + 1j * rc).ravel()
-    queries = (rows[:, None] + 1j * rec_thrs[None, :]).ravel()
-    idx = np.searchsorted(keys, queries, side="left").reshape(n, -1) - (np.arange(n) * d)[:, None]
+    out = np.empty((len(npos), len(rec_thrs)), dtype=np.int64)
+    for v in np.unique(npos):
+        levels = np.arange(int(v) + 1, dtype=float) / v  # recall at k = 0 … npos true positives
+        out[npos == v] = np.searchsorted(levels, rec_thrs, side="left")
+    return out
+
+
+def _read_at(tp: np.ndarray, needed: np.ndarray, pr: np.ndarray) -> np.ndarray:
+    """Per row: `pr` at the first point whose TP count reaches `needed` (so whose recall reaches each
+    recall threshold: COCOeval's np.searchsorted(rc, recThrs, side="left")), 0 past the last one, for
+    every row at once: rows are kept apart by an offset larger than any count, all in exact integers."""
+    import numpy as np
+
+    n, d = tp.shape
+    counts = tp.astype(np.int64)
+    span = int(max(counts.max(initial=0), needed.max(initial=0))) + 1
+    offset = (np.arange(n, dtype=np.int64) * span)[:, None]
+    keys = (counts + offset).ravel()
+    idx = np.searchsorted(keys, (needed + offset).ravel(), side="left").reshape(n, -1)
+    idx -= (np.arange(n) * d)[:, None]
     return np.where(idx < d, np.take_along_axis(pr, np.minimum(idx, d - 1), axis=1), 0.0)
 
 

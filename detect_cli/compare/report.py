@@ -221,6 +221,14 @@ def sections(
     table("Accuracy")
     figures("accuracy-plot", "Accuracy vs speed", ["accuracy_vs_speed.png"])
     table("Agreement")
+    table("How sure each figure is", "intervals")
+    table("Fair operating points", "operating-points")
+    table("Boxes per picture as the threshold moves", "thresholds")
+    figures("operating-plots", "Operating points, plotted", ["operating_points.png", "scores.png"])
+    table("Where each model wins", "slices")
+    table("Where they agree", "slices")
+    table("Error types", "errors")
+    table("Duplicate audit (NMS-free models)", "duplicates")
     if empty and out:
         out[-1]["note"] = f"{out[-1]['note']} Left out: {'; '.join(empty)}.".strip()
     if items:
@@ -273,6 +281,8 @@ PLOT_ALT = {
     "memory.png": "peak memory per model",
     "accuracy_vs_speed.png": "mAP50-95 on the labels against p50 latency",
     "detections_per_class.png": "detections per class by model",
+    "operating_points.png": "precision-recall curves and F1 against the threshold, every model",
+    "scores.png": "score histograms and boxes per picture against the threshold, every model",
 }
 
 
@@ -305,6 +315,8 @@ def page(
         "facts": first_screen.facts(c),
         "bands": first_screen.bands(c),
         "summary": first_screen.summary(c),
+        "choose": [*verdict(c).summary],  # "Choose X if …", from settled figures only
+        "warnings": [*verdict(c).warnings],
         "hero": _plot(hero, plots[hero], PLOT_ALT[hero]) if hero else None,
         "hero_note": first_screen.overview_note(c) if hero == "overview.png" else "",
         "models": [{"label": m.info.label, "color": colors[m.info.label]} for m in c.models],

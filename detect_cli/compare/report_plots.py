@@ -229,4 +229,6 @@ def make_plots(c: Comparison) -> dict[str, bytes]:
         "accuracy_vs_speed.png": plot_accuracy_vs_speed(c),
         "detections_per_class.png": plot_detections_per_class(c),
     }
-    return {name: png for name, png in made.items() if png is not None}
+    from detect_cli.compare import report_verdict
+
+    return {name: png for name, png in made.items() if png is not None} | report_verdict.plots(c)

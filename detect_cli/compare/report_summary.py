@@ -80,14 +80,21 @@ def pick(p: PairVerdict, c: Comparison) -> str:
         return f"Pick {fast} when speed matters: {speed}{same}."
     if accurate:
         return f"Pick {accurate}: {acc}, about as fast."
+    if p.speed_settled is False:  # the analysis could not tell them apart
+        return f"{p.a} and {p.b}: no speed difference settled on {_count(p.inputs, c.unit)}."
     return f"{p.a} and {p.b} are about as fast as each other."
+
+
+def _unsettled(p: PairVerdict, figure: str) -> str | None:
+    """The verdict's words for a difference it did not call ("not settled on 22 images (…)")."""
+    return next((u.split(": ", 1)[1] for u in p.unsettled if u.casefold().startswith(figure)), None)
 
 
 def _rows(p: PairVerdict, c: Comparison) -> list[tuple[str, str]]:
     speed = (
         f"{p.faster}, {p.speed_ratio:.1f}{TIMES} faster"
         if p.faster and p.speed_ratio
-        else ("about the same" if p.speed_ratio else "not measured")
+        else (_unsettled(p, "speed") or ("about the same" if p.speed_ratio else "not measured"))
     )
     memory = (
         f"{p.lighter}, {p.memory_ratio:.1f}{TIMES} less"
@@ -100,6 +107,8 @@ def _rows(p: PairVerdict, c: Comparison) -> list[tuple[str, str]]:
         accuracy = "no labels and no published figure"
     elif p.more_accurate and p.map_diff is not None:
         accuracy = f"{p.more_accurate}, +{p.map_diff:.1f} ({_where(p, c)})"
+    elif unsettled := _unsettled(p, "map50-95"):
+        accuracy = unsettled
     else:
         accuracy = f"the same ({_where(p, c)})"
     agreement = (

@@ -91,7 +91,9 @@ def _tables(c: Comparison, full: bool) -> list[TableData]:
             out.append(_class_accuracy_table(c))
         out += [_class_agreement_table(c, p) for p in range(len(c.pairs))]
         out.append(_per_class_table(c))
-    return out
+    from detect_cli.compare import report_verdict  # it builds on TableData
+
+    return out + report_verdict.tables(c, full)
 
 
 def tracking_table(c: Comparison) -> TableData:

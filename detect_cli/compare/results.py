@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detect_cli.geometry import MATCH_IOU
 from detect_cli.results import Speed
 from detect_cli.tracks import Stability
 
+if TYPE_CHECKING:
+    from detect_cli.compare.analysis import Analysis
+
 EVAL_CONF = 0.001  # as `yolo val`: mAP needs the whole precision-recall curve, so keep nearly every box
+# A 95th percentile from fewer calls is one of the slowest two or three calls, not a percentile: below this
+# many timed calls p95 is not reported, and compare raises --runs to reach it (run.timed_runs).
+P95_MIN_CALLS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +49,7 @@ class SpeedStats:
             postprocess_ms=float(np.mean([s.postprocess for s in speeds])),
             latency_mean_ms=mean,
             latency_p50_ms=float(np.percentile(wall, 50)),
-            latency_p95_ms=float(np.percentile(wall, 95)),
+            latency_p95_ms=float(np.percentile(wall, 95)) if len(wall) >= P95_MIN_CALLS else float("nan"),
             images_per_s=1000.0 / mean if mean > 0 else float("nan"),
         )
 
@@ -174,6 +180,7 @@ class CompareSettings:
     runs: int = 1
     eval_conf: float = EVAL_CONF
     match_iou: float = MATCH_IOU
+    runs_asked: int | None = None  # set when compare raised --runs to reach P95_MIN_CALLS timed calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +294,7 @@ class Comparison:
     environment: Environment | None = None
     per_input: tuple[InputAgreement, ...] = ()
     tracking: TrackingRun | None = None  # --track on a video
+    analysis: Analysis | None = None  # intervals, operating points, slices, error types (analysis.py)
 
     @property
     def unit(self) -> str:
@@ -302,6 +310,7 @@ class Comparison:
         d["failed"] = [{"source": s, "error": e} for s, e in self.failed]
         for row, m in zip(d["models"], self.models, strict=True):
             row["info"]["ran"] = m.info.ran
+        d["analysis"] = _rounded(self.analysis.to_dict()) if self.analysis else None
         return d
 
 

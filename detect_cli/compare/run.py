@@ -33,6 +33,7 @@ from detect_cli import video
 from detect_cli.backends import Plan, load_detector, network_size
 from detect_cli.compare.accuracy import detections_to_coco, evaluate
 from detect_cli.compare.agreement import AgreementTally, ImageMatch, match_detections, shared_class_names
+from detect_cli.compare.analysis import Evidence, ModelEvidence, PairEvidence, analyse
 from detect_cli.compare.labels import GroundTruth, load_labels
 from detect_cli.compare.machine import MEMORY_IMAGES, environment, measure_memory
 from detect_cli.compare.outputs import (
@@ -44,6 +45,7 @@ from detect_cli.compare.outputs import (
 )
 from detect_cli.compare.report import HTML_PICTURES, REPORT_FILES, REPORT_RECORD, write_report
 from detect_cli.compare.results import (
+    P95_MIN_CALLS,
     CompareSettings,
     Comparison,
     InputAgreement,
@@ -61,7 +63,7 @@ from detect_cli.geometry import clip_detections
 from detect_cli.jobs.common import warn_about_options
 from detect_cli.models import COCO_VAL_SOURCE, Detector, ModelRef, PredictOptions, get_spec
 from detect_cli.pipeline import Frame, Progress, image_frames
-from detect_cli.results import ImageResult, Speed, busy
+from detect_cli.results import Detection, ImageResult, Speed, busy
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import Stop, stop_on_signals
 from detect_cli.sources import (
@@ -175,10 +177,12 @@ class _ModelTally:
     def __init__(self) -> None:
         self.speeds: list[Speed] = []
         self.wall_ms: list[float] = []
+        self.call_input: list[int] = []  # which input each timed call was on (pairs calls for the bootstrap)
         self.ok = 0
         self.failed = 0
         self.per_class: Counter[str] = Counter()
         self.eval_rows: list[np.ndarray] = []
+        self.detections: dict[int, tuple[Detection, ...]] = {}  # per input index, boxes at --conf
 
 
 ImageCallback = Callable[[Frame, Sequence[ImageResult]], None]
@@ -198,6 +202,15 @@ def _input_agreement(frame: Frame, matches: Sequence[ImageMatch]) -> InputAgreem
     return InputAgreement(frame.source, str(frame.rel_path), agreement, boxes, frame.frame, frame.time_s)
 
 
+def timed_runs(settings: CompareSettings, inputs: int | None) -> CompareSettings:
+    """Enough timed calls per model for a p95 and a speed interval: with fewer than `P95_MIN_CALLS`
+    inputs times runs, runs rise to reach it (the report says so). An unknown total (a live stream)
+    keeps --runs."""
+    if not inputs or inputs * settings.runs >= P95_MIN_CALLS:
+        return settings
+    return replace(settings, runs=-(-P95_MIN_CALLS // inputs), runs_asked=settings.runs)
+
+
 def run_comparison(
     detectors: Sequence[Detector],
     frames: Iterable[Frame],
@@ -208,6 +221,7 @@ def run_comparison(
     total: int | None = None,
     stop: Stop | None = None,
     memory: MemoryProbe | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> Comparison:
     """Run every detector on every frame and measure. `frames` are decoded images
     (`pipeline.image_frames`) or video frames (`video.video_frames`); `total` is their number when
@@ -215,9 +229,11 @@ def run_comparison(
     order), e.g. to draw side-by-side pictures or a side-by-side video as the run goes. `stop` is the
     run's stop flag (`signals.stop_on_signals`); without one, the comparison installs its own.
     `memory`, when given, measures each model's peak memory on the first `MEMORY_IMAGES` inputs, after
-    the loop (machine.measure_memory)."""
+    the loop (machine.measure_memory). At the end, the evidence collected is analysed (analysis.py:
+    intervals, operating points, slices, error types); `status` is told when that may take a while."""
     if len(detectors) < 2:
         raise BadOptionError("compare needs at least two models")
+    settings = timed_runs(settings, total)
     labels_ = unique_labels([d.name for d in detectors])
     shared, notes = shared_class_names(detectors)
     shared_keys = frozenset(n.casefold() for n in shared)
@@ -239,6 +255,7 @@ def run_comparison(
     tallies = [_ModelTally() for _ in detectors]
     pairs = [(i, j) for i in range(len(detectors)) for j in range(i + 1, len(detectors))]
     agreement = {p: AgreementTally(labels_[p[0]], labels_[p[1]]) for p in pairs}
+    per_pair = {p: PairEvidence(*p) for p in pairs}  # per-input counts, for the bootstrap
     failed: list[tuple[str, str]] = []
     evaluated_ids: list[int] = []
     per_input: list[InputAgreement] = []
@@ -271,17 +288,22 @@ def run_comparison(
                             results[i].detections, results[j].detections, settings.match_iou, shared_keys
                         )
                         tally.add(match)
+                        per_pair[(i, j)].add(n, len(match.matched), len(match.only_a), len(match.only_b))
                         matches.append(match)
                     per_input.append(_input_agreement(frame, matches))
                     if labels is not None and frame.source in labels.image_ids:
                         image_id = labels.image_ids[frame.source]
-                        evaluated_ids.append(image_id)
-                        for d, t in zip(detectors, tallies, strict=True):
+                        rows = []
+                        for d in detectors:
                             with _conf(d, settings.eval_conf):
                                 [(dets, _)] = d.predict([frame.image])
                             h, w = frame.image.shape[:2]
                             dets = clip_detections(dets, w, h)
-                            t.eval_rows.append(detections_to_coco(dets, image_id, category_by_name))
+                            rows.append(detections_to_coco(dets, image_id, category_by_name))
+                        # counted once every model has its rows (a second Ctrl-C may stop mid-way)
+                        evaluated_ids.append(image_id)
+                        for t, r in zip(tallies, rows, strict=True):
+                            t.eval_rows.append(r)
                 if on_image:
                     on_image(frame, results)
                 seen += 1
@@ -325,6 +347,34 @@ def run_comparison(
         )
     if labels is not None and not evaluated_ids and not interrupted:
         raise LabelsError("labels do not match the images: no labelled image could be read")
+    import numpy as np
+
+    evidence = Evidence(
+        models=[
+            ModelEvidence(
+                m.info,
+                t.wall_ms,
+                t.call_input,
+                t.detections,
+                np.concatenate(t.eval_rows) if t.eval_rows else None,
+                m.accuracy,
+                d.options.max_det,
+            )
+            for m, d, t in zip(models, detectors, tallies, strict=True)
+        ],
+        pairs=[per_pair[p] for p in pairs],
+        conf=settings.conf,
+        eval_conf=settings.eval_conf,
+        match_iou=settings.match_iou,
+        shared=shared,
+        labels=labels,
+        evaluated_ids=evaluated_ids,
+    )
+    try:
+        analysed = analyse(evidence, status=status)
+    except KeyboardInterrupt:  # a second Ctrl-C while analysing: the measurements are reported without it
+        analysed, interrupted = None, True
+        notes.append("stopped while analysing: no intervals, operating points or error types")
     return Comparison(
         settings=settings,
         models=tuple(models),
@@ -336,6 +386,7 @@ def run_comparison(
         notes=tuple(notes),
         interrupted=interrupted,
         per_input=tuple(per_input),
+        analysis=analysed,
     )
 
 
@@ -362,6 +413,7 @@ def _run_one(
                 start = time.perf_counter()
                 [(dets, speed)] = d.predict([frame.image])
                 t.wall_ms.append((time.perf_counter() - start) * 1000)
+                t.call_input.append(n)
                 t.speeds.append(speed)
                 if run == 0:
                     boxes = clip_detections(dets, w, h)
@@ -373,6 +425,7 @@ def _run_one(
             t.failed += 1
             continue
         t.ok += 1
+        t.detections[n] = results[i].detections  # type: ignore[union-attr]
         t.per_class.update(x.class_name for x in results[i].detections)  # type: ignore[union-attr]
     return [r for r in results if r is not None]
 
@@ -616,8 +669,10 @@ def run_compare(
     job: CompareJob,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> CompareRun:
-    """Check the sources, load the models, compare, and write the report into the run folder."""
+    """Check the sources, load the models, compare, and write the report into the run folder. `status`
+    gets a line when the analysis at the end may take more than a few seconds."""
     if len(job.models) < 2:
         raise BadOptionError("compare needs at least two models")
     if job.out is not None and not job.exist_ok and holds_comparison(job.out):
@@ -711,6 +766,7 @@ def run_compare(
                         inputs.total,
                         stop,
                         probe,
+                        status,
                     )
                 finally:
                     outputs.close()
