@@ -43,6 +43,7 @@ class PrecisionChoice(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
+    int8 = "int8"
 
 
 def debug_from_env() -> bool:
@@ -382,7 +383,18 @@ PrecisionOpt = Annotated[
         "--precision",
         case_sensitive=False,
         show_default=False,
-        help="fp32, bf16 (OpenVINO on CPUs that have it) or fp16 (CUDA). Default: the backend's faster "
-        "one when its detections match torch, else fp32.",
+        help="fp32, bf16 (OpenVINO on CPUs that have it), fp16 (CUDA) or int8 (OpenVINO, quantized once "
+        "on --calibration pictures or the run's first 300). Default: the backend's faster float one when "
+        "its detections match torch, else fp32; never int8.",
+    ),
+]
+CalibrationDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--calibration",
+        metavar="DIR",
+        show_default=False,
+        help="With --precision int8: the pictures to calibrate on (its first 300, sorted). Default: the "
+        "run's own first 300 pictures.",
     ),
 ]
