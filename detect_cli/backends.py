@@ -725,6 +725,8 @@ def _quantize_entry(
         warn(
             f"{len(pictures.skipped)} calibration picture(s) cannot be read and are left out ({name}: {why})"
         )
+    import nncf  # before the folder: importing it takes seconds (torch among it), and is no part of it
+
     root = exports_dir()
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{key}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
@@ -741,8 +743,6 @@ def _quantize_entry(
         )
         seconds = time.perf_counter() - start
         files = _file_table(tmp)
-        import nncf
-
         entry = CacheEntry(
             tmp,
             {

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "detect_cli"
 LAYERS = [
     {"errors", "results", "signals", "geometry"},
     {"sources", "models", "render"},
-    {"writers", "backends", "rundir", "runtime"},
+    {"writers", "backends", "rundir", "runtime", "quantize"},
     {"threads", "resume"},
     {"pipeline"},
     {"video", "executors"},
