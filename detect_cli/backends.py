@@ -746,7 +746,12 @@ def _quantize_entry(
         entry = CacheEntry(
             tmp,
             {
-                **{k: source.manifest[k] for k in ("model", "family", "source", "weights_sha256", "names")},
+                # What the fp32 export knows of the model (its network's size too, where recorded)
+                **{
+                    k: source.manifest[k]
+                    for k in ("model", "family", "source", "weights_sha256", "names", "size")
+                    if k in source.manifest
+                },
                 "version": MANIFEST_VERSION,
                 "key": key,
                 "imgsz": imgsz,

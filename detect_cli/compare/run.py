@@ -28,9 +28,10 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from detect_cli import video
-from detect_cli.backends import Plan, load_detector
+from detect_cli.backends import Plan, calibrated, load_detector
 from detect_cli.compare.accuracy import detections_to_coco, evaluate
 from detect_cli.compare.agreement import AgreementTally, ImageMatch, match_detections, shared_class_names
+from detect_cli.compare.fidelity import FidelityTally
 from detect_cli.compare.labels import GroundTruth, load_labels
 from detect_cli.compare.machine import MEMORY_IMAGES, environment, measure_memory
 from detect_cli.compare.outputs import (
@@ -155,6 +156,16 @@ def unique_labels(names: Sequence[str]) -> list[str]:
     return out
 
 
+def model_labels(detectors: Sequence[Detector]) -> list[str]:
+    """Each model's label in the report: its name, and where one model runs on several backends or
+    precisions (`--backends`), the backend and precision too ('rtdetr-l openvino int8')."""
+    names = [d.name for d in detectors]
+    runs = [f"{d.name} {d.backend} {d.precision}" for d in detectors]
+    if len(set(runs)) > len(set(names)):
+        return unique_labels(runs)
+    return unique_labels(names)
+
+
 # --- the comparison loop ------------------------------------------------------------------------
 
 
@@ -217,7 +228,7 @@ def run_comparison(
     the loop (machine.measure_memory)."""
     if len(detectors) < 2:
         raise BadOptionError("compare needs at least two models")
-    labels_ = unique_labels([d.name for d in detectors])
+    labels_ = model_labels(detectors)
     shared, notes = shared_class_names(detectors)
     shared_keys = frozenset(n.casefold() for n in shared)
     category_by_name: dict[str, int] = {}
@@ -401,6 +412,9 @@ class CompareJob:
     max_frames: int | None = None
     reconnects: int = 3
     plan: Plan = field(default_factory=Plan)  # the same backend for every model, decided once
+    # `--backends`: one plan per entry of `models` (the same model on several backends and precisions),
+    # the PyTorch fp32 reference first; the report then holds the fidelity matrix.
+    plans: tuple[Plan, ...] = ()
     classes: str | None = None  # --classes, resolved against each model's names
     iou_given: bool = False
     command: tuple[str, ...] = ()  # the command line as run (sys.argv), for the report's environment
@@ -633,7 +647,11 @@ def run_compare(
     stop = Stop()  # the signal handlers go up once the models are loaded; reading ahead watches it
     with (_video_inputs if kind == "videos" else _image_inputs)(job, stop) as inputs:
         labels = load_labels(inputs.images, job.data, job.coco) if labelled else None
-        detectors = [load_detector(ref, job.options, job.plan, job.classes, warn) for ref in job.models]
+        plans = [calibrated(p, inputs.images) for p in job.plans or [job.plan] * len(job.models)]
+        detectors = [
+            load_detector(ref, job.options, plan, job.classes, warn)
+            for ref, plan in zip(job.models, plans, strict=True)
+        ]
         warn_about_options(detectors, job.iou_given, warn)
         codec = None
         if kind == "videos" and job.save:
@@ -656,7 +674,7 @@ def run_compare(
                 pictures_at = spread(inputs.total, HTML_PICTURES)
             outputs = CompareOutputs(
                 out,
-                unique_labels([d.name for d in detectors]),
+                model_labels(detectors),
                 save=job.save,
                 picture_indexes=pictures_at,
                 video_fps=inputs.fps,
@@ -665,9 +683,17 @@ def run_compare(
             )
             probe = None
             if job.memory:
+                plan_of = {id(d): p for d, p in zip(detectors, plans, strict=True)}
 
                 def probe(d: Detector, images: Sequence[np.ndarray]) -> Memory | None:
-                    return measure_memory(d, job.plan, images, warn)
+                    return measure_memory(d, plan_of[id(d)], images, warn)
+
+            fidelity = FidelityTally(len(detectors)) if job.plans else None
+
+            def on_image(frame: Frame, results: Sequence[ImageResult]) -> None:
+                outputs(frame, results)
+                if fidelity is not None:
+                    fidelity.add(results)
 
             with stop_on_signals(lambda: warn(INTERRUPT_NOTE) if warn else None, stop):
                 try:
@@ -676,7 +702,7 @@ def run_compare(
                         inputs.frames,
                         job.settings,
                         labels,
-                        outputs,
+                        on_image,
                         progress,
                         inputs.total,
                         stop,
@@ -700,6 +726,8 @@ def run_compare(
                         ),
                     )
                 comparison = replace(comparison, environment=environment(job.command, job.options.device))
+                if fidelity is not None:
+                    comparison = replace(comparison, fidelity=fidelity.result(comparison.models))
                 explained = (
                     _explain(job, detectors, inputs.images, out, stop, warn, files)
                     if kind == "images"
