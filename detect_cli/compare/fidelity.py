@@ -130,11 +130,15 @@ class FidelityTally:
             self.only_var[i].append(len(var) - len(same))
             self.ious[i] += [m.iou for m in same]
             self.drifts[i] += [abs(var[m.b].confidence - ref[m.a].confidence) for m in same]
-            anywhere = geometry.match(ref, var, self.match_iou, same_class=lambda _: 0, lead="a")
-            self.located[i] += len(anywhere)
-            self.same_class[i] += sum(
-                ref[m.a].class_name.casefold() == var[m.b].class_name.casefold() for m in anywhere
-            )
+            # Boxes found at the same place under another class: among those the same-class matching
+            # left over (RT-DETR often puts two classes on one box; matching all boxes whatever their
+            # class would pair a box with its twin of the other class as readily as with its own).
+            used_ref, used_var = {m.a for m in same}, {m.b for m in same}
+            rest_ref = [d for k, d in enumerate(ref) if k not in used_ref]
+            rest_var = [d for k, d in enumerate(var) if k not in used_var]
+            elsewhere = geometry.match(rest_ref, rest_var, self.match_iou, same_class=lambda _: 0, lead="a")
+            self.same_class[i] += len(same)
+            self.located[i] += len(same) + len(elsewhere)
 
     def result(self, models: Sequence[ModelResult]) -> Fidelity:
         ref = models[self.reference]

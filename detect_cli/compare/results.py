@@ -229,7 +229,7 @@ class VariantFidelity:
     """One backend and precision of a model against the same model on PyTorch fp32 (the reference),
     on the same inputs (compare/fidelity.py). Box agreement: 2·matched / (boxes of both), matched =
     same class at IoU ≥ 0.5, one to one, with its bootstrap interval over the pictures; class agreement:
-    among boxes matched at IoU ≥ 0.5 whatever their class, the share with the same class; score drift:
+    matched boxes / (matched boxes + boxes left over that pair at IoU ≥ 0.5 under another class); score drift:
     |score - reference score| over the matched boxes; speed-up: images/s over the reference's; the mAP
     change (fractions: -0.004 is 0.4 points) when labels were given. `safe` is None when neither found a
     box (nothing to judge)."""
