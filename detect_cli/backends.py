@@ -41,7 +41,14 @@ from detect_cli.models import (
     stand_in,
 )
 from detect_cli.models import load as load_torch
-from detect_cli.quantize import Calibration, CalibrationError, Pictures, from_inputs, quantize_openvino
+from detect_cli.quantize import (
+    Calibration,
+    CalibrationError,
+    Pictures,
+    from_inputs,
+    import_nncf,
+    quantize_openvino,
+)
 from detect_cli.results import Detection
 from detect_cli.runtime import Mode
 
@@ -727,7 +734,7 @@ def _quantize_entry(
         warn(
             f"{len(pictures.skipped)} calibration picture(s) cannot be read and are left out ({name}: {why})"
         )
-    import nncf  # before the folder: importing it takes seconds (torch among it), and is no part of it
+    nncf = import_nncf()  # before the folder: importing it takes seconds (torch among it), no part of it
 
     root = exports_dir()
     root.mkdir(parents=True, exist_ok=True)

@@ -163,6 +163,14 @@ def ignored_scope(model: Any) -> Any:
     )
 
 
+def import_nncf() -> Any:
+    """nncf, imported without torch's note about CUDA that importing it prints on a CPU-only machine."""
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    import nncf
+
+    return nncf
+
+
 @contextlib.contextmanager
 def _nncf_quiet() -> Iterator[None]:
     """NNCF's INFO lines off the terminal, and its progress bars on stderr (stdout holds `--json`)."""
