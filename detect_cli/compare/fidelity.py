@@ -222,11 +222,3 @@ def fidelity_lines(f: Fidelity | None) -> list[str]:
         f"of {f.min_mean_iou}):"
     )
     return [head, *(f"  {variant_line(v)}" for v in f.variants)]
-
-
-def fidelity_markdown(f: Fidelity | None) -> str:
-    """The matrix as a report.md section (empty without `--backends`)."""
-    if f is None:
-        return ""
-    head, *rows = fidelity_lines(f)
-    return "\n".join(["## Fidelity", "", head, "", *(f"- {r.strip()}" for r in rows), ""]) + "\n"
