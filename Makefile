@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test coverage lint format docs clean bench-batch bench-backends bench-process
+.PHONY: install run test coverage lint format docs clean bench-batch bench-backends bench-process bench-gpu
 
 install: $(STAMP)
 
@@ -45,9 +45,13 @@ coverage: install
 bench-batch: install
 	$(BIN)/python bench/batch.py
 
-# Images/s of each backend (torch, onnx, openvino, auto) for RT-DETR-L and YOLO11n against `yolo predict`.
+# Images/s of each backend (torch, onnx, openvino, auto) for RT-DETR-L and YOLO11n against `yolo predict`, and RT-DETR-L INT8 vs bf16.
 bench-backends: install
 	$(BIN)/python bench/backends.py
+
+# On a CUDA machine (installs nothing): the gpu tests, fp16 against fp32, detect --half vs yolo predict half=True.
+bench-gpu:
+	PYTHON=$(BIN)/python bench/gpu.sh
 
 # Whole-process races against `yolo predict` (start-up included): one picture, and 32 (.pt and its own export).
 bench-process: install

@@ -18,7 +18,13 @@ load) and its median, the one-off export/load time, and the parity of each expor
 over the same images in calls of 1 and of 4 (exports with a fixed batch of 4 for ONNX Runtime and
 OpenVINO, whose static graphs take one batch size).
 
+A third table (first, `--int8-model`, default RT-DETR-L) measures OpenVINO INT8 (`--precision int8`,
+calibrated on the same `--n` pictures) against OpenVINO bf16, both folder runs end to end as above, and
+against `yolo predict` on ultralytics' own INT8 OpenVINO export (`quantize=8`, calibrated on the same
+pictures through a data.yaml), quantization and export time excluded (printed beside).
+
     python bench/backends.py [--models rtdetr-l,yolo11n] [--imgsz 640] [--n 32] [--rounds 3]
+    python bench/backends.py --only-int8 [--int8-model rtdetr-l]
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import shutil
 import statistics
@@ -253,6 +260,128 @@ def throughput_vs_benchmark_app(
     )
 
 
+def ultralytics_int8_runner(pt: Path, family: str, images: Path, imgsz: int, work: Path, n: int):  # type: ignore[no-untyped-def]
+    """`yolo predict` on ultralytics' own INT8 OpenVINO export, calibrated on the same pictures (a
+    data.yaml whose val split is the folder); returns (runner, export seconds)."""
+    from ultralytics import RTDETR, YOLO
+
+    from detect_cli.backends import _quiet
+
+    cls = RTDETR if family == "rtdetr" else YOLO
+    data = work / "calibration.yaml"
+    data.write_text(
+        f"path: {images}\ntrain: .\nval: .\nnames:\n" + "".join(f"  {i}: c{i}\n" for i in range(80)),
+        encoding="utf-8",
+    )
+    src = cls(str(pt))
+    folder = work / "ultralytics-int8"
+    folder.mkdir(parents=True, exist_ok=True)
+    src.model.pt_path = str(folder / "model.pt")
+    start = time.perf_counter()
+    with _quiet():
+        artifact = src.export(
+            format="openvino", quantize=8, data=str(data), imgsz=imgsz, batch=1, device="cpu"
+        )
+    seconds = time.perf_counter() - start
+    model = cls(str(artifact)) if family == "rtdetr" else YOLO(str(artifact), task="detect")
+    kw = {"imgsz": imgsz, "conf": CONF[family], "max_det": MAX_DET, "device": "cpu", "verbose": False}
+    with _quiet():
+        list(model.predict(str(sorted(images.iterdir())[0]), save=False, **kw))  # warm-up
+
+    def run(round_: int) -> float:
+        start = time.perf_counter()
+        with _quiet():
+            results = model.predict(
+                str(images), save=True, stream=True, project=str(work), name=f"int8-{round_}", **kw
+            )
+            count = sum(1 for _ in results)
+        assert count == n, count
+        return time.perf_counter() - start
+
+    return run, seconds
+
+
+def int8_table(args: argparse.Namespace, work: Path, images: Path) -> None:
+    """OpenVINO INT8 against bf16 (and fp32 where the CPU has no bf16), and `yolo predict` on
+    ultralytics' INT8 export: folder images/s, the median of interleaved rounds."""
+    from detect_cli import backends, quantize
+    from detect_cli.models import PredictOptions, resolve
+
+    name = args.int8_model
+    pt, family = seeded_pt(name, work)
+    ref = resolve(str(pt), family)  # type: ignore[arg-type]
+    options = PredictOptions(conf=CONF[family], imgsz=args.imgsz, device="cpu", max_det=MAX_DET)
+    runners: dict[str, tuple] = {}  # type: ignore[type-arg]
+    calibration = quantize.from_folder(images)
+    for precision in ("bf16", "int8"):
+        start = time.perf_counter()
+        planned = backends.plan(
+            "openvino", "cpu", precision, calibration=calibration if precision == "int8" else None
+        )
+        notes: list[str] = []
+        detector = backends.load(ref, options, dataclasses.replace(planned, mode="throughput"), notes.append)
+        made = "export + quantize + " if precision == "int8" else "export + "
+        one_off = f"{made}load {time.perf_counter() - start:.0f} s"
+        label = f"detect --backend openvino --precision {precision}"
+        runners[label] = (
+            detect_runner(detector, images, work / f"int8-{precision}", args.n),
+            f"openvino {detector.precision}",
+            one_off,
+            parity_note(backends, pt, detector) if precision != "int8" else _int8_parity(backends, pt),
+        )
+    try:
+        run, seconds = ultralytics_int8_runner(pt, family, images, args.imgsz, work, args.n)
+        runners["yolo predict on ultralytics' INT8 OpenVINO export"] = (
+            run,
+            "openvino int8",
+            f"export {seconds:.0f} s",
+            "-",
+        )
+    except Exception as e:  # its exporter's calibration data rules: say why, keep the rest
+        print(f"  ultralytics' INT8 export not measured: {type(e).__name__}: {e}", file=sys.stderr)
+    times: dict[str, list[float]] = {label: [] for label in runners}
+    for r in range(args.rounds):
+        for label, (run_, *_rest) in runners.items():
+            times[label].append(run_(r))
+            print(
+                f"  {name} int8 round {r + 1}: {label}: {args.n / times[label][-1]:.2f} img/s",
+                file=sys.stderr,
+            )
+    bf16 = times["detect --backend openvino --precision bf16"]
+    print(
+        f"\n## OpenVINO INT8: {name}, {args.n} images (also the calibration set), imgsz {args.imgsz}, "
+        f"median of {args.rounds} rounds\n"
+    )
+    print(
+        "| model | run | backend precision | images/s | x openvino bf16 (each round) | one-off "
+        "| parity with PyTorch |"
+    )
+    print("|---|---|---|---:|---:|---|---|")
+    for label, (_, ran, one_off, parity) in runners.items():
+        ratios = [b / t for b, t in zip(bf16, times[label], strict=True)]
+        print(
+            f"| {name} | {label} | {ran} | {args.n / median(times[label]):.2f} | {median(ratios):.2f} "
+            f"({', '.join(f'{x:.2f}' for x in ratios)}) | {one_off} | {parity} |",
+            flush=True,
+        )
+
+
+def _int8_parity(backends, pt: Path) -> str:  # type: ignore[no-untyped-def]
+    digest = backends.weights_digest(str(pt))
+    entry = next(
+        e
+        for e in backends.cached_exports()
+        if e.manifest["precision"] == "int8" and e.manifest["weights_sha256"] == digest
+    )
+    p = entry.parity("int8")
+    if p is None:
+        return "-"
+    return (
+        f"{p.matched}/{p.reference} matched, IoU {p.mean_iou:.3f}, Δscore {p.max_score_diff:.4f} "
+        f"({'ok' if p.ok else 'FAILS'}, int8 tolerance)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -263,6 +392,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     parser.add_argument("--no-batch-probe", action="store_true")
     parser.add_argument("--only-throughput", action="store_true", help="only the benchmark_app comparison")
+    parser.add_argument("--int8-model", default="rtdetr-l", help="the model of the INT8 table")
+    parser.add_argument("--no-int8", action="store_true", help="leave out the INT8 table")
+    parser.add_argument("--only-int8", action="store_true", help="only the INT8 table")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="detect-bench-"))
@@ -288,6 +420,11 @@ def measure(args: argparse.Namespace, work: Path) -> None:
         f"{args.rounds} rounds, backends: {', '.join(b for b, ok in backends.availability().items() if ok)}",
         file=sys.stderr,
     )
+    int8 = backends.installed("openvino") and importlib.util.find_spec("nncf") is not None
+    if int8 and not args.no_int8:
+        int8_table(args, work, images)
+    if args.only_int8:
+        return
     if backends.installed("openvino"):
         rows = []
         for name in args.models.split(","):

@@ -43,17 +43,27 @@ from detect_cli.models import (
     stand_in,
 )
 from detect_cli.models import load as load_torch
+from detect_cli.quantize import (
+    Calibration,
+    CalibrationError,
+    Pictures,
+    from_inputs,
+    import_nncf,
+    quantize_openvino,
+)
 from detect_cli.results import Detection, Note, busy
 from detect_cli.runtime import Mode
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from detect_cli.sources import ImageInput
+
 Backend = Literal["torch", "onnx", "openvino"]
 BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "openvino")
 EXPORTED: tuple[Backend, ...] = ("onnx", "openvino")
-Precision = Literal["fp32", "bf16", "fp16"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
+Precision = Literal["fp32", "bf16", "fp16", "int8"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16", "int8")
 
 # What each exported backend needs installed (module names); `pip install 'detect-cli[cpu]'` brings them all.
 REQUIRES: dict[Backend, tuple[str, ...]] = {"onnx": ("onnx", "onnxruntime"), "openvino": ("openvino",)}
@@ -125,6 +135,9 @@ class Plan:
     offline_fallback: bool = False
     mode: Mode = "latency"
     requested: str = "auto"  # the backend as asked: what a Ray worker decides from, on its own machine
+    # INT8 only: the pictures it is calibrated on (`--calibration DIR`, else the run's own, set by the
+    # job before loading: quantize.from_inputs).
+    calibration: Calibration | None = None
 
 
 def plan(
@@ -135,6 +148,7 @@ def plan(
     resolve_device: bool = True,
     available: Mapping[Backend, bool] | None = None,
     offline_fallback: bool = False,
+    calibration: Calibration | None = None,
 ) -> Plan:
     """Decide the backend, device and precision from the options (raises BadOptionError or
     MissingBackendError, exit code 2, before anything loads).
@@ -143,7 +157,11 @@ def plan(
     lacks: the model is loaded here with PyTorch (for its names), and each worker plans again from
     `requested` on its own machine (executors.BatchWorker).
     """
+    if calibration is not None and precision != "int8":
+        raise BadOptionError("--calibration is for --precision int8 (the pictures INT8 is calibrated on)")
     if not resolve_device:
+        if precision == "int8":
+            raise BadOptionError("--precision int8 runs on this machine only (not with --executor ray)")
         exact: Any = "fp16" if half else precision
         dev = device.strip().lower()
         return Plan("torch", dev, exact, requested != "auto", offline_fallback, requested=requested)
@@ -152,7 +170,23 @@ def plan(
         raise BadOptionError("--half needs a CUDA device")
     backend = choose_backend(requested, dev, availability() if available is None else available)
     exact = check_precision(backend, precision, dev, half)
-    return Plan(backend, dev, exact, requested != "auto", offline_fallback, requested=requested)
+    return Plan(
+        backend,
+        dev,
+        exact,
+        requested != "auto",
+        offline_fallback,
+        requested=requested,
+        calibration=calibration,
+    )
+
+
+def calibrated(plan: Plan, items: Sequence[ImageInput]) -> Plan:
+    """An INT8 plan without `--calibration` calibrates on the run's own first pictures (`items`);
+    any other plan is returned as is."""
+    if plan.precision != "int8" or plan.calibration is not None:
+        return plan
+    return replace(plan, calibration=from_inputs(items))
 
 
 def check_precision(backend: Backend, precision: str | None, device: str, half: bool) -> Precision | None:
@@ -164,9 +198,21 @@ def check_precision(backend: Backend, precision: str | None, device: str, half: 
     if precision is None:
         return None
     if precision not in PRECISIONS:
-        raise BadOptionError(f"unknown precision '{precision}': use fp32, bf16 or fp16")
+        raise BadOptionError(f"unknown precision '{precision}': use fp32, bf16, fp16 or int8")
     if precision == "fp32":
         return "fp32"
+    if precision == "int8":
+        if backend != "openvino":
+            raise BadOptionError(
+                "--precision int8 is for OpenVINO on the CPU (--backend openvino, or auto where OpenVINO "
+                f"is installed; this run would use {backend})"
+            )
+        if importlib.util.find_spec("nncf") is None:
+            raise MissingBackendError(
+                "--precision int8 needs nncf, which is not installed: pip install 'detect-cli[cpu]' "
+                "(or pip install nncf)"
+            )
+        return "int8"
     if precision == "fp16":
         if backend == "torch" and device.startswith("cuda"):
             return "fp16"
@@ -237,8 +283,10 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def cache_key(digest: str, imgsz: int, backend: Backend, precision: str) -> str:
-    return f"{digest[:16]}-{imgsz}-{backend}-{precision}"
+def cache_key(digest: str, imgsz: int, backend: Backend, precision: str, calibration: str = "") -> str:
+    """An export's folder name; an INT8 export's names its calibration set too (its content digest)."""
+    key = f"{digest[:16]}-{imgsz}-{backend}-{precision}"
+    return f"{key}-{calibration[:16]}" if calibration else key
 
 
 @dataclass(frozen=True)
@@ -259,22 +307,37 @@ class Parity:
     MIN_MATCHED = 0.9
     MIN_MEAN_IOU = 0.9
     MAX_SCORE_DIFF = 0.02
+    # INT8 rounds every activation to one of 256 levels: a looser stated tolerance (docs/backends.md),
+    # 80% matched, mean IoU 0.8, scores within 0.3. The trained test pair's INT8 (tests/data/trained)
+    # moved one of its top 10 scores by 0.25 and 0.26 on this picture while agreeing with PyTorch on
+    # 95-96 % of boxes over its 60 validation pictures, 0.3-0.4 mAP50-95 points apart.
+    INT8_MIN_MATCHED = 0.8
+    INT8_MIN_MEAN_IOU = 0.8
+    INT8_MAX_SCORE_DIFF = 0.3
+
+    @property
+    def tolerance(self) -> tuple[float, float, float]:
+        """(share matched, mean IoU, largest score difference) this precision is held to."""
+        if self.precision == "int8":
+            return self.INT8_MIN_MATCHED, self.INT8_MIN_MEAN_IOU, self.INT8_MAX_SCORE_DIFF
+        return self.MIN_MATCHED, self.MIN_MEAN_IOU, self.MAX_SCORE_DIFF
 
     @property
     def ok(self) -> bool:
         if self.reference == 0:
             return self.matched == 0
+        matched, iou, score = self.tolerance
         return (
-            self.matched / self.reference >= self.MIN_MATCHED
-            and self.mean_iou >= self.MIN_MEAN_IOU
-            and self.max_score_diff <= self.MAX_SCORE_DIFF
+            self.matched / self.reference >= matched and self.mean_iou >= iou and self.max_score_diff <= score
         )
 
     def describe(self) -> str:
+        matched, iou, score = self.tolerance
         return (
             f"{self.matched}/{self.reference} boxes matched, mean IoU {self.mean_iou:.3f}, "
-            f"largest score difference {self.max_score_diff:.4f} (tolerance: "
-            f"{self.MIN_MATCHED:.0%} matched, IoU ≥ {self.MIN_MEAN_IOU}, score ± {self.MAX_SCORE_DIFF})"
+            f"largest score difference {self.max_score_diff:.4f} (tolerance"
+            f"{' for int8' if self.precision == 'int8' else ''}: "
+            f"{matched:.0%} matched, IoU ≥ {iou}, score ± {score})"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -429,7 +492,7 @@ def evict_exports(keep: Path | None = None, limit: int | None = None) -> list[Pa
 
 # What the cache itself names under exports/: an export's folder (its key), the temporary folder an
 # export is made in, and an export's lock file. Anything else there is not the cache's to delete.
-_KEY_TEXT = r"[0-9a-f]{16}-\d+-(?:onnx|openvino)-(?:fp32|fp16|bf16)"
+_KEY_TEXT = r"[0-9a-f]{16}-\d+-(?:onnx|openvino)-(?:fp32|fp16|bf16|int8-[0-9a-f]{16})"
 _KEY = re.compile(_KEY_TEXT)
 _PARTIAL = re.compile(rf"\.{_KEY_TEXT}\.\d+-[0-9a-f]{{8}}\.part")
 _LOCK = re.compile(rf"\.{_KEY_TEXT}\.lock")
@@ -647,21 +710,132 @@ def _export_entry(
             },
         )
         _write_manifest(entry)
-        final = root / key
-        if final.exists():  # a damaged entry (checked by the caller) or one a parallel run just finished
-            shutil.rmtree(final, ignore_errors=True)  # under the cache's own key name: the cache's
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if (other := read_entry(final)) is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-                return other
-            raise
-        entry.path = final
-        return entry
+        return _commit(entry, root / key)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _commit(entry: CacheEntry, final: Path) -> CacheEntry:
+    """Rename a complete export (manifest written) from its temporary folder into place."""
+    tmp = entry.path
+    if final.exists():  # a damaged entry (checked by the caller) or one a parallel run just finished
+        shutil.rmtree(final, ignore_errors=True)  # under the cache's own key name: the cache's
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        if (other := read_entry(final)) is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return other
+        raise
+    entry.path = final
+    return entry
+
+
+def _quantize_entry(
+    ref: ModelRef, source: CacheEntry, calibration: Calibration, calib_digest: str, key: str, warn: Warn
+) -> CacheEntry:
+    """Quantize the fp32 OpenVINO export `source` to INT8 on the calibration pictures (quantize.py)
+    into a temporary folder, write its manifest, and rename it into place; nothing is left behind
+    when it fails or is interrupted (Ctrl-C)."""
+    imgsz = int(source.manifest["imgsz"])
+    family = source.manifest.get("family", ref.family)
+    pictures = Pictures(calibration.files, imgsz, stretch=family == "rtdetr").checked()
+    if pictures.skipped:
+        name, why = pictures.skipped[0]
+        if not len(pictures):
+            raise CalibrationError(
+                f"none of the {len(pictures.skipped)} calibration pictures ({calibration.origin}) can be "
+                f"read (first: {name}: {why})"
+            )
+        warn(
+            f"{len(pictures.skipped)} calibration picture(s) cannot be read and are left out ({name}: {why})"
+        )
+    nncf = import_nncf()  # before the folder: importing it takes seconds (torch among it), no part of it
+
+    root = exports_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{key}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
+    tmp.mkdir()
+    try:
+        warn(
+            f"quantizing {ref.name} to int8 on {len(pictures)} pictures ({calibration.origin}): once, "
+            f"cached in {root}; this takes a few minutes at imgsz 640"
+        )
+        xml = source.artifact if source.artifact.suffix == ".xml" else next(source.artifact.glob("*.xml"))
+        start = time.perf_counter()
+        target = quantize_openvino(
+            xml, tmp / "model_int8_openvino_model" / "model.xml", pictures, family == "rtdetr"
+        )
+        seconds = time.perf_counter() - start
+        files = _file_table(tmp)
+        entry = CacheEntry(
+            tmp,
+            {
+                # What the fp32 export knows of the model (its network's size too, where recorded)
+                **{
+                    k: source.manifest[k]
+                    for k in ("model", "family", "source", "weights_sha256", "names", "size")
+                    if k in source.manifest
+                },
+                "version": MANIFEST_VERSION,
+                "key": key,
+                "imgsz": imgsz,
+                "backend": "openvino",
+                "precision": "int8",
+                "artifact": target.parent.relative_to(tmp).as_posix(),
+                "files": files,
+                "sha256": _hashes(tmp, files),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "ultralytics": source.manifest.get("ultralytics"),
+                "nncf": nncf.__version__,
+                "calibration": {
+                    "sha256": calib_digest,
+                    "pictures": len(pictures),
+                    "skipped": len(pictures.skipped),
+                    "origin": calibration.origin,
+                    "seconds": round(seconds, 1),
+                },
+                "parity": {},
+            },
+        )
+        _write_manifest(entry)
+        return _commit(entry, root / key)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _ready_int8(
+    ref: ModelRef,
+    options: PredictOptions,
+    plan: Plan,
+    source: CacheEntry,
+    torch_detector: Detector | None,
+    warn: Warn,
+) -> tuple[Detector, Parity, Detector | None]:
+    """The INT8 export of the fp32 OpenVINO export `source` for the plan's calibration pictures (made
+    now when missing), loaded, and its parity with PyTorch (held to the INT8 tolerance)."""
+    if plan.calibration is None:
+        raise CalibrationError("--precision int8 needs calibration pictures: pass --calibration DIR")
+    calib = plan.calibration.digest
+    key = cache_key(source.manifest["weights_sha256"], options.imgsz, "openvino", "int8", calib)
+    entry = read_entry(exports_dir() / key)
+    if entry is None:
+        if (exports_dir() / key).exists():
+            warn(f"the cached int8 export of {ref.name} is incomplete or damaged; quantizing it again")
+        entry = _quantize_entry(ref, source, plan.calibration, calib, key, warn)
+        for gone in evict_exports(keep=entry.path):
+            warn(f"export cache over {cache_limit() / 2**30:g} GiB: removed {gone.name}, used least recently")
+    entry.touch()
+    detector = _load_exported(ref, entry, options, "int8", plan.mode)
+    parity = entry.parity("int8")
+    if parity is None:
+        torch_detector = torch_detector or load_torch(ref, replace_device(options))
+        parity = measure_parity(torch_detector, detector, options.imgsz)
+        entry.manifest.setdefault("parity", {})["int8"] = parity.to_dict()
+        _write_manifest(entry)
+    return detector, parity, torch_detector
 
 
 def _cpu_supports_bf16() -> bool:
@@ -740,6 +914,10 @@ def load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignor
 def _load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _ignore) -> Detector:
     ref = weights_or_stand_in(ref, plan, warn)
     if (made := exported_kind(ref.location)) is not None:  # already exported (-m model.onnx): run it as is
+        if plan.precision == "int8":
+            raise BadOptionError(
+                f"{ref.location} is already exported; --precision int8 quantizes a .pt or .yaml model"
+            )
         if plan.explicit and plan.backend != made:
             raise BadOptionError(f"{ref.location} is an exported {made} model; it runs with --backend {made}")
         detector = load_torch(ref, options)
@@ -813,6 +991,8 @@ def _ready_export(
         for gone in evict_exports(keep=entry.path):
             cap = f"{cache_limit() / 2**30:g} GiB"
             warn(Note(f"export cache over {cap}: removed {gone.name}, used least recently"))
+    if plan.precision == "int8":
+        return _ready_int8(ref, options, plan, entry, torch_detector, warn)
     precision = plan.precision or _default_precision(backend, entry)
     detector = _load_exported(ref, entry, options, precision, plan.mode)
     if plan.precision and detector.precision != plan.precision:

@@ -324,9 +324,12 @@ def export_row(entry: CacheEntry) -> dict[str, object]:
     """One cached export, for `detect models` (table or JSON)."""
     m = entry.manifest
     checked = {p: v.get("ok") for p, v in m.get("parity", {}).items()}
+    calibration = m.get("calibration")  # an INT8 export: the pictures it was calibrated on
     return {
         "model": m.get("model"),
         "backend": m.get("backend"),
+        "precision": m.get("precision"),
+        "calibration": calibration,
         "imgsz": m.get("imgsz"),
         "size_mb": round(entry.size_bytes / 2**20, 1),
         "parity_ok": checked,
@@ -344,9 +347,13 @@ def exports_table(rows: list[dict[str, object]], now: float | None = None) -> Ta
     for r in rows:
         parity = r["parity_ok"]
         assert isinstance(parity, dict)
+        calibration = r.get("calibration")
+        backend = str(r["backend"])
+        if isinstance(calibration, dict):  # "openvino int8 (300 pictures, 1a2b3c4d)"
+            backend += f" int8 ({calibration.get('pictures')} pictures, {str(calibration.get('sha256'))[:8]})"
         table.add_row(
             str(r["model"]),
-            str(r["backend"]),
+            backend,
             str(r["imgsz"]),
             f"{r['size_mb']} MB",
             ", ".join(f"{p} {'yes' if ok else 'NO'}" for p, ok in parity.items()) or "not checked",

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "detect_cli"
 LAYERS = [
     {"errors", "results", "signals", "geometry"},
     {"sources", "models", "render", "tracking"},
-    {"writers", "backends", "rundir", "runtime", "tracks"},
+    {"writers", "backends", "rundir", "runtime", "tracks", "quantize"},
     {"threads", "resume"},
     {"pipeline"},
     {"video", "executors"},

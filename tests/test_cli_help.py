@@ -183,6 +183,8 @@ def test_models_fits_80_columns_and_json_keeps_every_field(tmp_path: Path) -> No
         "imgsz",
         "size_mb",
         "parity_ok",
+        "precision",
+        "calibration",
         "created",
         "last_used",
         "source",

@@ -28,6 +28,18 @@ Models = Annotated[
         rich_help_panel=MODEL,
     ),
 ]
+Backends = Annotated[
+    str | None,
+    typer.Option(
+        "--backends",
+        metavar="LIST",
+        show_default=False,
+        help="A fidelity matrix: each model on each of these backends, comma-separated, each with an "
+        "optional :precision (torch,openvino:bf16,openvino:int8,onnx), against the model on PyTorch "
+        "fp32: speed, memory, box and class agreement, score drift, mAP change; a variant below 90%% box "
+        "agreement or a mean IoU of 0.85 is marked unsafe. Replaces --backend/--precision.",
+    ),
+]
 Data = Annotated[
     Path | None,
     typer.Option(
@@ -100,6 +112,7 @@ def compare(
     ctx: typer.Context,
     sources: CompareSources,
     models: Models = "rtdetr-l,yolo11n",
+    backends_: Backends = None,
     data: Data = None,
     coco: CocoJson = None,
     warmup: Warmup = 2,
@@ -125,23 +138,36 @@ def compare(
 
     from detect_cli import ui
     from detect_cli.compare import CompareJob, CompareSettings, rich_tables, run_compare
+    from detect_cli.compare.fidelity import fidelity_lines
     from detect_cli.compare.report import report_dict, terminal_lines
     from detect_cli.errors import BadOptionError
     from detect_cli.models import resolve
     from detect_cli.writers import json_text
 
     names = [m.strip() for m in models.split(",") if m.strip()]
-    if len(names) < 2:
+    if len(names) < 2 and backends_ is None:
         raise BadOptionError("--models needs at least two models, comma-separated (e.g. rtdetr-l,yolo11n)")
     if data and coco:
         raise BadOptionError("give labels as --data or --coco, not both")
     refs = [resolve(n, "yolo") for n in names]  # unknown names fail before anything is loaded
-    options, plan = settings.settle()
+    plans: tuple = ()
+    if backends_ is None:
+        options, plan = settings.settle()
+    else:  # every variant of the model, the PyTorch fp32 reference first; --calibration for int8 ones
+        import dataclasses
+
+        from detect_cli.compare.fidelity import variant_plans
+        from detect_cli.quantize import from_folder
+
+        options, plan = dataclasses.replace(settings, calibration=None).settle()
+        calibration = from_folder(settings.calibration) if settings.calibration else None
+        refs, plans = variant_plans(refs, backends_, settings.device, plan, calibration)
     job = CompareJob(
         sources=tuple(sources),
         models=tuple(refs),
         options=options,
         plan=plan,
+        plans=plans,
         classes=settings.classes,
         iou_given=settings.iou is not None,
         settings=CompareSettings(imgsz=settings.imgsz, conf=settings.conf, warmup=warmup, runs=runs),
@@ -180,6 +206,8 @@ def compare(
             ui.err_console.print(line, markup=False, highlight=False)
         for table in rich_tables(comparison):
             ui.err_console.print(table)
+        for line in fidelity_lines(comparison.fidelity):  # --backends: last, where it is seen
+            ui.err_console.print(line, markup=False, highlight=False)
         if comparison.video:
             for path in comparison.video.side_by_side:
                 ui.err_console.print(

@@ -20,6 +20,7 @@ from detect_cli.cli.options import (
     BackendChoice,
     BackendOpt,
     Batch,
+    CalibrationDir,
     Classes,
     Conf,
     Device,
@@ -55,6 +56,7 @@ from detect_cli.cli.options import (
 if TYPE_CHECKING:
     from detect_cli.backends import Plan
     from detect_cli.models import PredictOptions
+    from detect_cli.quantize import Calibration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,6 +113,7 @@ class ModelArgs:
     backend: BackendOpt = BackendChoice.auto
     precision: PrecisionOpt = None
     offline_fallback: OfflineFallback = False
+    calibration: CalibrationDir = None
 
     def settle(self, executor: str = "local") -> "tuple[PredictOptions, Plan]":
         """The checked options and the backend plan, decided once (raises the project's errors)."""
@@ -129,6 +132,7 @@ class ModelArgs:
             self.half,
             resolve_device=executor == "local",
             offline_fallback=self.offline_fallback,
+            calibration=self._calibration(),
         )
         options = PredictOptions(
             conf=self.conf,
@@ -140,6 +144,11 @@ class ModelArgs:
             nms=self.nms,
         )
         return options, plan
+
+    def _calibration(self) -> "Calibration | None":
+        from detect_cli.quantize import from_folder
+
+        return from_folder(self.calibration) if self.calibration is not None else None
 
 
 @dataclasses.dataclass(frozen=True)

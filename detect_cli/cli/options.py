@@ -50,6 +50,7 @@ class PrecisionChoice(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
+    int8 = "int8"
 
 
 def debug_from_env() -> bool:
@@ -458,7 +459,17 @@ PrecisionOpt = Annotated[
         case_sensitive=False,
         show_default=False,
         metavar="NAME",
-        help="fp32, bf16 or fp16 (default: fastest that matches).",
+        help="fp32, bf16, fp16, or int8 (OpenVINO, calibrated; never the default).",
+        rich_help_panel=MODEL,
+    ),
+]
+CalibrationDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--calibration",
+        metavar="DIR",
+        show_default=False,
+        help="Pictures to calibrate int8 on (default: the run's first 300).",
         rich_help_panel=MODEL,
     ),
 ]

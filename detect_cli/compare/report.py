@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detect_cli.compare import report_summary as first_screen
+from detect_cli.compare.fidelity import fidelity_lines
 from detect_cli.compare.report_gallery import (
     GALLERY_NOTE,
     HTML_PICTURE_WIDTH,
@@ -216,6 +217,16 @@ def sections(
         if shown:
             out.append({"id": key, "title": title, "kind": "plots", "plots": shown, "note": note})
 
+    if c.fidelity:  # --backends: each variant against PyTorch fp32, unsafe ones marked
+        head, *rows = fidelity_lines(c.fidelity)
+        out.append(
+            {
+                "id": "fidelity",
+                "title": "Fidelity",
+                "kind": "lines",
+                "lines": [head, *(r.strip() for r in rows)],
+            }
+        )
     table("Speed")
     figures("speed-plots", "Speed and memory", ["speed.png", "memory.png"])
     table("Accuracy")

@@ -276,6 +276,49 @@ class Picture:
     jpeg: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class VariantFidelity:
+    """One backend and precision of a model against the same model on PyTorch fp32 (the reference),
+    on the same inputs (compare/fidelity.py). Box agreement: 2·matched / (boxes of both), matched =
+    same class at IoU ≥ 0.5, one to one, with its bootstrap interval over the pictures; class agreement:
+    matched boxes / (matched boxes + boxes left over that pair at IoU ≥ 0.5 under another class); score drift:
+    |score - reference score| over the matched boxes; speed-up: images/s over the reference's; the mAP
+    change (fractions: -0.004 is 0.4 points) when labels were given. `safe` is None when neither found a
+    box (nothing to judge)."""
+
+    label: str
+    backend: str
+    precision: str
+    images: int
+    reference_boxes: int
+    boxes: int
+    box_agreement: float | None
+    box_agreement_low: float | None
+    box_agreement_high: float | None
+    mean_iou: float | None
+    class_agreement: float | None
+    score_drift_mean: float | None
+    score_drift_max: float | None
+    images_per_s: float | None
+    speedup: float | None
+    peak_mb: float | None
+    map50_95: float | None
+    map50_95_change: float | None
+    safe: bool | None
+    why_unsafe: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fidelity:
+    """`detect compare --backends`: each variant against the reference, and the stated thresholds below
+    which a variant is marked unsafe."""
+
+    reference: str
+    min_agreement: float
+    min_mean_iou: float
+    variants: tuple[VariantFidelity, ...]
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Everything `detect compare` measured; `to_dict` is report.json. `inputs` counts the images, or
@@ -295,6 +338,7 @@ class Comparison:
     per_input: tuple[InputAgreement, ...] = ()
     tracking: TrackingRun | None = None  # --track on a video
     analysis: Analysis | None = None  # intervals, operating points, slices, error types (analysis.py)
+    fidelity: Fidelity | None = None  # `--backends`: each backend/precision against PyTorch fp32
 
     @property
     def unit(self) -> str:

@@ -30,10 +30,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from detect_cli import video
-from detect_cli.backends import Plan, load_detector, network_size
+from detect_cli.backends import Plan, calibrated, load_detector, network_size
 from detect_cli.compare.accuracy import detections_to_coco, evaluate
 from detect_cli.compare.agreement import AgreementTally, ImageMatch, match_detections, shared_class_names
 from detect_cli.compare.analysis import Evidence, ModelEvidence, PairEvidence, analyse
+from detect_cli.compare.fidelity import FidelityTally
 from detect_cli.compare.labels import GroundTruth, load_labels
 from detect_cli.compare.machine import MEMORY_IMAGES, environment, measure_memory
 from detect_cli.compare.outputs import (
@@ -159,6 +160,16 @@ def unique_labels(names: Sequence[str]) -> list[str]:
     return out
 
 
+def model_labels(detectors: Sequence[Detector]) -> list[str]:
+    """Each model's label in the report: its name, and where one model runs on several backends or
+    precisions (`--backends`), the backend and precision too ('rtdetr-l openvino int8')."""
+    names = [d.name for d in detectors]
+    runs = [f"{d.name} {d.backend} {d.precision}" for d in detectors]
+    if len(set(runs)) > len(set(names)):
+        return unique_labels(runs)
+    return unique_labels(names)
+
+
 # --- the comparison loop ------------------------------------------------------------------------
 
 
@@ -234,7 +245,7 @@ def run_comparison(
     if len(detectors) < 2:
         raise BadOptionError("compare needs at least two models")
     settings = timed_runs(settings, total)
-    labels_ = unique_labels([d.name for d in detectors])
+    labels_ = model_labels(detectors)
     shared, notes = shared_class_names(detectors)
     shared_keys = frozenset(n.casefold() for n in shared)
     category_by_name: dict[str, int] = {}
@@ -455,6 +466,9 @@ class CompareJob:
     max_frames: int | None = None
     reconnects: int = 3
     plan: Plan = field(default_factory=Plan)  # the same backend for every model, decided once
+    # `--backends`: one plan per entry of `models` (the same model on several backends and precisions),
+    # the PyTorch fp32 reference first; the report then holds the fidelity matrix.
+    plans: tuple[Plan, ...] = ()
     classes: str | None = None  # --classes, resolved against each model's names
     iou_given: bool = False
     command: tuple[str, ...] = ()  # the command line as run (sys.argv), for the report's environment
@@ -705,7 +719,11 @@ def run_compare(
         if job.mot_gt is not None and inputs.videos != 1:
             raise BadOptionError("--mot-gt is the ground truth of one video: compare one video with it")
         labels = load_labels(inputs.images, job.data, job.coco) if labelled else None
-        detectors = [load_detector(ref, job.options, job.plan, job.classes, warn) for ref in job.models]
+        plans = [calibrated(p, inputs.images) for p in job.plans or [job.plan] * len(job.models)]
+        detectors = [
+            load_detector(ref, job.options, plan, job.classes, warn)
+            for ref, plan in zip(job.models, plans, strict=True)
+        ]
         warn_about_options(detectors, job.iou_given, warn)
         codec = None
         if kind == "videos" and job.save:
@@ -714,8 +732,8 @@ def run_compare(
         if planned is not None:
             paths = _outputs(planned, inputs, codec.suffix if codec else None)
             if job.tracker:
-                labels_ = unique_labels([d.name for d in detectors])
-                paths = itertools.chain(paths, planned_files(planned, labels_, inputs.video_items))
+                tracked = planned_files(planned, model_labels(detectors), inputs.video_items)
+                paths = itertools.chain(paths, tracked)
             check_plan(
                 planned, job.sources, [*inputs.images, *inputs.video_items], paths, record=REPORT_RECORD
             )
@@ -729,7 +747,7 @@ def run_compare(
             pictures_at = None  # report.html shows a few pictures: over a video, spread, not its first frames
             if kind == "videos" and inputs.total:
                 pictures_at = spread(inputs.total, HTML_PICTURES)
-            panels = unique_labels([d.name for d in detectors])
+            panels = model_labels(detectors)
             outputs = CompareOutputs(
                 out,
                 panels,
@@ -742,17 +760,21 @@ def run_compare(
             )
             on_image: ImageCallback = outputs
             if job.tracker:
-                tracked_labels = unique_labels([d.name for d in detectors])
-                files.add(*planned_files(out, tracked_labels, inputs.video_items))  # --exist-ok removes them
-                tracking = CompareTracking(job.tracker, tracked_labels, out)
+                files.add(*planned_files(out, panels, inputs.video_items))  # --exist-ok removes them
+                tracking = CompareTracking(job.tracker, panels, out)
                 on_image = _both(tracking, outputs)
             probe = None
             if job.memory:
+                plan_of = {id(d): p for d, p in zip(detectors, plans, strict=True)}
 
                 def probe(d: Detector, images: Sequence[np.ndarray]) -> Memory | None:
                     # A fresh process loads the model again: seconds per model, never in silence.
                     with busy(warn, f"measuring {d.name}'s peak memory, alone in a new process"):
-                        return measure_memory(d, job.plan, images, warn)
+                        return measure_memory(d, plan_of[id(d)], images, warn)
+
+            fidelity = FidelityTally(len(detectors)) if job.plans else None
+            if fidelity is not None:
+                on_image = _both(on_image, lambda _frame, results: fidelity.add(results))
 
             with stop_on_signals(lambda: warn(INTERRUPT_NOTE) if warn else None, stop):
                 try:
@@ -792,6 +814,8 @@ def run_compare(
                     notes = (*comparison.notes, *tracked.notes)
                     comparison = replace(comparison, tracking=tracked, notes=notes)
                 comparison = replace(comparison, environment=environment(job.command, job.options.device))
+                if fidelity is not None:
+                    comparison = replace(comparison, fidelity=fidelity.result(comparison.models))
                 explained = (
                     _explain(job, detectors, inputs.images, out, stop, warn, files)
                     if kind == "images"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from detect_cli import resume
-from detect_cli.backends import load_detector, weights_identity, weights_or_stand_in
+from detect_cli.backends import calibrated, load_detector, weights_identity, weights_or_stand_in
 from detect_cli.errors import BadOptionError
 from detect_cli.executors import Placement, WorkSpec, execute, require_executor
 from detect_cli.jobs.common import Job, refuse_other_kind, warn_about_options
@@ -130,7 +130,7 @@ def run_images(
                     f"{record}: {len(index.bad_lines)} line(s) are not records (first: line "
                     f"{index.bad_lines[0][0]}); they are moved to {resume.rejected_path(record)}"
                 )
-        plan = job.plan
+        plan = calibrated(job.plan, items)  # --precision int8: on the run's first pictures by default
         if len(todo.todo) >= THROUGHPUT_FROM and job.executor == "local":
             plan = replace(plan, mode="throughput")  # many pictures: images/s counts, not each one's latency
         detector = detector or load_detector(model, job.options, plan, job.classes, warn)

@@ -1,0 +1,322 @@
+"""--precision int8: calibration sets, the NNCF quantization of a cached OpenVINO export, its cache entry,
+its parity tolerance, and what goes wrong (empty or unreadable pictures, Ctrl-C, a full disk)."""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import CONF, SMALL_IMGSZ, make_image
+from typer.testing import CliRunner
+
+from detect_cli import backends, quantize
+from detect_cli.backends import Parity
+from detect_cli.cli import app
+from detect_cli.errors import ExportError
+from detect_cli.models import PredictOptions, resolve
+from detect_cli.quantize import Calibration, CalibrationError, Pictures
+
+needs_int8 = pytest.mark.skipif(
+    not (backends.installed("openvino") and importlib.util.find_spec("nncf")),
+    reason="needs openvino and nncf (the cpu extra)",
+)
+runner = CliRunner()
+
+
+# --- calibration sets --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["empty", "no-pictures", "a-file", "missing"])
+def test_a_calibration_folder_without_pictures_is_one_clear_error(kind: str, tmp_path: Path) -> None:
+    folder = tmp_path / "calib"
+    if kind == "empty":
+        folder.mkdir()
+    elif kind == "no-pictures":
+        folder.mkdir()
+        (folder / "notes.txt").write_text("not a picture")
+    elif kind == "a-file":
+        folder = make_image(tmp_path / "one.jpg")
+    with pytest.raises(CalibrationError, match="--calibration") as caught:
+        quantize.from_folder(folder)
+    assert caught.value.exit_code == 2
+
+
+def test_the_first_pictures_of_a_folder_sorted_sub_folders_included(tmp_path: Path) -> None:
+    for name in ("b.jpg", "a.png", "sub/c.jpg", "d.jpg"):
+        make_image(tmp_path / "calib" / name)
+    found = quantize.from_folder(tmp_path / "calib", limit=3)
+    assert [Path(f).relative_to(tmp_path / "calib").as_posix() for f in found.files] == [
+        "a.png",
+        "b.jpg",
+        "d.jpg",
+    ]
+    assert found.origin == f"3 pictures of {tmp_path / 'calib'}"
+    assert quantize.from_folder(tmp_path / "calib").origin.startswith("4 pictures")
+
+
+def test_the_default_is_300_pictures() -> None:
+    assert quantize.DEFAULT_CALIBRATION == 300
+
+
+def test_the_runs_own_pictures_local_files_only(tmp_path: Path) -> None:
+    from detect_cli.sources import discover_images
+
+    for i in range(4):
+        make_image(tmp_path / "in" / f"{i}.jpg", i)
+    items = discover_images([str(tmp_path / "in"), "http://127.0.0.1:9/x.jpg"])
+    found = quantize.from_inputs(items, limit=2)
+    assert [Path(f).name for f in found.files] == ["0.jpg", "1.jpg"]
+    url_only = [i for i in items if i.url]
+    with pytest.raises(CalibrationError, match="--calibration DIR"):
+        quantize.from_inputs(url_only)
+
+
+def test_calibration_is_named_by_content_not_names(tmp_path: Path) -> None:
+    a = [make_image(tmp_path / "a" / f"{i}.jpg", i) for i in range(3)]
+    b = [Path(shutil.copy(p, tmp_path / f"renamed-{i}.jpg")) for i, p in enumerate(a)]
+    digest = Calibration(tuple(map(str, a)), "a").digest
+    assert Calibration(tuple(map(str, b)), "b").digest == digest
+    b[1].write_bytes(b[1].read_bytes() + b"\0")  # one byte more: another calibration set
+    assert Calibration(tuple(map(str, b)), "b").digest != digest
+
+
+def test_pictures_of_any_size_and_channels_are_letterboxed_as_inference_does(tmp_path: Path) -> None:
+    import numpy as np
+
+    from detect_cli.runtime import letterbox
+
+    files = [
+        make_image(tmp_path / "wide.jpg", 1, size=(40, 200)),
+        make_image(tmp_path / "grey.png", 2, size=(150, 90), channels=1),
+        make_image(tmp_path / "alpha.png", 3, size=(64, 64), channels=4),
+    ]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(files[0].read_bytes()[:100])  # a cut-off JPEG
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    for stretch in (True, False):
+        pictures = Pictures([*map(str, files), str(broken), str(empty)], SMALL_IMGSZ, stretch).checked()
+        assert [Path(n).name for n, _ in pictures.skipped] == ["broken.jpg", "empty.jpg"]
+        squares = list(pictures)
+        assert len(squares) == 3 and pictures.passes == 1
+        assert all(s.shape == (SMALL_IMGSZ, SMALL_IMGSZ, 3) and s.dtype == np.uint8 for s in squares)
+        import cv2
+
+        expected = letterbox(cv2.imread(str(files[0])), SMALL_IMGSZ, stretch)[0]
+        assert np.array_equal(squares[0], expected)
+
+
+# --- the tolerance ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("matched", "iou", "score", "fp32_ok", "int8_ok"),
+    [
+        (10, 0.95, 0.01, True, True),
+        (8, 0.85, 0.05, False, True),  # within INT8's looser tolerance only
+        (7, 0.85, 0.05, False, False),  # 70% matched: too few even for INT8
+        (10, 0.75, 0.05, False, False),
+        (10, 0.95, 0.25, False, True),  # one score 0.25 apart: as the trained pair's INT8 on bus.jpg
+        (10, 0.95, 0.35, False, False),
+    ],
+)
+def test_int8_is_held_to_a_looser_stated_tolerance(
+    matched: int, iou: float, score: float, fp32_ok: bool, int8_ok: bool
+) -> None:
+    assert Parity(10, matched, iou, score, "fp32").ok is fp32_ok
+    int8 = Parity(10, matched, iou, score, "int8")
+    assert int8.ok is int8_ok
+    assert "tolerance for int8: 80% matched, IoU ≥ 0.8, score ± 0.3" in int8.describe()
+
+
+@pytest.mark.parametrize(
+    ("backend", "precision", "calibrate", "message"),
+    [
+        ("onnx", "int8", False, "--precision int8 is for OpenVINO"),
+        ("torch", "int8", False, "--precision int8 is for OpenVINO"),
+        ("openvino", "bf16", True, "--calibration is for --precision int8"),
+        ("openvino", None, True, "--calibration is for --precision int8"),
+    ],
+)
+def test_int8_options_that_cannot_work_are_refused_before_loading(
+    backend: str, precision: str | None, calibrate: bool, message: str, tmp_path: Path
+) -> None:
+    make_image(tmp_path / "calib" / "a.jpg")
+    make_image(tmp_path / "in" / "a.jpg")
+    argv = [
+        "image",
+        str(tmp_path / "in"),
+        "-m",
+        "yolo11n.yaml",
+        "--backend",
+        backend,
+        "-o",
+        str(tmp_path / "o"),
+    ]
+    argv += ["--precision", precision] if precision else []
+    argv += ["--calibration", str(tmp_path / "calib")] if calibrate else []
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_empty_calibration_folder_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    make_image(tmp_path / "in" / "a.jpg")
+    (tmp_path / "calib").mkdir()
+    argv = ["image", str(tmp_path / "in"), "-m", "yolo11n.yaml", "--backend", "openvino"]
+    result = runner.invoke(app, [*argv, "--precision", "int8", "--calibration", str(tmp_path / "calib")])
+    assert result.exit_code == 2
+    assert [line for line in result.output.splitlines() if line.strip()] == [
+        f"error: --calibration {tmp_path / 'calib'} holds no pictures (.bmp, .jpeg, .jpg, .png, .tif, "
+        ".tiff, .webp): INT8 needs a few hundred pictures like the ones it will see"
+    ]
+
+
+def test_auto_never_picks_int8() -> None:
+    plan = backends.plan("auto", "cpu", available={"torch": True, "onnx": True, "openvino": True})
+    assert plan.precision is None
+    assert backends._default_precision("onnx", backends.CacheEntry(Path("."))) == "fp32"
+
+
+# --- quantizing a cached export -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def yolo_cache(exported: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private cache holding the session's fp32 OpenVINO export of the seeded YOLO11n."""
+    cache = tmp_path / "own-cache"
+    for entry in (exported[0] / "exports").glob("[!.]*"):
+        manifest = json.loads((entry / "manifest.json").read_text())
+        if (manifest["family"], manifest["backend"]) == ("yolo", "openvino"):
+            shutil.copytree(entry, cache / "exports" / entry.name)
+    monkeypatch.setenv("DETECT_CACHE_DIR", str(cache))
+    return cache
+
+
+def _calibration(folder: Path) -> Path:
+    """Three calibration pictures of other sizes and channel counts than the inputs."""
+    make_image(folder / "a.jpg", 11, size=(120, 80))
+    make_image(folder / "b.png", 12, size=(50, 300), channels=1)
+    make_image(folder / "c.png", 13, size=(64, 64), channels=4)
+    return folder
+
+
+def _int8_plan(folder: Path, backend: str = "openvino") -> backends.Plan:
+    return backends.plan(backend, "cpu", "int8", calibration=quantize.from_folder(folder))
+
+
+def _options() -> PredictOptions:
+    return PredictOptions(conf=CONF["yolo"], imgsz=SMALL_IMGSZ, device="cpu", max_det=20)
+
+
+def _leftovers(cache: Path) -> list[str]:
+    return sorted(
+        p.name for p in (cache / "exports").iterdir() if "int8" in p.name and not p.name.endswith(".lock")
+    )
+
+
+@needs_int8
+def test_int8_export_is_made_once_per_calibration_set_cached_and_listed(
+    yolo_cache: Path, yolo_pt: Path, tmp_path: Path
+) -> None:
+    import cv2
+
+    calib = _calibration(tmp_path / "calib")
+    ref = resolve(str(yolo_pt), "yolo")
+    notes: list[str] = []
+    detector = backends.load(ref, _options(), _int8_plan(calib), notes.append)
+    assert (detector.backend, detector.precision) == ("openvino", "int8")
+    assert any(n.startswith("quantizing yolo11n-seed0 to int8 on 3 pictures") for n in notes), notes
+    digest = Calibration(tuple(str(calib / n) for n in ("a.jpg", "b.png", "c.png")), "").digest
+    [entry] = [e for e in backends.cached_exports() if e.manifest["precision"] == "int8"]
+    assert entry.path.name.endswith(f"-openvino-int8-{digest[:16]}")
+    assert entry.manifest["calibration"]["sha256"] == digest
+    assert entry.manifest["calibration"]["pictures"] == 3
+    parity = entry.parity("int8")
+    assert parity is not None and parity.precision == "int8"
+    [(dets, _)] = detector.predict([cv2.imread(str(make_image(tmp_path / "x.jpg", 5)))])
+    assert all(d.class_name for d in dets)
+    # Again: the same pictures elsewhere are the same calibration set, found in the cache.
+    moved = Path(shutil.copytree(calib, tmp_path / "moved"))
+    again: list[str] = []
+    second = backends.load(ref, _options(), _int8_plan(moved), again.append)
+    assert second.precision == "int8" and again == []
+    from detect_cli.ui import export_row
+
+    row = export_row(entry)
+    assert row["precision"] == "int8" and row["calibration"]["pictures"] == 3  # type: ignore[index]
+    cleared = backends.clear_exports()
+    assert cleared.left == [] and _leftovers(yolo_cache) == []
+
+
+@needs_int8
+def test_a_full_disk_while_quantizing_is_one_line_and_leaves_nothing(
+    yolo_cache: Path, yolo_pt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC at the INT8 export's manifest (its last write): the explicit backend stops with one
+    ExportError line; auto says so and runs PyTorch; no int8 folder, complete or partial, stays."""
+    calib = _calibration(tmp_path / "calib")
+    real = backends._write_manifest
+
+    def full(entry: backends.CacheEntry) -> None:
+        if entry.manifest.get("precision") == "int8" and ".part" in entry.path.name:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(entry)
+
+    monkeypatch.setattr(backends, "_write_manifest", full)
+    ref = resolve(str(yolo_pt), "yolo")
+    with pytest.raises(ExportError, match=r"cannot write the export cache: .*No space left on device"):
+        backends.load(ref, _options(), _int8_plan(calib))
+    assert _leftovers(yolo_cache) == []
+    notes: list[str] = []
+    fallback = backends.load(ref, _options(), _int8_plan(calib, "auto"), notes.append)
+    assert fallback.backend == "torch"
+    assert any("No space left on device" in n and "running on PyTorch instead" in n for n in notes), notes
+    assert _leftovers(yolo_cache) == []
+
+
+@needs_int8
+def test_ctrl_c_while_calibrating_exits_130_and_leaves_nothing(
+    yolo_cache: Path, yolo_pt: Path, tmp_path: Path
+) -> None:
+    """A real SIGINT to a real `detect image --precision int8` while NNCF calibrates: one line, exit
+    130, and no INT8 folder (complete or half-written) in the cache."""
+    calib = tmp_path / "calib"
+    for i in range(200):  # enough pictures that calibration is still running when the signal comes
+        make_image(calib / f"{i:03d}.jpg", i, size=(480, 640))
+    make_image(tmp_path / "in" / "a.jpg")
+    env = {**os.environ, "DETECT_CACHE_DIR": str(yolo_cache), "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "detect_cli", "image", str(tmp_path / "in"), "-m", str(yolo_pt)]
+    argv += ["--backend", "openvino", "--precision", "int8", "--calibration", str(calib)]
+    argv += ["--imgsz", str(SMALL_IMGSZ), "-o", str(tmp_path / "out")]
+    child = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    assert child.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "quantizing" not in seen and time.monotonic() < deadline:
+        seen += child.stderr.readline()
+    assert "quantizing" in seen, seen
+    parts = tmp_path / "never"
+    while time.monotonic() < deadline and not (parts := next(iter(_partials(yolo_cache)), parts)).exists():
+        time.sleep(0.05)
+    time.sleep(0.5)  # NNCF (imported before the folder was made) is collecting statistics now
+    child.send_signal(signal.SIGINT)
+    rest = child.stderr.read()
+    assert child.wait(timeout=120) == 130, seen + rest
+    assert "error: interrupted" in rest
+    assert "Traceback" not in seen + rest
+    assert _leftovers(yolo_cache) == []
+
+
+def _partials(cache: Path) -> list[Path]:
+    return [p for p in (cache / "exports").iterdir() if p.name.endswith(".part")]
