@@ -47,6 +47,17 @@ from detect_cli.sources.inputs import (
     url_rel_path,
     VideoInput,
 )  # noqa: F401
+from detect_cli.sources.walk import (
+    RUN_MARKER,
+    dir_label,
+    WalkProblem,
+    _is_dir,
+    RUN_RECORDS,
+    is_run_folder,
+    walk_files,
+    under_skipped,
+    split_pattern,
+)  # noqa: F401
 
 
 # --- videos ---------------------------------------------------------------------------------------
