@@ -58,6 +58,18 @@ from detect_cli.sources.walk import (
     under_skipped,
     split_pattern,
 )  # noqa: F401
+from detect_cli.sources.files import (
+    MAX_FILE_BYTES,
+    FileStamp,
+    input_path,
+    current_stamp,
+    _missing,
+    _KINDS,
+    _open_regular,
+    check_regular,
+    read_regular,
+    read_file,
+)  # noqa: F401
 
 
 # --- videos ---------------------------------------------------------------------------------------
