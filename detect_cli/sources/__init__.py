@@ -70,6 +70,18 @@ from detect_cli.sources.files import (
     read_regular,
     read_file,
 )  # noqa: F401
+from detect_cli.sources.urls import (
+    DEFAULT_URL_TIMEOUT_S,
+    MAX_URL_BYTES,
+    MAX_VIDEO_URL_BYTES,
+    _first_line,
+    _url_errors,
+    _HttpOnlyRedirects,
+    _opener,
+    _stream_url,
+    fetch_url,
+    download_url,
+)  # noqa: F401
 
 
 # --- videos ---------------------------------------------------------------------------------------
