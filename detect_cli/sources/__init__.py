@@ -82,6 +82,22 @@ from detect_cli.sources.urls import (
     fetch_url,
     download_url,
 )  # noqa: F401
+from detect_cli.sources.decode import (
+    DEFAULT_MAX_PIXELS,
+    quiet_opencv,
+    _jpeg_missing_end,
+    PNG_SIGNATURE,
+    _png_problem,
+    PIL_MODULES,
+    quiet_pillow,
+    pil_open,
+    _strict_decode_fails,
+    image_size,
+    MAX_PIXELS_LIMIT,
+    parse_pixels,
+    decode_image,
+    read_image,
+)  # noqa: F401
 
 
 # --- videos ---------------------------------------------------------------------------------------
