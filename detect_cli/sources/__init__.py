@@ -98,6 +98,7 @@ from detect_cli.sources.decode import (
     decode_image,
     read_image,
 )  # noqa: F401
+from detect_cli.sources.lists import MAX_LIST_BYTES, list_entries, list_problem  # noqa: F401
 
 
 # --- videos ---------------------------------------------------------------------------------------
