@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
 from detect_cli.sources.files import read_file
 from detect_cli.sources.inputs import ImageInput
-from detect_cli.sources.urls import DEFAULT_URL_TIMEOUT_S, _first_line, fetch_url
+from detect_cli.sources.urls import DEFAULT_URL_TIMEOUT_S, fetch_url, first_line
 
 # Images above this many pixels are refused from their header, before decoding: a 100 MP picture decodes
 # to 300 MB; a "PNG bomb" of a few KB can declare 40000x40000 (4.8 GB). `--max-pixels` changes it.
@@ -164,7 +164,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as e:  # OpenCV's own limits (pixels, dimensions) or a decoder failure
-        raise InputError(f"not a readable image ({_first_line(e.err) or 'OpenCV error'})") from e
+        raise InputError(f"not a readable image ({first_line(e.err) or 'OpenCV error'})") from e
     missing_end = _jpeg_missing_end(data)
     if image is None:
         if data.startswith((b"II*\x00", b"MM\x00*")):

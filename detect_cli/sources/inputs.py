@@ -7,9 +7,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal

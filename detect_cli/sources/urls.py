@@ -22,7 +22,7 @@ MAX_URL_BYTES = 100 * 1024 * 1024  # an image larger than this is refused rather
 MAX_VIDEO_URL_BYTES = 4 * 1024**3  # a video URL is downloaded to a temporary file, up to this size
 
 
-def _first_line(text: object) -> str:
+def first_line(text: object) -> str:
     lines = str(text).strip().splitlines()
     return lines[0] if lines else ""
 
@@ -35,13 +35,13 @@ def _url_errors(timeout: float) -> Iterator[None]:
     except urllib.error.HTTPError as e:
         if 300 <= e.code < 400:  # urllib gives up on a redirect loop (or too many) with the last 3xx
             raise InputError(f"too many redirects (HTTP {e.code}; a redirect loop?)") from e
-        raise InputError(f"HTTP {e.code} {_first_line(e.reason)}") from e
+        raise InputError(f"HTTP {e.code} {first_line(e.reason)}") from e
     except urllib.error.URLError as e:
-        raise InputError(f"cannot fetch URL: {_first_line(e.reason)}") from e
+        raise InputError(f"cannot fetch URL: {first_line(e.reason)}") from e
     except TimeoutError as e:
         raise InputError(f"timed out after {timeout:g}s") from e
     except (OSError, http.client.HTTPException) as e:
-        raise InputError(f"cannot fetch URL: {_first_line(e) or type(e).__name__}") from e
+        raise InputError(f"cannot fetch URL: {first_line(e) or type(e).__name__}") from e
 
 
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
