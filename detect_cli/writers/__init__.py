@@ -41,3 +41,4 @@ from detect_cli.writers.video_file import (
     _PyAvVideo,
     open_video_file,
 )  # noqa: F401
+from detect_cli.writers.names import HasRelPath, Named, _fold, output_names, name_outputs, output_file  # noqa: F401
