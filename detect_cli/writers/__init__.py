@@ -42,3 +42,12 @@ from detect_cli.writers.video_file import (
     open_video_file,
 )  # noqa: F401
 from detect_cli.writers.names import HasRelPath, Named, _fold, output_names, name_outputs, output_file  # noqa: F401
+from detect_cli.writers.jsonl import (
+    RESULTS_JSONL,
+    FRAMES_JSONL,
+    json_text,
+    jsonl_line,
+    repair_tail,
+    iter_jsonl,
+    read_jsonl,
+)  # noqa: F401
