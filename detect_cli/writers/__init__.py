@@ -51,3 +51,4 @@ from detect_cli.writers.jsonl import (
     iter_jsonl,
     read_jsonl,
 )  # noqa: F401
+from detect_cli.writers.atomic import atomic_write_bytes, open_new  # noqa: F401
