@@ -52,3 +52,4 @@ from detect_cli.writers.jsonl import (
     read_jsonl,
 )  # noqa: F401
 from detect_cli.writers.atomic import atomic_write_bytes, open_new  # noqa: F401
+from detect_cli.writers.ids import FIRST_FREE_ID, name_number, _id_key, ImageIds  # noqa: F401
