@@ -53,3 +53,14 @@ from detect_cli.writers.jsonl import (
 )  # noqa: F401
 from detect_cli.writers.atomic import atomic_write_bytes, open_new  # noqa: F401
 from detect_cli.writers.ids import FIRST_FREE_ID, name_number, _id_key, ImageIds  # noqa: F401
+from detect_cli.writers.sinks import (
+    Failure,
+    Sink,
+    LineFile,
+    WholeFile,
+    JsonlWriter,
+    RUN_FAULTS,
+    run_fault,
+    SinkGroup,
+    close_all,
+)  # noqa: F401
