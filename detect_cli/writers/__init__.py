@@ -64,3 +64,11 @@ from detect_cli.writers.sinks import (
     SinkGroup,
     close_all,
 )  # noqa: F401
+from detect_cli.writers.tables import (
+    CSV_COLUMNS,
+    CsvWriter,
+    coco80_to_coco91,
+    CocoWriter,
+    TABLES,
+    write_tables,
+)  # noqa: F401
