@@ -72,3 +72,4 @@ from detect_cli.writers.tables import (
     TABLES,
     write_tables,
 )  # noqa: F401
+from detect_cli.writers.annotated import AnnotatedImageWriter, AnnotatedVideoWriter  # noqa: F401
