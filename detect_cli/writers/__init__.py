@@ -73,3 +73,4 @@ from detect_cli.writers.tables import (
     write_tables,
 )  # noqa: F401
 from detect_cli.writers.annotated import AnnotatedImageWriter, AnnotatedVideoWriter  # noqa: F401
+from detect_cli.writers.labels import YoloTxtWriter  # noqa: F401
