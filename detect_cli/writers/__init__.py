@@ -1,76 +1,60 @@
-"""Output sinks: results.jsonl (frames.jsonl for videos), CSV, YOLO labels, COCO results, annotated
-images and annotated videos.
+"""Output: sinks fed one result at a time (`sinks`: the record, results.jsonl, last), the per-input files
+(`labels`, `annotated`, `outputs`), the tables built from the record (`tables`, with COCO ids from
+`ids`), video files (`video_file`), atomic writes (`atomic`), output names (`names`), the record's
+format (`jsonl`).
 
-Each sink is a context manager fed one result at a time, so nothing accumulates in memory. Every file
-but results.jsonl is written to a temporary name first and renamed into place, so a half-written file
-never exists under its final name. results.jsonl is appended and flushed per input, after that input's
-other outputs are written: it is the run's commit log (see resume.py). The tables (CSV, COCO) are built
-from results.jsonl when a run ends, so they always hold exactly what it records, resumed runs included.
+Other layers import from here; the modules of the package import each other directly.
 """
 
-from __future__ import annotations
-
-import contextlib
-import csv
-import errno
-import json
-import os
-import unicodedata
-import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
-from fractions import Fraction
-from pathlib import Path, PurePosixPath
-from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, TypeVar
-
-from detect_cli.errors import OutputError
-from detect_cli.models import is_coco80
-from detect_cli.render import draw_detections
-from detect_cli.results import BadRecord, ImageResult, check_record
-from detect_cli.rundir import open_own
-
-if TYPE_CHECKING:
-    import numpy as np
-from detect_cli.writers.video_file import (
-    VideoLibrary,
-    Codec,
-    VideoFile,
-    _OpenCvVideo,
-    _PyAvVideo,
-    open_video_file,
-)  # noqa: F401
-from detect_cli.writers.names import HasRelPath, Named, _fold, output_names, name_outputs, output_file  # noqa: F401
+from detect_cli.writers.annotated import AnnotatedImageWriter, AnnotatedVideoWriter
+from detect_cli.writers.atomic import atomic_write_bytes, open_new
+from detect_cli.writers.ids import FIRST_FREE_ID
 from detect_cli.writers.jsonl import (
-    RESULTS_JSONL,
     FRAMES_JSONL,
+    RESULTS_JSONL,
+    iter_jsonl,
     json_text,
     jsonl_line,
-    repair_tail,
-    iter_jsonl,
     read_jsonl,
-)  # noqa: F401
-from detect_cli.writers.atomic import atomic_write_bytes, open_new  # noqa: F401
-from detect_cli.writers.ids import FIRST_FREE_ID, name_number, _id_key, ImageIds  # noqa: F401
-from detect_cli.writers.sinks import (
-    Failure,
-    Sink,
-    LineFile,
-    WholeFile,
-    JsonlWriter,
-    RUN_FAULTS,
-    run_fault,
-    SinkGroup,
-    close_all,
-)  # noqa: F401
-from detect_cli.writers.tables import (
-    CSV_COLUMNS,
-    CsvWriter,
-    coco80_to_coco91,
-    CocoWriter,
-    TABLES,
-    write_tables,
-)  # noqa: F401
-from detect_cli.writers.annotated import AnnotatedImageWriter, AnnotatedVideoWriter  # noqa: F401
-from detect_cli.writers.labels import YoloTxtWriter  # noqa: F401
+    repair_tail,
+)
+from detect_cli.writers.labels import YoloTxtWriter
+from detect_cli.writers.names import name_outputs, output_file, output_names
+from detect_cli.writers.outputs import open_sinks, output_paths, output_sinks
+from detect_cli.writers.sinks import RUN_FAULTS, Failure, JsonlWriter, Sink, SinkGroup, close_all
+from detect_cli.writers.tables import TABLES, CocoWriter, CsvWriter, write_tables
+from detect_cli.writers.video_file import Codec, open_video_file
+
+__all__ = [
+    "FIRST_FREE_ID",
+    "FRAMES_JSONL",
+    "RESULTS_JSONL",
+    "RUN_FAULTS",
+    "TABLES",
+    "AnnotatedImageWriter",
+    "AnnotatedVideoWriter",
+    "CocoWriter",
+    "Codec",
+    "CsvWriter",
+    "Failure",
+    "JsonlWriter",
+    "Sink",
+    "SinkGroup",
+    "YoloTxtWriter",
+    "atomic_write_bytes",
+    "close_all",
+    "iter_jsonl",
+    "json_text",
+    "jsonl_line",
+    "name_outputs",
+    "open_new",
+    "open_sinks",
+    "open_video_file",
+    "output_file",
+    "output_names",
+    "output_paths",
+    "output_sinks",
+    "read_jsonl",
+    "repair_tail",
+    "write_tables",
+]
