@@ -49,6 +49,7 @@ from detect_cli.explain.results import (
     YoloActivation,
     ImageExplanation,
 )  # noqa: F401
+from detect_cli.explain.hooks import TORCH_ONLY, running_net, hooked  # noqa: F401
 
 
 # --- results ----------------------------------------------------------------------------------------
