@@ -50,6 +50,18 @@ from detect_cli.explain.results import (
     ImageExplanation,
 )  # noqa: F401
 from detect_cli.explain.hooks import TORCH_ONLY, running_net, hooked  # noqa: F401
+from detect_cli.explain.rtdetr import (
+    DecoderCapture,
+    EncoderCapture,
+    RTDETRCapture,
+    _rtdetr_modules,
+    sampling_locations,
+    _kept_queries,
+    capture_rtdetr,
+    attention_heatmap,
+    attention_spread,
+    explain_rtdetr,
+)  # noqa: F401
 
 
 # --- results ----------------------------------------------------------------------------------------
