@@ -62,6 +62,7 @@ from detect_cli.explain.rtdetr import (
     attention_spread,
     explain_rtdetr,
 )  # noqa: F401
+from detect_cli.explain.eigencam import eigencam, yolo_activation  # noqa: F401
 
 
 # --- results ----------------------------------------------------------------------------------------
