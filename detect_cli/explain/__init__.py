@@ -63,6 +63,7 @@ from detect_cli.explain.rtdetr import (
     explain_rtdetr,
 )  # noqa: F401
 from detect_cli.explain.eigencam import eigencam, yolo_activation  # noqa: F401
+from detect_cli.explain.draw import _overlay, _note, _sampling_panel, _encoder_panel, render_explanation  # noqa: F401
 
 
 # --- results ----------------------------------------------------------------------------------------
