@@ -39,3 +39,12 @@ from detect_cli.models.registry import (
     is_coco80,
     catalog,
 )  # noqa: F401
+from detect_cli.models.refs import (
+    ModelRef,
+    weights_caption,
+    _guess_family,
+    resolve,
+    _check_model_path,
+    stand_in,
+    official_config,
+)  # noqa: F401
