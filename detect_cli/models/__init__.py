@@ -48,3 +48,4 @@ from detect_cli.models.refs import (
     stand_in,
     official_config,
 )  # noqa: F401
+from detect_cli.models.device import cuda_driver_present, select_device  # noqa: F401
