@@ -50,3 +50,4 @@ from detect_cli.models.refs import (
 )  # noqa: F401
 from detect_cli.models.device import cuda_driver_present, select_device  # noqa: F401
 from detect_cli.models.ultralytics_import import quiet_stdout, import_ultralytics  # noqa: F401
+from detect_cli.models.weights import fetch_weights, WeightsUnavailableError, _unavailable  # noqa: F401
