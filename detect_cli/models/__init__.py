@@ -51,3 +51,10 @@ from detect_cli.models.refs import (
 from detect_cli.models.device import cuda_driver_present, select_device  # noqa: F401
 from detect_cli.models.ultralytics_import import quiet_stdout, import_ultralytics  # noqa: F401
 from detect_cli.models.weights import fetch_weights, WeightsUnavailableError, _unavailable  # noqa: F401
+from detect_cli.models.detector import (
+    PredictOptions,
+    Detector,
+    class_tokens,
+    resolve_classes,
+    has_one2one_head,
+)  # noqa: F401
