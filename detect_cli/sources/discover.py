@@ -43,7 +43,7 @@ def _from_one(
     lists: tuple[str, ...] = (),
     skip: frozenset[str] = frozenset(),
 ) -> Iterator[ImageInput]:
-    kind = "videos" if suffixes is VIDEO_SUFFIXES else "images"
+    """One SOURCE argument's inputs: an @list, a URL, a glob, a folder or a file."""
     if source.startswith("@"):
         list_file = Path(source[1:])
         if base_dir is not None and not list_file.is_absolute():
@@ -51,63 +51,88 @@ def _from_one(
         yield from _from_list(list_file, recursive, warn, lists, skip)
         return
     if is_url(source):
-        scheme = urllib.parse.urlsplit(source).scheme.lower()
-        if scheme not in URL_SCHEMES:
-            yield ImageInput(
-                source,
-                url_rel_path(source),
-                url=source,
-                error=f"unsupported URL scheme '{scheme}': only http and https are fetched",
-            )
-        else:
-            yield ImageInput(source, url_rel_path(source), url=source)
+        yield _from_url(source)
         return
-
     path = Path(source)
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
     # A name that exists is that file or folder, even when it reads as a pattern ('IMG [1].jpg' would
     # match 'IMG 1.jpg'); only a source that names nothing is expanded as a glob.
     if glob.has_magic(source) and not os.path.lexists(path):
-        base, pattern = split_pattern(path)
-        matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-        files = [
-            p
-            for p in matches
-            if p.suffix.lower() in suffixes and not p.is_dir() and not under_skipped(p, base, skip)
-        ]
-        if not files:
-            yield ImageInput(source, PurePosixPath(safe_name(source)), error=f"pattern matched no {kind}")
-        for f in files:
-            rel = PurePosixPath(dir_label(base), *f.relative_to(base).parts)
-            yield ImageInput(str(f), rel, path=f)
+        yield from _from_glob(source, path, suffixes, skip)
     elif path.is_dir():
-        found = False
-        problems: list[WalkProblem] = []
-        for f in walk_files(path, recursive, problems, suffixes, skip):
-            found = True
-            rel = PurePosixPath(dir_label(path), *f.relative_to(path).parts)
-            yield ImageInput(str(f), rel, path=f)
-        for p in problems:
-            if p.loop:
-                if warn:
-                    warn(p.message)
-            else:  # its images could not be listed: a failed input, so the run says so
-                yield ImageInput(
-                    str(p.path), PurePosixPath(safe_name(str(p.path))), path=p.path, error=p.message
-                )
-        if not found and not any(not p.loop for p in problems):
-            yield ImageInput(
-                source,
-                PurePosixPath(safe_name(source)),
-                path=path,
-                error=f"folder contains no {kind} (" + ", ".join(sorted(suffixes)) + ")",
-            )
+        yield from _from_folder(source, path, recursive, warn, suffixes, skip)
     elif os.path.lexists(path):  # a file, or a FIFO or broken link that reading will name as such
         yield ImageInput(str(path), PurePosixPath(path.name), path=path)
     else:
         yield ImageInput(
             str(path), PurePosixPath(safe_name(path.name)), path=path, error="no such file or folder"
+        )
+
+
+def _kind(suffixes: frozenset[str]) -> str:
+    return "videos" if suffixes is VIDEO_SUFFIXES else "images"
+
+
+def _from_url(source: str) -> ImageInput:
+    scheme = urllib.parse.urlsplit(source).scheme.lower()
+    if scheme not in URL_SCHEMES:
+        return ImageInput(
+            source,
+            url_rel_path(source),
+            url=source,
+            error=f"unsupported URL scheme '{scheme}': only http and https are fetched",
+        )
+    return ImageInput(source, url_rel_path(source), url=source)
+
+
+def _from_glob(
+    source: str, path: Path, suffixes: frozenset[str], skip: frozenset[str]
+) -> Iterator[ImageInput]:
+    """The files a pattern matches, sorted, named below the folder where the pattern starts."""
+    base, pattern = split_pattern(path)
+    matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+    files = [
+        p
+        for p in matches
+        if p.suffix.lower() in suffixes and not p.is_dir() and not under_skipped(p, base, skip)
+    ]
+    if not files:
+        yield ImageInput(
+            source, PurePosixPath(safe_name(source)), error=f"pattern matched no {_kind(suffixes)}"
+        )
+    for f in files:
+        rel = PurePosixPath(dir_label(base), *f.relative_to(base).parts)
+        yield ImageInput(str(f), rel, path=f)
+
+
+def _from_folder(
+    source: str,
+    path: Path,
+    recursive: bool,
+    warn: Warn | None,
+    suffixes: frozenset[str],
+    skip: frozenset[str],
+) -> Iterator[ImageInput]:
+    """A folder's files; a sub-folder that cannot be listed is a failed input, a symlink loop a warning."""
+    found = False
+    problems: list[WalkProblem] = []
+    for f in walk_files(path, recursive, problems, suffixes, skip):
+        found = True
+        rel = PurePosixPath(dir_label(path), *f.relative_to(path).parts)
+        yield ImageInput(str(f), rel, path=f)
+    for p in problems:
+        if p.loop:
+            if warn:
+                warn(p.message)
+        else:  # its images could not be listed: a failed input, so the run says so
+            yield ImageInput(str(p.path), PurePosixPath(safe_name(str(p.path))), path=p.path, error=p.message)
+    if not found and not any(not p.loop for p in problems):
+        yield ImageInput(
+            source,
+            PurePosixPath(safe_name(source)),
+            path=path,
+            error=f"folder contains no {_kind(suffixes)} (" + ", ".join(sorted(suffixes)) + ")",
         )
 
 
