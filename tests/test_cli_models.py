@@ -132,13 +132,11 @@ def test_offline_stand_ins_carry_the_official_class_names(
 def test_explain_offline_fallback_runs_the_configs_and_pictures_say_random_weights(
     images: Path, tmp_path: Path, no_download: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from detect_cli import explain
+    from detect_cli.explain import draw
 
     titles: list[str] = []
-    real = explain.draw_title
-    monkeypatch.setattr(
-        explain, "draw_title", lambda image, title: titles.append(title) or real(image, title)
-    )
+    real = draw.draw_title
+    monkeypatch.setattr(draw, "draw_title", lambda image, title: titles.append(title) or real(image, title))
     out = tmp_path / "out"
     argv = ["explain", str(images / "top.png"), "--offline-fallback", "--imgsz", str(SMALL_IMGSZ)]
     result = runner.invoke(app, [*argv, "--device", "cpu", "-o", str(out)])

@@ -706,12 +706,12 @@ def test_a_full_disk_while_drawing_ends_in_one_line_with_the_way_to_resume(
     exit 2, the inputs before it recorded; the resumed run finishes the rest."""
     import errno
 
-    from detect_cli import writers
+    from detect_cli.writers import annotated
 
     photos, out = tmp_path / "photos", tmp_path / "out"
     for i in range(3):
         make_image(photos / f"{i}.jpg", i)
-    real, calls = writers.atomic_write_bytes, []
+    real, calls = annotated.atomic_write_bytes, []
 
     def fill_up(path: Path, data: bytes) -> None:
         calls.append(path)
@@ -721,13 +721,13 @@ def test_a_full_disk_while_drawing_ends_in_one_line_with_the_way_to_resume(
             )
         real(path, data)
 
-    monkeypatch.setattr(writers, "atomic_write_bytes", fill_up)
+    monkeypatch.setattr(annotated, "atomic_write_bytes", fill_up)
     ran = cli("yolo", "image", photos, "-o", out, *model_args(fake_yolo))
     assert ran.code == 2, ran.stderr[-2000:]
     line = one_line_error(ran)
     assert "No space left on device" in line and "--resume" in line and "unexpected" not in line
     assert len(records(out / "results.jsonl")) == failing - 1
-    monkeypatch.setattr(writers, "atomic_write_bytes", real)
+    monkeypatch.setattr(annotated, "atomic_write_bytes", real)
     again = cli("yolo", "image", photos, "-o", out, "--resume", *model_args(fake_yolo))
     assert again.code == 0, again.stderr[-2000:]
     assert sorted(r["source"] for r in records(out / "results.jsonl")) == sorted(

@@ -372,7 +372,8 @@ def test_video_outputs_never_collide(tmp_path: Path) -> None:
     ],
 )
 def test_video_source_kinds(source: str, rel: str, kind: str, error: str | None) -> None:
-    from detect_cli.sources import VideoInput, _videos_from_one
+    from detect_cli.sources import VideoInput
+    from detect_cli.sources.discover import _videos_from_one
 
     [item] = _videos_from_one(source, True, None)
     assert isinstance(item, VideoInput) and str(item.rel_path) == rel
@@ -383,7 +384,7 @@ def test_video_source_kinds(source: str, rel: str, kind: str, error: str | None)
 
 @pytest.mark.parametrize("source", ["²", "٣", "1²"])
 def test_unicode_digits_are_not_webcam_indexes(source: str) -> None:
-    from detect_cli.sources import _videos_from_one
+    from detect_cli.sources.discover import _videos_from_one
 
     [item] = _videos_from_one(source, True, None)
     assert item.webcam is None and item.error == "no such file or folder"
@@ -417,7 +418,7 @@ def test_no_videos_found_raises(tmp_path: Path) -> None:
     ],
 )
 def test_stream_output_names_are_safe(source: str, rel: str) -> None:
-    from detect_cli.sources import _videos_from_one
+    from detect_cli.sources.discover import _videos_from_one
 
     [item] = _videos_from_one(source, True, None)
     assert str(item.rel_path) == rel and ".." not in item.rel_path.parts

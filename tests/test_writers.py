@@ -189,9 +189,8 @@ def test_tables_on_a_full_disk_fail_in_one_line_and_leave_no_part_file(
     """/dev/full fails every write with ENOSPC: the same error a full disk gives."""
     import os
 
-    from detect_cli import writers
     from detect_cli.errors import OutputError
-    from detect_cli.writers import write_tables
+    from detect_cli.writers import sinks, write_tables
 
     if not os.path.exists("/dev/full"):
         pytest.skip("needs /dev/full")
@@ -199,7 +198,7 @@ def test_tables_on_a_full_disk_fail_in_one_line_and_leave_no_part_file(
         for i in range(200):
             sink.write(OK, PurePosixPath(f"{i}.jpg"), None)
     # The part file opened on /dev/full (a link planted at its name would be removed, not followed).
-    monkeypatch.setattr(writers, "open_new", lambda path: os.open("/dev/full", os.O_WRONLY))
+    monkeypatch.setattr(sinks, "open_new", lambda path: os.open("/dev/full", os.O_WRONLY))
     with pytest.raises(OutputError, match="No space left on device") as e:
         write_tables(tmp_path, ["csv"], {0: "person", 2: "car"})
     assert "\n" not in str(e.value) and "--resume" in str(e.value)

@@ -1,0 +1,111 @@
+"""What one SOURCE argument names, and the records discovery makes of it: `ImageInput`, `VideoInput`,
+the suffixes that make an image or a video, output names that cannot escape the run folder.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+)
+URL_SCHEMES = ("http", "https")
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInput:
+    """One input to process.
+
+    `source` is how results name it (the path as found, or the URL); `rel_path` is where its outputs go
+    under the run folder, unique within a run.
+    """
+
+    source: str
+    rel_path: PurePosixPath
+    path: Path | None = None
+    url: str | None = None
+    error: str | None = None
+
+
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def ascii_int(text: str) -> int | None:
+    """`text` as a non-negative integer written in ASCII digits ('0', '12'), else None.
+
+    The one reading of user text as a number of this kind (webcam indexes, class ids, device
+    indexes): `str.isdigit()` is true for '²' and '٣', which `int()` then refuses or reads as 3.
+    """
+    if not _ASCII_DIGITS.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        return None
+
+
+def is_url(text: str) -> bool:
+    return "://" in text
+
+
+def named_kind(source: str) -> Literal["image", "video"] | None:
+    """What one SOURCE names by its suffix when it is one file (that exists) or a URL to one: an
+    image or a video; None for folders, globs, lists, streams, webcams and other suffixes."""
+    if source.startswith("@") or (glob.has_magic(source) and not os.path.lexists(source)):
+        return None
+    if is_url(source):
+        suffix = PurePosixPath(urllib.parse.urlsplit(source).path).suffix.lower()
+    elif os.path.isfile(source):
+        suffix = Path(source).suffix.lower()
+    else:
+        return None
+    return "image" if suffix in IMAGE_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else None
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "input"
+
+
+def url_rel_path(url: str) -> PurePosixPath:
+    """A file name derived from a URL that can never escape the output folder (no '/', no '..')."""
+    parts = urllib.parse.urlsplit(url)
+    name = safe_name(f"{parts.netloc}{parts.path}")
+    if parts.query:
+        name = f"{name}_{safe_name(parts.query)}"
+    if PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES:
+        name += ".jpg"
+    return PurePosixPath("urls", name)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInput:
+    """One video to process: a file, a URL (to a file, or a live stream) or a webcam index.
+
+    `rel_path` names its outputs under the run folder without a suffix: the annotated video is
+    `<rel_path>.mp4` (or the container the codec needs) and saved frames go in `<rel_path>/`.
+    """
+
+    source: str
+    rel_path: PurePosixPath
+    path: Path | None = None
+    url: str | None = None
+    webcam: int | None = None
+    error: str | None = None
+
+    @property
+    def url_is_file(self) -> bool:
+        """An http(s) URL naming a video file: downloaded whole, then read like a local file."""
+        if not self.url:
+            return False
+        parts = urllib.parse.urlsplit(self.url)
+        return parts.scheme.lower() in URL_SCHEMES and PurePosixPath(parts.path).suffix.lower() in (
+            VIDEO_SUFFIXES
+        )
