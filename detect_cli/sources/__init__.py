@@ -23,6 +23,7 @@ from detect_cli.sources.files import (
     read_regular,
 )
 from detect_cli.sources.inputs import (
+    IMAGE_SUFFIXES,
     URL_SCHEMES,
     VIDEO_SUFFIXES,
     ImageInput,
@@ -37,6 +38,7 @@ from detect_cli.sources.walk import RUN_MARKER, is_run_folder
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_URL_TIMEOUT_S",
+    "IMAGE_SUFFIXES",
     "RUN_MARKER",
     "URL_SCHEMES",
     "VIDEO_SUFFIXES",
