@@ -23,7 +23,7 @@ from detect_cli.sources import (
     discover_images,
     read_image,
 )
-from detect_cli.writers import RUN_FAULTS, JsonlWriter, atomic_write_bytes, name_outputs, output_file
+from detect_cli.writers import RUN_FAULTS, JsonlWriter, atomic_write_bytes, output_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,7 +61,7 @@ class ExplainRun:
 
 
 def picture_path(rel_path: PurePosixPath) -> PurePosixPath:
-    """Where an input's picture goes: its output name (writers.output_names, unique in the run) as .jpg
+    """Where an input's picture goes: its output name (sources.names, unique in the run) as .jpg
     (bus.jpg -> bus.jpg, x.png -> x.jpg; x.jpg beside x.png -> x.jpg.jpg and x.png.jpg)."""
     return output_file(rel_path, ".jpg")
 
@@ -161,8 +161,8 @@ def run_explain(
         raise BadOptionError(TORCH_ONLY)
     refuse_other_kind(job.sources, "image", "explain")
     exclude = [job.out] if job.out else []
-    # Before loading: a wrong path fails fast. Each input named once, uniquely (writers.output_names).
-    items = name_outputs(discover_images(job.sources, exclude=exclude))
+    # Before loading: a wrong path fails fast. Each input named once, uniquely (sources.names).
+    items = discover_images(job.sources, exclude=exclude)
     planned = planned_folder(job.out, "explain", job.exist_ok)
     if planned is not None:
         outputs = [planned / EXPLAIN_JSONL, *(planned / picture_path(i.rel_path) for i in items)]
