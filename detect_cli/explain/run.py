@@ -23,7 +23,14 @@ from detect_cli.sources import (
     discover_images,
     read_image,
 )
-from detect_cli.writers import RUN_FAULTS, JsonlWriter, atomic_write_bytes, output_file
+from detect_cli.writers import (
+    RUN_FAULTS,
+    FileList,
+    JsonlWriter,
+    atomic_write_bytes,
+    output_file,
+    remove_listed,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,6 +41,7 @@ from detect_cli.explain.results import ImageExplanation
 from detect_cli.explain.rtdetr import explain_rtdetr
 
 EXPLAIN_JSONL = "explain.jsonl"
+EXPLAIN_FILES = ".explain-files.jsonl"  # what `detect explain` wrote into its folder (writers.FileList)
 
 
 def explain_image(
@@ -176,6 +184,22 @@ def run_explain(
         raise BadOptionError(f"{yolo.ref.location} holds an RT-DETR model; --compare takes a YOLO model")
     warn_about_options([rtdetr, yolo], False, warn)
     with run_folder(job.out, "explain", job.exist_ok, record=EXPLAIN_JSONL) as out, stop_on_signals() as stop:
-        return explain_images(
-            items, rtdetr, out, yolo, job.objects, echo, on_image, job.url_timeout, job.max_pixels, stop
-        )
+        # --exist-ok replaces an earlier explain run: what it listed is removed (never a file it did
+        # not write), explain.jsonl starts empty, and this run lists its own files before writing them.
+        if job.exist_ok:
+            remove_listed(out, EXPLAIN_FILES)
+        with FileList(out, EXPLAIN_FILES) as files:
+            files.add(out / EXPLAIN_JSONL, *(out / picture_path(i.rel_path) for i in items))
+            return explain_images(
+                items,
+                rtdetr,
+                out,
+                yolo,
+                job.objects,
+                echo,
+                on_image,
+                job.url_timeout,
+                job.max_pixels,
+                stop,
+                fresh=job.exist_ok,
+            )
