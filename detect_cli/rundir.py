@@ -157,23 +157,66 @@ def run_folder(
     results are added to it); one in use by another run is refused always.
     """
     if out is None and not exist_ok:
+        created = _first_missing(DEFAULT_RUNS_DIR)
         folder = _new_numbered(DEFAULT_RUNS_DIR, run_name)
+        created = created or folder
     else:
         folder = out or DEFAULT_RUNS_DIR / run_name
+        created = _first_missing(folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise OutputError(f"cannot create output folder {folder}: {e.strerror or e}") from e
-    check_own_files(folder, record)
-    fd = _lock(folder)
+    try:
+        check_own_files(folder, record)
+        fd = _lock(folder)
+    except BaseException:
+        _remove_if_unused(folder, created)
+        raise
     try:
         if out is not None and not exist_ok and (folder / record).exists():
             raise OutputError(
                 f"{out} already holds a run; pass --exist-ok to add to it, or choose another --out"
             )
         yield folder
+    except BaseException:
+        # A run that fails before it writes anything (Ray out of reach, a model that will not load)
+        # leaves no folder of its own behind: only the lock would be there.
+        _remove_if_unused(folder, created)
+        raise
     finally:
         os.close(fd)  # releases the lock; the file stays as the folder's mark
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost of `folder` and its parents that does not exist yet (what mkdir(parents=True)
+    will create), or None when `folder` exists."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if os.path.lexists(path):
+            break
+        missing = path
+    return missing
+
+
+def _remove_if_unused(folder: Path, created: Path | None) -> None:
+    """Remove `folder` and the parents this run created (down from `created`) when the run wrote nothing
+    there: the folder holds its lock file at most. A folder that was there before is left alone."""
+    if created is None:
+        return
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    if names not in ([], [RUN_MARKER]):
+        return
+    with contextlib.suppress(OSError):
+        if names:
+            (folder / RUN_MARKER).unlink()  # still locked by this process: no other run is in there
+        for path in (folder, *folder.parents):
+            path.rmdir()  # fails, and stops, at a folder that is not empty
+            if path == created:
+                break
 
 
 def planned_folder(out: Path | None, run_name: str, exist_ok: bool) -> Path | None:

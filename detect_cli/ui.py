@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -174,6 +174,21 @@ def status(text: str, console: Console | None = None) -> Iterator[None]:
 
 
 warn.busy = status  # type: ignore[attr-defined]  # results.busy: what the engine's slow steps show
+
+
+def quiet_warn(note: str) -> None:
+    """`warn` for `--quiet`: warnings only. A `Note` (what is being done) is not said, and slow work
+    shows no spinner and no line (results.busy finds a `busy` that shows nothing)."""
+    if not isinstance(note, Note):
+        warn(note)
+
+
+quiet_warn.busy = lambda text: contextlib.nullcontext()  # type: ignore[attr-defined]
+
+
+def messages(quiet: bool) -> Callable[[str], None]:
+    """The run's message callback: warnings, notes and spinners; with `--quiet`, warnings only."""
+    return quiet_warn if quiet else warn
 
 
 def print_failures(failures: list[tuple[str, str]] | tuple[tuple[str, str], ...], shown: int = 10) -> None:

@@ -206,3 +206,25 @@ def test_a_picture_named_like_a_video_ends(detect_video, tmp_path: Path) -> None
     result, out = detect_video(str(tmp_path / "pic.mp4"))
     assert result.exit_code == 0, result.output
     assert [r["frame"] for r in read_jsonl(out / "frames.jsonl")] == [0]
+
+
+def test_videos_that_would_share_an_output_each_get_their_own(detect_video, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Clip.mp4 beside clip.avi (one Clip.mp4 on a case-insensitive disk) and a.mp4 beside a.mov (one
+    a.mp4 and one a/ of frames): each video gets its own annotated video and frames folder, named as
+    pictures are (they keep their suffix), and every frame of each is in its own video."""
+    clips = tmp_path / "clips"
+    counts = {"Clip.mp4": 3, "clip.avi": 4, "a.mp4": 5, "a.mov": 6, "b.mp4": 2}
+    for name, frames in counts.items():
+        make_video(clips / name, frames=frames, fourcc="mp4v" if name.endswith(".mov") else "")
+    result, out = detect_video(str(clips), "--save-frames")
+    assert result.exit_code == 0, result.output
+    suffix = pick_codec().suffix
+    videos = sorted(p.relative_to(out).as_posix() for p in out.rglob(f"*{suffix}") if p.is_file())
+    names = {"Clip.mp4": "Clip.mp4", "clip.avi": "clip.avi", "a.mp4": "a.mp4", "a.mov": "a.mov", "b.mp4": "b"}
+    assert videos == sorted(f"clips/{n}{suffix}" for n in names.values())
+    assert len({v.casefold() for v in videos}) == len(videos)
+    for source, name in names.items():
+        assert read_video(out / "clips" / f"{name}{suffix}")[0] == counts[source], source
+        assert len(list((out / "clips" / name).glob("*.jpg"))) == counts[source], source
+    folders = [p.name for p in (out / "clips").iterdir() if p.is_dir()]
+    assert len({f.casefold() for f in folders}) == len(folders) == len(names)

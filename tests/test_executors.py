@@ -175,7 +175,8 @@ def silent_server() -> Iterator[tuple[str, threading.Event]]:
 
 def test_a_closed_port_is_one_line_at_once(fake_yolo: Path, tmp_path: Path) -> None:
     """`--ray-address` to a port nobody listens on: one `error:` line within seconds, exit 2, none of
-    Ray's own lines (it used to retry for ever, printing, deaf to Ctrl-C and SIGTERM)."""
+    Ray's own lines (it used to retry for ever, printing, deaf to Ctrl-C and SIGTERM), and no `-o`
+    folder left behind holding only `.detect.lock`."""
     pytest.importorskip("ray")
     with socket.socket() as s:  # a port that was free a moment ago, and is closed now
         s.bind(("127.0.0.1", 0))
@@ -185,6 +186,7 @@ def test_a_closed_port_is_one_line_at_once(fake_yolo: Path, tmp_path: Path) -> N
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert errors == [f"error: cannot reach Ray at 127.0.0.1:{port} within 30s: Connection refused"], err
     assert not _ray_lines(err) and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()  # a failed start leaves no run folder (it held only its lock)
 
 
 def test_a_port_that_never_answers_ends_at_the_deadline(
@@ -199,6 +201,7 @@ def test_a_port_that_never_answers_ends_at_the_deadline(
         f"error: cannot reach Ray at {address} within 2s: no answer"
     ]
     assert not _ray_lines(err) and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()
     assert time.monotonic() - start < 30
 
 

@@ -316,3 +316,30 @@ def test_cli_missing_input_fails_before_any_model_loads(tmp_path: Path) -> None:
     result = runner.invoke(app, ["explain", str(tmp_path / "missing.jpg"), "--device", "cpu"])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: no inputs found") and "weights" not in result.stderr
+
+
+def test_cli_exist_ok_replaces_an_earlier_explain_run_and_only_it(rtdetr_pt: Path, tmp_path: Path) -> None:
+    """--exist-ok means "replace", as for every other command: a second run into the folder starts
+    explain.jsonl empty (it appended to the first run's lines) and removes the pictures the first run
+    listed (they stayed beside the new ones), never a file explain did not write."""
+    make_image(tmp_path / "in" / "a.jpg", seed=1, size=(64, 64))
+    make_image(tmp_path / "in" / "b.png", seed=2, size=(64, 64))
+    out = tmp_path / "out"
+    mine = {out / "notes.txt": b"mine", out / "in" / "mine.jpg": b"also mine"}
+    for path, data in mine.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def explain(*sources: Path) -> list[dict]:  # type: ignore[type-arg]
+        args = ["explain", *map(str, sources), "-m", str(rtdetr_pt), "--compare", "none", "--conf", "0.0"]
+        result = runner.invoke(app, [*args, "--imgsz", "64", "--device", "cpu", "-o", str(out), "--exist-ok"])
+        assert result.exit_code == 0, result.output
+        return [json.loads(line) for line in (out / "explain.jsonl").read_text().splitlines()]
+
+    first = explain(tmp_path / "in")
+    assert [Path(r["source"]).name for r in first] == ["a.jpg", "b.png"]
+    second = explain(tmp_path / "in" / "b.png")
+    assert [Path(r["source"]).name for r in second] == ["b.png"]
+    pictures = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg") if p not in mine)
+    assert pictures == [second[0]["picture"]] == ["b.jpg"]
+    assert {path: path.read_bytes() for path in mine} == mine

@@ -182,3 +182,30 @@ def test_a_hard_link_from_a_bookkeeping_path_to_an_input_is_refused(tmp_path: Pa
     os.link(photo, out / RUN_MARKER)
     with pytest.raises(OutputError, match=r"would overwrite the input .*a\.jpg \(as .*\.detect\.lock\)"):
         check_plan(out, [str(photo)], _inputs(photo), [])
+
+
+def test_a_run_that_fails_before_writing_leaves_no_folder_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start that fails inside the run folder (Ray out of reach, a model that will not load) left the
+    folder it made holding only `.detect.lock`; now the folders it made go, and only those."""
+    out = tmp_path / "new" / "deeper" / "out"
+    with pytest.raises(OutputError, match="no cluster"), run_folder(out, "image"):
+        assert (out / RUN_MARKER).exists()
+        raise OutputError("no cluster")
+    assert sorted(os.listdir(tmp_path)) == []  # new/deeper/out: all made by the run, all gone
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(KeyboardInterrupt), run_folder(None, "image"):
+        raise KeyboardInterrupt
+    assert not DEFAULT_RUNS_DIR.exists()
+
+    kept = tmp_path / "kept"
+    kept.mkdir()  # the user's folder, there before the run: it stays, without the run's lock
+    with pytest.raises(OutputError), run_folder(kept, "image"):
+        raise OutputError("no cluster")
+    assert kept.is_dir() and os.listdir(kept) == [RUN_MARKER]
+    wrote = tmp_path / "wrote"
+    with pytest.raises(OutputError), run_folder(wrote, "image"):
+        (wrote / "results.jsonl").write_text("")
+        raise OutputError("disk full")
+    assert sorted(os.listdir(wrote)) == [RUN_MARKER, "results.jsonl"]  # what was written stays

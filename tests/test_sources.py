@@ -33,7 +33,7 @@ def test_two_folders_with_same_file_names_never_collide(images: Path) -> None:
 
 def test_same_file_name_given_as_files_gets_numbered(images: Path) -> None:
     items = discover_images([str(images / "a" / "x.jpg"), str(images / "b" / "x.jpg")])
-    assert _rels(items) == ["x.jpg", "x-2.jpg"]
+    assert _rels(items) == ["x.jpg.jpg", "x-2.jpg.jpg"]  # labels/x.jpg.txt, labels/x-2.jpg.txt
 
 
 def test_repeated_input_is_processed_once(images: Path) -> None:
@@ -352,12 +352,32 @@ def test_video_folder_is_recursive_and_videos_only(tmp_path: Path) -> None:
     assert _rels(discover_videos([str(root)], recursive=False)) == ["clips/a", "clips/b"]
 
 
-def test_video_outputs_never_collide(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("names", "rels"),
+    [
+        (["a.mp4", "a.avi"], ["a.mp4", "a.avi"]),  # they keep their suffix, as pictures do
+        (["Clip.mp4", "clip.avi", "b.mov"], ["Clip.mp4", "clip.avi", "b"]),  # one name ignoring case
+        (["A.mp4", "a.mp4", "a.MP4"], ["A.mp4", "a-3.mp4", "a-2.MP4"]),  # still taken: -2, -3 (sorted)
+    ],
+)
+def test_video_outputs_never_collide(tmp_path: Path, names: list[str], rels: list[str]) -> None:
+    """Videos are named by the rule pictures are (sources.names): a.mp4 beside a.avi gave a and a-2,
+    and Clip.mp4 beside clip.avi gave Clip and clip, one video on a case-insensitive disk."""
     from detect_cli.sources import discover_videos
 
-    for name in ("a.mp4", "a.avi"):
+    for name in names:
         (tmp_path / name).write_bytes(b"x")
-    assert _rels(discover_videos([str(tmp_path / "a.mp4"), str(tmp_path / "a.avi")])) == ["a", "a-2"]
+    assert _rels(discover_videos([str(tmp_path / n) for n in names])) == rels
+    assert _rels(discover_videos([str(tmp_path / n) for n in reversed(names)])) == rels[::-1]
+
+
+def test_stream_names_keep_their_dots_when_they_clash() -> None:
+    """A stream's name has no suffix to keep: two that differ by case get -2, and the dots of an
+    address stay where they are."""
+    from detect_cli.sources import discover_videos
+
+    items = discover_videos(["rtsp://10.0.0.5/Live", "rtsp://10.0.0.5/live"])
+    assert _rels(items) == ["streams/10.0.0.5_Live", "streams/10.0.0.5_live-2"]
 
 
 @pytest.mark.parametrize(

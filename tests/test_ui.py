@@ -153,3 +153,56 @@ def test_video_summary_line_from_a_real_run(tmp_path: Path, rtdetr_pt: Path) -> 
     )
     assert found, result.stderr
     assert float(found.group(1)) <= float(found.group(2)) * 1.05, result.stderr
+
+
+def test_quiet_keeps_warnings_and_drops_notes_and_spinners(capsys: pytest.CaptureFixture[str]) -> None:
+    said = ui.messages(quiet=True)
+    said(Note("exporting yolo11n to onnx"))
+    said("yolo11n is NMS-free")
+    with busy(said, "checking the onnx export against PyTorch"):
+        pass
+    assert capsys.readouterr().err.splitlines() == ["warning: yolo11n is NMS-free"]
+    assert ui.messages(quiet=False) is ui.warn
+
+
+def test_quiet_run_on_a_terminal_shows_no_spinner_and_no_progress(yolo_pt: Path, tmp_path: Path) -> None:
+    """`-q` in a real process whose stderr is a terminal (a pty), on a first `--backend onnx` run (an
+    export and its parity check: the engine's slow steps): nothing on stderr. The export's spinner
+    and its line were shown in spite of -q."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from conftest import make_image
+
+    make_image(tmp_path / "in" / "a.jpg")
+    argv = [sys.executable, "-m", "detect_cli", "yolo", "image", str(tmp_path / "in"), "-m", str(yolo_pt)]
+    argv += [
+        "--backend",
+        "onnx",
+        "--imgsz",
+        str(SMALL_IMGSZ),
+        "--device",
+        "cpu",
+        "-o",
+        str(tmp_path / "o"),
+        "-q",
+    ]
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "COLUMNS": "100"}
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    os.close(slave)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal (EIO)
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    assert proc.wait(timeout=300) == 0, err.decode(errors="replace")[-2000:]
+    assert (tmp_path / "o" / "results.jsonl").exists()
+    assert err.decode(errors="replace").strip() == ""

@@ -91,7 +91,7 @@ def explain(
             what = result.error or f"{result.detections_total} detections, picture {result.picture}"
             ui.err_console.print(f"{result.source}: {what}", markup=False)
 
-    warn = None if output.quiet else ui.warn
+    warn = ui.messages(output.quiet)  # --quiet: warnings still said
     run = run_explain(job, warn=warn, echo=json_printer() if json_out else None, on_image=progress)
     if not output.quiet:
         ui.err_console.print(f"Pictures and {EXPLAIN_JSONL} in {run.out}", markup=False)

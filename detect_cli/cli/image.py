@@ -47,7 +47,7 @@ def run_image_command(
     )
     progress = None if output.quiet else ui.RichProgress(ref.name)
     echo = ui.StdoutLines() if run.json_out else None
-    report, detector = run_images(job, progress=progress, echo=echo, warn=ui.warn)
+    report, detector = run_images(job, progress=progress, echo=echo, warn=ui.messages(output.quiet))
     if not output.quiet:
         # What the records say ran: on Ray, the workers plan the backend, not this process.
         ran = report.summary.ran_on or f"{detector.backend}, {detector.precision}"

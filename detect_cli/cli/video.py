@@ -48,7 +48,7 @@ def run_video_command(
     )
     progress = None if output.quiet else ui.RichProgress(ref.name, unit=" fps")
     echo = ui.StdoutLines() if run.json_out else None
-    report, detector = run_video(job, progress=progress, echo=echo, warn=ui.warn)
+    report, detector = run_video(job, progress=progress, echo=echo, warn=ui.messages(output.quiet))
     if not output.quiet:
         ui.print_video_summary(report, f"{detector.name} ({detector.backend}, {detector.precision})")
     code = exit_code_for(report.summary.failed, report.interrupted, report.signum)

@@ -4,15 +4,12 @@ OpenCV, imported when the first picture is made."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import stat
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
+from detect_cli import writers
 from detect_cli.compare.report import HTML_PICTURE_WIDTH, HTML_PICTURES, REPORT_RECORD
 from detect_cli.compare.results import Picture
 from detect_cli.errors import OutputError
@@ -27,8 +24,6 @@ from detect_cli.writers import (
     JsonlWriter,
     Sink,
     atomic_write_bytes,
-    json_text,
-    open_new,
     output_file,
 )
 
@@ -41,34 +36,12 @@ DETECTIONS = "detections"  # each model's detections/<label>.jsonl
 FILE_LIST = ".compare-files.jsonl"  # what a comparison wrote into its folder (see FileList)
 
 
-class FileList:
-    """The files a comparison writes into its folder, each listed (a JSON string a line, flushed) before
-    it is written, the list itself made first: so a folder holding it holds a comparison, complete or
-    killed, and `compare --exist-ok` removes exactly what an earlier comparison wrote there
-    (`remove_listed`), never a file it did not write."""
+class FileList(writers.FileList):
+    """The files a comparison writes into its folder (writers.FileList, in FILE_LIST), so
+    `compare --exist-ok` removes exactly what an earlier comparison wrote there (`remove_listed`)."""
 
     def __init__(self, out: Path) -> None:
-        self.out = out
-        self._seen: set[str] = set()
-        try:
-            self._f: IO[str] = open(open_new(out / FILE_LIST), "w", encoding="utf-8")
-        except OSError as e:
-            raise OutputError(f"cannot write {out / FILE_LIST}: {e.strerror or e}") from e
-
-    def add(self, *paths: Path) -> None:
-        new = [rel for p in paths if (rel := p.relative_to(self.out).as_posix()) not in self._seen]
-        if not new:
-            return
-        self._seen.update(new)
-        try:
-            self._f.write("".join(json_text(rel) + "\n" for rel in new))
-            self._f.flush()
-        except OSError as e:  # a full disk: the comparison cannot go on without knowing what it wrote
-            raise OutputError(f"cannot write {self.out / FILE_LIST}: {e.strerror or e}") from e
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):  # every line was flushed when added
-            self._f.close()
+        super().__init__(out, FILE_LIST)
 
 
 def holds_comparison(out: Path) -> bool:
@@ -83,39 +56,8 @@ def holds_comparison(out: Path) -> bool:
 
 def remove_listed(out: Path) -> int:
     """Delete the files an earlier comparison listed in `out` (its pictures, videos, detections, report)
-    and the folders they leave empty. An entry that would lead out of `out`, or through a symlinked
-    folder, is passed over; so is anything but a file or a link. Returns the number removed."""
-    listed = out / FILE_LIST
-    if not listed.exists():
-        return 0
-    root = os.path.realpath(out)
-    removed = 0
-    folders: set[Path] = set()
-    with listed.open(encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            rel = PurePosixPath(entry) if isinstance(entry, str) else None
-            if rel is None or rel.is_absolute() or not rel.parts or ".." in rel.parts:
-                continue
-            path = out.joinpath(*rel.parts)
-            if os.path.realpath(path.parent) != os.path.join(root, *rel.parts[:-1]):
-                continue  # a folder on the way is a link: what it leads to is not the comparison's
-            try:
-                mode = os.lstat(path).st_mode
-            except OSError:
-                continue
-            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
-                path.unlink()
-                removed += 1
-                folders.update(p for p in path.parents if p != out and out in p.parents)
-    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        with contextlib.suppress(OSError):  # not empty: it holds something else
-            folder.rmdir()
-    listed.unlink()
-    return removed
+    and the folders they leave empty (writers.remove_listed). Returns the number removed."""
+    return writers.remove_listed(out, FILE_LIST)
 
 
 @dataclass

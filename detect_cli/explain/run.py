@@ -23,7 +23,14 @@ from detect_cli.sources import (
     discover_images,
     read_image,
 )
-from detect_cli.writers import RUN_FAULTS, JsonlWriter, atomic_write_bytes, name_outputs, output_file
+from detect_cli.writers import (
+    RUN_FAULTS,
+    FileList,
+    JsonlWriter,
+    atomic_write_bytes,
+    output_file,
+    remove_listed,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,6 +41,7 @@ from detect_cli.explain.results import ImageExplanation
 from detect_cli.explain.rtdetr import explain_rtdetr
 
 EXPLAIN_JSONL = "explain.jsonl"
+EXPLAIN_FILES = ".explain-files.jsonl"  # what `detect explain` wrote into its folder (writers.FileList)
 
 
 def explain_image(
@@ -61,7 +69,7 @@ class ExplainRun:
 
 
 def picture_path(rel_path: PurePosixPath) -> PurePosixPath:
-    """Where an input's picture goes: its output name (writers.output_names, unique in the run) as .jpg
+    """Where an input's picture goes: its output name (sources.names, unique in the run) as .jpg
     (bus.jpg -> bus.jpg, x.png -> x.jpg; x.jpg beside x.png -> x.jpg.jpg and x.png.jpg)."""
     return output_file(rel_path, ".jpg")
 
@@ -161,8 +169,8 @@ def run_explain(
         raise BadOptionError(TORCH_ONLY)
     refuse_other_kind(job.sources, "image", "explain")
     exclude = [job.out] if job.out else []
-    # Before loading: a wrong path fails fast. Each input named once, uniquely (writers.output_names).
-    items = name_outputs(discover_images(job.sources, exclude=exclude))
+    # Before loading: a wrong path fails fast. Each input named once, uniquely (sources.names).
+    items = discover_images(job.sources, exclude=exclude)
     planned = planned_folder(job.out, "explain", job.exist_ok)
     if planned is not None:
         outputs = [planned / EXPLAIN_JSONL, *(planned / picture_path(i.rel_path) for i in items)]
@@ -176,6 +184,22 @@ def run_explain(
         raise BadOptionError(f"{yolo.ref.location} holds an RT-DETR model; --compare takes a YOLO model")
     warn_about_options([rtdetr, yolo], False, warn)
     with run_folder(job.out, "explain", job.exist_ok, record=EXPLAIN_JSONL) as out, stop_on_signals() as stop:
-        return explain_images(
-            items, rtdetr, out, yolo, job.objects, echo, on_image, job.url_timeout, job.max_pixels, stop
-        )
+        # --exist-ok replaces an earlier explain run: what it listed is removed (never a file it did
+        # not write), explain.jsonl starts empty, and this run lists its own files before writing them.
+        if job.exist_ok:
+            remove_listed(out, EXPLAIN_FILES)
+        with FileList(out, EXPLAIN_FILES) as files:
+            files.add(out / EXPLAIN_JSONL, *(out / picture_path(i.rel_path) for i in items))
+            return explain_images(
+                items,
+                rtdetr,
+                out,
+                yolo,
+                job.objects,
+                echo,
+                on_image,
+                job.url_timeout,
+                job.max_pixels,
+                stop,
+                fresh=job.exist_ok,
+            )

@@ -17,7 +17,7 @@ from detect_cli.pipeline import Progress, RunReport
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import stop_on_signals
 from detect_cli.sources import ImageInput, discover_images
-from detect_cli.writers import RESULTS_JSONL, TABLES, name_outputs, output_paths, write_tables
+from detect_cli.writers import RESULTS_JSONL, TABLES, output_paths, write_tables
 
 THROUGHPUT_FROM = 8  # inputs from which a run is compiled for throughput (OpenVINO), not latency
 INTERRUPT_NOTE = "stopping: finishing the images in flight (Ctrl-C again to stop at once)"
@@ -100,9 +100,7 @@ def run_images(
     if job.resuming and job.out is None:
         raise BadOptionError("--resume needs --out: the folder of the run to finish")
     # Before loading: bad sources, and outputs that would land on inputs, fail fast.
-    items = name_outputs(
-        discover_images(job.sources, job.recursive, warn, exclude=[job.out] if job.out else ())
-    )
+    items = discover_images(job.sources, job.recursive, warn, exclude=[job.out] if job.out else ())
     planned = planned_folder(job.out, job.run_name, job.exist_ok or job.resuming)
     if planned is not None:
         check_plan(planned, job.sources, items, _image_outputs(planned, job, items))

@@ -1,6 +1,7 @@
 """The user's SOURCE arguments turned into inputs, and those inputs read: discovery (`discover`: files,
 folders, globs, URLs, @lists; `walk`, `lists`), what a source names (`inputs`), reading files (`files`)
-and URLs (`urls`), decoding pictures within the pixel budget (`decode`).
+and URLs (`urls`), decoding pictures within the pixel budget (`decode`), each input's output name
+(`names`).
 
 Other layers import from here; the modules of the package import each other directly.
 """
@@ -32,6 +33,7 @@ from detect_cli.sources.inputs import (
     named_kind,
     url_rel_path,
 )
+from detect_cli.sources.names import name_outputs, output_file, output_names, unique_stems
 from detect_cli.sources.urls import DEFAULT_URL_TIMEOUT_S, download_url, fetch_url
 from detect_cli.sources.walk import RUN_MARKER, is_run_folder
 
@@ -55,12 +57,16 @@ __all__ = [
     "fetch_url",
     "input_path",
     "is_run_folder",
+    "name_outputs",
     "named_kind",
+    "output_file",
+    "output_names",
     "parse_pixels",
     "pil_open",
     "quiet_opencv",
     "read_file",
     "read_image",
     "read_regular",
+    "unique_stems",
     "url_rel_path",
 ]

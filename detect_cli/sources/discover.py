@@ -29,6 +29,7 @@ from detect_cli.sources.inputs import (
     url_rel_path,
 )
 from detect_cli.sources.lists import list_entries, list_problem
+from detect_cli.sources.names import name_outputs, unique_stems
 from detect_cli.sources.walk import WalkProblem, dir_label, split_pattern, under_skipped, walk_files
 
 Warn = Callable[[str], None]
@@ -159,22 +160,16 @@ def _from_list(
 Input = TypeVar("Input", "ImageInput", "VideoInput")
 
 
-def _unique_rel(items: Iterable[Input]) -> Iterator[Input]:
-    """Drop repeats of the same file and give clashing output names a -2, -3... suffix."""
-    seen_paths: set[str] = set()
-    used: set[PurePosixPath] = set()
+def _drop_repeats(items: Iterable[Input]) -> Iterator[Input]:
+    """Each file (or URL, or webcam) once, where it first appears; failed inputs are all kept."""
+    seen: set[str] = set()
     for item in items:
         key = item.url or (os.path.realpath(item.path) if item.path else item.source)
         if item.error is None:
-            if key in seen_paths:
+            if key in seen:
                 continue
-            seen_paths.add(key)
-        rel, n = item.rel_path, 1
-        while rel in used:
-            n += 1
-            rel = item.rel_path.with_name(f"{item.rel_path.stem}-{n}{item.rel_path.suffix}")
-        used.add(rel)
-        yield replace(item, rel_path=rel) if rel != item.rel_path else item
+            seen.add(key)
+        yield item
 
 
 def _skip_set(exclude: Iterable[Path]) -> frozenset[str]:
@@ -197,7 +192,7 @@ def discover_images(
     """
     skip = _skip_set(exclude)
     found = (item for s in sources for item in _from_one(s, recursive, None, warn, skip=skip))
-    items = list(_unique_rel(found))
+    items = name_outputs(list(_drop_repeats(found)))  # each input's outputs its own (sources.names)
     if not items:
         raise NoInputsError("no inputs given")
     if all(item.error for item in items):  # nothing to run: say why, rather than write a run of failures
@@ -255,6 +250,23 @@ def _videos_from_one(
             yield VideoInput(item.source, item.rel_path.with_suffix(""), path=item.path, error=item.error)
 
 
+def _video_suffix(item: VideoInput) -> str:
+    """The suffix a video's name was found with (none for streams and webcams)."""
+    if item.path is not None:
+        return item.path.suffix
+    return PurePosixPath(urllib.parse.urlsplit(item.url).path).suffix if item.url_is_file and item.url else ""
+
+
+def _name_videos(items: list[VideoInput]) -> list[VideoInput]:
+    """Videos named by the rule pictures are (sources.names): a.mp4 beside A.mov gives a.mp4.mp4 and
+    A.mov.mp4 (and frame folders a.mp4/, A.mov/), never one video over the other."""
+    names = unique_stems([(item.rel_path, _video_suffix(item)) for item in items])
+    return [
+        item if name == item.rel_path else replace(item, rel_path=name)
+        for item, name in zip(items, names, strict=True)
+    ]
+
+
 def discover_videos(
     sources: Sequence[str], recursive: bool = True, exclude: Iterable[Path] = ()
 ) -> list[VideoInput]:
@@ -265,7 +277,7 @@ def discover_videos(
     """
     skip = _skip_set(exclude)
     found = (item for s in sources for item in _videos_from_one(s, recursive, None, skip=skip))
-    items = list(_unique_rel(found))
+    items = _name_videos(list(_drop_repeats(found)))
     if not items:
         raise NoInputsError("no inputs given")
     if all(item.error for item in items):

@@ -90,7 +90,8 @@ class VideoInput:
     """One video to process: a file, a URL (to a file, or a live stream) or a webcam index.
 
     `rel_path` names its outputs under the run folder without a suffix: the annotated video is
-    `<rel_path>.mp4` (or the container the codec needs) and saved frames go in `<rel_path>/`.
+    `<rel_path>.mp4` (or the container the codec needs) and saved frames go in `<rel_path>/`. Discovery
+    gives it by the rule of `sources.names`: `clip` for clip.mp4, `clip.mp4` beside clip.mov.
     """
 
     source: str

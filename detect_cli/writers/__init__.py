@@ -1,13 +1,16 @@
 """Output: sinks fed one result at a time (`sinks`: the record, results.jsonl, last), the per-input files
 (`labels`, `annotated`, `outputs`), the tables built from the record (`tables`, with COCO ids from
-`ids`), video files (`video_file`), atomic writes (`atomic`), output names (`names`), the record's
-format (`jsonl`).
+`ids`), video files (`video_file`), atomic writes (`atomic`), the record's format (`jsonl`), the list of
+what a run wrote (`filelist`). Output names are given by discovery (sources.names); `output_file` and
+the naming functions are here too, for the layers that write.
 
 Other layers import from here; the modules of the package import each other directly.
 """
 
+from detect_cli.sources import name_outputs, output_file, output_names
 from detect_cli.writers.annotated import AnnotatedImageWriter, AnnotatedVideoWriter
 from detect_cli.writers.atomic import atomic_write_bytes, open_new
+from detect_cli.writers.filelist import FileList, remove_listed
 from detect_cli.writers.ids import FIRST_FREE_ID
 from detect_cli.writers.jsonl import (
     FRAMES_JSONL,
@@ -19,7 +22,6 @@ from detect_cli.writers.jsonl import (
     repair_tail,
 )
 from detect_cli.writers.labels import YoloTxtWriter
-from detect_cli.writers.names import name_outputs, output_file, output_names
 from detect_cli.writers.outputs import open_sinks, output_paths, output_sinks
 from detect_cli.writers.sinks import RUN_FAULTS, Failure, JsonlWriter, Sink, SinkGroup, close_all
 from detect_cli.writers.tables import TABLES, CocoWriter, CsvWriter, write_tables
@@ -37,6 +39,7 @@ __all__ = [
     "Codec",
     "CsvWriter",
     "Failure",
+    "FileList",
     "JsonlWriter",
     "Sink",
     "SinkGroup",
@@ -55,6 +58,7 @@ __all__ = [
     "output_paths",
     "output_sinks",
     "read_jsonl",
+    "remove_listed",
     "repair_tail",
     "write_tables",
 ]

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 from detect_cli.errors import OutputError
 from detect_cli.render import draw_detections
 from detect_cli.results import ImageResult
+from detect_cli.sources import output_file
 
 if TYPE_CHECKING:
     import numpy as np
 from detect_cli.writers.atomic import atomic_write_bytes
-from detect_cli.writers.names import output_file
 from detect_cli.writers.sinks import Sink
 from detect_cli.writers.video_file import Codec, VideoFile, open_video_file
 

@@ -6,11 +6,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from detect_cli.results import ImageResult
+from detect_cli.sources import output_file
 
 if TYPE_CHECKING:
     import numpy as np
 from detect_cli.writers.atomic import atomic_write_bytes
-from detect_cli.writers.names import output_file
 from detect_cli.writers.sinks import Sink
 
 
