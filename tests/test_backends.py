@@ -15,7 +15,7 @@ from conftest import CONF, SMALL_IMGSZ, make_image
 from typer.testing import CliRunner
 
 from detect_cli import backends
-from detect_cli.backends import Parity, Plan, loading, parity_between
+from detect_cli.backends import Parity, Plan, loading, parity_between, planning
 from detect_cli.cli import app
 from detect_cli.errors import BadOptionError, MissingBackendError
 from detect_cli.models import Detector, PredictOptions, resolve
@@ -488,7 +488,7 @@ def test_cli_torch_backend_from_the_environment(
 def test_cli_missing_backend_is_one_line_exit_2(
     backend: str, yolo_pt: Path, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(loading, "availability", lambda: {"torch": True, "onnx": False, "openvino": False})
+    monkeypatch.setattr(planning, "availability", lambda: {"torch": True, "onnx": False, "openvino": False})
     result = runner.invoke(
         app,
         ["yolo", "image", str(images), "-m", str(yolo_pt), "--backend", backend, "-o", str(tmp_path / "o")],
