@@ -328,7 +328,7 @@ def test_interrupted_export_leaves_nothing_usable(
 def _record_parity(entry: backends.CacheEntry, parity: Parity) -> None:
     """Write a parity result into an entry's manifest, as a measurement on another machine might have."""
     entry.manifest["parity"] = {parity.precision: parity.to_dict()}
-    backends._write_manifest(entry)
+    loading._write_manifest(entry)
 
 
 @needs_onnx

@@ -1,6 +1,6 @@
 """Inference backends: PyTorch, or the same model exported once to ONNX Runtime or OpenVINO for fast
-CPU runs: the plan, decided once (`planning`); the export cache, exporting, the parity check and
-loading (`loading`).
+CPU runs: the plan, decided once (`planning`); the check of an export against PyTorch (`parity`); the
+export cache, exporting and loading (`loading`).
 
 Other layers import from here; the modules of the package import each other directly.
 """
@@ -10,7 +10,6 @@ from detect_cli.backends.loading import (
     MANIFEST_VERSION,
     CacheEntry,
     Cleared,
-    Parity,
     cache_key,
     cache_limit,
     cached_exports,
@@ -21,13 +20,13 @@ from detect_cli.backends.loading import (
     load,
     load_detector,
     network_size,
-    parity_between,
     read_entry,
     remove_entry,
     weights_digest,
     weights_identity,
     weights_or_stand_in,
 )
+from detect_cli.backends.parity import Parity, parity_between
 from detect_cli.backends.planning import (
     BACKENDS,
     EXPORTED,
