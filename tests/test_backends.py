@@ -15,7 +15,7 @@ from conftest import CONF, SMALL_IMGSZ, make_image
 from typer.testing import CliRunner
 
 from detect_cli import backends
-from detect_cli.backends import Parity, Plan, loading, parity_between, planning
+from detect_cli.backends import Parity, Plan, cache, loading, parity_between, planning
 from detect_cli.cli import app
 from detect_cli.errors import BadOptionError, MissingBackendError
 from detect_cli.models import Detector, PredictOptions, resolve
@@ -328,7 +328,7 @@ def test_interrupted_export_leaves_nothing_usable(
 def _record_parity(entry: backends.CacheEntry, parity: Parity) -> None:
     """Write a parity result into an entry's manifest, as a measurement on another machine might have."""
     entry.manifest["parity"] = {parity.precision: parity.to_dict()}
-    loading._write_manifest(entry)
+    cache.write_manifest(entry)
 
 
 @needs_onnx
@@ -610,8 +610,8 @@ def test_weights_hash_is_remembered_by_path_size_and_mtime(
     weights = tmp_path / "w.pt"
     shutil.copy(yolo_pt, weights)
     reads: list[Path] = []
-    real = loading._sha256
-    monkeypatch.setattr(loading, "_sha256", lambda p: reads.append(p) or real(p))
+    real = cache._sha256
+    monkeypatch.setattr(cache, "_sha256", lambda p: reads.append(p) or real(p))
     first = backends.weights_digest(str(weights))
     assert backends.weights_digest(str(weights)) == first and reads == [weights]  # read once
     weights.write_bytes(weights.read_bytes()[:-1] + b"x")  # changed: hashed again

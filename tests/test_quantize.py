@@ -266,14 +266,14 @@ def test_a_full_disk_while_quantizing_is_one_line_and_leaves_nothing(
     """ENOSPC at the INT8 export's manifest (its last write): the explicit backend stops with one
     ExportError line; auto says so and runs PyTorch; no int8 folder, complete or partial, stays."""
     calib = _calibration(tmp_path / "calib")
-    real = loading._write_manifest
+    real = loading.write_manifest
 
     def full(entry: backends.CacheEntry) -> None:
         if entry.manifest.get("precision") == "int8" and ".part" in entry.path.name:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(entry)
 
-    monkeypatch.setattr(loading, "_write_manifest", full)
+    monkeypatch.setattr(loading, "write_manifest", full)
     ref = resolve(str(yolo_pt), "yolo")
     with pytest.raises(ExportError, match=r"cannot write the export cache: .*No space left on device"):
         backends.load(ref, _options(), _int8_plan(calib))

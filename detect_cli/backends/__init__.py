@@ -1,11 +1,11 @@
 """Inference backends: PyTorch, or the same model exported once to ONNX Runtime or OpenVINO for fast
-CPU runs: the plan, decided once (`planning`); the check of an export against PyTorch (`parity`); the
-export cache, exporting and loading (`loading`).
+CPU runs: the plan, decided once (`planning`); the export cache, its manifests, locks and cap (`cache`);
+the check of an export against PyTorch (`parity`); exporting and loading (`loading`).
 
 Other layers import from here; the modules of the package import each other directly.
 """
 
-from detect_cli.backends.loading import (
+from detect_cli.backends.cache import (
     COMPILED,
     MANIFEST_VERSION,
     CacheEntry,
@@ -15,14 +15,16 @@ from detect_cli.backends.loading import (
     cached_exports,
     clear_exports,
     evict_exports,
-    exported_kind,
     exports_dir,
-    load,
-    load_detector,
-    network_size,
     read_entry,
     remove_entry,
     weights_digest,
+)
+from detect_cli.backends.loading import (
+    exported_kind,
+    load,
+    load_detector,
+    network_size,
     weights_identity,
     weights_or_stand_in,
 )
