@@ -15,7 +15,7 @@ from conftest import CONF, SMALL_IMGSZ, make_image
 from typer.testing import CliRunner
 
 from detect_cli import backends
-from detect_cli.backends import Parity, Plan, cache, loading, parity_between, planning
+from detect_cli.backends import Parity, Plan, cache, export, loading, parity_between, planning
 from detect_cli.cli import app
 from detect_cli.errors import BadOptionError, MissingBackendError
 from detect_cli.models import Detector, PredictOptions, resolve
@@ -169,13 +169,13 @@ def own_cache(exported: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pyt
 def count_exports(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every call of the real exporter from now on, by backend."""
     calls: list[str] = []
-    real = loading.export_model
+    real = export.export_model
 
     def counting(model: object, backend: str, imgsz: int, folder: Path) -> Path:
         calls.append(backend)
         return real(model, backend, imgsz, folder)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(loading, "export_model", counting)
+    monkeypatch.setattr(export, "export_model", counting)
     return calls
 
 
@@ -308,13 +308,13 @@ def test_interrupted_export_leaves_nothing_usable(
     """An export that dies half-way leaves no entry under its final name, and no temporary folder."""
     if not backends.installed("onnx"):
         pytest.skip("onnx not installed")
-    real = loading.export_model
+    real = export.export_model
 
     def dies(model: object, backend: str, imgsz: int, folder: Path) -> Path:
         real(model, backend, imgsz, folder)  # type: ignore[arg-type]
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(loading, "export_model", dies)
+    monkeypatch.setattr(export, "export_model", dies)
 
     def listing() -> list[str]:  # an export's lock file (empty) stays, as a run folder's does
         return sorted(p.name for p in backends.exports_dir().iterdir() if not p.name.endswith(".lock"))
@@ -446,14 +446,14 @@ def test_two_runs_never_export_the_same_model_at_once(
 
     if not backends.installed("onnx"):
         pytest.skip("onnx not installed")
-    real = loading.export_model  # count_exports' counter around the real exporter
+    real = export.export_model  # count_exports' counter around the real exporter
     exporting = threading.Event()
 
     def announcing(*args: object) -> Path:
         exporting.set()
         return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(loading, "export_model", announcing)
+    monkeypatch.setattr(export, "export_model", announcing)
     ref = resolve(str(yolo_pt), "yolo")
     notes: list[list[str]] = [[], []]
     loaded: list[object] = [None, None]
@@ -649,9 +649,9 @@ def test_auto_runs_on_pytorch_when_the_export_cannot_be_made(
         def failing(*args: object, **kwargs: object) -> None:
             raise ExportError("export to openvino failed: RuntimeError: basic_ios::clear: iostream error")
 
-        monkeypatch.setattr(loading, "export_model", failing)
+        monkeypatch.setattr(export, "export_model", failing)
     else:  # the cache's own writes (folder, manifest, rename) hit the full disk
-        monkeypatch.setattr(loading, "_export_entry", _full_disk)
+        monkeypatch.setattr(loading, "export_entry", _full_disk)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 5 * 2**20))
     ref = resolve(str(yolo_pt), "yolo")
     options = PredictOptions(imgsz=SMALL_IMGSZ)

@@ -86,7 +86,7 @@ def test_an_export_runs_inside_its_status(yolo_pt: Path, monkeypatch: pytest.Mon
         seen.append(list(active))
         raise ExportError("stopped here by the test")
 
-    monkeypatch.setattr(loading, "_export_entry", export_entry)
+    monkeypatch.setattr(loading, "export_entry", export_entry)
     plan = backends.Plan("onnx", "cpu", explicit=True)
     with pytest.raises(ExportError):
         backends.load(resolve(str(yolo_pt), "yolo"), PredictOptions(imgsz=SMALL_IMGSZ), plan, warn)

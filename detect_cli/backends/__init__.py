@@ -1,6 +1,7 @@
 """Inference backends: PyTorch, or the same model exported once to ONNX Runtime or OpenVINO for fast
 CPU runs: the plan, decided once (`planning`); the export cache, its manifests, locks and cap (`cache`);
-the check of an export against PyTorch (`parity`); exporting and loading (`loading`).
+exporting to ONNX or OpenVINO, INT8 through quantize.py (`export`); the check of an export against
+PyTorch (`parity`); loading a model as planned (`loading`).
 
 Other layers import from here; the modules of the package import each other directly.
 """
@@ -20,11 +21,11 @@ from detect_cli.backends.cache import (
     remove_entry,
     weights_digest,
 )
+from detect_cli.backends.export import network_size
 from detect_cli.backends.loading import (
     exported_kind,
     load,
     load_detector,
-    network_size,
     weights_identity,
     weights_or_stand_in,
 )
