@@ -163,7 +163,7 @@ def batch_probe(
     import cv2
     from ultralytics import RTDETR, YOLO
 
-    from detect_cli.backends import _quiet
+    from detect_cli.backends.export import _quiet
 
     cls = RTDETR if family == "rtdetr" else YOLO
     imgs = [cv2.imread(str(p)) for p in paths]
@@ -265,7 +265,7 @@ def ultralytics_int8_runner(pt: Path, family: str, images: Path, imgsz: int, wor
     data.yaml whose val split is the folder); returns (runner, export seconds)."""
     from ultralytics import RTDETR, YOLO
 
-    from detect_cli.backends import _quiet
+    from detect_cli.backends.export import _quiet
 
     cls = RTDETR if family == "rtdetr" else YOLO
     data = work / "calibration.yaml"

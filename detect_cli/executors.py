@@ -377,6 +377,29 @@ def _failed(items: Sequence[ImageInput], model: str, reason: str) -> list[ImageR
     return results
 
 
+def _start_workers(
+    ray: Any, work: WorkSpec, placement: Placement, detector: Detector, shards: int
+) -> list[Any]:
+    """One BatchWorker actor per worker the placement allows for `shards` shards, each given one CPU,
+    and one GPU when the model runs on CUDA; each loads the model on its own machine."""
+    gpu = _wants_gpu(ray, detector.options.device)
+    n = _worker_count(ray, placement, gpu, shards)
+    spec = WorkerSpec(_absolute_ref(detector.ref), detector.options, replace(work, out=work.out.resolve()))
+    # A worker that dies (out of memory, a lost node) is restarted and its shard retried.
+    remote = ray.remote(max_restarts=2, max_task_retries=2)(BatchWorker)
+    resources = {"num_cpus": 1, "num_gpus": 1 if gpu else 0}
+    return [remote.options(**resources).remote(spec) for _ in range(n)]
+
+
+def _wait_until_ready(ray: Any, actors: Sequence[Any]) -> None:
+    """Wait until every worker has loaded its model; a worker's DetectError (a missing backend on its
+    machine, weights it cannot read) is raised here, as the same error class, as it would be locally."""
+    for err in ray.get([a.ready.remote() for a in actors]):
+        if err:
+            cls = getattr(errors, err[0], None)
+            raise (cls if isinstance(cls, type) and issubclass(cls, DetectError) else DetectError)(err[1])
+
+
 def run_ray(
     work: WorkSpec,
     placement: Placement,
@@ -402,18 +425,8 @@ def run_ray(
     actors: list[Any] = []
     jsonl = JsonlWriter(out / RESULTS_JSONL, echo)
     try:
-        gpu = _wants_gpu(ray, detector.options.device)
-        n = _worker_count(ray, placement, gpu, -(-len(items) // shard_size))
-        spec = WorkerSpec(_absolute_ref(detector.ref), detector.options, replace(work, out=out.resolve()))
-        # A worker that dies (out of memory, a lost node) is restarted and its shard retried.
-        remote = ray.remote(max_restarts=2, max_task_retries=2)(BatchWorker)
-        resources = {"num_cpus": 1, "num_gpus": 1 if gpu else 0}
-        actors = [remote.options(**resources).remote(spec) for _ in range(n)]
-        for err in ray.get([a.ready.remote() for a in actors]):
-            if err:
-                cls = getattr(errors, err[0], None)
-                raise (cls if isinstance(cls, type) and issubclass(cls, DetectError) else DetectError)(err[1])
-
+        actors = _start_workers(ray, work, placement, detector, -(-len(items) // shard_size))
+        _wait_until_ready(ray, actors)
         shards = _shards(items, shard_size)
         in_flight: dict[Any, tuple[Any, list[ImageInput]]] = {}
 

@@ -1,6 +1,6 @@
 """INT8 for OpenVINO: post-training quantization with NNCF, calibrated on the user's own pictures.
 
-The fp32 OpenVINO export (backends.py) is quantized with NNCF directly, with the recipe ultralytics'
+The fp32 OpenVINO export (backends/export.py) is quantized with NNCF directly, with the recipe ultralytics'
 OpenVINO exporter uses (`ultralytics/utils/export/openvino.py`, `torch2openvino`, quantize=8): the
 MIXED preset (symmetric weights, asymmetric activations); the detection head's own operations (its
 scope `<head>/...` and a YOLO head's DFL) and every Sigmoid kept in float; and for RT-DETR NNCF's

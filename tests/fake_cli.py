@@ -18,10 +18,10 @@ import runpy
 def main() -> None:
     from fakes import FakeDetector, fake_load
 
-    from detect_cli import backends
+    from detect_cli.backends import loading
 
     FakeDetector.delay = float(os.environ.get("DETECT_FAKE_DELAY_S", "0"))
-    backends.load = fake_load(backends.load)  # type: ignore[assignment]
+    loading.load = fake_load(loading.load)  # type: ignore[assignment]
     runpy.run_module("detect_cli", run_name="__main__", alter_sys=True)
 
 

@@ -99,10 +99,10 @@ class _FakeModel:
 def install(monkeypatch: pytest.MonkeyPatch, folder: Path) -> dict[str, Path]:
     """Fake weights files named like the seeded test models (`rtdetr-l-seed0.pt`, `yolo11n-seed0.pt`), and
     the loader patched so that they load as FakeDetector: `-m <file>` runs the whole CLI on the fake."""
-    from detect_cli import backends
+    from detect_cli.backends import loading
 
     files = write_fake_weights(folder)
-    monkeypatch.setattr(backends, "load", fake_load(backends.load))
+    monkeypatch.setattr(loading, "load", fake_load(loading.load))
     return files
 
 

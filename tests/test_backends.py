@@ -15,7 +15,7 @@ from conftest import CONF, SMALL_IMGSZ, make_image
 from typer.testing import CliRunner
 
 from detect_cli import backends
-from detect_cli.backends import Parity, Plan, parity_between
+from detect_cli.backends import Parity, Plan, cache, export, loading, parity_between, planning
 from detect_cli.cli import app
 from detect_cli.errors import BadOptionError, MissingBackendError
 from detect_cli.models import Detector, PredictOptions, resolve
@@ -169,13 +169,13 @@ def own_cache(exported: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pyt
 def count_exports(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every call of the real exporter from now on, by backend."""
     calls: list[str] = []
-    real = backends.export_model
+    real = export.export_model
 
     def counting(model: object, backend: str, imgsz: int, folder: Path) -> Path:
         calls.append(backend)
         return real(model, backend, imgsz, folder)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(backends, "export_model", counting)
+    monkeypatch.setattr(export, "export_model", counting)
     return calls
 
 
@@ -308,13 +308,13 @@ def test_interrupted_export_leaves_nothing_usable(
     """An export that dies half-way leaves no entry under its final name, and no temporary folder."""
     if not backends.installed("onnx"):
         pytest.skip("onnx not installed")
-    real = backends.export_model
+    real = export.export_model
 
     def dies(model: object, backend: str, imgsz: int, folder: Path) -> Path:
         real(model, backend, imgsz, folder)  # type: ignore[arg-type]
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(backends, "export_model", dies)
+    monkeypatch.setattr(export, "export_model", dies)
 
     def listing() -> list[str]:  # an export's lock file (empty) stays, as a run folder's does
         return sorted(p.name for p in backends.exports_dir().iterdir() if not p.name.endswith(".lock"))
@@ -328,7 +328,7 @@ def test_interrupted_export_leaves_nothing_usable(
 def _record_parity(entry: backends.CacheEntry, parity: Parity) -> None:
     """Write a parity result into an entry's manifest, as a measurement on another machine might have."""
     entry.manifest["parity"] = {parity.precision: parity.to_dict()}
-    backends._write_manifest(entry)
+    cache.write_manifest(entry)
 
 
 @needs_onnx
@@ -352,7 +352,7 @@ def test_openvino_bf16_is_the_default_only_where_it_holds(own_cache: Path, yolo_
     entry = _entry("openvino", "yolo")
     ref = resolve(str(yolo_pt), "yolo")
     default = backends.load(ref, _options("yolo"), _plan("openvino"))
-    assert default.precision == ("bf16" if backends._cpu_supports_bf16() else "fp32")
+    assert default.precision == ("bf16" if loading._cpu_supports_bf16() else "fp32")
     _record_parity(entry, Parity(10, 3, 0.5, 0.2, "bf16"))  # bf16 seen to drift: fp32 becomes the default
     assert backends.load(ref, _options("yolo"), _plan("openvino")).precision == "fp32"
     assert backends.load(ref, _options("yolo"), _plan("openvino", "fp32")).precision == "fp32"
@@ -446,14 +446,14 @@ def test_two_runs_never_export_the_same_model_at_once(
 
     if not backends.installed("onnx"):
         pytest.skip("onnx not installed")
-    real = backends.export_model  # count_exports' counter around the real exporter
+    real = export.export_model  # count_exports' counter around the real exporter
     exporting = threading.Event()
 
     def announcing(*args: object) -> Path:
         exporting.set()
         return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(backends, "export_model", announcing)
+    monkeypatch.setattr(export, "export_model", announcing)
     ref = resolve(str(yolo_pt), "yolo")
     notes: list[list[str]] = [[], []]
     loaded: list[object] = [None, None]
@@ -488,7 +488,7 @@ def test_cli_torch_backend_from_the_environment(
 def test_cli_missing_backend_is_one_line_exit_2(
     backend: str, yolo_pt: Path, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(backends, "availability", lambda: {"torch": True, "onnx": False, "openvino": False})
+    monkeypatch.setattr(planning, "availability", lambda: {"torch": True, "onnx": False, "openvino": False})
     result = runner.invoke(
         app,
         ["yolo", "image", str(images), "-m", str(yolo_pt), "--backend", backend, "-o", str(tmp_path / "o")],
@@ -593,7 +593,7 @@ def test_a_bad_cache_cap_is_refused_before_any_export(
     def no_export(*args: object, **kwargs: object) -> None:
         raise AssertionError("exported despite a bad cap")
 
-    monkeypatch.setattr(backends, "_ready_export", no_export)
+    monkeypatch.setattr(loading, "_ready_export", no_export)
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"not read")
     ref = resolve(str(weights), "yolo")
@@ -610,8 +610,8 @@ def test_weights_hash_is_remembered_by_path_size_and_mtime(
     weights = tmp_path / "w.pt"
     shutil.copy(yolo_pt, weights)
     reads: list[Path] = []
-    real = backends._sha256
-    monkeypatch.setattr(backends, "_sha256", lambda p: reads.append(p) or real(p))
+    real = cache._sha256
+    monkeypatch.setattr(cache, "_sha256", lambda p: reads.append(p) or real(p))
     first = backends.weights_digest(str(weights))
     assert backends.weights_digest(str(weights)) == first and reads == [weights]  # read once
     weights.write_bytes(weights.read_bytes()[:-1] + b"x")  # changed: hashed again
@@ -649,12 +649,10 @@ def test_auto_runs_on_pytorch_when_the_export_cannot_be_made(
         def failing(*args: object, **kwargs: object) -> None:
             raise ExportError("export to openvino failed: RuntimeError: basic_ios::clear: iostream error")
 
-        monkeypatch.setattr(backends, "export_model", failing)
+        monkeypatch.setattr(export, "export_model", failing)
     else:  # the cache's own writes (folder, manifest, rename) hit the full disk
-        monkeypatch.setattr(backends, "_export_entry", _full_disk)
-    monkeypatch.setattr(
-        backends.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 5 * 2**20)
-    )
+        monkeypatch.setattr(loading, "export_entry", _full_disk)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 5 * 2**20))
     ref = resolve(str(yolo_pt), "yolo")
     options = PredictOptions(imgsz=SMALL_IMGSZ)
     warnings: list[str] = []

@@ -13,7 +13,7 @@ import pytest
 from conftest import make_image, make_video
 from typer.testing import CliRunner
 
-from detect_cli import backends
+from detect_cli.backends import loading
 from detect_cli.cli import app
 
 runner = CliRunner()
@@ -26,7 +26,7 @@ def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr(backends, "load", refuse)
+    monkeypatch.setattr(loading, "load", refuse)
 
 
 @pytest.fixture

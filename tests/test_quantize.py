@@ -19,7 +19,7 @@ from conftest import CONF, SMALL_IMGSZ, make_image
 from typer.testing import CliRunner
 
 from detect_cli import backends, quantize
-from detect_cli.backends import Parity
+from detect_cli.backends import Parity, export, loading
 from detect_cli.cli import app
 from detect_cli.errors import ExportError
 from detect_cli.models import PredictOptions, resolve
@@ -185,7 +185,7 @@ def test_an_empty_calibration_folder_is_one_line_and_exit_2(tmp_path: Path) -> N
 def test_auto_never_picks_int8() -> None:
     plan = backends.plan("auto", "cpu", available={"torch": True, "onnx": True, "openvino": True})
     assert plan.precision is None
-    assert backends._default_precision("onnx", backends.CacheEntry(Path("."))) == "fp32"
+    assert loading._default_precision("onnx", backends.CacheEntry(Path("."))) == "fp32"
 
 
 # --- quantizing a cached export -------------------------------------------------------------------------
@@ -266,14 +266,14 @@ def test_a_full_disk_while_quantizing_is_one_line_and_leaves_nothing(
     """ENOSPC at the INT8 export's manifest (its last write): the explicit backend stops with one
     ExportError line; auto says so and runs PyTorch; no int8 folder, complete or partial, stays."""
     calib = _calibration(tmp_path / "calib")
-    real = backends._write_manifest
+    real = export.write_manifest
 
     def full(entry: backends.CacheEntry) -> None:
         if entry.manifest.get("precision") == "int8" and ".part" in entry.path.name:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(entry)
 
-    monkeypatch.setattr(backends, "_write_manifest", full)
+    monkeypatch.setattr(export, "write_manifest", full)
     ref = resolve(str(yolo_pt), "yolo")
     with pytest.raises(ExportError, match=r"cannot write the export cache: .*No space left on device"):
         backends.load(ref, _options(), _int8_plan(calib))

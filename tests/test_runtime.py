@@ -18,6 +18,7 @@ import pytest
 from conftest import CONF, SMALL_IMGSZ
 
 from detect_cli import backends, runtime
+from detect_cli.backends import loading
 from detect_cli.models import PredictOptions, resolve
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -136,7 +137,7 @@ def test_detections_equal_ultralytics_predict_on_the_same_export(
     entry = _entry(exported[0], backend, family)
     options = PredictOptions(conf=CONF[family], iou=0.5, imgsz=SMALL_IMGSZ, max_det=30)
     ref = resolve(str(entry.manifest["source"]), family)  # type: ignore[arg-type]
-    ours = backends._load_exported(ref, entry, options, "fp32")
+    ours = loading._load_exported(ref, entry, options, "fp32")
     classes = None
     if filtered:  # two of the classes it finds unfiltered (random weights: not the same as a trained model's)
         found_ids = [d.class_id for d in ours.predict(_pictures()[:1])[0][0]]
@@ -171,8 +172,8 @@ def test_throughput_mode_keeps_input_order_and_results(
     entry = _entry(exported[0], "openvino", "yolo")
     options = PredictOptions(conf=CONF["yolo"], imgsz=SMALL_IMGSZ, max_det=10)
     ref = resolve(str(entry.manifest["source"]), "yolo")
-    latency = backends._load_exported(ref, entry, options, "fp32", "latency")
-    throughput = backends._load_exported(ref, entry, options, "fp32", "throughput")
+    latency = loading._load_exported(ref, entry, options, "fp32", "latency")
+    throughput = loading._load_exported(ref, entry, options, "fp32", "throughput")
     if (os.cpu_count() or 1) > 1:
         assert throughput.in_flight > 1, "THROUGHPUT mode should run several requests at once"
     assert latency.in_flight == 1
@@ -212,7 +213,7 @@ def test_a_failure_in_post_processing_reaches_the_caller_in_throughput_mode(
     entry = _entry(exported[0], "openvino", "yolo")
     options = PredictOptions(conf=CONF["yolo"], imgsz=SMALL_IMGSZ, max_det=10)
     ref = resolve(str(entry.manifest["source"]), "yolo")
-    detector = backends._load_exported(ref, entry, options, "fp32", "throughput")
+    detector = loading._load_exported(ref, entry, options, "fp32", "throughput")
     if detector.in_flight < 2:
         pytest.skip("one CPU: OpenVINO runs one request at a time")
     images = [np.full((50, 60, 3), i * 30, dtype=np.uint8) for i in range(5)]
@@ -249,10 +250,10 @@ def test_compiled_model_is_cached_once_and_reused(backend: str, private_entry: P
     ref = resolve(str(entry.manifest["source"]), "yolo")
     compiled = entry.path / backends.COMPILED
     assert not compiled.exists()
-    first = backends._load_exported(ref, entry, options, "fp32")
+    first = loading._load_exported(ref, entry, options, "fp32")
     made = {p.name: p.stat().st_mtime_ns for p in compiled.iterdir() if p.name != ".lock"}
     assert made, "the first load caches the compiled model"
-    second = backends._load_exported(ref, entry, options, "fp32")
+    second = loading._load_exported(ref, entry, options, "fp32")
     assert {p.name: p.stat().st_mtime_ns for p in compiled.iterdir() if p.name != ".lock"} == made
     image = cv2.imread(str(SAMPLES / "bus.jpg"))
     assert first.predict([image])[0][0] == second.predict([image])[0][0]
@@ -269,7 +270,7 @@ def test_openvino_keeps_one_compiled_blob_per_precision_and_mode(private_entry: 
     options = PredictOptions(conf=CONF["yolo"], imgsz=SMALL_IMGSZ)
     ref = resolve(str(entry.manifest["source"]), "yolo")
     compiled = entry.path / backends.COMPILED
-    backends._load_exported(ref, entry, options, "fp32")
+    loading._load_exported(ref, entry, options, "fp32")
     record = json.loads((compiled / "blobs.json").read_text())
     [blob] = compiled.glob("*.blob")
     assert record == {"fp32-latency": blob.name}
@@ -279,7 +280,7 @@ def test_openvino_keeps_one_compiled_blob_per_precision_and_mode(private_entry: 
     (compiled / "older.blob").write_bytes(b"made by an earlier version")
     (compiled / "blobs.json").write_text(json.dumps({**record, "fp32-latency": "older.blob"}))
     blob.unlink()
-    backends._load_exported(ref, entry, options, "fp32")
+    loading._load_exported(ref, entry, options, "fp32")
     assert not (compiled / "older.blob").exists()
     assert json.loads((compiled / "blobs.json").read_text())["fp32-latency"] == blob.name
     assert list(compiled.glob("*.blob")) == [blob]
@@ -291,11 +292,11 @@ def test_a_cut_compiled_file_is_rebuilt(backend: str, private_entry: Path) -> No
     options = PredictOptions(conf=CONF["yolo"], imgsz=SMALL_IMGSZ)
     ref = resolve(str(entry.manifest["source"]), "yolo")
     image = cv2.imread(str(SAMPLES / "zidane.jpg"))
-    want = backends._load_exported(ref, entry, options, "fp32").predict([image])[0][0]
+    want = loading._load_exported(ref, entry, options, "fp32").predict([image])[0][0]
     for path in (entry.path / backends.COMPILED).iterdir():
         if path.name != ".lock":
             path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])  # a run killed while writing it
-    assert backends._load_exported(ref, entry, options, "fp32").predict([image])[0][0] == want
+    assert loading._load_exported(ref, entry, options, "fp32").predict([image])[0][0] == want
 
 
 # --- a cached run, whole process ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from detect_cli import backends, ui
+from detect_cli.backends import loading
 from detect_cli.cli import app
 from detect_cli.errors import ExportError
 from detect_cli.models import PredictOptions, resolve
@@ -85,7 +86,7 @@ def test_an_export_runs_inside_its_status(yolo_pt: Path, monkeypatch: pytest.Mon
         seen.append(list(active))
         raise ExportError("stopped here by the test")
 
-    monkeypatch.setattr(backends, "_export_entry", export_entry)
+    monkeypatch.setattr(loading, "export_entry", export_entry)
     plan = backends.Plan("onnx", "cpu", explicit=True)
     with pytest.raises(ExportError):
         backends.load(resolve(str(yolo_pt), "yolo"), PredictOptions(imgsz=SMALL_IMGSZ), plan, warn)
