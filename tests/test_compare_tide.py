@@ -14,7 +14,6 @@ from detect_cli.compare.tide import (
     DuplicateAudit,
     ErrorBreakdown,
     audit_duplicates,
-    boxes_per_picture,
     error_breakdown,
     nms_detections,
     nms_effect,
@@ -262,12 +261,6 @@ def test_nms_afterwards_removes_exactly_the_planted_twins() -> None:
     )
     kept = rows({i: [(d.class_id + 1, d.confidence, d.xyxy) for d in p] for i, p in enumerate(KEPT, 1)})
     np.testing.assert_array_equal(nms_rows(as_rows, 0.7), kept)
-
-
-def test_boxes_per_picture() -> None:
-    c = boxes_per_picture(PICTURES, conf=0.25)
-    assert (c.pictures, c.boxes, c.empty, c.mean, c.median, c.max) == (3, 6, 1, 2.0, 2.0, 4)
-    assert boxes_per_picture([], conf=0.25).to_dict()["mean"] is None
 
 
 def test_nms_effect_with_planted_duplicates() -> None:

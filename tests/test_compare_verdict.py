@@ -12,10 +12,10 @@ from test_compare_report import _comparison
 from detect_cli.compare import report
 from detect_cli.compare.analysis import Analysis, ModelAnalysis, PairAnalysis
 from detect_cli.compare.bootstrap import Interval
+from detect_cli.compare.boxes import BoxCounts
 from detect_cli.compare.operating import ConfCheck, OperatingPoint
 from detect_cli.compare.results import Comparison, Memory
 from detect_cli.compare.slices import Finding
-from detect_cli.compare.tide import BoxCounts
 from detect_cli.compare.verdict import TIMES, nice_budget, verdict
 
 

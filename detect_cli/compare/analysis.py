@@ -11,7 +11,7 @@ engine modules:
   size and by boxes per picture, and the settled findings;
 - `operating`: each model's precision / recall / F1 curve, its F1-optimal threshold and whether --conf
   is far from it, recall at equal precision (labels); score histograms without labels;
-- `tide`: TIDE error types (labels), the duplicate audit of NMS-free models, boxes per picture.
+- `tide`: TIDE error types (labels), the duplicate audit of NMS-free models; `boxes`: boxes per picture.
 
 Every model's COCO rows are matched to the labels once (`accuracy.coco_eval`, one `evaluate`), and every
 bootstrap figure uses the same seeded draws, so a report is reproducible. With one picture there is no
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from detect_cli.compare import bootstrap, operating, slices, tide
 from detect_cli.compare.accuracy import coco_eval
 from detect_cli.compare.bootstrap import RESAMPLES, SEED, Interval
+from detect_cli.compare.boxes import BoxCounts, boxes_per_picture
 from detect_cli.compare.labels import GroundTruth
 from detect_cli.compare.matches import ClassMatches, MatchTable, match_table, mean_ap, picture_weights
 from detect_cli.compare.results import Accuracy, ModelInfo
@@ -98,7 +99,7 @@ class ModelAnalysis:
 
     model: str
     latency_p50: Interval
-    boxes: tide.BoxCounts
+    boxes: BoxCounts
     curve: operating.OperatingCurve | None = None
     conf_check: operating.ConfCheck | None = None
     errors: tide.ErrorBreakdown | None = None
@@ -295,7 +296,7 @@ def _model(evidence: Evidence, k: int, table: MatchTable | None, seed: int, resa
     out = ModelAnalysis(
         label,
         latency_p50(m.wall_ms, m.call_input, resamples, seed),
-        tide.boxes_per_picture(pictures, evidence.conf),
+        boxes_per_picture(pictures, evidence.conf),
     )
     if table is None:  # no labels: what its scores look like, and its twins
         scores = operating.score_profile(label, [[d.confidence for d in dets] for dets in pictures])

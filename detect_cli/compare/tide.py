@@ -1,26 +1,25 @@
 """What a model's errors are: its false positives and misses split into the TIDE categories (Bolya et
-al., "TIDE: A General Toolbox for Identifying Object Detection Errors", ECCV 2020), a duplicate audit for
-NMS-free models (same-class twins, and what class-wise NMS applied afterwards would change), and box
-counts per picture. Every box pairing goes through `geometry` (its IoU and its one matcher); NMS is
-`runtime.batched_nms`, the one `--nms` runs; mAP and precision come from `accuracy.evaluate`
-(pycocotools).
+al., "TIDE: A General Toolbox for Identifying Object Detection Errors", ECCV 2020), and a duplicate audit
+for NMS-free models (same-class twins, and what class-wise NMS applied afterwards would change). Every
+box pairing goes through `geometry` (its IoU and its one matcher); NMS is `runtime.batched_nms`, the one
+`--nms` runs; mAP and precision come from `accuracy.evaluate` (pycocotools).
 
 Detections come in as `accuracy.evaluate` takes them: COCO rows `[image_id, x, y, w, h, score,
-category_id]` (`accuracy.detections_to_coco`), or, where no labels are needed, as `Detection`s per
-picture."""
+category_id]` (`accuracy.detections_to_coco`, read per picture through `boxes`), or, where no labels are
+needed, as `Detection`s per picture."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from detect_cli import geometry
 from detect_cli.compare.accuracy import evaluate
+from detect_cli.compare.boxes import in_scope, rounded, rows_to_pictures, scope, xyxy
 from detect_cli.compare.labels import GroundTruth
 from detect_cli.compare.results import EVAL_CONF, Accuracy
-from detect_cli.errors import LabelsError
 from detect_cli.results import Detection
 from detect_cli.runtime import batched_nms
 
@@ -30,12 +29,6 @@ if TYPE_CHECKING:
 T_F = 0.5  # TIDE's foreground threshold: a box at IoU >= t_f with a label of its class is in the right place
 T_B = 0.1  # TIDE's background threshold: below it with every label, a box is on background
 TWIN_IOU = 0.7  # same-class boxes overlapping more than this are twins (NMS at --iou 0.7 keeps one)
-
-
-def _rounded(d: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: round(v, 4) if isinstance(v, float) and v == v else (None if v != v else v) for k, v in d.items()
-    }
 
 
 # --- TIDE error types -------------------------------------------------------------------------------
@@ -100,7 +93,7 @@ class ErrorBreakdown:
         assert self.true_positives + self.missed + self.explained == self.labels, "labels"
 
     def to_dict(self) -> dict[str, Any]:
-        d = _rounded(asdict(self))
+        d = rounded(asdict(self))
         d["confusions"] = [{"box": b, "label": g, "count": n} for b, g, n in self.confusions]
         return d
 
@@ -119,64 +112,6 @@ COUNTS = (
     "missed",
     "explained",
 )
-
-
-def _scope(
-    gt: GroundTruth, class_names: Sequence[str] | None, image_ids: Sequence[int] | None
-) -> tuple[list[int], list[int]]:
-    """The categories and images `accuracy.evaluate` scores for the same arguments."""
-    wanted = None if class_names is None else {n.casefold() for n in class_names}
-    cat_ids = sorted(c for c, n in gt.categories.items() if wanted is None or n.casefold() in wanted)
-    img_ids = sorted(gt.image_ids.values()) if image_ids is None else sorted(image_ids)
-    if not cat_ids:
-        raise LabelsError(f"the labels ({gt.path}) share no class names with the models")
-    return cat_ids, img_ids
-
-
-def _in_scope(predictions: np.ndarray, cat_ids: Sequence[int], img_ids: Sequence[int]) -> np.ndarray:
-    """The rows `accuracy.evaluate` scores: those of the scored classes and images."""
-    import numpy as np
-
-    rows = np.asarray(predictions, dtype=np.float64).reshape(-1, 7)
-    return rows[np.isin(rows[:, 6], cat_ids) & np.isin(rows[:, 0], img_ids)]
-
-
-def _xyxy(x: float, y: float, w: float, h: float) -> tuple[float, float, float, float]:
-    return (x, y, x + max(w, 0.0), y + max(h, 0.0))  # as pycocotools: x2 = x + w
-
-
-def rows_to_pictures(
-    predictions: np.ndarray,
-    categories: Mapping[int, str],
-    image_ids: Iterable[int],
-    conf: float = 0.0,
-    max_det: int | None = None,
-) -> dict[int, tuple[Detection, ...]]:
-    """COCO rows as `Detection`s per image id (every id in `image_ids`, empty where it has no box), the
-    rows scored >= `conf`, each picture in the rows' order. With `max_det`, only each picture's
-    `max_det` most confident boxes per class are kept first, as COCOeval keeps them (`maxDets`).
-    `class_id` is the category id and `class_name` its name."""
-    import numpy as np
-
-    by_image: dict[int, list[Detection]] = {int(i): [] for i in image_ids}
-    for row in np.asarray(predictions, dtype=np.float64).reshape(-1, 7):
-        img, x, y, w, h, score, cat = row.tolist()
-        if int(img) in by_image:
-            by_image[int(img)].append(
-                Detection(int(cat), categories.get(int(cat), str(int(cat))), score, _xyxy(x, y, w, h))
-            )
-    out = {}
-    for img, dets in by_image.items():
-        if max_det is not None:  # the first max_det of each class in score order (stable, as COCOeval)
-            seen: Counter[int] = Counter()
-            kept = set()
-            for i in sorted(range(len(dets)), key=lambda i: -dets[i].confidence):
-                seen[dets[i].class_id] += 1
-                if seen[dets[i].class_id] <= max_det:
-                    kept.add(i)
-            dets = [d for i, d in enumerate(dets) if i in kept]
-        out[img] = tuple(d for d in dets if d.confidence >= conf)
-    return out
 
 
 def _category(d: Detection) -> int:
@@ -267,17 +202,17 @@ def error_breakdown(
     the classes and images `accuracy.evaluate` scores for the same arguments and the boxes at or above
     `conf` (see `ErrorBreakdown` for the definitions). Labels of classes not scored are left out: a
     box on one of them is judged as if it were not there."""
-    cat_ids, img_ids = _scope(gt, class_names, image_ids)
+    cat_ids, img_ids = scope(gt, class_names, image_ids)
     scored = set(cat_ids)
     pictures = rows_to_pictures(
-        _in_scope(predictions, cat_ids, img_ids), gt.categories, img_ids, conf, max_det
+        in_scope(predictions, cat_ids, img_ids), gt.categories, img_ids, conf, max_det
     )
     labels: defaultdict[int, list[Detection]] = defaultdict(list)
     crowds: defaultdict[int, list[Detection]] = defaultdict(list)
     for a in gt.coco["annotations"]:
         if a["image_id"] not in pictures or a["category_id"] not in scored:
             continue
-        label = Detection(a["category_id"], gt.categories[a["category_id"]], 1.0, _xyxy(*a["bbox"]))
+        label = Detection(a["category_id"], gt.categories[a["category_id"]], 1.0, xyxy(*a["bbox"]))
         (crowds if a.get("iscrowd") else labels)[a["image_id"]].append(label)
     totals: Counter[str] = Counter()
     confusions: Counter[tuple[str, str]] = Counter()
@@ -325,7 +260,7 @@ class Twins:
         return self.boxes_with_twin / self.boxes if self.boxes else None
 
     def to_dict(self) -> dict[str, Any]:
-        return _rounded(asdict(self) | {"pair_share": self.pair_share, "box_share": self.box_share})
+        return rounded(asdict(self) | {"pair_share": self.pair_share, "box_share": self.box_share})
 
 
 def _twins_in(dets: Sequence[Detection], iou: float) -> tuple[int, int, int]:
@@ -423,7 +358,7 @@ class NmsEffect:
         return self.map50_95_nms > self.map50_95
 
     def to_dict(self) -> dict[str, Any]:
-        return _rounded(asdict(self)) | {"helps": self.helps}
+        return rounded(asdict(self)) | {"helps": self.helps}
 
 
 def nms_effect(
@@ -444,7 +379,7 @@ def nms_effect(
     def score(rows: np.ndarray) -> Accuracy:
         return evaluate(gt, rows, class_names, image_ids, conf=conf, eval_conf=eval_conf, max_det=max_det)
 
-    rows = _in_scope(predictions, *_scope(gt, class_names, image_ids))
+    rows = in_scope(predictions, *scope(gt, class_names, image_ids))
     after_rows = nms_rows(rows, iou)
     a, b = before or score(rows), score(after_rows)
     above = int((rows[:, 5] >= conf).sum())
@@ -491,42 +426,10 @@ def audit_duplicates(
     """`DuplicateAudit` from COCO rows and labels: twins over the scored pictures at `conf` and
     `twin_iou`, and `nms_effect` at `iou` (the model's `--iou`). Without labels, use
     `DuplicateAudit(twins(pictures, conf))`."""
-    cat_ids, img_ids = _scope(gt, class_names, image_ids)
-    rows = _in_scope(predictions, cat_ids, img_ids)
+    cat_ids, img_ids = scope(gt, class_names, image_ids)
+    rows = in_scope(predictions, cat_ids, img_ids)
     pictures = rows_to_pictures(rows, gt.categories, img_ids, conf)
     return DuplicateAudit(
         twins(pictures.values(), conf, twin_iou),
         nms_effect(gt, rows, iou, class_names, image_ids, conf, eval_conf, max_det, before),
-    )
-
-
-# --- without labels ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BoxCounts:
-    """Boxes scored >= `conf` per picture over `pictures` pictures: their total, the pictures with
-    none, and the mean, median and largest number per picture (NaN / 0 with no picture)."""
-
-    conf: float
-    pictures: int
-    boxes: int
-    empty: int
-    mean: float
-    median: float
-    max: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return _rounded(asdict(self))
-
-
-def boxes_per_picture(pictures: Iterable[Sequence[Detection]], conf: float) -> BoxCounts:
-    """`BoxCounts` over `pictures` (one sequence of detections per picture, empty ones included)."""
-    import numpy as np
-
-    n = np.array([sum(d.confidence >= conf for d in dets) for dets in pictures], dtype=np.int64)
-    if not len(n):
-        return BoxCounts(conf, 0, 0, 0, float("nan"), float("nan"), 0)
-    return BoxCounts(
-        conf, len(n), int(n.sum()), int((n == 0).sum()), float(n.mean()), float(np.median(n)), int(n.max())
     )
