@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from test_compare_tide import PICTURES
+from test_compare_duplicates import PICTURES
 
 from detect_cli.compare.boxes import boxes_per_picture
 
