@@ -218,15 +218,7 @@ def sections(
             out.append({"id": key, "title": title, "kind": "plots", "plots": shown, "note": note})
 
     if c.fidelity:  # --backends: each variant against PyTorch fp32, unsafe ones marked
-        head, *rows = fidelity_lines(c.fidelity)
-        out.append(
-            {
-                "id": "fidelity",
-                "title": "Fidelity",
-                "kind": "lines",
-                "lines": [head, *(r.strip() for r in rows)],
-            }
-        )
+        out.append(_fidelity(c))
     table("Speed")
     figures("speed-plots", "Speed and memory", ["speed.png", "memory.png"])
     table("Accuracy")
@@ -243,21 +235,9 @@ def sections(
     if empty and out:
         out[-1]["note"] = f"{out[-1]['note']} Left out: {'; '.join(empty)}.".strip()
     if items:
-        shown = [g for g in items if g.thumbnail]
-        out.append(
-            {
-                "id": "gallery",
-                "title": "Where they disagree",
-                "kind": "gallery",
-                "note": GALLERY_NOTE.format(thumbs=len(shown)),
-                "items": [_gallery_item(g, k) for k, g in enumerate(shown)],
-                "rest": [_gallery_item(g, None) for g in items[len(shown) :]],
-                "md_links": MD_GALLERY_LINKS,
-            }
-        )
+        out.append(_gallery(items))
     elif pictures:
-        shown_pictures = [{"name": p.source, "src": _data_uri(p.jpeg, "image/jpeg")} for p in pictures]
-        out.append({"id": "pictures", "title": "Side by side", "kind": "figures", "figures": shown_pictures})
+        out.append(_side_by_side(pictures))
     if videos := _videos(c, pictures):
         out.append({"id": "video", "title": "Side-by-side video", "kind": "videos", "videos": videos})
     for title in [t for t in by_title if t != "What ran"]:
@@ -269,21 +249,56 @@ def sections(
         lines = environment_lines(c.environment)
         out.append({"id": "environment", "title": "Environment", "kind": "lines", "lines": lines})
     if explained:
-        shown_explained = [
-            {"name": p.name, "path": _relative(p, root), "src": _data_uri(data, "image/jpeg")}
-            for p in explained
-            if (data := small_jpeg_file(p))
-        ]
-        out.append(
-            {
-                "id": "explain",
-                "title": "Where each model looked (--explain)",
-                "kind": "figures",
-                "note": EXPLAIN_NOTE,
-                "figures": shown_explained,
-            }
-        )
+        out.append(_explained(explained, root))
     return out
+
+
+def _fidelity(c: Comparison) -> dict[str, Any]:
+    """--backends: each variant against PyTorch fp32, unsafe ones marked (fidelity's own words)."""
+    assert c.fidelity is not None
+    head, *rows = fidelity_lines(c.fidelity)
+    return {
+        "id": "fidelity",
+        "title": "Fidelity",
+        "kind": "lines",
+        "lines": [head, *(r.strip() for r in rows)],
+    }
+
+
+def _gallery(items: Sequence[GalleryItem]) -> dict[str, Any]:
+    """The inputs where the models disagree most: those with a thumbnail shown, the rest linked."""
+    shown = [g for g in items if g.thumbnail]
+    return {
+        "id": "gallery",
+        "title": "Where they disagree",
+        "kind": "gallery",
+        "note": GALLERY_NOTE.format(thumbs=len(shown)),
+        "items": [_gallery_item(g, k) for k, g in enumerate(shown)],
+        "rest": [_gallery_item(g, None) for g in items[len(shown) :]],
+        "md_links": MD_GALLERY_LINKS,
+    }
+
+
+def _side_by_side(pictures: Sequence[Picture]) -> dict[str, Any]:
+    """The kept side-by-side pictures, embedded (when there is no gallery)."""
+    shown = [{"name": p.source, "src": _data_uri(p.jpeg, "image/jpeg")} for p in pictures]
+    return {"id": "pictures", "title": "Side by side", "kind": "figures", "figures": shown}
+
+
+def _explained(explained: Sequence[Path], root: Path | None) -> dict[str, Any]:
+    """--explain's pictures, scaled down and embedded, each linked to its file."""
+    shown = [
+        {"name": p.name, "path": _relative(p, root), "src": _data_uri(data, "image/jpeg")}
+        for p in explained
+        if (data := small_jpeg_file(p))
+    ]
+    return {
+        "id": "explain",
+        "title": "Where each model looked (--explain)",
+        "kind": "figures",
+        "note": EXPLAIN_NOTE,
+        "figures": shown,
+    }
 
 
 PLOT_ALT = {
