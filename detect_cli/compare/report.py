@@ -48,8 +48,9 @@ from detect_cli.compare.report_tables import (
     run_lines,
     tables,
 )
-from detect_cli.compare.results import Comparison, Picture
+from detect_cli.compare.results import DETECTIONS, Comparison, Picture
 from detect_cli.compare.verdict import verdict
+from detect_cli.errors import OutputError
 from detect_cli.writers import atomic_write_bytes, json_text
 
 if TYPE_CHECKING:
@@ -410,11 +411,13 @@ def write_report(
     c: Comparison, out: Path, pictures: Sequence[Picture] = (), explained: Sequence[Path] = ()
 ) -> list[Path]:
     """report.json, report.md, report.html and plots/*.png in `out`; returns the paths written.
-    `explained`: pictures of `--explain` (explain/), shown in a section of their own."""
+    `explained`: pictures of `--explain` (explain/), shown in a section of their own. A file that cannot
+    be written (a full disk, a read-only folder) ends it with an `OutputError` saying where the
+    measurements are."""
     plots = make_plots(c)
     written = []
     for name, png in plots.items():
-        atomic_write_bytes(out / "plots" / name, png)
+        _write(out / "plots" / name, png, out)
         written.append(out / "plots" / name)
     items = gallery(c, out)
     side = sorted(p.relative_to(out).as_posix() for p in (out / "side-by-side").rglob("*.jpg"))
@@ -425,6 +428,18 @@ def write_report(
     }
     for name, text in documents.items():
         # A file name that is not UTF-8 is shown with backslash escapes (report.json keeps it exactly).
-        atomic_write_bytes(out / name, text.encode("utf-8", "backslashreplace"))
+        _write(out / name, text.encode("utf-8", "backslashreplace"), out)
         written.append(out / name)
     return written
+
+
+def _write(path: Path, data: bytes, out: Path) -> None:
+    """One report file, whole or not at all. The comparison is done by now and its detections are on
+    disk: a failure here is said in one line, with where they are, not as an unexpected OSError."""
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as e:
+        raise OutputError(
+            f"cannot write {path}: {e.strerror or e}; the report is incomplete (the measurements are in "
+            f"{out / DETECTIONS}, one JSONL file per model)"
+        ) from e
