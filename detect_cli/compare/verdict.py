@@ -89,6 +89,11 @@ def _count(n: int, unit: str) -> str:
     return f"{n} {unit}{'s' if n != 1 else ''}"
 
 
+def possessive(name: str) -> str:
+    """ "rtdetr-l's", and "rtdetr-shapes'" for a name ending in s (as "yolo11s'")."""
+    return f"{name}'" if name[-1:] in ("s", "S") else f"{name}'s"
+
+
 def _ci(low: float | None, high: float | None, fmt: str, unit: str = "") -> str:
     return f"95 % CI {fmt.format(low)}{unit} to {fmt.format(high)}{unit}"
 
@@ -364,7 +369,7 @@ def warnings(c: Comparison) -> tuple[str, ...]:
         if ma.conf_check and ma.conf_check.far:
             k = ma.conf_check
             out.append(
-                f"--conf {k.conf:g} is far from {m.info.label}'s best threshold on these labels "
+                f"--conf {k.conf:g} is far from {possessive(m.info.label)} best threshold on these labels "
                 f"({k.best.conf:.2f}: F1 {k.best.f1:.2f} vs {k.at_conf.f1:.2f})."
             )
         nms = ma.duplicates.nms if ma.duplicates else None
