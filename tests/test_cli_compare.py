@@ -319,3 +319,40 @@ def test_trained_pair_with_labels_that_share_no_class_is_one_line_and_exit_2(tmp
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "share no class names" in errors[0], result.stderr
     assert "Traceback" not in result.output and evidence == []
+
+
+def test_a_report_past_the_file_size_limit_ends_in_one_error_line(
+    fake_models: dict[str, Path], images: Path, tmp_path: Path
+) -> None:
+    """A real write failure at the end: a child whose files may not grow past 150 kB (RLIMIT_FSIZE,
+    SIGXFSZ ignored, so write() fails with EFBIG as on a full disk). Every file of the run is smaller
+    than that except report.html (plots and pictures embedded): exit 2, one `error:` line naming it and
+    saying where the measurements are, and those are complete."""
+    import resource
+
+    limit = 150_000
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    out = tmp_path / "o"
+    argv = [*compare_args(fake_models["rtdetr"], fake_models["yolo"], str(images)), "-o", str(out), "-q"]
+    proc = subprocess.run(
+        fake_cli_argv(*argv),
+        capture_output=True,
+        text=True,
+        env=fake_cli_env(),
+        preexec_fn=small_files,
+        timeout=120,
+    )
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
+    assert errors[0] == (
+        f"error: cannot write {out / 'report.html'}: File too large; the report is incomplete (the "
+        f"measurements are in {out / 'detections'}, one JSONL file per model)"
+    )
+    assert "unexpected" not in proc.stderr and "Traceback" not in proc.stderr
+    for label in ("rtdetr-l-seed0", "yolo11n-seed0"):
+        assert len(read_jsonl(out / "detections" / f"{label}.jsonl")) == 4
+    assert not (out / "report.html").exists() and not list(out.rglob("*.part"))

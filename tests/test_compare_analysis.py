@@ -20,9 +20,9 @@ import stats_data as sd
 from detect_cli.compare import analysis
 from detect_cli.compare.accuracy import _counts_at_conf, coco_eval, evaluate
 from detect_cli.compare.agreement import match_detections
+from detect_cli.compare.boxes import rows_to_pictures
 from detect_cli.compare.labels import GroundTruth
 from detect_cli.compare.results import ModelInfo
-from detect_cli.compare.tide import rows_to_pictures
 
 NAMES = sd.NAMES
 CONF = 0.25

@@ -533,3 +533,21 @@ def test_each_warning_is_one_band() -> None:
     assert [b["title"] for b in report_summary.bands(c)] == ["Inputs differ", "Interrupted"]
     page = html_report(c, {}, [])
     assert page.count('<p class="band">') == 2 and _visible_text(page).count("differently shaped") == 1
+
+
+def test_a_report_file_that_cannot_be_written_is_one_designed_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A folder where report.html goes (its rename fails for real, EISDIR): an OutputError naming the
+    file, its reason and where the measurements are, not an unexpected OSError; what came before it is
+    whole and no temporary file is left."""
+    from detect_cli.errors import ExitCode, OutputError
+
+    out = tmp_path / "out"
+    (out / "report.html").mkdir(parents=True)
+    with pytest.raises(OutputError) as e:
+        report.write_report(_comparison(False), out)
+    message = str(e.value)
+    assert message.startswith(f"cannot write {out / 'report.html'}: Is a directory;"), message
+    assert f"the measurements are in {out / 'detections'}" in message and "\n" not in message
+    assert e.value.exit_code == ExitCode.CANNOT_RUN
+    assert json.loads((out / "report.json").read_text())["inputs"] == 4  # written before it, whole
+    assert not list(out.rglob("*.part"))

@@ -12,11 +12,11 @@ from test_compare_report import _comparison
 from detect_cli.compare import report
 from detect_cli.compare.analysis import Analysis, ModelAnalysis, PairAnalysis
 from detect_cli.compare.bootstrap import Interval
+from detect_cli.compare.boxes import BoxCounts
 from detect_cli.compare.operating import ConfCheck, OperatingPoint
 from detect_cli.compare.results import Comparison, Memory
 from detect_cli.compare.slices import Finding
-from detect_cli.compare.tide import BoxCounts
-from detect_cli.compare.verdict import TIMES, nice_budget, verdict
+from detect_cli.compare.verdict import TIMES, nice_budget, possessive, verdict
 
 
 def _iv(
@@ -206,3 +206,39 @@ def test_a_settled_speed_difference_within_5_percent_is_about_the_same() -> None
         "within 5 %)" in pair.sentence
     )
     assert not any("speed" in line or " ms " in line for line in v.summary)
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("rtdetr-l", "rtdetr-l's"),
+        ("rtdetr-shapes", "rtdetr-shapes'"),
+        ("yolo11s", "yolo11s'"),
+        ("RTDETR-S", "RTDETR-S'"),
+        ("yolo11n openvino int8", "yolo11n openvino int8's"),
+        ("best.pt", "best.pt's"),
+    ],
+)
+def test_possessive(name: str, said: str) -> None:
+    assert possessive(name) == said
+
+
+def test_the_warning_of_a_name_ending_in_s_takes_an_apostrophe_alone() -> None:
+    c = _comparison(accuracy=True)
+    c = replace(
+        c, models=(replace(c.models[0], info=replace(c.models[0].info, label="rtdetr-shapes")), c.models[1])
+    )
+    far = ConfCheck(
+        "rtdetr-shapes",
+        0.25,
+        OperatingPoint(0.25, 0.5, 0.6, 0.55),
+        OperatingPoint(0.41, 0.7, 0.55, 0.62),
+        0.07,
+        True,
+    )
+    analysed = _analysed(c, _iv("p50 ratio", "ratio", 4.0, 3.6, 4.4, 22), None, P50, checks=(far, None))
+    v = verdict(analysed)
+    assert v.warnings == (
+        "--conf 0.25 is far from rtdetr-shapes' best threshold on these labels (0.41: F1 0.62 vs 0.55).",
+    )
+    assert f"  {v.warnings[0]}" in report.terminal_lines(analysed)  # the terminal says it the same way

@@ -11,7 +11,8 @@ engine modules:
   size and by boxes per picture, and the settled findings;
 - `operating`: each model's precision / recall / F1 curve, its F1-optimal threshold and whether --conf
   is far from it, recall at equal precision (labels); score histograms without labels;
-- `tide`: TIDE error types (labels), the duplicate audit of NMS-free models, boxes per picture.
+- `tide`: TIDE error types (labels); `duplicates`: the duplicate audit of NMS-free models; `boxes`:
+  boxes per picture.
 
 Every model's COCO rows are matched to the labels once (`accuracy.coco_eval`, one `evaluate`), and every
 bootstrap figure uses the same seeded draws, so a report is reproducible. With one picture there is no
@@ -23,12 +24,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from detect_cli.compare import bootstrap, operating, slices, tide
+from detect_cli.compare import bootstrap, operating, slices
 from detect_cli.compare.accuracy import coco_eval
 from detect_cli.compare.bootstrap import RESAMPLES, SEED, Interval
+from detect_cli.compare.boxes import BoxCounts, boxes_per_picture
+from detect_cli.compare.duplicates import TWIN_IOU, DuplicateAudit, audit_duplicates, twins
 from detect_cli.compare.labels import GroundTruth
 from detect_cli.compare.matches import ClassMatches, MatchTable, match_table, mean_ap, picture_weights
 from detect_cli.compare.results import Accuracy, ModelInfo
+from detect_cli.compare.tide import ErrorBreakdown, error_breakdown
 from detect_cli.results import Detection
 
 if TYPE_CHECKING:
@@ -98,12 +102,12 @@ class ModelAnalysis:
 
     model: str
     latency_p50: Interval
-    boxes: tide.BoxCounts
+    boxes: BoxCounts
     curve: operating.OperatingCurve | None = None
     conf_check: operating.ConfCheck | None = None
-    errors: tide.ErrorBreakdown | None = None
+    errors: ErrorBreakdown | None = None
     scores: operating.ScoreProfile | None = None
-    duplicates: tide.DuplicateAudit | None = None
+    duplicates: DuplicateAudit | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -295,11 +299,11 @@ def _model(evidence: Evidence, k: int, table: MatchTable | None, seed: int, resa
     out = ModelAnalysis(
         label,
         latency_p50(m.wall_ms, m.call_input, resamples, seed),
-        tide.boxes_per_picture(pictures, evidence.conf),
+        boxes_per_picture(pictures, evidence.conf),
     )
     if table is None:  # no labels: what its scores look like, and its twins
         scores = operating.score_profile(label, [[d.confidence for d in dets] for dets in pictures])
-        audit = tide.DuplicateAudit(tide.twins(pictures, evidence.conf)) if m.info.nms_free else None
+        audit = DuplicateAudit(twins(pictures, evidence.conf)) if m.info.nms_free else None
         return replace(out, scores=scores, duplicates=audit)
     gt = evidence.labels
     assert gt is not None
@@ -308,10 +312,10 @@ def _model(evidence: Evidence, k: int, table: MatchTable | None, seed: int, resa
     args = (gt, rows, evidence.shared, ids)
     audit = None
     if m.info.nms_free:
-        audit = tide.audit_duplicates(
+        audit = audit_duplicates(
             gt,
             rows,
-            m.info.iou if m.info.iou is not None else tide.TWIN_IOU,
+            m.info.iou if m.info.iou is not None else TWIN_IOU,
             evidence.shared,
             ids,
             conf=evidence.conf,
@@ -323,7 +327,7 @@ def _model(evidence: Evidence, k: int, table: MatchTable | None, seed: int, resa
         out,
         curve=operating.curve(label, table),
         conf_check=operating.conf_check(label, table, evidence.conf),
-        errors=tide.error_breakdown(*args, conf=evidence.conf, max_det=m.max_det),
+        errors=error_breakdown(*args, conf=evidence.conf, max_det=m.max_det),
         duplicates=audit,
     )
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from detect_cli import writers
 from detect_cli.compare.report import HTML_PICTURE_WIDTH, HTML_PICTURES, REPORT_RECORD
-from detect_cli.compare.results import Picture
+from detect_cli.compare.results import DETECTIONS, Picture
 from detect_cli.errors import OutputError
 from detect_cli.pipeline import Frame
 from detect_cli.render import side_by_side
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 
 SIDE_BY_SIDE = "side-by-side"  # the folder of the side-by-side pictures and videos
-DETECTIONS = "detections"  # each model's detections/<label>.jsonl
 FILE_LIST = ".compare-files.jsonl"  # what a comparison wrote into its folder (see FileList)
 
 

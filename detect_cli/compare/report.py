@@ -48,8 +48,9 @@ from detect_cli.compare.report_tables import (
     run_lines,
     tables,
 )
-from detect_cli.compare.results import Comparison, Picture
+from detect_cli.compare.results import DETECTIONS, Comparison, Picture
 from detect_cli.compare.verdict import verdict
+from detect_cli.errors import OutputError
 from detect_cli.writers import atomic_write_bytes, json_text
 
 if TYPE_CHECKING:
@@ -218,15 +219,7 @@ def sections(
             out.append({"id": key, "title": title, "kind": "plots", "plots": shown, "note": note})
 
     if c.fidelity:  # --backends: each variant against PyTorch fp32, unsafe ones marked
-        head, *rows = fidelity_lines(c.fidelity)
-        out.append(
-            {
-                "id": "fidelity",
-                "title": "Fidelity",
-                "kind": "lines",
-                "lines": [head, *(r.strip() for r in rows)],
-            }
-        )
+        out.append(_fidelity(c))
     table("Speed")
     figures("speed-plots", "Speed and memory", ["speed.png", "memory.png"])
     table("Accuracy")
@@ -243,21 +236,9 @@ def sections(
     if empty and out:
         out[-1]["note"] = f"{out[-1]['note']} Left out: {'; '.join(empty)}.".strip()
     if items:
-        shown = [g for g in items if g.thumbnail]
-        out.append(
-            {
-                "id": "gallery",
-                "title": "Where they disagree",
-                "kind": "gallery",
-                "note": GALLERY_NOTE.format(thumbs=len(shown)),
-                "items": [_gallery_item(g, k) for k, g in enumerate(shown)],
-                "rest": [_gallery_item(g, None) for g in items[len(shown) :]],
-                "md_links": MD_GALLERY_LINKS,
-            }
-        )
+        out.append(_gallery(items))
     elif pictures:
-        shown_pictures = [{"name": p.source, "src": _data_uri(p.jpeg, "image/jpeg")} for p in pictures]
-        out.append({"id": "pictures", "title": "Side by side", "kind": "figures", "figures": shown_pictures})
+        out.append(_side_by_side(pictures))
     if videos := _videos(c, pictures):
         out.append({"id": "video", "title": "Side-by-side video", "kind": "videos", "videos": videos})
     for title in [t for t in by_title if t != "What ran"]:
@@ -269,21 +250,56 @@ def sections(
         lines = environment_lines(c.environment)
         out.append({"id": "environment", "title": "Environment", "kind": "lines", "lines": lines})
     if explained:
-        shown_explained = [
-            {"name": p.name, "path": _relative(p, root), "src": _data_uri(data, "image/jpeg")}
-            for p in explained
-            if (data := small_jpeg_file(p))
-        ]
-        out.append(
-            {
-                "id": "explain",
-                "title": "Where each model looked (--explain)",
-                "kind": "figures",
-                "note": EXPLAIN_NOTE,
-                "figures": shown_explained,
-            }
-        )
+        out.append(_explained(explained, root))
     return out
+
+
+def _fidelity(c: Comparison) -> dict[str, Any]:
+    """--backends: each variant against PyTorch fp32, unsafe ones marked (fidelity's own words)."""
+    assert c.fidelity is not None
+    head, *rows = fidelity_lines(c.fidelity)
+    return {
+        "id": "fidelity",
+        "title": "Fidelity",
+        "kind": "lines",
+        "lines": [head, *(r.strip() for r in rows)],
+    }
+
+
+def _gallery(items: Sequence[GalleryItem]) -> dict[str, Any]:
+    """The inputs where the models disagree most: those with a thumbnail shown, the rest linked."""
+    shown = [g for g in items if g.thumbnail]
+    return {
+        "id": "gallery",
+        "title": "Where they disagree",
+        "kind": "gallery",
+        "note": GALLERY_NOTE.format(thumbs=len(shown)),
+        "items": [_gallery_item(g, k) for k, g in enumerate(shown)],
+        "rest": [_gallery_item(g, None) for g in items[len(shown) :]],
+        "md_links": MD_GALLERY_LINKS,
+    }
+
+
+def _side_by_side(pictures: Sequence[Picture]) -> dict[str, Any]:
+    """The kept side-by-side pictures, embedded (when there is no gallery)."""
+    shown = [{"name": p.source, "src": _data_uri(p.jpeg, "image/jpeg")} for p in pictures]
+    return {"id": "pictures", "title": "Side by side", "kind": "figures", "figures": shown}
+
+
+def _explained(explained: Sequence[Path], root: Path | None) -> dict[str, Any]:
+    """--explain's pictures, scaled down and embedded, each linked to its file."""
+    shown = [
+        {"name": p.name, "path": _relative(p, root), "src": _data_uri(data, "image/jpeg")}
+        for p in explained
+        if (data := small_jpeg_file(p))
+    ]
+    return {
+        "id": "explain",
+        "title": "Where each model looked (--explain)",
+        "kind": "figures",
+        "note": EXPLAIN_NOTE,
+        "figures": shown,
+    }
 
 
 PLOT_ALT = {
@@ -395,11 +411,13 @@ def write_report(
     c: Comparison, out: Path, pictures: Sequence[Picture] = (), explained: Sequence[Path] = ()
 ) -> list[Path]:
     """report.json, report.md, report.html and plots/*.png in `out`; returns the paths written.
-    `explained`: pictures of `--explain` (explain/), shown in a section of their own."""
+    `explained`: pictures of `--explain` (explain/), shown in a section of their own. A file that cannot
+    be written (a full disk, a read-only folder) ends it with an `OutputError` saying where the
+    measurements are."""
     plots = make_plots(c)
     written = []
     for name, png in plots.items():
-        atomic_write_bytes(out / "plots" / name, png)
+        _write(out / "plots" / name, png, out)
         written.append(out / "plots" / name)
     items = gallery(c, out)
     side = sorted(p.relative_to(out).as_posix() for p in (out / "side-by-side").rglob("*.jpg"))
@@ -410,6 +428,18 @@ def write_report(
     }
     for name, text in documents.items():
         # A file name that is not UTF-8 is shown with backslash escapes (report.json keeps it exactly).
-        atomic_write_bytes(out / name, text.encode("utf-8", "backslashreplace"))
+        _write(out / name, text.encode("utf-8", "backslashreplace"), out)
         written.append(out / name)
     return written
+
+
+def _write(path: Path, data: bytes, out: Path) -> None:
+    """One report file, whole or not at all. The comparison is done by now and its detections are on
+    disk: a failure here is said in one line, with where they are, not as an unexpected OSError."""
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as e:
+        raise OutputError(
+            f"cannot write {path}: {e.strerror or e}; the report is incomplete (the measurements are in "
+            f"{out / DETECTIONS}, one JSONL file per model)"
+        ) from e

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detect_cli.compare.results import Comparison, InputAgreement
+from detect_cli.compare.results import DETECTIONS, Comparison, InputAgreement
 
 GALLERY_THUMBS = 40  # side-by-sides embedded as thumbnails in report.html; the others are linked
 GALLERY_BYTES = 20 * 2**20  # ... and at most this many bytes of thumbnails and viewer pictures
@@ -108,7 +108,7 @@ def _records(out: Path, labels: Sequence[str], wanted: set[tuple[str, int | None
     found: dict[str, dict] = {}
     for label in labels:
         found[label] = {}
-        path = out / "detections" / f"{label}.jsonl"
+        path = out / DETECTIONS / f"{label}.jsonl"
         if not path.is_file():
             continue
         with path.open(encoding="utf-8", errors="replace") as f:

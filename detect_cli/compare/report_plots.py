@@ -5,8 +5,13 @@ figure shows one statistic, named on its axis: latency is always the p50 (median
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from detect_cli.compare.results import Comparison, ModelResult
 from detect_cli.models import PUBLISHED_SIZE, REGISTRY, family_of
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 # Okabe-Ito: told apart by colour-blind readers too; more models than colours get tab20's.
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#56b4e9", "#000000", "#f0e442")
@@ -124,56 +129,10 @@ def plot_overview(c: Comparison) -> bytes | None:
         return None
     plt, (fig, ax) = _figure(7.2, 4.6)
     for k, family in enumerate(families):
-        members = [s for s in REGISTRY if family_of(s.name) == family]
-        xs = [PUBLISHED_SIZE[s.name][1] for s in members]
-        ys = [s.published_map for s in members]
-        gray = ("#8a8a8a", "#b0b0b0", "#6a6a6a", "#9c9c9c")[k % 4]
-        style = ("-", "--", "-.", ":")[k % 4]
-        ax.plot(
-            xs,
-            ys,
-            style,
-            color=gray,
-            marker="o",
-            mfc="white",
-            ms=5,
-            lw=1.2,
-            label=f"{FAMILY_NAMES.get(family, family)} (published)",
-        )
-        for s, x, y in zip(members, xs, ys, strict=True):
-            ax.annotate(
-                s.name.removeprefix(family).strip("-"),
-                (x, y),
-                textcoords="offset points",
-                xytext=(-4, -12),
-                fontsize=7,
-                color="#555",
-            )
+        _draw_family(ax, k, family)
     for m, gflops, pub in placed:
-        if gflops is None or pub is None:
-            continue
-        color = colors[m.info.label]
-        hollow = m.info.untrained  # random weights: the published figure is the trained model's
-        ax.scatter(
-            [gflops],
-            [pub],
-            s=110,
-            color="white" if hollow else color,
-            edgecolors=color,
-            linewidths=2,
-            zorder=3,
-            label=f"{m.info.label}" + (" (untrained)" if hollow else ""),
-        )
-        ax.annotate(
-            f"{m.info.label}\n{m.speed.latency_p50_ms:.0f} ms p50 here",
-            (gflops, pub),
-            textcoords="offset points",
-            xytext=(9, -7) if pub >= 45 else (9, 3),  # under the family lines near the top, else above
-            va="top" if pub >= 45 else "bottom",
-            fontsize=8,
-            color=color,
-            weight="bold",
-        )
+        if gflops is not None and pub is not None:
+            _draw_compared(ax, m, gflops, pub, colors[m.info.label])
     for m, gflops in measured:
         assert m.accuracy is not None
         ax.scatter(
@@ -193,6 +152,62 @@ def plot_overview(c: Comparison) -> bytes | None:
     ax.margins(0.12)
     ax.legend(fontsize="small", loc="lower right")
     return _png(plt, fig)
+
+
+def _draw_family(ax: Axes, k: int, family: str) -> None:
+    """One family's published sizes on the overview: a gray line (the k-th family's shade and dash)
+    through its models, each point named by its size."""
+    members = [s for s in REGISTRY if family_of(s.name) == family]
+    xs = [PUBLISHED_SIZE[s.name][1] for s in members]
+    ys = [s.published_map for s in members]
+    gray = ("#8a8a8a", "#b0b0b0", "#6a6a6a", "#9c9c9c")[k % 4]
+    style = ("-", "--", "-.", ":")[k % 4]
+    ax.plot(
+        xs,
+        ys,
+        style,
+        color=gray,
+        marker="o",
+        mfc="white",
+        ms=5,
+        lw=1.2,
+        label=f"{FAMILY_NAMES.get(family, family)} (published)",
+    )
+    for s, x, y in zip(members, xs, ys, strict=True):
+        ax.annotate(
+            s.name.removeprefix(family).strip("-"),
+            (x, y),
+            textcoords="offset points",
+            xytext=(-4, -12),
+            fontsize=7,
+            color="#555",
+        )
+
+
+def _draw_compared(ax: Axes, m: ModelResult, gflops: float, pub: float, color: str) -> None:
+    """A compared model on the overview: a large dot at its published place (hollow for random
+    weights: the published figure is the trained model's), labelled with its p50 measured here."""
+    hollow = m.info.untrained
+    ax.scatter(
+        [gflops],
+        [pub],
+        s=110,
+        color="white" if hollow else color,
+        edgecolors=color,
+        linewidths=2,
+        zorder=3,
+        label=f"{m.info.label}" + (" (untrained)" if hollow else ""),
+    )
+    ax.annotate(
+        f"{m.info.label}\n{m.speed.latency_p50_ms:.0f} ms p50 here",
+        (gflops, pub),
+        textcoords="offset points",
+        xytext=(9, -7) if pub >= 45 else (9, 3),  # under the family lines near the top, else above
+        va="top" if pub >= 45 else "bottom",
+        fontsize=8,
+        color=color,
+        weight="bold",
+    )
 
 
 def plot_detections_per_class(c: Comparison, top: int = 15) -> bytes | None:

@@ -14,6 +14,7 @@ from detect_cli.tracks import Stability
 if TYPE_CHECKING:
     from detect_cli.compare.analysis import Analysis
 
+DETECTIONS = "detections"  # the run folder's detections/<label>.jsonl: every model's measurements
 EVAL_CONF = 0.001  # as `yolo val`: mAP needs the whole precision-recall curve, so keep nearly every box
 # A 95th percentile from fewer calls is one of the slowest two or three calls, not a percentile: below this
 # many timed calls p95 is not reported, and compare raises --runs to reach it (run.timed_runs).

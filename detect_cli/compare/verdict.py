@@ -13,13 +13,13 @@ speaks only of speed and memory."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from detect_cli.compare.results import Comparison, ModelResult
 
 if TYPE_CHECKING:
-    from detect_cli.compare.analysis import Analysis
+    from detect_cli.compare.analysis import Analysis, PairAnalysis
     from detect_cli.compare.bootstrap import Interval
 
 SAME = 1.05  # ratios below this are "about the same"
@@ -89,6 +89,11 @@ def _count(n: int, unit: str) -> str:
     return f"{n} {unit}{'s' if n != 1 else ''}"
 
 
+def possessive(name: str) -> str:
+    """ "rtdetr-l's", and "rtdetr-shapes'" for a name ending in s (as "yolo11s'")."""
+    return f"{name}'" if name[-1:] in ("s", "S") else f"{name}'s"
+
+
 def _ci(low: float | None, high: float | None, fmt: str, unit: str = "") -> str:
     return f"95 % CI {fmt.format(low)}{unit} to {fmt.format(high)}{unit}"
 
@@ -109,17 +114,53 @@ def not_settled(iv: Interval | None, unit: str) -> str:
     return f"not settled on {_count(iv.pictures, what)}{more}"
 
 
+@dataclass(slots=True)
+class _Said:
+    """A pair's sentence as it is built: each model's claims, what follows them, and the differences
+    not settled (said in the sentence too)."""
+
+    claims: dict[str, list[str]]
+    tail: list[str] = field(default_factory=list)
+    unsettled: list[str] = field(default_factory=list)
+
+    def unsure(self, text: str) -> None:
+        self.unsettled.append(text)
+        self.tail.append(text)
+
+    def sentence(self, faster: str | None) -> str:
+        """The faster model's claims first, then the other's, then the rest; capitalised when no claim
+        leads it."""
+        order = sorted(self.claims, key=lambda label: label != faster)
+        parts = [f"{label}: {', '.join(self.claims[label])}" for label in order if self.claims[label]]
+        sentence = "; ".join(parts + self.tail)
+        return (sentence[0].upper() + sentence[1:] if sentence and not parts else sentence) + "."
+
+
 def pair_verdict(c: Comparison, a: ModelResult, b: ModelResult) -> PairVerdict:
+    """One pair's figures and its sentence: speed, memory, accuracy, agreement, each claimed only when
+    settled (see the module's docstring)."""
     la, lb = a.info.label, b.info.label
-    claims: dict[str, list[str]] = {la: [], lb: []}
-    tail: list[str] = []
-    unsettled: list[str] = []
+    said = _Said({la: [], lb: []})
     analysed = c.analysis.pair(la, lb) if c.analysis else None
     flip = analysed is not None and analysed.a != la  # the analysis has them the other way round
+    faster, speed_ratio, speed_settled = _speed(c, a, b, analysed, flip, said)
+    lighter, memory_ratio = _memory(a, b, said)
+    source, more_accurate, map_diff, map_settled = _accuracy(c, a, b, analysed, flip, said)
+    untrained = a.info.untrained or b.info.untrained
+    agreement, inputs = _agreement(c, la, lb, analysed, untrained, said)
+    return PairVerdict(
+        la, lb, faster, speed_ratio, lighter, memory_ratio, more_accurate, map_diff, source, agreement,
+        inputs, said.sentence(faster), speed_settled, map_settled, tuple(said.unsettled),
+    )  # fmt: skip
 
+
+def _speed(
+    c: Comparison, a: ModelResult, b: ModelResult, analysed: PairAnalysis | None, flip: bool, said: _Said
+) -> tuple[str | None, float | None, bool | None]:
+    """(the faster model, the p50 ratio, whether its interval settles it): with the analysis, called
+    only when settled and at least `SAME`; without it, from the p50s alone."""
+    la, lb = a.info.label, b.info.label
     speed_ratio = _ratio(a.speed.latency_p50_ms, b.speed.latency_p50_ms)
-    faster = None
-    speed_settled = None
     iv = analysed.speed_ratio if analysed else None
     if iv is not None and iv.estimate is not None:
         slower_a = (iv.estimate > 1) != flip  # the ratio is a's p50 over b's in the analysis' order
@@ -131,89 +172,91 @@ def pair_verdict(c: Comparison, a: ModelResult, b: ModelResult) -> PairVerdict:
         # copies of one model differ by a few per cent, and that difference can be settled
         speed_settled = called(iv) and lo is not None and lo >= SAME
         if speed_settled:
-            faster = fast
-            claims[faster].append(f"{speed_ratio:.1f}{TIMES} faster ({_ci(lo, hi, '{:.1f}', TIMES)})")
-        elif called(iv) and lo is not None:
-            tail.append(
+            said.claims[fast].append(f"{speed_ratio:.1f}{TIMES} faster ({_ci(lo, hi, '{:.1f}', TIMES)})")
+            return fast, speed_ratio, speed_settled
+        if called(iv) and lo is not None:
+            said.tail.append(
                 f"about as fast as each other ({fast} {speed_ratio:.2f}{TIMES} faster, "
                 f"{_ci(lo, hi, '{:.2f}', TIMES)}: within {100 * (SAME - 1):.0f} %)"
             )
         else:
-            text = f"speed ({fast} {speed_ratio:.2f}{TIMES} faster): {not_settled(iv, c.unit)}"
-            unsettled.append(text)
-            tail.append(text)
-    elif speed_ratio is not None and speed_ratio >= SAME:
+            said.unsure(f"speed ({fast} {speed_ratio:.2f}{TIMES} faster): {not_settled(iv, c.unit)}")
+        return None, speed_ratio, speed_settled
+    if speed_ratio is not None and speed_ratio >= SAME:
         faster = la if a.speed.latency_p50_ms < b.speed.latency_p50_ms else lb
-        claims[faster].append(f"{speed_ratio:.1f}{TIMES} faster")
-    elif speed_ratio is not None:
-        tail.append("about as fast as each other")
+        said.claims[faster].append(f"{speed_ratio:.1f}{TIMES} faster")
+        return faster, speed_ratio, None
+    if speed_ratio is not None:
+        said.tail.append("about as fast as each other")
+    return None, speed_ratio, None
 
+
+def _memory(a: ModelResult, b: ModelResult, said: _Said) -> tuple[str | None, float | None]:
+    """(the lighter model, the peak memory ratio): one measurement each, claimed from `SAME` up."""
     am, bm = a.memory, b.memory
     memory_ratio = _ratio(am.peak_mb if am else None, bm.peak_mb if bm else None)
-    lighter = None
     if memory_ratio is not None and memory_ratio >= SAME and am and bm:
-        lighter = la if am.peak_mb < bm.peak_mb else lb
-        claims[lighter].append(f"{memory_ratio:.1f}{TIMES} less memory")
-    elif memory_ratio is not None:
-        tail.append("about the same memory")
+        lighter = a.info.label if am.peak_mb < bm.peak_mb else b.info.label
+        said.claims[lighter].append(f"{memory_ratio:.1f}{TIMES} less memory")
+        return lighter, memory_ratio
+    if memory_ratio is not None:
+        said.tail.append("about the same memory")
+    return None, memory_ratio
 
-    untrained = a.info.untrained or b.info.untrained
-    measured = a.accuracy is not None and b.accuracy is not None
+
+def _accuracy(
+    c: Comparison, a: ModelResult, b: ModelResult, analysed: PairAnalysis | None, flip: bool, said: _Said
+) -> tuple[str, str | None, float | None, bool | None]:
+    """(where mAP50-95 comes from, the more accurate model, the mAP50-95 points between them, whether
+    the interval settles it). Untrained models get no accuracy claim (the headline says why)."""
+    la, lb = a.info.label, b.info.label
     ma, mb = _map(a), _map(b)
-    more_accurate = None
-    map_diff = None
-    map_settled = None
-    if untrained:
-        source = "untrained"  # said once, in the headline
-    elif ma is not None and mb is not None:
-        source = "measured" if measured else "published"
-        map_diff = abs(ma - mb)
-        images = a.accuracy.images if a.accuracy else 0
-        where = (
-            f"on your {_count(images, c.unit)}"
-            if measured
-            else "(published COCO val figures, not measured here)"
-        )
-        iv = analysed.map50_95 if analysed and measured else None
-        if iv is not None and iv.estimate is not None:
-            map_settled = called(iv)
-            best = la if ma > mb else lb
-            if map_settled:
-                more_accurate = best
-                # the analysis' difference is its a minus its b: turned into best's advantage
-                sign = (-1 if flip else 1) * (1 if best == la else -1)
-                lo, hi = sorted(100 * sign * x for x in (iv.low, iv.high))  # type: ignore[operator]
-                claims[best].append(f"+{map_diff:.1f} mAP50-95 {where} ({_ci(lo, hi, '{:+.1f}')})")
-            elif map_diff < SAME_MAP and iv.low is not None and iv.low == iv.high:  # no spread at all
-                tail.append(f"the same mAP50-95 {where}")
-            else:
-                text = f"mAP50-95 ({best} +{map_diff:.1f}): {not_settled(iv, c.unit)}"
-                unsettled.append(text)
-                tail.append(text)
-        elif map_diff >= SAME_MAP:
-            more_accurate = la if ma > mb else lb
-            claims[more_accurate].append(f"+{map_diff:.1f} mAP50-95 {where}")
+    if a.info.untrained or b.info.untrained:
+        return "untrained", None, None, None  # said once, in the headline
+    if ma is None or mb is None:
+        return "none", None, None, None
+    measured = a.accuracy is not None and b.accuracy is not None
+    source = "measured" if measured else "published"
+    map_diff = abs(ma - mb)
+    images = a.accuracy.images if a.accuracy else 0
+    where = (
+        f"on your {_count(images, c.unit)}" if measured else "(published COCO val figures, not measured here)"
+    )
+    iv = analysed.map50_95 if analysed and measured else None
+    if iv is not None and iv.estimate is not None:
+        map_settled = called(iv)
+        best = la if ma > mb else lb
+        if map_settled:
+            # the analysis' difference is its a minus its b: turned into best's advantage
+            sign = (-1 if flip else 1) * (1 if best == la else -1)
+            lo, hi = sorted(100 * sign * x for x in (iv.low, iv.high))  # type: ignore[operator]
+            said.claims[best].append(f"+{map_diff:.1f} mAP50-95 {where} ({_ci(lo, hi, '{:+.1f}')})")
+            return source, best, map_diff, map_settled
+        if map_diff < SAME_MAP and iv.low is not None and iv.low == iv.high:  # no spread at all
+            said.tail.append(f"the same mAP50-95 {where}")
         else:
-            tail.append(f"the same mAP50-95 {where}")
-    else:
-        source = "none"
+            said.unsure(f"mAP50-95 ({best} +{map_diff:.1f}): {not_settled(iv, c.unit)}")
+        return source, None, map_diff, map_settled
+    if map_diff >= SAME_MAP:
+        more_accurate = la if ma > mb else lb
+        said.claims[more_accurate].append(f"+{map_diff:.1f} mAP50-95 {where}")
+        return source, more_accurate, map_diff, None
+    said.tail.append(f"the same mAP50-95 {where}")
+    return source, None, map_diff, None
 
+
+def _agreement(
+    c: Comparison, la: str, lb: str, analysed: PairAnalysis | None, untrained: bool, said: _Said
+) -> tuple[float | None, int]:
+    """(the share of boxes both models found, over how many inputs); said for trained models only."""
     pair = next((p for p in c.pairs if {p.a, p.b} == {la, lb}), None)
     agreement = pair.overall.agreement if pair else None
     inputs = pair.images if pair else c.inputs
     if agreement is not None and not untrained:
         ag = analysed.agreement if analysed else None
         ci = f" ({_ci(100 * ag.low, 100 * ag.high, '{:.0f}', '%')})" if ag and ag.low is not None else ""
-        tail.append(f"they agree on {100 * agreement:.0f}% of boxes{ci} over {_count(inputs, c.unit)}")
-
-    order = sorted(claims, key=lambda label: label != faster)  # the faster model's claims first
-    parts = [f"{label}: {', '.join(claims[label])}" for label in order if claims[label]]
-    sentence = "; ".join(parts + tail)
-    sentence = (sentence[0].upper() + sentence[1:] if sentence and not parts else sentence) + "."
-    return PairVerdict(
-        la, lb, faster, speed_ratio, lighter, memory_ratio, more_accurate, map_diff, source, agreement,
-        inputs, sentence, speed_settled, map_settled, tuple(unsettled),
-    )  # fmt: skip
+        said.tail.append(f"they agree on {100 * agreement:.0f}% of boxes{ci} over {_count(inputs, c.unit)}")
+    return agreement, inputs
 
 
 def _inverse(x: float | None, invert: bool) -> float:
@@ -326,7 +369,7 @@ def warnings(c: Comparison) -> tuple[str, ...]:
         if ma.conf_check and ma.conf_check.far:
             k = ma.conf_check
             out.append(
-                f"--conf {k.conf:g} is far from {m.info.label}'s best threshold on these labels "
+                f"--conf {k.conf:g} is far from {possessive(m.info.label)} best threshold on these labels "
                 f"({k.best.conf:.2f}: F1 {k.best.f1:.2f} vs {k.at_conf.f1:.2f})."
             )
         nms = ma.duplicates.nms if ma.duplicates else None
