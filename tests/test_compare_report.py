@@ -551,3 +551,33 @@ def test_a_report_file_that_cannot_be_written_is_one_designed_line(tmp_path) -> 
     assert e.value.exit_code == ExitCode.CANNOT_RUN
     assert json.loads((out / "report.json").read_text())["inputs"] == 4  # written before it, whole
     assert not list(out.rglob("*.part"))
+
+
+@pytest.mark.parametrize("boxes", [0, 3])
+def test_the_score_plots_are_left_out_when_no_model_kept_a_box(boxes: int) -> None:
+    """Random weights keep no box: two flat lines at zero would say nothing, so the plot is left out."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from detect_cli.compare.analysis import Analysis, ModelAnalysis
+    from detect_cli.compare.bootstrap import interval
+    from detect_cli.compare.boxes import boxes_per_picture
+    from detect_cli.compare.operating import score_profile
+
+    c = _comparison(accuracy=False)
+    scores = [[0.3 + 0.1 * k for k in range(boxes)], []]
+    models = tuple(
+        ModelAnalysis(
+            m.info.label,
+            interval("p50 ms", "level", 30.0, np.full(10, 30.0), 4),
+            boxes_per_picture([], 0.25),
+            scores=score_profile(m.info.label, scores),
+        )
+        for m in c.models
+    )
+    c = replace(c, analysis=Analysis(2, False, 10, 0, models, ()))
+    plots = make_plots(c)
+    assert ("scores.png" in plots) == bool(boxes)
+    page = html_report(c, plots, [])
+    assert ("Operating points, plotted" in page) == bool(boxes)

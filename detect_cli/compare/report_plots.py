@@ -147,10 +147,13 @@ def plot_overview(c: Comparison) -> bytes | None:
     ax.set_xscale("log")
     ax.set_xlabel("GFLOPs at 640 px (compute per image; log scale)")
     ax.set_ylabel("mAP50-95 (%)")
-    ax.set_title("Your models among their families: COCO mAP50-95 (published) vs compute")
+    if families:
+        ax.set_title("Your models among their families: COCO mAP50-95 (published) vs compute")
+    else:  # only models of the user's own: no published line to set them against
+        ax.set_title("Your models: mAP50-95 on your labels vs compute")
     ax.grid(alpha=0.3, which="both")
     ax.margins(0.12)
-    ax.legend(fontsize="small", loc="lower right")
+    ax.legend(fontsize="small", loc="lower right" if families else "best")
     return _png(plt, fig)
 
 

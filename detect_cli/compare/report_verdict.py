@@ -337,7 +337,7 @@ def plot_scores(c: Comparison) -> bytes | None:
 
     a = c.analysis
     profiles = [m.scores for m in a.models if m.scores is not None] if a else []
-    if not profiles:
+    if not any(sum(s.counts) for s in profiles):  # no model kept a box: two flat lines would say nothing
         return None
     plt, (fig, (hist, boxes)) = figure(11, 4.2, cols=2)
     colours = model_colors(c)
