@@ -3,6 +3,7 @@
     results    what was measured, as frozen dataclasses (`Comparison` is report.json)
     agreement  the models' boxes matched pair by pair (through `detect_cli.geometry`)
     accuracy   scores against labels with pycocotools; labels reads them (YOLO data.yaml, COCO json)
+    model_facts  each model's label, size and input rule in the report (`model_info`)
     run        the comparison loop (`run_comparison`) and the command's job (`CompareJob`, `run_compare`)
     outputs    what is written as the run goes: detections, side-by-side pictures and videos
     report     presenting a `Comparison`: report.md/html/json from templates/ (Jinja2), with
