@@ -4,7 +4,8 @@
     agreement  the models' boxes matched pair by pair (through `detect_cli.geometry`)
     accuracy   scores against labels with pycocotools; labels reads them (YOLO data.yaml, COCO json)
     model_facts  each model's label, size and input rule in the report (`model_info`)
-    run        the comparison loop (`run_comparison`) and the command's job (`CompareJob`, `run_compare`)
+    job        what the command asks for (`CompareJob`) and gets back (`CompareRun`)
+    run        the comparison loop (`run_comparison`) and the command's run (`run_compare`)
     outputs    what is written as the run goes: detections, side-by-side pictures and videos
     report     presenting a `Comparison`: report.md/html/json from templates/ (Jinja2), with
                report_tables, report_plots, report_summary (the first screen) and report_gallery
@@ -12,9 +13,10 @@
 Modules point down the list in reverse: run uses all of them; report and outputs use results.
 """
 
+from detect_cli.compare.job import CompareJob, CompareRun
 from detect_cli.compare.report import rich_tables, write_report
 from detect_cli.compare.results import CompareSettings, Comparison
-from detect_cli.compare.run import CompareJob, CompareRun, run_compare, run_comparison
+from detect_cli.compare.run import run_compare, run_comparison
 
 __all__ = [
     "CompareJob",

@@ -29,11 +29,12 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from detect_cli import video
-from detect_cli.backends import Plan, calibrated, load_detector
+from detect_cli.backends import calibrated, load_detector
 from detect_cli.compare.accuracy import detections_to_coco, evaluate
 from detect_cli.compare.agreement import AgreementTally, ImageMatch, match_detections, shared_class_names
 from detect_cli.compare.analysis import Evidence, ModelEvidence, PairEvidence, analyse
 from detect_cli.compare.fidelity import FidelityTally
+from detect_cli.compare.job import CompareJob, CompareRun
 from detect_cli.compare.labels import GroundTruth, load_labels
 from detect_cli.compare.machine import MEMORY_IMAGES, environment, measure_memory
 from detect_cli.compare.model_facts import model_info, model_labels
@@ -52,7 +53,6 @@ from detect_cli.compare.results import (
     InputAgreement,
     Memory,
     ModelResult,
-    Picture,
     SpeedStats,
     VideoRun,
 )
@@ -61,14 +61,12 @@ from detect_cli.errors import BadOptionError, LabelsError, NoInputsError, Output
 from detect_cli.explain import EXPLAIN_JSONL, TORCH_ONLY, explain_images, picture_path
 from detect_cli.geometry import clip_detections
 from detect_cli.jobs.common import warn_about_options
-from detect_cli.models import Detector, ModelRef, PredictOptions
+from detect_cli.models import Detector
 from detect_cli.pipeline import Frame, Progress, image_frames
 from detect_cli.results import Detection, ImageResult, Speed, busy
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import Stop, stop_on_signals
 from detect_cli.sources import (
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_URL_TIMEOUT_S,
     URL_SCHEMES,
     VIDEO_SUFFIXES,
     ImageInput,
@@ -76,7 +74,6 @@ from detect_cli.sources import (
     discover_images,
     discover_videos,
 )
-from detect_cli.tracking import TrackerConfig
 from detect_cli.writers import name_outputs, output_file
 
 if TYPE_CHECKING:
@@ -354,54 +351,9 @@ def _run_one(
     return [r for r in results if r is not None]
 
 
-# --- the command's job ----------------------------------------------------------------------------
+# --- what the sources are -------------------------------------------------------------------------
 
 SourceKind = Literal["images", "videos"]
-
-
-@dataclass(frozen=True)
-class CompareJob:
-    """Everything `detect compare` needs, as plain values."""
-
-    sources: tuple[str, ...]
-    models: tuple[ModelRef, ...]
-    options: PredictOptions
-    settings: CompareSettings
-    data: Path | None = None  # labels: a YOLO data.yaml ...
-    coco: Path | None = None  # ... or a COCO annotations json (images only)
-    out: Path | None = None  # None: a new detect-runs/compare[-N]
-    exist_ok: bool = False
-    save: bool = True  # side-by-side pictures, or for videos the side-by-side video
-    recursive: bool = True
-    url_timeout: float = DEFAULT_URL_TIMEOUT_S
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    vid_stride: int = 1
-    max_frames: int | None = None
-    reconnects: int = 3
-    plan: Plan = field(default_factory=Plan)  # the same backend for every model, decided once
-    # `--backends`: one plan per entry of `models` (the same model on several backends and precisions),
-    # the PyTorch fp32 reference first; the report then holds the fidelity matrix.
-    plans: tuple[Plan, ...] = ()
-    classes: str | None = None  # --classes, resolved against each model's names
-    iou_given: bool = False
-    command: tuple[str, ...] = ()  # the command line as run (sys.argv), for the report's environment
-    memory: bool = True  # measure each model's peak memory (machine.py), a child process per model
-    explain: int = 0  # explain this many of the first images (RT-DETR's attention beside YOLO's map)
-    tracker: TrackerConfig | None = None  # --track: every model's boxes tracked (videos only)
-    mot_gt: Path | None = None  # --mot-gt: MOTChallenge ground truth to score the tracks against
-
-
-@dataclass
-class CompareRun:
-    """A finished (or interrupted) comparison and where its report went."""
-
-    comparison: Comparison
-    out: Path
-    pictures: list[Picture]
-    signum: int | None = None  # the signal that stopped the run, when one did
-
-
-# --- what the sources are -------------------------------------------------------------------------
 
 
 def _url_suffix(url: str) -> str:
