@@ -11,9 +11,10 @@ import pytest
 from conftest import SMALL_IMGSZ, make_image, make_video, read_video, truncate
 from test_compare_report import external_refs
 
+from detect_cli.compare.inputs import source_kind
 from detect_cli.compare.job import CompareJob
 from detect_cli.compare.results import CompareSettings
-from detect_cli.compare.run import run_compare, run_comparison, source_kind, spread
+from detect_cli.compare.run import run_compare, run_comparison, spread
 from detect_cli.errors import BadOptionError
 from detect_cli.models import PredictOptions, load, resolve
 from detect_cli.pipeline import image_frames

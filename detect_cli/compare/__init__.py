@@ -5,6 +5,7 @@
     accuracy   scores against labels with pycocotools; labels reads them (YOLO data.yaml, COCO json)
     model_facts  each model's label, size and input rule in the report (`model_info`)
     job        what the command asks for (`CompareJob`) and gets back (`CompareRun`)
+    inputs     images or videos (`source_kind`), checked and opened as one stream of frames
     run        the comparison loop (`run_comparison`) and the command's run (`run_compare`)
     outputs    what is written as the run goes: detections, side-by-side pictures and videos
     report     presenting a `Comparison`: report.md/html/json from templates/ (Jinja2), with

@@ -18,15 +18,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-import os
-import tempfile
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Literal
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detect_cli import video
 from detect_cli.backends import calibrated, load_detector
@@ -34,6 +31,7 @@ from detect_cli.compare.accuracy import detections_to_coco, evaluate
 from detect_cli.compare.agreement import AgreementTally, ImageMatch, match_detections, shared_class_names
 from detect_cli.compare.analysis import Evidence, ModelEvidence, PairEvidence, analyse
 from detect_cli.compare.fidelity import FidelityTally
+from detect_cli.compare.inputs import Inputs, check_tracking, image_inputs, source_kind, video_inputs
 from detect_cli.compare.job import CompareJob, CompareRun
 from detect_cli.compare.labels import GroundTruth, load_labels
 from detect_cli.compare.machine import MEMORY_IMAGES, environment, measure_memory
@@ -56,25 +54,20 @@ from detect_cli.compare.results import (
     SpeedStats,
     VideoRun,
 )
-from detect_cli.compare.tracking import CompareTracking, planned_files, read_mot
-from detect_cli.errors import BadOptionError, LabelsError, NoInputsError, OutputError
+from detect_cli.compare.tracking import CompareTracking, planned_files
+from detect_cli.errors import BadOptionError, LabelsError, OutputError
 from detect_cli.explain import EXPLAIN_JSONL, TORCH_ONLY, explain_images, picture_path
 from detect_cli.geometry import clip_detections
 from detect_cli.jobs.common import warn_about_options
 from detect_cli.models import Detector
-from detect_cli.pipeline import Frame, Progress, image_frames
+from detect_cli.pipeline import Frame, Progress
 from detect_cli.results import Detection, ImageResult, Speed, busy
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import Stop, stop_on_signals
 from detect_cli.sources import (
-    URL_SCHEMES,
-    VIDEO_SUFFIXES,
     ImageInput,
-    VideoInput,
-    discover_images,
-    discover_videos,
 )
-from detect_cli.writers import name_outputs, output_file
+from detect_cli.writers import output_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -351,124 +344,6 @@ def _run_one(
     return [r for r in results if r is not None]
 
 
-# --- what the sources are -------------------------------------------------------------------------
-
-SourceKind = Literal["images", "videos"]
-
-
-def _url_suffix(url: str) -> str:
-    return PurePosixPath(urllib.parse.urlsplit(url).path).suffix.lower()
-
-
-def _is_video(item: VideoInput) -> bool:
-    """A webcam, a stream (rtsp, rtmp), a URL to a video file, or a file with a video suffix. An http(s)
-    URL without a video suffix is taken for an image, as `detect image` takes it."""
-    if item.webcam is not None:
-        return True
-    if item.url:
-        return item.url_is_file or urllib.parse.urlsplit(item.url).scheme.lower() not in URL_SCHEMES
-    return item.path is not None and item.path.suffix.lower() in VIDEO_SUFFIXES
-
-
-def _is_image(item: ImageInput) -> bool:
-    if item.url:
-        return _url_suffix(item.url) not in VIDEO_SUFFIXES
-    return item.path is not None and item.path.suffix.lower() not in VIDEO_SUFFIXES
-
-
-def source_kind(
-    sources: Sequence[str], recursive: bool = True, note: Callable[[str], None] | None = None
-) -> SourceKind:
-    """Whether the sources name images or videos. Naming both (a video file and a picture, say) is
-    refused (BadOptionError, exit 2): compare them in two runs. A folder that holds both stands for its
-    pictures, and `note` is told which videos are left out (`detect compare samples/` compares the two
-    sample pictures beside the sample video). Sources that name nothing usable count as images, so the
-    image run reports them as it always has."""
-
-    def found(discover: Callable[[Sequence[str], bool], list], source: str) -> list:  # type: ignore[type-arg]
-        try:
-            return [item for item in discover([source], recursive) if item.error is None]
-        except NoInputsError:
-            return []
-
-    videos: list[VideoInput] = []
-    images: list[ImageInput] = []
-    for source in sources:
-        its_videos = [v for v in found(discover_videos, source) if _is_video(v)]
-        its_images = [i for i in found(discover_images, source) if _is_image(i)]
-        if its_videos and its_images and os.path.isdir(source):
-            if note:
-                note(
-                    f"{source} holds pictures and {len(its_videos)} video(s); comparing the pictures "
-                    f"(compare the videos in a run of their own, e.g. {its_videos[0].source})"
-                )
-            its_videos = []
-        videos += its_videos
-        images += its_images
-    if videos and images:
-        raise BadOptionError(
-            f"compare takes images or videos, not both in one run ({videos[0].source} is a video, "
-            f"{images[0].source} an image): compare them in two runs"
-        )
-    return "videos" if videos else "images"
-
-
-# --- the inputs as frames -------------------------------------------------------------------------
-
-
-@dataclass
-class _Inputs:
-    frames: Iterator[Frame]
-    total: int | None  # frames to compare, when known
-    images: list[ImageInput] = field(default_factory=list)  # for matching labels
-    fps: dict[str, float] = field(default_factory=dict)  # per video source: its fps / stride
-    videos: int = 0
-    notes: list[str] = field(default_factory=list)  # e.g. a live stream that stopped
-    video_items: list[VideoInput] = field(default_factory=list)
-
-
-def _exclude(job: CompareJob) -> tuple[Path, ...]:
-    return (job.out,) if job.out else ()
-
-
-@contextlib.contextmanager
-def _image_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
-    items = name_outputs(discover_images(job.sources, job.recursive, exclude=_exclude(job)))
-    frames = image_frames(items, job.url_timeout, job.max_pixels, stop)
-    with contextlib.closing(frames):
-        yield _Inputs(frames, len(items), images=items)
-
-
-@contextlib.contextmanager
-def _video_inputs(
-    job: CompareJob, stop: Stop, reconnected: video.Reconnected | None = None
-) -> Iterator[_Inputs]:
-    """The videos opened (URLs downloaded into a temporary folder that lives as long as the run) and
-    their frames decoded ahead in a thread, which closing the stream stops however the run ends."""
-    items = discover_videos(job.sources, job.recursive, exclude=_exclude(job))
-    with tempfile.TemporaryDirectory(prefix="detect-compare-") as workdir:
-        found = video.open_for_run(
-            items,
-            Path(workdir),
-            job.vid_stride,
-            job.max_frames,
-            job.url_timeout,
-            job.max_pixels,
-            job.reconnects,
-        )
-        notes: list[str] = []
-        frames = found.frames(notes.append, stop, reconnected)
-        with contextlib.closing(frames):
-            yield _Inputs(
-                frames,
-                found.total,
-                fps=found.fps,
-                videos=len(found.videos),
-                notes=notes,
-                video_items=items,
-            )
-
-
 def spread(total: int, k: int) -> list[int]:
     """k indexes spread evenly over range(total), first and last included (all of them when total <= k)."""
     if total <= k:
@@ -483,7 +358,7 @@ def spread(total: int, k: int) -> list[int]:
 INTERRUPT_NOTE = "stopping: finishing the frame in hand, then the report (Ctrl-C again to stop at once)"
 
 
-def _outputs(out: Path, inputs: _Inputs, video_suffix: str | None) -> Iterator[Path]:
+def _outputs(out: Path, inputs: Inputs, video_suffix: str | None) -> Iterator[Path]:
     """The files a comparison writes (for the check that none of them is an input)."""
     yield from (out / name for name in REPORT_FILES)
     for item in inputs.images:
@@ -569,7 +444,7 @@ def run_compare(
         )
     if kind == "images" and (job.vid_stride != 1 or job.max_frames is not None) and warn:
         warn("--vid-stride and --max-frames apply to video sources; they are ignored for images")
-    _check_tracking(job, kind)
+    check_tracking(job, kind)
     tracking: CompareTracking | None = None
 
     def reconnected(source: str, frame: int) -> None:  # a stream reopened: its tracks start anew
@@ -578,7 +453,7 @@ def run_compare(
 
     stop = Stop()  # the signal handlers go up once the models are loaded; reading ahead watches it
     open_inputs = (
-        functools.partial(_video_inputs, reconnected=reconnected) if kind == "videos" else _image_inputs
+        functools.partial(video_inputs, reconnected=reconnected) if kind == "videos" else image_inputs
     )
     with open_inputs(job, stop) as inputs:
         if job.mot_gt is not None and inputs.videos != 1:
@@ -688,20 +563,6 @@ def run_compare(
                 )
                 files.add(*write_report(comparison, out, outputs.pictures, explained))
     return CompareRun(comparison, out, outputs.pictures, stop.signum)
-
-
-# --- tracking (--track) ---------------------------------------------------------------------------
-
-
-def _check_tracking(job: CompareJob, kind: SourceKind) -> None:
-    """--track needs video; --mot-gt needs --track and a readable MOTChallenge file (checked before
-    any model loads)."""
-    if job.tracker and kind != "videos":
-        raise BadOptionError("--track follows objects across the frames of a video; the sources are images")
-    if job.mot_gt is not None:
-        if not job.tracker:
-            raise BadOptionError("--mot-gt scores tracks: add --track")
-        read_mot(job.mot_gt, ground_truth=True)
 
 
 def _both(first: ImageCallback, second: ImageCallback) -> ImageCallback:
