@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from detect_cli.compare.accuracy import detections_to_coco, evaluate
 from detect_cli.compare.agreement import AgreementTally, ImageMatch, match_detections, shared_class_names
-from detect_cli.compare.analysis import Evidence, ModelEvidence, PairEvidence, analyse
+from detect_cli.compare.analysis import Analysis, Evidence, ModelEvidence, PairEvidence, analyse
 from detect_cli.compare.labels import GroundTruth
 from detect_cli.compare.machine import MEMORY_IMAGES
 from detect_cli.compare.model_facts import model_info, model_labels
@@ -115,160 +115,244 @@ def run_comparison(
     if len(detectors) < 2:
         raise BadOptionError("compare needs at least two models")
     settings = timed_runs(settings, total)
-    labels_ = model_labels(detectors)
     shared, notes = shared_class_names(detectors)
+    scored = _scored_classes(labels, shared, notes) if labels is not None else {}
+    kept = _Kept(detectors, settings, labels, shared, scored)
+    interrupted = _each_frame(kept, frames, on_image, progress, total, stop)
+    models = kept.model_results(None if interrupted else memory)
+    if labels is not None and not kept.evaluated_ids and not interrupted:
+        raise LabelsError("labels do not match the images: no labelled image could be read")
+    analysed = _analysed(kept.evidence(models), status, notes)
+    return kept.comparison(models, notes, interrupted or analysed is None, analysed)
+
+
+def _scored_classes(labels: GroundTruth, shared: Sequence[str], notes: list[str]) -> dict[str, int]:
+    """The label categories every model knows, casefolded name → category id: only they are scored.
+    The labels' own notes, and which of their classes are left out, go to `notes`; labels that share no
+    class with the models are refused (LabelsError)."""
     shared_keys = frozenset(n.casefold() for n in shared)
-    category_by_name: dict[str, int] = {}
-    if labels is not None:
-        category_by_name = {
-            n.casefold(): c for c, n in labels.categories.items() if n.casefold() in shared_keys
-        }
-        if not category_by_name:
-            raise LabelsError(f"the labels ({labels.path}) share no class names with the models")
-        notes += list(labels.notes)
-        unknown = [n for n in labels.categories.values() if n.casefold() not in shared_keys]
-        if unknown:
-            notes.append(
-                f"{len(unknown)} label classes are not known to every model and are not scored: "
-                + ", ".join(unknown[:8])
-                + (" …" if len(unknown) > 8 else "")
-            )
-    tallies = [_ModelTally() for _ in detectors]
-    pairs = [(i, j) for i in range(len(detectors)) for j in range(i + 1, len(detectors))]
-    agreement = {p: AgreementTally(labels_[p[0]], labels_[p[1]]) for p in pairs}
-    per_pair = {p: PairEvidence(*p) for p in pairs}  # per-input counts, for the bootstrap
-    failed: list[tuple[str, str]] = []
-    evaluated_ids: list[int] = []
-    per_input: list[InputAgreement] = []
-    first_images: list[np.ndarray] = []
-    warmed = False
-    interrupted = False
-    seen = 0
+    category_by_name = {n.casefold(): c for c, n in labels.categories.items() if n.casefold() in shared_keys}
+    if not category_by_name:
+        raise LabelsError(f"the labels ({labels.path}) share no class names with the models")
+    notes += list(labels.notes)
+    unknown = [n for n in labels.categories.values() if n.casefold() not in shared_keys]
+    if unknown:
+        notes.append(
+            f"{len(unknown)} label classes are not known to every model and are not scored: "
+            + ", ".join(unknown[:8])
+            + (" …" if len(unknown) > 8 else "")
+        )
+    return category_by_name
+
+
+def _each_frame(
+    kept: _Kept,
+    frames: Iterable[Frame],
+    on_image: ImageCallback | None,
+    progress: Progress | None,
+    total: int | None,
+    stop: Stop | None,
+) -> bool:
+    """Every frame through the models into `kept`, then to `on_image`; True when a stop cut it short.
+    A first Ctrl-C finishes the frame in hand (so the numbers, detections and side-by-side video cover
+    the same frames), a second stops at once; the report covers what was done either way."""
     if progress:
         progress.start(total)
-    # A first Ctrl-C finishes the frame in hand (so the numbers, detections and side-by-side video
-    # cover the same frames), a second stops at once; the report covers what was done either way.
     try:
         with contextlib.nullcontext(stop) if stop is not None else stop_on_signals() as stop:
             for n, frame in enumerate(frames):
-                if frame.image is not None and len(first_images) < MEMORY_IMAGES:
-                    first_images.append(frame.image)
-                if frame.image is not None and not warmed:
-                    for d in detectors:
-                        for _ in range(settings.warmup):
-                            d.predict([frame.image])
-                    warmed = True
-                results = _run_one(detectors, tallies, frame, settings, n)
-                errors = [r.error for r in results if r.error]
-                if errors:
-                    failed.append((frame.source, errors[0]))
-                else:
-                    matches = []
-                    for (i, j), tally in agreement.items():
-                        match = match_detections(
-                            results[i].detections, results[j].detections, settings.match_iou, shared_keys
-                        )
-                        tally.add(match)
-                        per_pair[(i, j)].add(n, len(match.matched), len(match.only_a), len(match.only_b))
-                        matches.append(match)
-                    per_input.append(_input_agreement(frame, matches))
-                    if labels is not None and frame.source in labels.image_ids:
-                        image_id = labels.image_ids[frame.source]
-                        rows = []
-                        for d in detectors:
-                            with _conf(d, settings.eval_conf):
-                                [(dets, _)] = d.predict([frame.image])
-                            h, w = frame.image.shape[:2]
-                            dets = clip_detections(dets, w, h)
-                            rows.append(detections_to_coco(dets, image_id, category_by_name))
-                        # counted once every model has its rows (a second Ctrl-C may stop mid-way)
-                        evaluated_ids.append(image_id)
-                        for t, r in zip(tallies, rows, strict=True):
-                            t.eval_rows.append(r)
+                results = kept.frame(n, frame)
                 if on_image:
                     on_image(frame, results)
-                seen += 1
+                kept.seen += 1
                 if progress:
                     progress.advance(next((r for r in results if not r.ok), results[0]))
                 if stop.is_set():
                     break
-            interrupted = interrupted or stop.is_set()
+            return stop.is_set()
     except KeyboardInterrupt:
-        interrupted = True
+        return True
     finally:
         if progress:
             progress.stop()
-    models = []
-    first = first_images[0].shape[:2] if first_images else None
-    for label, d, t in zip(labels_, detectors, tallies, strict=True):
+
+
+def _analysed(evidence: Evidence, status: Callable[[str], None] | None, notes: list[str]) -> Analysis | None:
+    """The analysis of what the loop kept, or None when a second Ctrl-C stops it (the loop's handlers
+    are gone by then): the measurements are then reported without it, and `notes` says so."""
+    try:
+        return analyse(evidence, status=status)
+    except KeyboardInterrupt:
+        notes.append("stopped while analysing: no intervals, operating points or error types")
+        return None
+
+
+class _Kept:
+    """What the loop keeps as it goes: per model its calls, boxes and COCO rows (`_ModelTally`), per pair
+    its matches, per input its agreement, the inputs that failed, the labelled images scored, and the
+    first images (for the memory probe)."""
+
+    def __init__(
+        self,
+        detectors: Sequence[Detector],
+        settings: CompareSettings,
+        labels: GroundTruth | None,
+        shared: tuple[str, ...],
+        category_by_name: dict[str, int],
+    ) -> None:
+        self.detectors = detectors
+        self.settings = settings
+        self.labels = labels
+        self.shared = shared
+        self.shared_keys = frozenset(n.casefold() for n in shared)
+        self.category_by_name = category_by_name
+        self.names = model_labels(detectors)
+        self.tallies = [_ModelTally() for _ in detectors]
+        self.pairs = [(i, j) for i in range(len(detectors)) for j in range(i + 1, len(detectors))]
+        self.agreement = {p: AgreementTally(self.names[p[0]], self.names[p[1]]) for p in self.pairs}
+        self.per_pair = {p: PairEvidence(*p) for p in self.pairs}  # per-input counts, for the bootstrap
+        self.failed: list[tuple[str, str]] = []
+        self.evaluated_ids: list[int] = []
+        self.per_input: list[InputAgreement] = []
+        self.first_images: list[np.ndarray] = []
+        self.warmed = False
+        self.seen = 0
+
+    def frame(self, n: int, frame: Frame) -> list[ImageResult]:
+        """Every model on the `n`th frame, timed; when none failed, their boxes matched pair by pair and,
+        for a labelled image, scored. The per-model results, in `detectors` order."""
+        if frame.image is not None:
+            self._warm_up(frame.image)
+        results = _run_one(self.detectors, self.tallies, frame, self.settings, n)
+        errors = [r.error for r in results if r.error]
+        if errors:
+            self.failed.append((frame.source, errors[0]))
+            return results
+        self._match(n, frame, results)
+        if self.labels is not None and frame.source in self.labels.image_ids:
+            self._score(frame, self.labels.image_ids[frame.source])
+        return results
+
+    def _warm_up(self, image: np.ndarray) -> None:
+        """The first images kept for the memory probe; before the first timed call, --warmup untimed ones."""
+        if len(self.first_images) < MEMORY_IMAGES:
+            self.first_images.append(image)
+        if not self.warmed:
+            for d in self.detectors:
+                for _ in range(self.settings.warmup):
+                    d.predict([image])
+            self.warmed = True
+
+    def _match(self, n: int, frame: Frame, results: Sequence[ImageResult]) -> None:
+        matches = []
+        for (i, j), tally in self.agreement.items():
+            match = match_detections(
+                results[i].detections, results[j].detections, self.settings.match_iou, self.shared_keys
+            )
+            tally.add(match)
+            self.per_pair[(i, j)].add(n, len(match.matched), len(match.only_a), len(match.only_b))
+            matches.append(match)
+        self.per_input.append(_input_agreement(frame, matches))
+
+    def _score(self, frame: Frame, image_id: int) -> None:
+        """Every model again at the eval conf, its boxes kept as COCO rows for pycocotools."""
+        rows = []
+        for d in self.detectors:
+            with _conf(d, self.settings.eval_conf):
+                [(dets, _)] = d.predict([frame.image])
+            h, w = frame.image.shape[:2]
+            dets = clip_detections(dets, w, h)
+            rows.append(detections_to_coco(dets, image_id, self.category_by_name))
+        # counted once every model has its rows (a second Ctrl-C may stop mid-way)
+        self.evaluated_ids.append(image_id)
+        for t, r in zip(self.tallies, rows, strict=True):
+            t.eval_rows.append(r)
+
+    def model_results(self, memory: MemoryProbe | None) -> list[ModelResult]:
+        """Each model's figures, scored against the labels when any image was; `memory` (none once the
+        run was interrupted) measures each on the first images."""
+        first = self.first_images[0].shape[:2] if self.first_images else None
+        probe = memory if self.first_images else None
+        return [
+            self._model_result(label, d, t, first, probe)
+            for label, d, t in zip(self.names, self.detectors, self.tallies, strict=True)
+        ]
+
+    def _model_result(
+        self,
+        label: str,
+        d: Detector,
+        t: _ModelTally,
+        first: tuple[int, int] | None,
+        memory: MemoryProbe | None,
+    ) -> ModelResult:
         accuracy = None
-        if labels is not None and evaluated_ids:
+        if self.labels is not None and self.evaluated_ids:
             import numpy as np
 
             accuracy = evaluate(
-                labels,
+                self.labels,
                 np.concatenate(t.eval_rows) if t.eval_rows else np.zeros((0, 7)),
-                shared,
-                evaluated_ids,
-                conf=settings.conf,
-                eval_conf=settings.eval_conf,
+                self.shared,
+                self.evaluated_ids,
+                conf=self.settings.conf,
+                eval_conf=self.settings.eval_conf,
                 max_det=d.options.max_det,
             )
-        models.append(
-            ModelResult(
-                info=model_info(label, d, first),
-                speed=SpeedStats.from_calls(t.speeds, t.wall_ms),
-                images_ok=t.ok,
-                images_failed=t.failed,
-                detections=sum(t.per_class.values()),
-                detections_per_class=dict(t.per_class.most_common()),
-                accuracy=accuracy,
-                memory=memory(d, first_images) if memory and first_images and not interrupted else None,
-            )
+        return ModelResult(
+            info=model_info(label, d, first),
+            speed=SpeedStats.from_calls(t.speeds, t.wall_ms),
+            images_ok=t.ok,
+            images_failed=t.failed,
+            detections=sum(t.per_class.values()),
+            detections_per_class=dict(t.per_class.most_common()),
+            accuracy=accuracy,
+            memory=memory(d, self.first_images) if memory else None,
         )
-    if labels is not None and not evaluated_ids and not interrupted:
-        raise LabelsError("labels do not match the images: no labelled image could be read")
-    import numpy as np
 
-    evidence = Evidence(
-        models=[
-            ModelEvidence(
-                m.info,
-                t.wall_ms,
-                t.call_input,
-                t.detections,
-                np.concatenate(t.eval_rows) if t.eval_rows else None,
-                m.accuracy,
-                d.options.max_det,
-            )
-            for m, d, t in zip(models, detectors, tallies, strict=True)
-        ],
-        pairs=[per_pair[p] for p in pairs],
-        conf=settings.conf,
-        eval_conf=settings.eval_conf,
-        match_iou=settings.match_iou,
-        shared=shared,
-        labels=labels,
-        evaluated_ids=evaluated_ids,
-    )
-    try:
-        analysed = analyse(evidence, status=status)
-    except KeyboardInterrupt:  # a second Ctrl-C while analysing: the measurements are reported without it
-        analysed, interrupted = None, True
-        notes.append("stopped while analysing: no intervals, operating points or error types")
-    return Comparison(
-        settings=settings,
-        models=tuple(models),
-        pairs=tuple(agreement[p].result() for p in pairs),
-        shared_classes=shared,
-        inputs=seen,
-        failed=tuple(failed),
-        labels=labels.path if labels else None,
-        notes=tuple(notes),
-        interrupted=interrupted,
-        per_input=tuple(per_input),
-        analysis=analysed,
-    )
+    def evidence(self, models: Sequence[ModelResult]) -> Evidence:
+        """What the analysis needs (analysis.py): per model its timed calls, boxes and COCO rows, per
+        pair its per-input counts."""
+        import numpy as np
+
+        return Evidence(
+            models=[
+                ModelEvidence(
+                    m.info,
+                    t.wall_ms,
+                    t.call_input,
+                    t.detections,
+                    np.concatenate(t.eval_rows) if t.eval_rows else None,
+                    m.accuracy,
+                    d.options.max_det,
+                )
+                for m, d, t in zip(models, self.detectors, self.tallies, strict=True)
+            ],
+            pairs=[self.per_pair[p] for p in self.pairs],
+            conf=self.settings.conf,
+            eval_conf=self.settings.eval_conf,
+            match_iou=self.settings.match_iou,
+            shared=self.shared,
+            labels=self.labels,
+            evaluated_ids=self.evaluated_ids,
+        )
+
+    def comparison(
+        self, models: Sequence[ModelResult], notes: list[str], interrupted: bool, analysed: Analysis | None
+    ) -> Comparison:
+        return Comparison(
+            settings=self.settings,
+            models=tuple(models),
+            pairs=tuple(self.agreement[p].result() for p in self.pairs),
+            shared_classes=self.shared,
+            inputs=self.seen,
+            failed=tuple(self.failed),
+            labels=self.labels.path if self.labels else None,
+            notes=tuple(notes),
+            interrupted=interrupted,
+            per_input=tuple(self.per_input),
+            analysis=analysed,
+        )
 
 
 def _run_one(
