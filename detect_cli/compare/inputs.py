@@ -1,6 +1,6 @@
 """What `detect compare`'s sources are (`source_kind`: images or videos, never both), the checks on
-them before any model loads, and the inputs opened as one stream of frames (`image_inputs`,
-`video_inputs`): decoded images, or video frames decoded once in a background thread."""
+them and their options before any model loads (`check_sources`), and the inputs opened as one stream
+of frames (`open_inputs`): decoded images, or video frames decoded once in a background thread."""
 
 from __future__ import annotations
 
@@ -112,6 +112,19 @@ def _exclude(job: CompareJob) -> tuple[Path, ...]:
 
 
 @contextlib.contextmanager
+def open_inputs(
+    job: CompareJob, kind: SourceKind, stop: Stop, reconnected: video.Reconnected | None = None
+) -> Iterator[Inputs]:
+    """The sources opened as one stream of frames, images or videos as `kind` says (`reconnected` is
+    told when a stream is reopened); --mot-gt, the ground truth of one video, needs one video."""
+    opened = video_inputs(job, stop, reconnected) if kind == "videos" else image_inputs(job, stop)
+    with opened as inputs:
+        if job.mot_gt is not None and inputs.videos != 1:
+            raise BadOptionError("--mot-gt is the ground truth of one video: compare one video with it")
+        yield inputs
+
+
+@contextlib.contextmanager
 def image_inputs(job: CompareJob, stop: Stop) -> Iterator[Inputs]:
     items = name_outputs(discover_images(job.sources, job.recursive, exclude=_exclude(job)))
     frames = image_frames(items, job.url_timeout, job.max_pixels, stop)
@@ -152,7 +165,24 @@ def video_inputs(
 # --- checks before any model loads ---------------------------------------------------------------
 
 
-def check_tracking(job: CompareJob, kind: SourceKind) -> None:
+def check_sources(job: CompareJob, note: Callable[[str], None] | None = None) -> SourceKind:
+    """Images or videos (`source_kind`), and the options that go with them, checked before anything is
+    opened: labels are for images, --vid-stride and --max-frames for videos (`note` is told they are
+    ignored for images), --track and --mot-gt for videos."""
+    kind = source_kind(job.sources, job.recursive, note)
+    if kind == "videos" and job.labelled:
+        option = "--data" if job.data is not None else "--coco"
+        raise BadOptionError(
+            f"{option} gives labels for images; a video source has none, so leave it out "
+            "(speed and agreement are still measured)"
+        )
+    if kind == "images" and (job.vid_stride != 1 or job.max_frames is not None) and note:
+        note("--vid-stride and --max-frames apply to video sources; they are ignored for images")
+    _check_tracking(job, kind)
+    return kind
+
+
+def _check_tracking(job: CompareJob, kind: SourceKind) -> None:
     """--track needs video; --mot-gt needs --track and a readable MOTChallenge file (checked before
     any model loads)."""
     if job.tracker and kind != "videos":

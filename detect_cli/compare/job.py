@@ -44,6 +44,11 @@ class CompareJob:
     tracker: TrackerConfig | None = None  # --track: every model's boxes tracked (videos only)
     mot_gt: Path | None = None  # --mot-gt: MOTChallenge ground truth to score the tracks against
 
+    @property
+    def labelled(self) -> bool:
+        """Labels were given (--data or --coco): accuracy is measured."""
+        return self.data is not None or self.coco is not None
+
 
 @dataclass
 class CompareRun:

@@ -11,7 +11,6 @@ gets the same decoded frame.
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -19,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detect_cli import video
-from detect_cli.backends import calibrated, load_detector
+from detect_cli.backends import Plan, calibrated, load_detector
 from detect_cli.compare.fidelity import FidelityTally
-from detect_cli.compare.inputs import Inputs, check_tracking, image_inputs, source_kind, video_inputs
+from detect_cli.compare.inputs import Inputs, SourceKind, check_sources, open_inputs
 from detect_cli.compare.job import CompareJob, CompareRun
 from detect_cli.compare.labels import load_labels
-from detect_cli.compare.loop import ImageCallback, run_comparison
+from detect_cli.compare.loop import ImageCallback, MemoryProbe, run_comparison
 from detect_cli.compare.machine import environment, measure_memory
 from detect_cli.compare.model_facts import model_labels
 from detect_cli.compare.outputs import (
@@ -35,7 +34,7 @@ from detect_cli.compare.outputs import (
     remove_listed,
 )
 from detect_cli.compare.report import HTML_PICTURES, REPORT_FILES, REPORT_RECORD, write_report
-from detect_cli.compare.results import Memory, VideoRun
+from detect_cli.compare.results import Comparison, Memory, VideoRun
 from detect_cli.compare.tracking import CompareTracking, planned_files
 from detect_cli.errors import BadOptionError, OutputError
 from detect_cli.explain import EXPLAIN_JSONL, TORCH_ONLY, explain_images, picture_path
@@ -46,7 +45,7 @@ from detect_cli.results import ImageResult, busy
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import Stop, stop_on_signals
 from detect_cli.sources import ImageInput
-from detect_cli.writers import output_file
+from detect_cli.writers import Codec, output_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -135,24 +134,8 @@ def run_compare(
 ) -> CompareRun:
     """Check the sources, load the models, compare, and write the report into the run folder. `status`
     gets a line when the analysis at the end may take more than a few seconds."""
-    if len(job.models) < 2:
-        raise BadOptionError("compare needs at least two models")
-    if job.out is not None and not job.exist_ok and holds_comparison(job.out):
-        raise OutputError(
-            f"{job.out} holds an earlier comparison's outputs (complete or stopped); pass --exist-ok "
-            "to replace them, or choose another --out"
-        )
-    labelled = job.data is not None or job.coco is not None
-    kind = source_kind(job.sources, job.recursive, warn)
-    if kind == "videos" and labelled:
-        option = "--data" if job.data is not None else "--coco"
-        raise BadOptionError(
-            f"{option} gives labels for images; a video source has none, so leave it out "
-            "(speed and agreement are still measured)"
-        )
-    if kind == "images" and (job.vid_stride != 1 or job.max_frames is not None) and warn:
-        warn("--vid-stride and --max-frames apply to video sources; they are ignored for images")
-    check_tracking(job, kind)
+    _check_job(job)
+    kind = check_sources(job, warn)
     tracking: CompareTracking | None = None
 
     def reconnected(source: str, frame: int) -> None:  # a stream reopened: its tracks start anew
@@ -160,70 +143,23 @@ def run_compare(
             tracking.restart_at(source, frame)
 
     stop = Stop()  # the signal handlers go up once the models are loaded; reading ahead watches it
-    open_inputs = (
-        functools.partial(video_inputs, reconnected=reconnected) if kind == "videos" else image_inputs
-    )
-    with open_inputs(job, stop) as inputs:
-        if job.mot_gt is not None and inputs.videos != 1:
-            raise BadOptionError("--mot-gt is the ground truth of one video: compare one video with it")
-        labels = load_labels(inputs.images, job.data, job.coco) if labelled else None
-        plans = [calibrated(p, inputs.images) for p in job.plans or [job.plan] * len(job.models)]
-        detectors = [
-            load_detector(ref, job.options, plan, job.classes, warn)
-            for ref, plan in zip(job.models, plans, strict=True)
-        ]
-        warn_about_options(detectors, job.iou_given, warn)
-        codec = None
-        if kind == "videos" and job.save:
-            codec = video.pick_codec()
-        planned = planned_folder(job.out, "compare", job.exist_ok)
-        if planned is not None:
-            paths = _outputs(planned, inputs, codec.suffix if codec else None)
-            if job.tracker:
-                tracked = planned_files(planned, model_labels(detectors), inputs.video_items)
-                paths = itertools.chain(paths, tracked)
-            check_plan(
-                planned, job.sources, [*inputs.images, *inputs.video_items], paths, record=REPORT_RECORD
-            )
+    with open_inputs(job, kind, stop, reconnected) as inputs:
+        labels = load_labels(inputs.images, job.data, job.coco) if job.labelled else None
+        detectors, plans = _load_models(job, inputs.images, warn)
+        codec = video.pick_codec() if kind == "videos" and job.save else None
+        _check_outputs(job, inputs, detectors, codec)
         with (
             run_folder(job.out, "compare", job.exist_ok, record=REPORT_RECORD) as out,
             _file_list(out, job.exist_ok) as files,
         ):
-            files.add(*(out / name for name in REPORT_FILES))
-            if codec is not None:
-                files.add(*(p for p in _outputs(out, inputs, codec.suffix) if p.suffix == codec.suffix))
-            pictures_at = None  # report.html shows a few pictures: over a video, spread, not its first frames
-            if kind == "videos" and inputs.total:
-                pictures_at = spread(inputs.total, HTML_PICTURES)
             panels = model_labels(detectors)
-            outputs = CompareOutputs(
-                out,
-                panels,
-                save=job.save,
-                picture_indexes=pictures_at,
-                video_fps=inputs.fps,
-                codec=codec,
-                files=files,
-                random=[label for label, d in zip(panels, detectors, strict=True) if d.ref.untrained],
-            )
-            on_image: ImageCallback = outputs
+            outputs = _open_outputs(job, kind, inputs, detectors, panels, codec, out, files)
             if job.tracker:
                 files.add(*planned_files(out, panels, inputs.video_items))  # --exist-ok removes them
                 tracking = CompareTracking(job.tracker, panels, out)
-                on_image = _both(tracking, outputs)
-            probe = None
-            if job.memory:
-                plan_of = {id(d): p for d, p in zip(detectors, plans, strict=True)}
-
-                def probe(d: Detector, images: Sequence[np.ndarray]) -> Memory | None:
-                    # A fresh process loads the model again: seconds per model, never in silence.
-                    with busy(warn, f"measuring {d.name}'s peak memory, alone in a new process"):
-                        return measure_memory(d, plan_of[id(d)], images, warn)
-
             fidelity = FidelityTally(len(detectors)) if job.plans else None
-            if fidelity is not None:
-                on_image = _both(on_image, lambda _frame, results: fidelity.add(results))
-
+            on_image = _on_image(outputs, tracking, fidelity)
+            probe = _memory_probe(detectors, plans, warn) if job.memory else None
             with stop_on_signals(lambda: warn(INTERRUPT_NOTE) if warn else None, stop):
                 try:
                     comparison = run_comparison(
@@ -242,28 +178,7 @@ def run_compare(
                     outputs.close()
                     if tracking:
                         tracking.close()
-                if outputs.problems:  # pictures that could not be written: those inputs failed
-                    comparison = replace(comparison, failed=(*comparison.failed, *outputs.problems))
-                if kind == "videos":
-                    comparison = replace(
-                        comparison,
-                        notes=(*comparison.notes, *inputs.notes),
-                        video=VideoRun(
-                            videos=inputs.videos,
-                            vid_stride=job.vid_stride,
-                            max_frames=job.max_frames,
-                            side_by_side=tuple(p.relative_to(out).as_posix() for p in outputs.videos),
-                            codec=str(codec) if codec else None,
-                            playable=bool(codec and codec.name == "H.264" and codec.suffix == ".mp4"),
-                        ),
-                    )
-                if tracking:
-                    tracked = tracking.result(inputs.fps, job.mot_gt)
-                    notes = (*comparison.notes, *tracked.notes)
-                    comparison = replace(comparison, tracking=tracked, notes=notes)
-                comparison = replace(comparison, environment=environment(job.command, job.options.device))
-                if fidelity is not None:
-                    comparison = replace(comparison, fidelity=fidelity.result(comparison.models))
+                comparison = _completed(comparison, job, kind, inputs, outputs, codec, tracking, fidelity)
                 explained = (
                     _explain(job, detectors, inputs.images, out, stop, warn, files)
                     if kind == "images"
@@ -271,6 +186,142 @@ def run_compare(
                 )
                 files.add(*write_report(comparison, out, outputs.pictures, explained))
     return CompareRun(comparison, out, outputs.pictures, stop.signum)
+
+
+def _check_job(job: CompareJob) -> None:
+    """Refused before any source is read: fewer than two models, or an --out that holds an earlier
+    comparison's outputs without --exist-ok."""
+    if len(job.models) < 2:
+        raise BadOptionError("compare needs at least two models")
+    if job.out is not None and not job.exist_ok and holds_comparison(job.out):
+        raise OutputError(
+            f"{job.out} holds an earlier comparison's outputs (complete or stopped); pass --exist-ok "
+            "to replace them, or choose another --out"
+        )
+
+
+def _load_models(
+    job: CompareJob, images: Sequence[ImageInput], warn: Callable[[str], None] | None
+) -> tuple[list[Detector], list[Plan]]:
+    """Every model loaded as its plan says (one plan for all, or one per `--backends` entry), an INT8
+    plan without --calibration calibrated on the run's own pictures; options a model ignores are
+    warned about. The detectors and their plans."""
+    plans = [calibrated(p, images) for p in job.plans or [job.plan] * len(job.models)]
+    detectors = [
+        load_detector(ref, job.options, plan, job.classes, warn)
+        for ref, plan in zip(job.models, plans, strict=True)
+    ]
+    warn_about_options(detectors, job.iou_given, warn)
+    return detectors, plans
+
+
+def _check_outputs(
+    job: CompareJob, inputs: Inputs, detectors: Sequence[Detector], codec: Codec | None
+) -> None:
+    """Before the run folder is made: none of the files the comparison will write is one of its inputs
+    or a stranger's file (rundir.check_plan)."""
+    planned = planned_folder(job.out, "compare", job.exist_ok)
+    if planned is None:
+        return
+    paths = _outputs(planned, inputs, codec.suffix if codec else None)
+    if job.tracker:
+        tracked = planned_files(planned, model_labels(detectors), inputs.video_items)
+        paths = itertools.chain(paths, tracked)
+    check_plan(planned, job.sources, [*inputs.images, *inputs.video_items], paths, record=REPORT_RECORD)
+
+
+def _open_outputs(
+    job: CompareJob,
+    kind: SourceKind,
+    inputs: Inputs,
+    detectors: Sequence[Detector],
+    panels: list[str],
+    codec: Codec | None,
+    out: Path,
+    files: FileList,
+) -> CompareOutputs:
+    """What is written as the run goes (side-by-side pictures or video, detections), the report's files
+    and the side-by-side videos listed first."""
+    files.add(*(out / name for name in REPORT_FILES))
+    if codec is not None:
+        files.add(*(p for p in _outputs(out, inputs, codec.suffix) if p.suffix == codec.suffix))
+    pictures_at = None  # report.html shows a few pictures: over a video, spread, not its first frames
+    if kind == "videos" and inputs.total:
+        pictures_at = spread(inputs.total, HTML_PICTURES)
+    return CompareOutputs(
+        out,
+        panels,
+        save=job.save,
+        picture_indexes=pictures_at,
+        video_fps=inputs.fps,
+        codec=codec,
+        files=files,
+        random=[label for label, d in zip(panels, detectors, strict=True) if d.ref.untrained],
+    )
+
+
+def _on_image(
+    outputs: CompareOutputs, tracking: CompareTracking | None, fidelity: FidelityTally | None
+) -> ImageCallback:
+    """What each compared frame and its results are given to: the trackers (--track), the outputs, the
+    fidelity tally (--backends), in that order."""
+    on_image: ImageCallback = outputs
+    if tracking is not None:
+        on_image = _both(tracking, outputs)
+    if fidelity is not None:
+        on_image = _both(on_image, lambda _frame, results: fidelity.add(results))
+    return on_image
+
+
+def _memory_probe(
+    detectors: Sequence[Detector], plans: Sequence[Plan], warn: Callable[[str], None] | None
+) -> MemoryProbe:
+    """Each model's peak memory, measured alone in a new process that loads it by its own plan."""
+    plan_of = {id(d): p for d, p in zip(detectors, plans, strict=True)}
+
+    def probe(d: Detector, images: Sequence[np.ndarray]) -> Memory | None:
+        # A fresh process loads the model again: seconds per model, never in silence.
+        with busy(warn, f"measuring {d.name}'s peak memory, alone in a new process"):
+            return measure_memory(d, plan_of[id(d)], images, warn)
+
+    return probe
+
+
+def _completed(
+    comparison: Comparison,
+    job: CompareJob,
+    kind: SourceKind,
+    inputs: Inputs,
+    outputs: CompareOutputs,
+    codec: Codec | None,
+    tracking: CompareTracking | None,
+    fidelity: FidelityTally | None,
+) -> Comparison:
+    """The loop's comparison with what the run around it adds: the inputs whose pictures could not be
+    written (failed), the video run, the tracks, the machine it ran on, the fidelity matrix."""
+    if outputs.problems:  # pictures that could not be written: those inputs failed
+        comparison = replace(comparison, failed=(*comparison.failed, *outputs.problems))
+    if kind == "videos":
+        comparison = replace(
+            comparison,
+            notes=(*comparison.notes, *inputs.notes),
+            video=VideoRun(
+                videos=inputs.videos,
+                vid_stride=job.vid_stride,
+                max_frames=job.max_frames,
+                side_by_side=tuple(p.relative_to(outputs.out).as_posix() for p in outputs.videos),
+                codec=str(codec) if codec else None,
+                playable=bool(codec and codec.name == "H.264" and codec.suffix == ".mp4"),
+            ),
+        )
+    if tracking:
+        tracked = tracking.result(inputs.fps, job.mot_gt)
+        notes = (*comparison.notes, *tracked.notes)
+        comparison = replace(comparison, tracking=tracked, notes=notes)
+    comparison = replace(comparison, environment=environment(job.command, job.options.device))
+    if fidelity is not None:
+        comparison = replace(comparison, fidelity=fidelity.result(comparison.models))
+    return comparison
 
 
 def _both(first: ImageCallback, second: ImageCallback) -> ImageCallback:
