@@ -51,79 +51,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-def spread(total: int, k: int) -> list[int]:
-    """k indexes spread evenly over range(total), first and last included (all of them when total <= k)."""
-    if total <= k:
-        return list(range(total))
-    if k == 1:
-        return [0]
-    return [round(i * (total - 1) / (k - 1)) for i in range(k)]
-
-
-# --- the command: sources → frames → the loop → the report ------------------------------------------
-
 INTERRUPT_NOTE = "stopping: finishing the frame in hand, then the report (Ctrl-C again to stop at once)"
-
-
-def _outputs(out: Path, inputs: Inputs, video_suffix: str | None) -> Iterator[Path]:
-    """The files a comparison writes (for the check that none of them is an input)."""
-    yield from (out / name for name in REPORT_FILES)
-    for item in inputs.images:
-        yield out / SIDE_BY_SIDE / output_file(item.rel_path, ".jpg")
-    for item in inputs.video_items:
-        if video_suffix:
-            yield out / SIDE_BY_SIDE / item.rel_path.with_name(item.rel_path.name + video_suffix)
-
-
-@contextlib.contextmanager
-def _file_list(out: Path, exist_ok: bool) -> Iterator[FileList]:
-    """The comparison's list of the files it writes (compare.outputs.FileList), started empty; with
-    --exist-ok, first the files an earlier comparison listed there are removed, so none of them is
-    left beside this one's (a picture of an input no longer compared, detections of another model)."""
-    if exist_ok:
-        remove_listed(out)
-    files = FileList(out)
-    try:
-        yield files
-    finally:
-        files.close()
-
-
-def _explain(
-    job: CompareJob,
-    detectors: Sequence[Detector],
-    images: Sequence[ImageInput],
-    out: Path,
-    stop: Stop,
-    warn: Callable[[str], None] | None,
-    files: FileList | None = None,
-) -> list[Path]:
-    """`--explain N`: the first N images explained (explain.py) into out/explain/, with the first RT-DETR
-    and the first YOLO model compared; the pictures, for the report. Needs PyTorch models."""
-    if not job.explain or stop.is_set():
-        return []
-    rtdetr = next((d for d in detectors if d.family == "rtdetr" and d.backend == "torch"), None)
-    yolo = next((d for d in detectors if d.family == "yolo" and d.backend == "torch"), None)
-    if rtdetr is None:
-        if warn:
-            warn(f"--explain needs an RT-DETR model on the torch backend (--backend torch); {TORCH_ONLY}")
-        return []
-    chosen = list(images[: job.explain])
-    if files is not None:
-        files.add(
-            out / "explain" / EXPLAIN_JSONL, *(out / "explain" / picture_path(i.rel_path) for i in chosen)
-        )
-    run = explain_images(
-        chosen,
-        rtdetr,
-        out / "explain",
-        yolo,
-        url_timeout=job.url_timeout,
-        max_pixels=job.max_pixels,
-        stop=stop,
-        fresh=True,
-    )
-    return [p for p in run.pictures if p is not None]
 
 
 def run_compare(
@@ -230,6 +158,30 @@ def _check_outputs(
     check_plan(planned, job.sources, [*inputs.images, *inputs.video_items], paths, record=REPORT_RECORD)
 
 
+def _outputs(out: Path, inputs: Inputs, video_suffix: str | None) -> Iterator[Path]:
+    """The files a comparison writes (for the check that none of them is an input)."""
+    yield from (out / name for name in REPORT_FILES)
+    for item in inputs.images:
+        yield out / SIDE_BY_SIDE / output_file(item.rel_path, ".jpg")
+    for item in inputs.video_items:
+        if video_suffix:
+            yield out / SIDE_BY_SIDE / item.rel_path.with_name(item.rel_path.name + video_suffix)
+
+
+@contextlib.contextmanager
+def _file_list(out: Path, exist_ok: bool) -> Iterator[FileList]:
+    """The comparison's list of the files it writes (compare.outputs.FileList), started empty; with
+    --exist-ok, first the files an earlier comparison listed there are removed, so none of them is
+    left beside this one's (a picture of an input no longer compared, detections of another model)."""
+    if exist_ok:
+        remove_listed(out)
+    files = FileList(out)
+    try:
+        yield files
+    finally:
+        files.close()
+
+
 def _open_outputs(
     job: CompareJob,
     kind: SourceKind,
@@ -260,6 +212,15 @@ def _open_outputs(
     )
 
 
+def spread(total: int, k: int) -> list[int]:
+    """k indexes spread evenly over range(total), first and last included (all of them when total <= k)."""
+    if total <= k:
+        return list(range(total))
+    if k == 1:
+        return [0]
+    return [round(i * (total - 1) / (k - 1)) for i in range(k)]
+
+
 def _on_image(
     outputs: CompareOutputs, tracking: CompareTracking | None, fidelity: FidelityTally | None
 ) -> ImageCallback:
@@ -271,6 +232,14 @@ def _on_image(
     if fidelity is not None:
         on_image = _both(on_image, lambda _frame, results: fidelity.add(results))
     return on_image
+
+
+def _both(first: ImageCallback, second: ImageCallback) -> ImageCallback:
+    def both(frame: Frame, results: Sequence[ImageResult]) -> None:
+        first(frame, results)
+        second(frame, results)
+
+    return both
 
 
 def _memory_probe(
@@ -324,9 +293,38 @@ def _completed(
     return comparison
 
 
-def _both(first: ImageCallback, second: ImageCallback) -> ImageCallback:
-    def both(frame: Frame, results: Sequence[ImageResult]) -> None:
-        first(frame, results)
-        second(frame, results)
-
-    return both
+def _explain(
+    job: CompareJob,
+    detectors: Sequence[Detector],
+    images: Sequence[ImageInput],
+    out: Path,
+    stop: Stop,
+    warn: Callable[[str], None] | None,
+    files: FileList | None = None,
+) -> list[Path]:
+    """`--explain N`: the first N images explained (explain.py) into out/explain/, with the first RT-DETR
+    and the first YOLO model compared; the pictures, for the report. Needs PyTorch models."""
+    if not job.explain or stop.is_set():
+        return []
+    rtdetr = next((d for d in detectors if d.family == "rtdetr" and d.backend == "torch"), None)
+    yolo = next((d for d in detectors if d.family == "yolo" and d.backend == "torch"), None)
+    if rtdetr is None:
+        if warn:
+            warn(f"--explain needs an RT-DETR model on the torch backend (--backend torch); {TORCH_ONLY}")
+        return []
+    chosen = list(images[: job.explain])
+    if files is not None:
+        files.add(
+            out / "explain" / EXPLAIN_JSONL, *(out / "explain" / picture_path(i.rel_path) for i in chosen)
+        )
+    run = explain_images(
+        chosen,
+        rtdetr,
+        out / "explain",
+        yolo,
+        url_timeout=job.url_timeout,
+        max_pixels=job.max_pixels,
+        stop=stop,
+        fresh=True,
+    )
+    return [p for p in run.pictures if p is not None]
