@@ -9,8 +9,8 @@ from labeled_data import Dataset, tiny_dataset, write_dataset
 
 from detect_cli.compare.accuracy import detections_to_coco, evaluate
 from detect_cli.compare.labels import GroundTruth, load_labels
+from detect_cli.compare.loop import run_comparison
 from detect_cli.compare.results import CompareSettings
-from detect_cli.compare.run import run_comparison
 from detect_cli.errors import LabelsError
 from detect_cli.geometry import clip_detections
 from detect_cli.models import PredictOptions, load, resolve

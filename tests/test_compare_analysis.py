@@ -278,14 +278,14 @@ def compare_trained(
     from typer.testing import CliRunner
 
     from detect_cli.cli import app
-    from detect_cli.compare import run
+    from detect_cli.compare import loop
 
     folder = tmp / "val"
     folder.mkdir()
     for path in sorted(VAL_IMAGES.glob("*.jpg"))[:pictures]:
         shutil.copy(path, folder / path.name)
     captured: list[analysis.Evidence] = []
-    real = run.analyse
+    real = loop.analyse
 
     def spy(evidence: analysis.Evidence, *args: Any, **kwargs: Any) -> analysis.Analysis:
         captured.append(evidence)
@@ -297,7 +297,7 @@ def compare_trained(
         "--no-save", "-o", str(tmp / "out"),
     ]  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(run, "analyse", spy)
+        mp.setattr(loop, "analyse", spy)
         result = CliRunner().invoke(app, argv, terminal_width=200)
     return result, captured
 

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
+from detect_cli.compare.loop import timed_runs
 from detect_cli.compare.results import P95_MIN_CALLS, CompareSettings, SpeedStats
-from detect_cli.compare.run import timed_runs
 from detect_cli.results import Speed
 
 

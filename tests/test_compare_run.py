@@ -11,8 +11,11 @@ import pytest
 from conftest import SMALL_IMGSZ, make_image, make_video, read_video, truncate
 from test_compare_report import external_refs
 
+from detect_cli.compare.inputs import source_kind
+from detect_cli.compare.job import CompareJob
+from detect_cli.compare.loop import run_comparison
 from detect_cli.compare.results import CompareSettings
-from detect_cli.compare.run import CompareJob, run_compare, run_comparison, source_kind, spread
+from detect_cli.compare.run import run_compare, spread
 from detect_cli.errors import BadOptionError
 from detect_cli.models import PredictOptions, load, resolve
 from detect_cli.pipeline import image_frames
@@ -199,12 +202,12 @@ def test_ctrl_c_while_analysing_reports_the_measurements(
     handler raises KeyboardInterrupt, as here): the comparison comes back, measured, marked interrupted,
     without an analysis. (The exception is raised directly: a real SIGINT would stop a pytest-xdist
     worker, whose main thread is not the test's.)"""
-    from detect_cli.compare import run
+    from detect_cli.compare import loop
 
     def interrupted_analysis(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run, "analyse", interrupted_analysis)
+    monkeypatch.setattr(loop, "analyse", interrupted_analysis)
     detectors = [_fake(fake_models["rtdetr"]), _fake(fake_models["yolo"])]
     c = run_comparison(
         detectors, image_frames(discover_images([str(images)])), CompareSettings(warmup=0, conf=0.01), total=4

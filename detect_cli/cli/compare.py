@@ -1,13 +1,17 @@
 """`detect compare`: RT-DETR vs YOLO11 (or any models) on the same images or video, one report."""
 
+import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from detect_cli.cli.groups import InputArgs, ModelArgs, OutputArgs, StreamArgs, grouped
 from detect_cli.cli.options import INPUTS, MODEL, OUTPUT, RUN, exit_code_for, handle_errors
 from detect_cli.cli.track_options import MotGt, TrackArgs
+
+if TYPE_CHECKING:
+    from detect_cli.compare import CompareJob, Comparison
 
 CompareSources = Annotated[
     list[str],
@@ -106,23 +110,30 @@ ExplainFirst = Annotated[
 ]
 
 
+@dataclasses.dataclass(frozen=True)
+class CompareArgs:
+    """`detect compare`'s own options: the models, labels, timing and what is written."""
+
+    models: Models = "rtdetr-l,yolo11n"
+    backends_: Backends = None
+    data: Data = None
+    coco: CocoJson = None
+    warmup: Warmup = 2
+    runs: Runs = 1
+    save: SaveSideBySide = True
+    memory: Memory = True
+    explain: ExplainFirst = 0
+    json_out: JsonReport = False
+    mot_gt: MotGt = None
+
+
 @handle_errors
 @grouped
 def compare(
     ctx: typer.Context,
     sources: CompareSources,
-    models: Models = "rtdetr-l,yolo11n",
-    backends_: Backends = None,
-    data: Data = None,
-    coco: CocoJson = None,
-    warmup: Warmup = 2,
-    runs: Runs = 1,
-    save: SaveSideBySide = True,
-    memory: Memory = True,
-    explain: ExplainFirst = 0,
-    json_out: JsonReport = False,
-    mot_gt: MotGt = None,
     *,
+    run: CompareArgs,
     settings: ModelArgs,
     inputs: InputArgs,
     output: OutputArgs,
@@ -134,35 +145,69 @@ def compare(
     Every model runs with the same device, backend, imgsz, conf and inputs; a video is decoded once and every model gets the same frames. Writes report.json, report.md, a self-contained report.html, plots/ and side-by-side/ pictures (a side-by-side video for a video source) to the output folder. Exit code 0: all inputs ok; 1: some failed (the rest were compared); 2: nothing could run; 130: interrupted; 143: stopped by SIGTERM; 141: the reader of --json left before the end.
     """  # noqa: E501 (one line per paragraph: --help wraps it to the terminal)
     import functools
-    import sys
 
     from detect_cli import ui
-    from detect_cli.compare import CompareJob, CompareSettings, rich_tables, run_compare
-    from detect_cli.compare.fidelity import fidelity_lines
-    from detect_cli.compare.report import report_dict, terminal_lines
-    from detect_cli.errors import BadOptionError
-    from detect_cli.models import resolve
+    from detect_cli.compare import run_compare
+    from detect_cli.compare.report import report_dict
     from detect_cli.writers import json_text
 
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    if len(names) < 2 and backends_ is None:
+    job = compare_job(sources, run, settings, inputs, output, stream, tracking)
+    quiet = output.quiet
+    printer = ui.StdoutLines() if run.json_out else None  # a closed stdout is refused before any work
+    done = run_compare(
+        job,
+        progress=None if quiet else ui.RichProgress("compare"),
+        warn=ui.warn,
+        status=None if quiet else functools.partial(ui.warn, label="note"),
+    )
+    comparison = done.comparison
+    for note in comparison.notes:
+        ui.warn(note, "note")
+    if printer:
+        printer.write(json_text(report_dict(comparison), indent=2) + "\n")
+    if not quiet:
+        print_report(comparison, done.out)
+    ui.print_failures(comparison.failed)  # said even with --quiet: which inputs were left out
+    code = exit_code_for(len(comparison.failed), comparison.interrupted, done.signum)
+    code = printer.exit_code(code) if printer else code
+    if code:
+        raise typer.Exit(code)
+
+
+def compare_job(
+    sources: list[str],
+    run: CompareArgs,
+    settings: ModelArgs,
+    inputs: InputArgs,
+    output: OutputArgs,
+    stream: StreamArgs,
+    tracking: TrackArgs,
+) -> "CompareJob":
+    """The options as a CompareJob: the model names resolved (an unknown one fails before anything is
+    loaded), the backend planned once, or with --backends one plan per variant of each model."""
+    import sys
+
+    from detect_cli.compare import CompareJob, CompareSettings
+    from detect_cli.errors import BadOptionError
+    from detect_cli.models import resolve
+
+    names = [m.strip() for m in run.models.split(",") if m.strip()]
+    if len(names) < 2 and run.backends_ is None:
         raise BadOptionError("--models needs at least two models, comma-separated (e.g. rtdetr-l,yolo11n)")
-    if data and coco:
+    if run.data and run.coco:
         raise BadOptionError("give labels as --data or --coco, not both")
     refs = [resolve(n, "yolo") for n in names]  # unknown names fail before anything is loaded
     plans: tuple = ()
-    if backends_ is None:
+    if run.backends_ is None:
         options, plan = settings.settle()
     else:  # every variant of the model, the PyTorch fp32 reference first; --calibration for int8 ones
-        import dataclasses
-
         from detect_cli.compare.fidelity import variant_plans
         from detect_cli.quantize import from_folder
 
         options, plan = dataclasses.replace(settings, calibration=None).settle()
         calibration = from_folder(settings.calibration) if settings.calibration else None
-        refs, plans = variant_plans(refs, backends_, settings.device, plan, calibration)
-    job = CompareJob(
+        refs, plans = variant_plans(refs, run.backends_, settings.device, plan, calibration)
+    return CompareJob(
         sources=tuple(sources),
         models=tuple(refs),
         options=options,
@@ -170,12 +215,12 @@ def compare(
         plans=plans,
         classes=settings.classes,
         iou_given=settings.iou is not None,
-        settings=CompareSettings(imgsz=settings.imgsz, conf=settings.conf, warmup=warmup, runs=runs),
-        data=data,
-        coco=coco,
+        settings=CompareSettings(imgsz=settings.imgsz, conf=settings.conf, warmup=run.warmup, runs=run.runs),
+        data=run.data,
+        coco=run.coco,
         out=output.out,
         exist_ok=output.exist_ok,
-        save=save,
+        save=run.save,
         recursive=inputs.recursive,
         url_timeout=inputs.url_timeout,
         max_pixels=inputs.max_pixels,
@@ -183,45 +228,32 @@ def compare(
         max_frames=stream.max_frames,
         reconnects=stream.reconnects,
         command=tuple(sys.argv),
-        memory=memory,
-        explain=explain,
+        memory=run.memory,
+        explain=run.explain,
         tracker=tracking.config(),
-        mot_gt=mot_gt,
+        mot_gt=run.mot_gt,
     )
-    quiet = output.quiet
-    printer = ui.StdoutLines() if json_out else None  # a closed stdout is refused before any work
-    run = run_compare(
-        job,
-        progress=None if quiet else ui.RichProgress("compare"),
-        warn=ui.warn,
-        status=None if quiet else functools.partial(ui.warn, label="note"),
-    )
-    comparison, out_dir = run.comparison, run.out
-    for note in comparison.notes:
-        ui.warn(note, "note")
-    if printer:
-        printer.write(json_text(report_dict(comparison), indent=2) + "\n")
-    if not quiet:
-        for line in terminal_lines(comparison):
-            ui.err_console.print(line, markup=False, highlight=False)
-        for table in rich_tables(comparison):
-            ui.err_console.print(table)
-        for line in fidelity_lines(comparison.fidelity):  # --backends: last, where it is seen
-            ui.err_console.print(line, markup=False, highlight=False)
-        if comparison.video:
-            for path in comparison.video.side_by_side:
-                ui.err_console.print(
-                    f"Side-by-side video: {out_dir / path}, codec {comparison.video.codec}", markup=False
-                )
-        ui.err_console.print(
-            f"Report in {out_dir / 'report.html'} (and report.md, report.json)", markup=False
-        )
-        if comparison.interrupted:
+
+
+def print_report(comparison: "Comparison", out_dir: Path) -> None:
+    """The comparison on the terminal (stderr): the first screen, the tables, the fidelity matrix
+    (--backends) last where it is seen, the side-by-side videos, where the report is."""
+    from detect_cli import ui
+    from detect_cli.compare import rich_tables
+    from detect_cli.compare.fidelity import fidelity_lines
+    from detect_cli.compare.report import terminal_lines
+
+    for line in terminal_lines(comparison):
+        ui.err_console.print(line, markup=False, highlight=False)
+    for table in rich_tables(comparison):
+        ui.err_console.print(table)
+    for line in fidelity_lines(comparison.fidelity):  # --backends: last, where it is seen
+        ui.err_console.print(line, markup=False, highlight=False)
+    if comparison.video:
+        for path in comparison.video.side_by_side:
             ui.err_console.print(
-                "[yellow]Interrupted[/]: the report covers the inputs done before it stopped."
+                f"Side-by-side video: {out_dir / path}, codec {comparison.video.codec}", markup=False
             )
-    ui.print_failures(comparison.failed)  # said even with --quiet: which inputs were left out
-    code = exit_code_for(len(comparison.failed), comparison.interrupted, run.signum)
-    code = printer.exit_code(code) if printer else code
-    if code:
-        raise typer.Exit(code)
+    ui.err_console.print(f"Report in {out_dir / 'report.html'} (and report.md, report.json)", markup=False)
+    if comparison.interrupted:
+        ui.err_console.print("[yellow]Interrupted[/]: the report covers the inputs done before it stopped.")

@@ -1,6 +1,6 @@
 """How sure each figure is, and what it means for the choice: a run's raw evidence → an `Analysis`.
 
-`run.run_comparison` collects the evidence as it goes (`Evidence`: per model its detections at --conf,
+`loop.run_comparison` collects the evidence as it goes (`Evidence`: per model its detections at --conf,
 its timed calls with the input each was on, its COCO rows down to the eval conf; per pair the matched /
 only-A / only-B counts on each input) and calls `analyse` once at the end. The figures come from the
 engine modules:

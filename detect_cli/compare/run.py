@@ -1,11 +1,6 @@
-"""`detect compare` end to end: SOURCE arguments → images or videos → one stream of frames → the models
-(`run_comparison`) → detections, side-by-side pictures or videos, and the report.
-
-The inputs arrive as one stream of `Frame`s, decoded images or video frames alike; each frame is decoded
-once and given to every model. The models are run frame by frame, interleaved (their order rotates from
-one frame to the next), so drift on a busy machine hits all of them alike. Speed comes from timed calls
-after warm-up; agreement from one-to-one matching of their detections (agreement.py); accuracy, when
-labels are given, from pycocotools on COCO-format results (accuracy.py). report.py presents the result.
+"""`detect compare` end to end (`run_compare`): SOURCE arguments → images or videos → one stream of
+frames → the models (`loop.run_comparison`) → detections, side-by-side pictures or videos, and the
+report (report.py).
 
 A run compares images or videos, never both: what one input is (an image, or a video frame) decides
 what the numbers mean, and labels apply to images only. Videos are opened before any model loads (a
@@ -16,27 +11,21 @@ gets the same decoded frame.
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
-import os
-import sys
-import tempfile
-import time
-import urllib.parse
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detect_cli import video
-from detect_cli.backends import Plan, calibrated, load_detector, network_size
-from detect_cli.compare.accuracy import detections_to_coco, evaluate
-from detect_cli.compare.agreement import AgreementTally, ImageMatch, match_detections, shared_class_names
-from detect_cli.compare.analysis import Evidence, ModelEvidence, PairEvidence, analyse
+from detect_cli.backends import Plan, calibrated, load_detector
 from detect_cli.compare.fidelity import FidelityTally
-from detect_cli.compare.labels import GroundTruth, load_labels
-from detect_cli.compare.machine import MEMORY_IMAGES, environment, measure_memory
+from detect_cli.compare.inputs import Inputs, SourceKind, check_sources, open_inputs
+from detect_cli.compare.job import CompareJob, CompareRun
+from detect_cli.compare.labels import load_labels
+from detect_cli.compare.loop import ImageCallback, MemoryProbe, run_comparison
+from detect_cli.compare.machine import environment, measure_memory
+from detect_cli.compare.model_facts import model_labels
 from detect_cli.compare.outputs import (
     SIDE_BY_SIDE,
     CompareOutputs,
@@ -45,580 +34,131 @@ from detect_cli.compare.outputs import (
     remove_listed,
 )
 from detect_cli.compare.report import HTML_PICTURES, REPORT_FILES, REPORT_RECORD, write_report
-from detect_cli.compare.results import (
-    P95_MIN_CALLS,
-    CompareSettings,
-    Comparison,
-    InputAgreement,
-    Memory,
-    ModelInfo,
-    ModelResult,
-    Picture,
-    SpeedStats,
-    VideoRun,
-)
-from detect_cli.compare.tracking import CompareTracking, planned_files, read_mot
-from detect_cli.errors import BadOptionError, LabelsError, NoInputsError, OutputError
+from detect_cli.compare.results import Comparison, Memory, VideoRun
+from detect_cli.compare.tracking import CompareTracking, planned_files
+from detect_cli.errors import BadOptionError, OutputError
 from detect_cli.explain import EXPLAIN_JSONL, TORCH_ONLY, explain_images, picture_path
-from detect_cli.geometry import clip_detections
 from detect_cli.jobs.common import warn_about_options
-from detect_cli.models import COCO_VAL_SOURCE, Detector, ModelRef, PredictOptions, get_spec
-from detect_cli.pipeline import Frame, Progress, image_frames
-from detect_cli.results import Detection, ImageResult, Speed, busy
+from detect_cli.models import Detector
+from detect_cli.pipeline import Frame, Progress
+from detect_cli.results import ImageResult, busy
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import Stop, stop_on_signals
-from detect_cli.sources import (
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_URL_TIMEOUT_S,
-    URL_SCHEMES,
-    VIDEO_SUFFIXES,
-    ImageInput,
-    VideoInput,
-    discover_images,
-    discover_videos,
-)
-from detect_cli.tracking import TrackerConfig
-from detect_cli.writers import name_outputs, output_file
+from detect_cli.sources import ImageInput
+from detect_cli.writers import Codec, output_file
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-# --- model facts ----------------------------------------------------------------------------------
-
-
-def input_shape(detector: Detector, h: int, w: int) -> tuple[tuple[int, int], str]:
-    """The network input (h, w) an `h`x`w` picture becomes, and how, as ultralytics' predictor makes it:
-    RT-DETR stretches every picture to imgszximgsz ("stretch-square"); YOLO on PyTorch keeps the
-    aspect and pads to a multiple of the stride ("letterbox-rect"); an ONNX/OpenVINO export has a fixed
-    imgszximgsz input, padded ("letterbox-square")."""
-    s = detector.options.imgsz
-    if detector.family == "rtdetr":
-        return (s, s), "stretch-square"
-    if detector.backend != "torch":
-        return (s, s), "letterbox-square"
-    stride = 32
-    r = min(s / h, s / w)
-    nh, nw = round(h * r), round(w * r)
-    return (nh + (s - nh) % stride, nw + (s - nw) % stride), "letterbox-rect"
-
-
-INPUT_RULES = {
-    "stretch-square": "stretched to a square (aspect not kept)",
-    "letterbox-rect": "letterboxed, aspect kept, padded to a multiple of 32",
-    "letterbox-square": "letterboxed into the export's fixed square",
-}
-
-
-def model_info(label: str, detector: Detector, first: tuple[int, int] | None = None) -> ModelInfo:
-    """Params (M) and GFLOPs from ultralytics' own counters, GFLOPs at an imgszximgsz input: counted on a
-    PyTorch model as it ran (ultralytics fuses Conv+BN when it first predicts: `fused` says whether it
-    was), read from an export's manifest (counted when the export was made) for exported ones. `first`
-    is the first input's (h, w), for the input shape."""
-    net = getattr(detector.model, "model", None)
-    if "torch" in sys.modules and isinstance(net, sys.modules["torch"].nn.Module):  # a PyTorch model
-        size = network_size(net, detector.options.imgsz)
-    else:
-        size = getattr(detector, "network_size", None) or {}
-    params_m, gflops, fused = size.get("params_m"), size.get("gflops"), size.get("fused")
-    nms_free = bool(getattr(detector, "nms_free", detector.family == "rtdetr"))
-    shape, rule = input_shape(detector, *first) if first else (None, "")
-    spec = get_spec(detector.ref.name) if detector.ref.official else None
-    o = detector.options
-    return ModelInfo(
-        label=label,
-        name=detector.ref.name,
-        family=detector.family,
-        location=detector.ref.location,
-        official=detector.ref.official,
-        untrained=detector.ref.untrained,
-        classes=len(detector.names),
-        params_m=params_m,
-        gflops=gflops,
-        device=o.device,
-        backend=detector.backend,
-        precision=detector.precision,
-        imgsz=o.imgsz,
-        published_map50_95=spec.published_map if spec else None,
-        published_source=COCO_VAL_SOURCE if spec else None,
-        nms_free=nms_free,
-        nms=not nms_free or o.nms,
-        iou=o.iou,
-        fused=fused,
-        input_shape=shape,
-        input_rule=rule,
-    )
-
-
-def unique_labels(names: Sequence[str]) -> list[str]:
-    """Display names, made unique (a model compared with itself is 'x' and 'x-2')."""
-    seen: Counter[str] = Counter()
-    out = []
-    for n in names:
-        seen[n] += 1
-        out.append(n if seen[n] == 1 else f"{n}-{seen[n]}")
-    return out
-
-
-def model_labels(detectors: Sequence[Detector]) -> list[str]:
-    """Each model's label in the report: its name, and where one model runs on several backends or
-    precisions (`--backends`), the backend and precision too ('rtdetr-l openvino int8')."""
-    names = [d.name for d in detectors]
-    runs = [f"{d.name} {d.backend} {d.precision}" for d in detectors]
-    if len(set(runs)) > len(set(names)):
-        return unique_labels(runs)
-    return unique_labels(names)
-
-
-# --- the comparison loop ------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _conf(detector: Detector, conf: float) -> Iterator[None]:
-    """Run a detector at another confidence threshold for a while (the accuracy pass)."""
-    saved = detector.options
-    detector.options = replace(saved, conf=conf)
-    try:
-        yield
-    finally:
-        detector.options = saved
-
-
-class _ModelTally:
-    def __init__(self) -> None:
-        self.speeds: list[Speed] = []
-        self.wall_ms: list[float] = []
-        self.call_input: list[int] = []  # which input each timed call was on (pairs calls for the bootstrap)
-        self.ok = 0
-        self.failed = 0
-        self.per_class: Counter[str] = Counter()
-        self.eval_rows: list[np.ndarray] = []
-        self.detections: dict[int, tuple[Detection, ...]] = {}  # per input index, boxes at --conf
-
-
-ImageCallback = Callable[[Frame, Sequence[ImageResult]], None]
-MemoryProbe = Callable[[Detector, Sequence["np.ndarray"]], Memory | None]
-
-
-def _input_agreement(frame: Frame, matches: Sequence[ImageMatch]) -> InputAgreement:
-    """One input's agreement: the mean over pairs that found any box of 2·matched / (boxes of A + B)."""
-    scores = []
-    boxes = 0
-    for m in matches:
-        total = 2 * len(m.matched) + len(m.only_a) + len(m.only_b)
-        boxes += total
-        if total:
-            scores.append(2 * len(m.matched) / total)
-    agreement = sum(scores) / len(scores) if scores else None
-    return InputAgreement(frame.source, str(frame.rel_path), agreement, boxes, frame.frame, frame.time_s)
-
-
-def timed_runs(settings: CompareSettings, inputs: int | None) -> CompareSettings:
-    """Enough timed calls per model for a p95 and a speed interval: with fewer than `P95_MIN_CALLS`
-    inputs times runs, runs rise to reach it (the report says so). An unknown total (a live stream)
-    keeps --runs."""
-    if not inputs or inputs * settings.runs >= P95_MIN_CALLS:
-        return settings
-    return replace(settings, runs=-(-P95_MIN_CALLS // inputs), runs_asked=settings.runs)
-
-
-def run_comparison(
-    detectors: Sequence[Detector],
-    frames: Iterable[Frame],
-    settings: CompareSettings,
-    labels: GroundTruth | None = None,
-    on_image: ImageCallback | None = None,
-    progress: Progress | None = None,
-    total: int | None = None,
-    stop: Stop | None = None,
-    memory: MemoryProbe | None = None,
-    status: Callable[[str], None] | None = None,
-) -> Comparison:
-    """Run every detector on every frame and measure. `frames` are decoded images
-    (`pipeline.image_frames`) or video frames (`video.video_frames`); `total` is their number when
-    known, for the progress bar. `on_image` gets each frame and the per-model results (in `detectors`
-    order), e.g. to draw side-by-side pictures or a side-by-side video as the run goes. `stop` is the
-    run's stop flag (`signals.stop_on_signals`); without one, the comparison installs its own.
-    `memory`, when given, measures each model's peak memory on the first `MEMORY_IMAGES` inputs, after
-    the loop (machine.measure_memory). At the end, the evidence collected is analysed (analysis.py:
-    intervals, operating points, slices, error types); `status` is told when that may take a while."""
-    if len(detectors) < 2:
-        raise BadOptionError("compare needs at least two models")
-    settings = timed_runs(settings, total)
-    labels_ = model_labels(detectors)
-    shared, notes = shared_class_names(detectors)
-    shared_keys = frozenset(n.casefold() for n in shared)
-    category_by_name: dict[str, int] = {}
-    if labels is not None:
-        category_by_name = {
-            n.casefold(): c for c, n in labels.categories.items() if n.casefold() in shared_keys
-        }
-        if not category_by_name:
-            raise LabelsError(f"the labels ({labels.path}) share no class names with the models")
-        notes += list(labels.notes)
-        unknown = [n for n in labels.categories.values() if n.casefold() not in shared_keys]
-        if unknown:
-            notes.append(
-                f"{len(unknown)} label classes are not known to every model and are not scored: "
-                + ", ".join(unknown[:8])
-                + (" …" if len(unknown) > 8 else "")
-            )
-    tallies = [_ModelTally() for _ in detectors]
-    pairs = [(i, j) for i in range(len(detectors)) for j in range(i + 1, len(detectors))]
-    agreement = {p: AgreementTally(labels_[p[0]], labels_[p[1]]) for p in pairs}
-    per_pair = {p: PairEvidence(*p) for p in pairs}  # per-input counts, for the bootstrap
-    failed: list[tuple[str, str]] = []
-    evaluated_ids: list[int] = []
-    per_input: list[InputAgreement] = []
-    first_images: list[np.ndarray] = []
-    warmed = False
-    interrupted = False
-    seen = 0
-    if progress:
-        progress.start(total)
-    # A first Ctrl-C finishes the frame in hand (so the numbers, detections and side-by-side video
-    # cover the same frames), a second stops at once; the report covers what was done either way.
-    try:
-        with contextlib.nullcontext(stop) if stop is not None else stop_on_signals() as stop:
-            for n, frame in enumerate(frames):
-                if frame.image is not None and len(first_images) < MEMORY_IMAGES:
-                    first_images.append(frame.image)
-                if frame.image is not None and not warmed:
-                    for d in detectors:
-                        for _ in range(settings.warmup):
-                            d.predict([frame.image])
-                    warmed = True
-                results = _run_one(detectors, tallies, frame, settings, n)
-                errors = [r.error for r in results if r.error]
-                if errors:
-                    failed.append((frame.source, errors[0]))
-                else:
-                    matches = []
-                    for (i, j), tally in agreement.items():
-                        match = match_detections(
-                            results[i].detections, results[j].detections, settings.match_iou, shared_keys
-                        )
-                        tally.add(match)
-                        per_pair[(i, j)].add(n, len(match.matched), len(match.only_a), len(match.only_b))
-                        matches.append(match)
-                    per_input.append(_input_agreement(frame, matches))
-                    if labels is not None and frame.source in labels.image_ids:
-                        image_id = labels.image_ids[frame.source]
-                        rows = []
-                        for d in detectors:
-                            with _conf(d, settings.eval_conf):
-                                [(dets, _)] = d.predict([frame.image])
-                            h, w = frame.image.shape[:2]
-                            dets = clip_detections(dets, w, h)
-                            rows.append(detections_to_coco(dets, image_id, category_by_name))
-                        # counted once every model has its rows (a second Ctrl-C may stop mid-way)
-                        evaluated_ids.append(image_id)
-                        for t, r in zip(tallies, rows, strict=True):
-                            t.eval_rows.append(r)
-                if on_image:
-                    on_image(frame, results)
-                seen += 1
-                if progress:
-                    progress.advance(next((r for r in results if not r.ok), results[0]))
-                if stop.is_set():
-                    break
-            interrupted = interrupted or stop.is_set()
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if progress:
-            progress.stop()
-    models = []
-    first = first_images[0].shape[:2] if first_images else None
-    for label, d, t in zip(labels_, detectors, tallies, strict=True):
-        accuracy = None
-        if labels is not None and evaluated_ids:
-            import numpy as np
-
-            accuracy = evaluate(
-                labels,
-                np.concatenate(t.eval_rows) if t.eval_rows else np.zeros((0, 7)),
-                shared,
-                evaluated_ids,
-                conf=settings.conf,
-                eval_conf=settings.eval_conf,
-                max_det=d.options.max_det,
-            )
-        models.append(
-            ModelResult(
-                info=model_info(label, d, first),
-                speed=SpeedStats.from_calls(t.speeds, t.wall_ms),
-                images_ok=t.ok,
-                images_failed=t.failed,
-                detections=sum(t.per_class.values()),
-                detections_per_class=dict(t.per_class.most_common()),
-                accuracy=accuracy,
-                memory=memory(d, first_images) if memory and first_images and not interrupted else None,
-            )
-        )
-    if labels is not None and not evaluated_ids and not interrupted:
-        raise LabelsError("labels do not match the images: no labelled image could be read")
-    import numpy as np
-
-    evidence = Evidence(
-        models=[
-            ModelEvidence(
-                m.info,
-                t.wall_ms,
-                t.call_input,
-                t.detections,
-                np.concatenate(t.eval_rows) if t.eval_rows else None,
-                m.accuracy,
-                d.options.max_det,
-            )
-            for m, d, t in zip(models, detectors, tallies, strict=True)
-        ],
-        pairs=[per_pair[p] for p in pairs],
-        conf=settings.conf,
-        eval_conf=settings.eval_conf,
-        match_iou=settings.match_iou,
-        shared=shared,
-        labels=labels,
-        evaluated_ids=evaluated_ids,
-    )
-    try:
-        analysed = analyse(evidence, status=status)
-    except KeyboardInterrupt:  # a second Ctrl-C while analysing: the measurements are reported without it
-        analysed, interrupted = None, True
-        notes.append("stopped while analysing: no intervals, operating points or error types")
-    return Comparison(
-        settings=settings,
-        models=tuple(models),
-        pairs=tuple(agreement[p].result() for p in pairs),
-        shared_classes=shared,
-        inputs=seen,
-        failed=tuple(failed),
-        labels=labels.path if labels else None,
-        notes=tuple(notes),
-        interrupted=interrupted,
-        per_input=tuple(per_input),
-        analysis=analysed,
-    )
-
-
-def _run_one(
-    detectors: Sequence[Detector],
-    tallies: Sequence[_ModelTally],
-    frame: Frame,
-    settings: CompareSettings,
-    n: int,
-) -> list[ImageResult]:
-    """Every model on one frame, `runs` timed calls each, in an order that rotates with `n`."""
-    results: list[ImageResult | None] = [None] * len(detectors)
-    order = [(n + k) % len(detectors) for k in range(len(detectors))]
-    for i in order:
-        d, t = detectors[i], tallies[i]
-        at = {"frame": frame.frame, "time_s": frame.time_s}  # set for video frames
-        if frame.image is None:
-            results[i] = ImageResult(frame.source, d.name, error=frame.error, **at)
-            t.failed += 1
-            continue
-        h, w = frame.image.shape[:2]
-        try:
-            for run in range(settings.runs):
-                start = time.perf_counter()
-                [(dets, speed)] = d.predict([frame.image])
-                t.wall_ms.append((time.perf_counter() - start) * 1000)
-                t.call_input.append(n)
-                t.speeds.append(speed)
-                if run == 0:
-                    boxes = clip_detections(dets, w, h)
-                    results[i] = ImageResult(frame.source, d.name, w, h, speed, boxes, **at)
-        except Exception as e:  # one failing input must not end the comparison; it is recorded
-            results[i] = ImageResult(
-                frame.source, d.name, w, h, error=f"inference failed: {type(e).__name__}: {e}", **at
-            )
-            t.failed += 1
-            continue
-        t.ok += 1
-        t.detections[n] = results[i].detections  # type: ignore[union-attr]
-        t.per_class.update(x.class_name for x in results[i].detections)  # type: ignore[union-attr]
-    return [r for r in results if r is not None]
-
-
-# --- the command's job ----------------------------------------------------------------------------
-
-SourceKind = Literal["images", "videos"]
-
-
-@dataclass(frozen=True)
-class CompareJob:
-    """Everything `detect compare` needs, as plain values."""
-
-    sources: tuple[str, ...]
-    models: tuple[ModelRef, ...]
-    options: PredictOptions
-    settings: CompareSettings
-    data: Path | None = None  # labels: a YOLO data.yaml ...
-    coco: Path | None = None  # ... or a COCO annotations json (images only)
-    out: Path | None = None  # None: a new detect-runs/compare[-N]
-    exist_ok: bool = False
-    save: bool = True  # side-by-side pictures, or for videos the side-by-side video
-    recursive: bool = True
-    url_timeout: float = DEFAULT_URL_TIMEOUT_S
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    vid_stride: int = 1
-    max_frames: int | None = None
-    reconnects: int = 3
-    plan: Plan = field(default_factory=Plan)  # the same backend for every model, decided once
-    # `--backends`: one plan per entry of `models` (the same model on several backends and precisions),
-    # the PyTorch fp32 reference first; the report then holds the fidelity matrix.
-    plans: tuple[Plan, ...] = ()
-    classes: str | None = None  # --classes, resolved against each model's names
-    iou_given: bool = False
-    command: tuple[str, ...] = ()  # the command line as run (sys.argv), for the report's environment
-    memory: bool = True  # measure each model's peak memory (machine.py), a child process per model
-    explain: int = 0  # explain this many of the first images (RT-DETR's attention beside YOLO's map)
-    tracker: TrackerConfig | None = None  # --track: every model's boxes tracked (videos only)
-    mot_gt: Path | None = None  # --mot-gt: MOTChallenge ground truth to score the tracks against
-
-
-@dataclass
-class CompareRun:
-    """A finished (or interrupted) comparison and where its report went."""
-
-    comparison: Comparison
-    out: Path
-    pictures: list[Picture]
-    signum: int | None = None  # the signal that stopped the run, when one did
-
-
-# --- what the sources are -------------------------------------------------------------------------
-
-
-def _url_suffix(url: str) -> str:
-    return PurePosixPath(urllib.parse.urlsplit(url).path).suffix.lower()
-
-
-def _is_video(item: VideoInput) -> bool:
-    """A webcam, a stream (rtsp, rtmp), a URL to a video file, or a file with a video suffix. An http(s)
-    URL without a video suffix is taken for an image, as `detect image` takes it."""
-    if item.webcam is not None:
-        return True
-    if item.url:
-        return item.url_is_file or urllib.parse.urlsplit(item.url).scheme.lower() not in URL_SCHEMES
-    return item.path is not None and item.path.suffix.lower() in VIDEO_SUFFIXES
-
-
-def _is_image(item: ImageInput) -> bool:
-    if item.url:
-        return _url_suffix(item.url) not in VIDEO_SUFFIXES
-    return item.path is not None and item.path.suffix.lower() not in VIDEO_SUFFIXES
-
-
-def source_kind(
-    sources: Sequence[str], recursive: bool = True, note: Callable[[str], None] | None = None
-) -> SourceKind:
-    """Whether the sources name images or videos. Naming both (a video file and a picture, say) is
-    refused (BadOptionError, exit 2): compare them in two runs. A folder that holds both stands for its
-    pictures, and `note` is told which videos are left out (`detect compare samples/` compares the two
-    sample pictures beside the sample video). Sources that name nothing usable count as images, so the
-    image run reports them as it always has."""
-
-    def found(discover: Callable[[Sequence[str], bool], list], source: str) -> list:  # type: ignore[type-arg]
-        try:
-            return [item for item in discover([source], recursive) if item.error is None]
-        except NoInputsError:
-            return []
-
-    videos: list[VideoInput] = []
-    images: list[ImageInput] = []
-    for source in sources:
-        its_videos = [v for v in found(discover_videos, source) if _is_video(v)]
-        its_images = [i for i in found(discover_images, source) if _is_image(i)]
-        if its_videos and its_images and os.path.isdir(source):
-            if note:
-                note(
-                    f"{source} holds pictures and {len(its_videos)} video(s); comparing the pictures "
-                    f"(compare the videos in a run of their own, e.g. {its_videos[0].source})"
-                )
-            its_videos = []
-        videos += its_videos
-        images += its_images
-    if videos and images:
-        raise BadOptionError(
-            f"compare takes images or videos, not both in one run ({videos[0].source} is a video, "
-            f"{images[0].source} an image): compare them in two runs"
-        )
-    return "videos" if videos else "images"
-
-
-# --- the inputs as frames -------------------------------------------------------------------------
-
-
-@dataclass
-class _Inputs:
-    frames: Iterator[Frame]
-    total: int | None  # frames to compare, when known
-    images: list[ImageInput] = field(default_factory=list)  # for matching labels
-    fps: dict[str, float] = field(default_factory=dict)  # per video source: its fps / stride
-    videos: int = 0
-    notes: list[str] = field(default_factory=list)  # e.g. a live stream that stopped
-    video_items: list[VideoInput] = field(default_factory=list)
-
-
-def _exclude(job: CompareJob) -> tuple[Path, ...]:
-    return (job.out,) if job.out else ()
-
-
-@contextlib.contextmanager
-def _image_inputs(job: CompareJob, stop: Stop) -> Iterator[_Inputs]:
-    items = name_outputs(discover_images(job.sources, job.recursive, exclude=_exclude(job)))
-    frames = image_frames(items, job.url_timeout, job.max_pixels, stop)
-    with contextlib.closing(frames):
-        yield _Inputs(frames, len(items), images=items)
-
-
-@contextlib.contextmanager
-def _video_inputs(
-    job: CompareJob, stop: Stop, reconnected: video.Reconnected | None = None
-) -> Iterator[_Inputs]:
-    """The videos opened (URLs downloaded into a temporary folder that lives as long as the run) and
-    their frames decoded ahead in a thread, which closing the stream stops however the run ends."""
-    items = discover_videos(job.sources, job.recursive, exclude=_exclude(job))
-    with tempfile.TemporaryDirectory(prefix="detect-compare-") as workdir:
-        found = video.open_for_run(
-            items,
-            Path(workdir),
-            job.vid_stride,
-            job.max_frames,
-            job.url_timeout,
-            job.max_pixels,
-            job.reconnects,
-        )
-        notes: list[str] = []
-        frames = found.frames(notes.append, stop, reconnected)
-        with contextlib.closing(frames):
-            yield _Inputs(
-                frames,
-                found.total,
-                fps=found.fps,
-                videos=len(found.videos),
-                notes=notes,
-                video_items=items,
-            )
-
-
-def spread(total: int, k: int) -> list[int]:
-    """k indexes spread evenly over range(total), first and last included (all of them when total <= k)."""
-    if total <= k:
-        return list(range(total))
-    if k == 1:
-        return [0]
-    return [round(i * (total - 1) / (k - 1)) for i in range(k)]
-
-
-# --- the command: sources → frames → the loop → the report ------------------------------------------
-
 INTERRUPT_NOTE = "stopping: finishing the frame in hand, then the report (Ctrl-C again to stop at once)"
 
 
-def _outputs(out: Path, inputs: _Inputs, video_suffix: str | None) -> Iterator[Path]:
+def run_compare(
+    job: CompareJob,
+    progress: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
+    status: Callable[[str], None] | None = None,
+) -> CompareRun:
+    """Check the sources, load the models, compare, and write the report into the run folder. `status`
+    gets a line when the analysis at the end may take more than a few seconds."""
+    _check_job(job)
+    kind = check_sources(job, warn)
+    tracking: CompareTracking | None = None
+
+    def reconnected(source: str, frame: int) -> None:  # a stream reopened: its tracks start anew
+        if tracking is not None:
+            tracking.restart_at(source, frame)
+
+    stop = Stop()  # the signal handlers go up once the models are loaded; reading ahead watches it
+    with open_inputs(job, kind, stop, reconnected) as inputs:
+        labels = load_labels(inputs.images, job.data, job.coco) if job.labelled else None
+        detectors, plans = _load_models(job, inputs.images, warn)
+        codec = video.pick_codec() if kind == "videos" and job.save else None
+        _check_outputs(job, inputs, detectors, codec)
+        with (
+            run_folder(job.out, "compare", job.exist_ok, record=REPORT_RECORD) as out,
+            _file_list(out, job.exist_ok) as files,
+        ):
+            panels = model_labels(detectors)
+            outputs = _open_outputs(job, kind, inputs, detectors, panels, codec, out, files)
+            if job.tracker:
+                files.add(*planned_files(out, panels, inputs.video_items))  # --exist-ok removes them
+                tracking = CompareTracking(job.tracker, panels, out)
+            fidelity = FidelityTally(len(detectors)) if job.plans else None
+            on_image = _on_image(outputs, tracking, fidelity)
+            probe = _memory_probe(detectors, plans, warn) if job.memory else None
+            with stop_on_signals(lambda: warn(INTERRUPT_NOTE) if warn else None, stop):
+                try:
+                    comparison = run_comparison(
+                        detectors,
+                        inputs.frames,
+                        job.settings,
+                        labels,
+                        on_image,
+                        progress,
+                        inputs.total,
+                        stop,
+                        probe,
+                        status,
+                    )
+                finally:
+                    outputs.close()
+                    if tracking:
+                        tracking.close()
+                comparison = _completed(comparison, job, kind, inputs, outputs, codec, tracking, fidelity)
+                explained = (
+                    _explain(job, detectors, inputs.images, out, stop, warn, files)
+                    if kind == "images"
+                    else []
+                )
+                files.add(*write_report(comparison, out, outputs.pictures, explained))
+    return CompareRun(comparison, out, outputs.pictures, stop.signum)
+
+
+def _check_job(job: CompareJob) -> None:
+    """Refused before any source is read: fewer than two models, or an --out that holds an earlier
+    comparison's outputs without --exist-ok."""
+    if len(job.models) < 2:
+        raise BadOptionError("compare needs at least two models")
+    if job.out is not None and not job.exist_ok and holds_comparison(job.out):
+        raise OutputError(
+            f"{job.out} holds an earlier comparison's outputs (complete or stopped); pass --exist-ok "
+            "to replace them, or choose another --out"
+        )
+
+
+def _load_models(
+    job: CompareJob, images: Sequence[ImageInput], warn: Callable[[str], None] | None
+) -> tuple[list[Detector], list[Plan]]:
+    """Every model loaded as its plan says (one plan for all, or one per `--backends` entry), an INT8
+    plan without --calibration calibrated on the run's own pictures; options a model ignores are
+    warned about. The detectors and their plans."""
+    plans = [calibrated(p, images) for p in job.plans or [job.plan] * len(job.models)]
+    detectors = [
+        load_detector(ref, job.options, plan, job.classes, warn)
+        for ref, plan in zip(job.models, plans, strict=True)
+    ]
+    warn_about_options(detectors, job.iou_given, warn)
+    return detectors, plans
+
+
+def _check_outputs(
+    job: CompareJob, inputs: Inputs, detectors: Sequence[Detector], codec: Codec | None
+) -> None:
+    """Before the run folder is made: none of the files the comparison will write is one of its inputs
+    or a stranger's file (rundir.check_plan)."""
+    planned = planned_folder(job.out, "compare", job.exist_ok)
+    if planned is None:
+        return
+    paths = _outputs(planned, inputs, codec.suffix if codec else None)
+    if job.tracker:
+        tracked = planned_files(planned, model_labels(detectors), inputs.video_items)
+        paths = itertools.chain(paths, tracked)
+    check_plan(planned, job.sources, [*inputs.images, *inputs.video_items], paths, record=REPORT_RECORD)
+
+
+def _outputs(out: Path, inputs: Inputs, video_suffix: str | None) -> Iterator[Path]:
     """The files a comparison writes (for the check that none of them is an input)."""
     yield from (out / name for name in REPORT_FILES)
     for item in inputs.images:
@@ -640,6 +180,117 @@ def _file_list(out: Path, exist_ok: bool) -> Iterator[FileList]:
         yield files
     finally:
         files.close()
+
+
+def _open_outputs(
+    job: CompareJob,
+    kind: SourceKind,
+    inputs: Inputs,
+    detectors: Sequence[Detector],
+    panels: list[str],
+    codec: Codec | None,
+    out: Path,
+    files: FileList,
+) -> CompareOutputs:
+    """What is written as the run goes (side-by-side pictures or video, detections), the report's files
+    and the side-by-side videos listed first."""
+    files.add(*(out / name for name in REPORT_FILES))
+    if codec is not None:
+        files.add(*(p for p in _outputs(out, inputs, codec.suffix) if p.suffix == codec.suffix))
+    pictures_at = None  # report.html shows a few pictures: over a video, spread, not its first frames
+    if kind == "videos" and inputs.total:
+        pictures_at = spread(inputs.total, HTML_PICTURES)
+    return CompareOutputs(
+        out,
+        panels,
+        save=job.save,
+        picture_indexes=pictures_at,
+        video_fps=inputs.fps,
+        codec=codec,
+        files=files,
+        random=[label for label, d in zip(panels, detectors, strict=True) if d.ref.untrained],
+    )
+
+
+def spread(total: int, k: int) -> list[int]:
+    """k indexes spread evenly over range(total), first and last included (all of them when total <= k)."""
+    if total <= k:
+        return list(range(total))
+    if k == 1:
+        return [0]
+    return [round(i * (total - 1) / (k - 1)) for i in range(k)]
+
+
+def _on_image(
+    outputs: CompareOutputs, tracking: CompareTracking | None, fidelity: FidelityTally | None
+) -> ImageCallback:
+    """What each compared frame and its results are given to: the trackers (--track), the outputs, the
+    fidelity tally (--backends), in that order."""
+    on_image: ImageCallback = outputs
+    if tracking is not None:
+        on_image = _both(tracking, outputs)
+    if fidelity is not None:
+        on_image = _both(on_image, lambda _frame, results: fidelity.add(results))
+    return on_image
+
+
+def _both(first: ImageCallback, second: ImageCallback) -> ImageCallback:
+    def both(frame: Frame, results: Sequence[ImageResult]) -> None:
+        first(frame, results)
+        second(frame, results)
+
+    return both
+
+
+def _memory_probe(
+    detectors: Sequence[Detector], plans: Sequence[Plan], warn: Callable[[str], None] | None
+) -> MemoryProbe:
+    """Each model's peak memory, measured alone in a new process that loads it by its own plan."""
+    plan_of = {id(d): p for d, p in zip(detectors, plans, strict=True)}
+
+    def probe(d: Detector, images: Sequence[np.ndarray]) -> Memory | None:
+        # A fresh process loads the model again: seconds per model, never in silence.
+        with busy(warn, f"measuring {d.name}'s peak memory, alone in a new process"):
+            return measure_memory(d, plan_of[id(d)], images, warn)
+
+    return probe
+
+
+def _completed(
+    comparison: Comparison,
+    job: CompareJob,
+    kind: SourceKind,
+    inputs: Inputs,
+    outputs: CompareOutputs,
+    codec: Codec | None,
+    tracking: CompareTracking | None,
+    fidelity: FidelityTally | None,
+) -> Comparison:
+    """The loop's comparison with what the run around it adds: the inputs whose pictures could not be
+    written (failed), the video run, the tracks, the machine it ran on, the fidelity matrix."""
+    if outputs.problems:  # pictures that could not be written: those inputs failed
+        comparison = replace(comparison, failed=(*comparison.failed, *outputs.problems))
+    if kind == "videos":
+        comparison = replace(
+            comparison,
+            notes=(*comparison.notes, *inputs.notes),
+            video=VideoRun(
+                videos=inputs.videos,
+                vid_stride=job.vid_stride,
+                max_frames=job.max_frames,
+                side_by_side=tuple(p.relative_to(outputs.out).as_posix() for p in outputs.videos),
+                codec=str(codec) if codec else None,
+                playable=bool(codec and codec.name == "H.264" and codec.suffix == ".mp4"),
+            ),
+        )
+    if tracking:
+        tracked = tracking.result(inputs.fps, job.mot_gt)
+        notes = (*comparison.notes, *tracked.notes)
+        comparison = replace(comparison, tracking=tracked, notes=notes)
+    comparison = replace(comparison, environment=environment(job.command, job.options.device))
+    if fidelity is not None:
+        comparison = replace(comparison, fidelity=fidelity.result(comparison.models))
+    return comparison
 
 
 def _explain(
@@ -677,171 +328,3 @@ def _explain(
         fresh=True,
     )
     return [p for p in run.pictures if p is not None]
-
-
-def run_compare(
-    job: CompareJob,
-    progress: Progress | None = None,
-    warn: Callable[[str], None] | None = None,
-    status: Callable[[str], None] | None = None,
-) -> CompareRun:
-    """Check the sources, load the models, compare, and write the report into the run folder. `status`
-    gets a line when the analysis at the end may take more than a few seconds."""
-    if len(job.models) < 2:
-        raise BadOptionError("compare needs at least two models")
-    if job.out is not None and not job.exist_ok and holds_comparison(job.out):
-        raise OutputError(
-            f"{job.out} holds an earlier comparison's outputs (complete or stopped); pass --exist-ok "
-            "to replace them, or choose another --out"
-        )
-    labelled = job.data is not None or job.coco is not None
-    kind = source_kind(job.sources, job.recursive, warn)
-    if kind == "videos" and labelled:
-        option = "--data" if job.data is not None else "--coco"
-        raise BadOptionError(
-            f"{option} gives labels for images; a video source has none, so leave it out "
-            "(speed and agreement are still measured)"
-        )
-    if kind == "images" and (job.vid_stride != 1 or job.max_frames is not None) and warn:
-        warn("--vid-stride and --max-frames apply to video sources; they are ignored for images")
-    _check_tracking(job, kind)
-    tracking: CompareTracking | None = None
-
-    def reconnected(source: str, frame: int) -> None:  # a stream reopened: its tracks start anew
-        if tracking is not None:
-            tracking.restart_at(source, frame)
-
-    stop = Stop()  # the signal handlers go up once the models are loaded; reading ahead watches it
-    open_inputs = (
-        functools.partial(_video_inputs, reconnected=reconnected) if kind == "videos" else _image_inputs
-    )
-    with open_inputs(job, stop) as inputs:
-        if job.mot_gt is not None and inputs.videos != 1:
-            raise BadOptionError("--mot-gt is the ground truth of one video: compare one video with it")
-        labels = load_labels(inputs.images, job.data, job.coco) if labelled else None
-        plans = [calibrated(p, inputs.images) for p in job.plans or [job.plan] * len(job.models)]
-        detectors = [
-            load_detector(ref, job.options, plan, job.classes, warn)
-            for ref, plan in zip(job.models, plans, strict=True)
-        ]
-        warn_about_options(detectors, job.iou_given, warn)
-        codec = None
-        if kind == "videos" and job.save:
-            codec = video.pick_codec()
-        planned = planned_folder(job.out, "compare", job.exist_ok)
-        if planned is not None:
-            paths = _outputs(planned, inputs, codec.suffix if codec else None)
-            if job.tracker:
-                tracked = planned_files(planned, model_labels(detectors), inputs.video_items)
-                paths = itertools.chain(paths, tracked)
-            check_plan(
-                planned, job.sources, [*inputs.images, *inputs.video_items], paths, record=REPORT_RECORD
-            )
-        with (
-            run_folder(job.out, "compare", job.exist_ok, record=REPORT_RECORD) as out,
-            _file_list(out, job.exist_ok) as files,
-        ):
-            files.add(*(out / name for name in REPORT_FILES))
-            if codec is not None:
-                files.add(*(p for p in _outputs(out, inputs, codec.suffix) if p.suffix == codec.suffix))
-            pictures_at = None  # report.html shows a few pictures: over a video, spread, not its first frames
-            if kind == "videos" and inputs.total:
-                pictures_at = spread(inputs.total, HTML_PICTURES)
-            panels = model_labels(detectors)
-            outputs = CompareOutputs(
-                out,
-                panels,
-                save=job.save,
-                picture_indexes=pictures_at,
-                video_fps=inputs.fps,
-                codec=codec,
-                files=files,
-                random=[label for label, d in zip(panels, detectors, strict=True) if d.ref.untrained],
-            )
-            on_image: ImageCallback = outputs
-            if job.tracker:
-                files.add(*planned_files(out, panels, inputs.video_items))  # --exist-ok removes them
-                tracking = CompareTracking(job.tracker, panels, out)
-                on_image = _both(tracking, outputs)
-            probe = None
-            if job.memory:
-                plan_of = {id(d): p for d, p in zip(detectors, plans, strict=True)}
-
-                def probe(d: Detector, images: Sequence[np.ndarray]) -> Memory | None:
-                    # A fresh process loads the model again: seconds per model, never in silence.
-                    with busy(warn, f"measuring {d.name}'s peak memory, alone in a new process"):
-                        return measure_memory(d, plan_of[id(d)], images, warn)
-
-            fidelity = FidelityTally(len(detectors)) if job.plans else None
-            if fidelity is not None:
-                on_image = _both(on_image, lambda _frame, results: fidelity.add(results))
-
-            with stop_on_signals(lambda: warn(INTERRUPT_NOTE) if warn else None, stop):
-                try:
-                    comparison = run_comparison(
-                        detectors,
-                        inputs.frames,
-                        job.settings,
-                        labels,
-                        on_image,
-                        progress,
-                        inputs.total,
-                        stop,
-                        probe,
-                        status,
-                    )
-                finally:
-                    outputs.close()
-                    if tracking:
-                        tracking.close()
-                if outputs.problems:  # pictures that could not be written: those inputs failed
-                    comparison = replace(comparison, failed=(*comparison.failed, *outputs.problems))
-                if kind == "videos":
-                    comparison = replace(
-                        comparison,
-                        notes=(*comparison.notes, *inputs.notes),
-                        video=VideoRun(
-                            videos=inputs.videos,
-                            vid_stride=job.vid_stride,
-                            max_frames=job.max_frames,
-                            side_by_side=tuple(p.relative_to(out).as_posix() for p in outputs.videos),
-                            codec=str(codec) if codec else None,
-                            playable=bool(codec and codec.name == "H.264" and codec.suffix == ".mp4"),
-                        ),
-                    )
-                if tracking:
-                    tracked = tracking.result(inputs.fps, job.mot_gt)
-                    notes = (*comparison.notes, *tracked.notes)
-                    comparison = replace(comparison, tracking=tracked, notes=notes)
-                comparison = replace(comparison, environment=environment(job.command, job.options.device))
-                if fidelity is not None:
-                    comparison = replace(comparison, fidelity=fidelity.result(comparison.models))
-                explained = (
-                    _explain(job, detectors, inputs.images, out, stop, warn, files)
-                    if kind == "images"
-                    else []
-                )
-                files.add(*write_report(comparison, out, outputs.pictures, explained))
-    return CompareRun(comparison, out, outputs.pictures, stop.signum)
-
-
-# --- tracking (--track) ---------------------------------------------------------------------------
-
-
-def _check_tracking(job: CompareJob, kind: SourceKind) -> None:
-    """--track needs video; --mot-gt needs --track and a readable MOTChallenge file (checked before
-    any model loads)."""
-    if job.tracker and kind != "videos":
-        raise BadOptionError("--track follows objects across the frames of a video; the sources are images")
-    if job.mot_gt is not None:
-        if not job.tracker:
-            raise BadOptionError("--mot-gt scores tracks: add --track")
-        read_mot(job.mot_gt, ground_truth=True)
-
-
-def _both(first: ImageCallback, second: ImageCallback) -> ImageCallback:
-    def both(frame: Frame, results: Sequence[ImageResult]) -> None:
-        first(frame, results)
-        second(frame, results)
-
-    return both

@@ -1,6 +1,6 @@
 """What each command runs around the run loop (pipeline.run): discovery, the checks on the run folder,
 the model, the loop, and what is written at the end. `image` and `video` are here; `detect compare`'s
-job is `compare.run`."""
+job is `compare.run` (`run_compare`), around its own loop (`compare.loop`)."""
 
 from detect_cli.jobs.common import Job, option_warnings, warn_about_options
 from detect_cli.jobs.image import ImageJob, run_images
