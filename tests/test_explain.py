@@ -251,7 +251,7 @@ def test_inputs_that_would_share_a_picture_get_one_each(stirred: Detector, tmp_p
     input its own picture, named by the run's output names, and each record points to its own."""
     import cv2
 
-    from detect_cli.writers import name_outputs
+    from detect_cli.sources import name_outputs
 
     sizes = {"x.jpg": (64, 64), "x.png": (64, 96), "y.jpg": (96, 64), "Y.JPG": (96, 96)}
     for name, size in sizes.items():

@@ -170,9 +170,6 @@ def test_quiet_run_on_a_terminal_shows_no_spinner_and_no_progress(yolo_pt: Path,
     """`-q` in a real process whose stderr is a terminal (a pty), on a first `--backend onnx` run (an
     export and its parity check: the engine's slow steps): nothing on stderr. The export's spinner
     and its line were shown in spite of -q."""
-    import os
-    import pty
-    import subprocess
     import sys
 
     from conftest import make_image
@@ -190,6 +187,33 @@ def test_quiet_run_on_a_terminal_shows_no_spinner_and_no_progress(yolo_pt: Path,
         str(tmp_path / "o"),
         "-q",
     ]
+    err = _stderr_on_a_terminal(argv)
+    assert (tmp_path / "o" / "results.jsonl").exists()
+    assert err.strip() == ""
+
+
+def test_quiet_compare_on_a_terminal_shows_no_spinner(rtdetr_pt: Path, yolo_pt: Path, tmp_path: Path) -> None:
+    """`detect compare -q` on a terminal: its slow steps (each model's peak memory in a new process) show
+    no spinner, no progress bar and no notes."""
+    import sys
+
+    from conftest import make_image
+
+    make_image(tmp_path / "in" / "a.jpg")
+    models = f"{rtdetr_pt},{yolo_pt}"
+    argv = [sys.executable, "-m", "detect_cli", "compare", str(tmp_path / "in"), "--models", models]
+    argv += ["--imgsz", str(SMALL_IMGSZ), "--device", "cpu", "--runs", "1", "-o", str(tmp_path / "o"), "-q"]
+    err = _stderr_on_a_terminal(argv)
+    assert (tmp_path / "o" / "report.json").exists()
+    assert err.strip() == ""
+
+
+def _stderr_on_a_terminal(argv: list[str]) -> str:
+    """Run `argv` with stderr on a pty (so rich would animate), and return what it printed there."""
+    import os
+    import pty
+    import subprocess
+
     master, slave = pty.openpty()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "COLUMNS": "100"}
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=slave, env=env)
@@ -204,6 +228,6 @@ def test_quiet_run_on_a_terminal_shows_no_spinner_and_no_progress(yolo_pt: Path,
             break
         err += chunk
     os.close(master)
-    assert proc.wait(timeout=300) == 0, err.decode(errors="replace")[-2000:]
-    assert (tmp_path / "o" / "results.jsonl").exists()
-    assert err.decode(errors="replace").strip() == ""
+    text = err.decode(errors="replace")
+    assert proc.wait(timeout=300) == 0, text[-2000:]
+    return text

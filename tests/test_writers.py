@@ -284,7 +284,7 @@ def test_compaction_does_not_write_through_a_planted_link(tmp_path: Path) -> Non
 def test_output_names_are_unique_per_run_whatever_the_order(inputs: list[str], names: list[str]) -> None:
     import itertools
 
-    from detect_cli.writers import output_file, output_names
+    from detect_cli.sources import output_file, output_names
 
     rels = [PurePosixPath(p) for p in inputs]
     assert [str(n) for n in output_names(rels)] == names

@@ -157,11 +157,11 @@ def compare(
     done = run_compare(
         job,
         progress=None if quiet else ui.RichProgress("compare"),
-        warn=ui.warn,
+        warn=ui.messages(quiet),  # --quiet: warnings only, no spinner
         status=None if quiet else functools.partial(ui.warn, label="note"),
     )
     comparison = done.comparison
-    for note in comparison.notes:
+    for note in () if quiet else comparison.notes:
         ui.warn(note, "note")
     if printer:
         printer.write(json_text(report_dict(comparison), indent=2) + "\n")

@@ -27,7 +27,6 @@ from detect_cli.sources import (
     discover_images,
     discover_videos,
 )
-from detect_cli.writers import name_outputs
 
 # --- what the sources are -------------------------------------------------------------------------
 
@@ -126,7 +125,7 @@ def open_inputs(
 
 @contextlib.contextmanager
 def image_inputs(job: CompareJob, stop: Stop) -> Iterator[Inputs]:
-    items = name_outputs(discover_images(job.sources, job.recursive, exclude=_exclude(job)))
+    items = discover_images(job.sources, job.recursive, exclude=_exclude(job))  # named at discovery
     frames = image_frames(items, job.url_timeout, job.max_pixels, stop)
     with contextlib.closing(frames):
         yield Inputs(frames, len(items), images=items)

@@ -16,6 +16,7 @@ from detect_cli.errors import OutputError
 from detect_cli.pipeline import Frame
 from detect_cli.render import side_by_side
 from detect_cli.results import RANDOM_WEIGHTS, ImageResult
+from detect_cli.sources import output_file
 from detect_cli.threads import ThreadedSink
 from detect_cli.writers import (
     RUN_FAULTS,
@@ -24,7 +25,6 @@ from detect_cli.writers import (
     JsonlWriter,
     Sink,
     atomic_write_bytes,
-    output_file,
 )
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class CompareOutputs:
     or the first `keep` when it is None.
 
     When `save`: an image's side-by-side picture goes to `side-by-side/<output name>.jpg` (its input's
-    name in the run: writers.output_names); a video's frames,
+    name in the run: sources.output_names); a video's frames,
     given a `codec`, go to the video `side-by-side/<video path><codec suffix>` (at `video_fps[source]`),
     and the kept ones also to `side-by-side/<video path>/<frame>.jpg`."""
 

@@ -36,6 +36,7 @@ from detect_cli.compare.outputs import (
 from detect_cli.compare.report import HTML_PICTURES, REPORT_FILES, REPORT_RECORD, write_report
 from detect_cli.compare.results import Comparison, Memory, VideoRun
 from detect_cli.compare.tracking import CompareTracking, planned_files
+from detect_cli.compare.verdict import possessive
 from detect_cli.errors import BadOptionError, OutputError
 from detect_cli.explain import EXPLAIN_JSONL, TORCH_ONLY, explain_images, picture_path
 from detect_cli.jobs.common import warn_about_options
@@ -44,8 +45,8 @@ from detect_cli.pipeline import Frame, Progress
 from detect_cli.results import ImageResult, busy
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import Stop, stop_on_signals
-from detect_cli.sources import ImageInput
-from detect_cli.writers import Codec, output_file
+from detect_cli.sources import ImageInput, output_file
+from detect_cli.writers import Codec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -250,7 +251,7 @@ def _memory_probe(
 
     def probe(d: Detector, images: Sequence[np.ndarray]) -> Memory | None:
         # A fresh process loads the model again: seconds per model, never in silence.
-        with busy(warn, f"measuring {d.name}'s peak memory, alone in a new process"):
+        with busy(warn, f"measuring {possessive(d.name)} peak memory, alone in a new process"):
             return measure_memory(d, plan_of[id(d)], images, warn)
 
     return probe

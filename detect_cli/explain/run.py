@@ -21,6 +21,7 @@ from detect_cli.sources import (
     DEFAULT_URL_TIMEOUT_S,
     ImageInput,
     discover_images,
+    output_file,
     read_image,
 )
 from detect_cli.writers import (
@@ -28,7 +29,6 @@ from detect_cli.writers import (
     FileList,
     JsonlWriter,
     atomic_write_bytes,
-    output_file,
     remove_listed,
 )
 

@@ -1,13 +1,11 @@
 """Output: sinks fed one result at a time (`sinks`: the record, results.jsonl, last), the per-input files
 (`labels`, `annotated`, `outputs`), the tables built from the record (`tables`, with COCO ids from
 `ids`), video files (`video_file`), atomic writes (`atomic`), the record's format (`jsonl`), the list of
-what a run wrote (`filelist`). Output names are given by discovery (sources.names); `output_file` and
-the naming functions are here too, for the layers that write.
+what a run wrote (`filelist`). Output names are given by discovery (`sources.names`).
 
 Other layers import from here; the modules of the package import each other directly.
 """
 
-from detect_cli.sources import name_outputs, output_file, output_names
 from detect_cli.writers.annotated import AnnotatedImageWriter, AnnotatedVideoWriter
 from detect_cli.writers.atomic import atomic_write_bytes, open_new
 from detect_cli.writers.filelist import FileList, remove_listed
@@ -49,12 +47,9 @@ __all__ = [
     "iter_jsonl",
     "json_text",
     "jsonl_line",
-    "name_outputs",
     "open_new",
     "open_sinks",
     "open_video_file",
-    "output_file",
-    "output_names",
     "output_paths",
     "output_sinks",
     "read_jsonl",
