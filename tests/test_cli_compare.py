@@ -356,3 +356,6 @@ def test_a_report_past_the_file_size_limit_ends_in_one_error_line(
     for label in ("rtdetr-l-seed0", "yolo11n-seed0"):
         assert len(read_jsonl(out / "detections" / f"{label}.jsonl")) == 4
     assert not (out / "report.html").exists() and not list(out.rglob("*.part"))
+    listed = {json.loads(line) for line in (out / ".compare-files.jsonl").read_text().splitlines()}
+    written = {p.relative_to(out).as_posix() for p in [*out.glob("report.*"), *out.glob("plots/*.png")]}
+    assert written and written <= listed  # each listed before it was written: --exist-ok removes them

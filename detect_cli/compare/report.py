@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import base64
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -408,16 +408,21 @@ def html_report(
 
 
 def write_report(
-    c: Comparison, out: Path, pictures: Sequence[Picture] = (), explained: Sequence[Path] = ()
+    c: Comparison,
+    out: Path,
+    pictures: Sequence[Picture] = (),
+    explained: Sequence[Path] = (),
+    listed: Callable[[Path], None] | None = None,
 ) -> list[Path]:
     """report.json, report.md, report.html and plots/*.png in `out`; returns the paths written.
-    `explained`: pictures of `--explain` (explain/), shown in a section of their own. A file that cannot
-    be written (a full disk, a read-only folder) ends it with an `OutputError` saying where the
-    measurements are."""
+    `explained`: pictures of `--explain` (explain/), shown in a section of their own. `listed` is told of
+    each file before it is written (the run's file list, so `--exist-ok` can remove a report cut short).
+    A file that cannot be written (a full disk, a read-only folder) ends it with an `OutputError` saying
+    where the measurements are."""
     plots = make_plots(c)
     written = []
     for name, png in plots.items():
-        _write(out / "plots" / name, png, out)
+        _write(out / "plots" / name, png, out, listed)
         written.append(out / "plots" / name)
     items = gallery(c, out)
     side = sorted(p.relative_to(out).as_posix() for p in (out / "side-by-side").rglob("*.jpg"))
@@ -428,14 +433,16 @@ def write_report(
     }
     for name, text in documents.items():
         # A file name that is not UTF-8 is shown with backslash escapes (report.json keeps it exactly).
-        _write(out / name, text.encode("utf-8", "backslashreplace"), out)
+        _write(out / name, text.encode("utf-8", "backslashreplace"), out, listed)
         written.append(out / name)
     return written
 
 
-def _write(path: Path, data: bytes, out: Path) -> None:
+def _write(path: Path, data: bytes, out: Path, listed: Callable[[Path], None] | None) -> None:
     """One report file, whole or not at all. The comparison is done by now and its detections are on
     disk: a failure here is said in one line, with where they are, not as an unexpected OSError."""
+    if listed is not None:
+        listed(path)
     try:
         atomic_write_bytes(path, data)
     except OSError as e:

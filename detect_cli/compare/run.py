@@ -113,7 +113,7 @@ def run_compare(
                     if kind == "images"
                     else []
                 )
-                files.add(*write_report(comparison, out, outputs.pictures, explained))
+                write_report(comparison, out, outputs.pictures, explained, listed=files.add)
     return CompareRun(comparison, out, outputs.pictures, stop.signum)
 
 
