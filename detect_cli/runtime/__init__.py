@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from detect_cli.models import Detector, ModelRef, PredictOptions
 from detect_cli.results import Detection, Speed
+from detect_cli.runtime.preprocess import Fit, letterbox, to_input
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,57 +51,11 @@ if TYPE_CHECKING:
 Mode = Literal["latency", "throughput"]
 T = TypeVar("T")
 Finish = Callable[[int, "np.ndarray", float], T]  # (input index, output, inference ms) -> result
-PAD = 114  # ultralytics' letterbox grey
 MAX_WH = 7680  # ultralytics' per-class box offset for class-wise NMS in one call
 MAX_NMS = 30000  # ultralytics' cap on boxes entering NMS
 # What an INT8 network's float layers (its head) run in: bf16 where the CPU has it (else OpenVINO runs
 # fp32), as OpenVINO's default; measured 8-17 % faster than fp32 there on the trained test pair.
 INT8_FLOAT = "bf16"
-
-
-# --- pre-processing ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Fit:
-    """Where the picture sits in the model's square input: x' = x * gain_x + pad_x (and y)."""
-
-    gain_x: float
-    gain_y: float
-    pad_x: int
-    pad_y: int
-
-
-def letterbox(image: np.ndarray, size: int, stretch: bool) -> tuple[np.ndarray, Fit]:
-    """ultralytics' LetterBox(size, auto=False, scale_fill=stretch, center=True) on one BGR picture."""
-    import cv2
-
-    h, w = image.shape[:2]
-    if stretch:
-        resized = (
-            image
-            if (w, h) == (size, size)
-            else cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
-        )
-        return resized, Fit(size / w, size / h, 0, 0)
-    r = min(size / h, size / w)
-    new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
-    dw, dh = (size - new_w) / 2, (size - new_h) / 2
-    top, bottom = round(dh - 0.1), round(dh + 0.1)
-    left, right = round(dw - 0.1), round(dw + 0.1)
-    if (w, h) != (new_w, new_h):
-        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD, PAD, PAD))
-    return padded, Fit(new_w / w, new_h / h, left, top)
-
-
-def to_input(square: np.ndarray) -> np.ndarray:
-    """A letterboxed BGR uint8 picture as the network's input: 1x3xHxW float32 RGB in 0..1."""
-    import numpy as np
-
-    chw = np.ascontiguousarray(square[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32)
-    np.divide(chw, np.float32(255), out=chw)  # in place: one array per picture, as torch's div_
-    return chw[None]
 
 
 # --- post-processing --------------------------------------------------------------------------------
