@@ -31,8 +31,6 @@ from __future__ import annotations
 import ast
 import atexit
 import contextlib
-import glob
-import os
 import time
 import weakref
 from collections import deque
@@ -42,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from detect_cli.models import Detector, ModelRef, PredictOptions
 from detect_cli.results import Detection, Speed
+from detect_cli.runtime.cache import clear, compiled_cache, one_blob_per_config, save_optimized, uint8_ir
 from detect_cli.runtime.decode import (
     Decoded,
     batched_nms,
@@ -52,7 +51,7 @@ from detect_cli.runtime.decode import (
     unletterbox,
     xywh2xyxy,
 )
-from detect_cli.runtime.preprocess import Fit, letterbox, to_input
+from detect_cli.runtime.preprocess import Fit, letterbox, to_input, uint8_bgr_input
 
 if TYPE_CHECKING:
     import numpy as np
@@ -112,68 +111,6 @@ class Session:
         return [finish(i, *self.run(x)) for i, x in enumerate(xs)]
 
 
-def uint8_bgr_input(model: Any) -> Any:
-    """An OpenVINO model whose input is the letterboxed picture itself (1xHxWx3 uint8 BGR): the
-    conversion `to_input` does in NumPy (RGB, 0..1, NCHW) becomes the graph's first step, fused by
-    the compiler, and a picture in flight is a quarter the bytes. Outputs are bit-equal to feeding
-    `to_input`'s tensor (tests/test_runtime.py)."""
-    import openvino as ov
-    from openvino.preprocess import ColorFormat, PrePostProcessor
-
-    ppp = PrePostProcessor(model)
-    tensor = ppp.input().tensor()
-    tensor.set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
-    ppp.input().model().set_layout(ov.Layout("NCHW"))
-    ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
-    return ppp.build()
-
-
-def _uint8_ir(core: Any, xml: Path, folder: Path) -> str:
-    """The export's IR with `uint8_bgr_input` applied, saved once beside the compiled blobs (under the
-    caller's lock; each file written under a temporary name, then renamed): its path."""
-    import openvino as ov
-
-    target = folder / f"{xml.stem}.uint8.xml"
-    if not (target.is_file() and target.with_suffix(".bin").is_file()):
-        # a killed run's leftovers (the lock is ours now); the stem taken literally, `[` included
-        for stale in folder.glob(f".{glob.escape(xml.stem)}.uint8.*"):
-            stale.unlink(missing_ok=True)
-        part = folder / f".{xml.stem}.uint8.{os.getpid()}.xml"
-        ov.save_model(uint8_bgr_input(core.read_model(str(xml))), str(part), compress_to_fp16=False)
-        os.replace(part.with_suffix(".bin"), target.with_suffix(".bin"))
-        os.replace(part, target)  # last: the .xml says both files are whole
-    return str(target)
-
-
-@contextlib.contextmanager
-def _one_blob_per_config(folder: Path, config: str) -> Iterator[None]:
-    """OpenVINO names each compiled blob by a hash of the network and its settings. A new blob for a
-    config (precision and mode) that already had one means the network changed (a newer version of
-    this program saves its input differently): the old blob is deleted, so the folder keeps one blob
-    per config, recorded in blobs.json."""
-    import json
-
-    before = set(folder.glob("*.blob"))
-    yield
-    made = set(folder.glob("*.blob")) - before
-    if len(made) != 1:
-        return
-    record_path = folder / "blobs.json"
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        assert isinstance(record, dict)
-    except (OSError, ValueError, AssertionError):
-        record = {}
-    new = made.pop().name
-    if (old := record.get(config)) and old != new:
-        (folder / str(old)).unlink(missing_ok=True)
-    record[config] = new
-    part = folder / f".blobs.{os.getpid()}.json"
-    with contextlib.suppress(OSError):  # without the record, only a later clean-up is missed
-        part.write_text(json.dumps(record, indent=1), encoding="utf-8")
-        os.replace(part, record_path)
-
-
 _open_sessions: weakref.WeakSet[OpenVINOSession] = weakref.WeakSet()
 _exit_hook: list[bool] = []  # registered once, at the first session
 
@@ -214,13 +151,13 @@ class OpenVINOSession(Session):
                 try:
                     # By path: OpenVINO finds the compiled blob from the file's path, without reading
                     # (and holding in memory) the network's weights to hash them, as for a model object.
-                    with _one_blob_per_config(folder, f"{precision}-{mode}"):
-                        ir = _uint8_ir(core, xml, folder)
+                    with one_blob_per_config(folder, f"{precision}-{mode}"):
+                        ir = uint8_ir(core, xml, folder)
                         self.compiled = core.compile_model(ir, "CPU", {**config, "CACHE_DIR": str(folder)})
                 except (RuntimeError, OSError):
                     # A file cut short by a killed run, or a cache that cannot be written (a full disk):
                     # drop what is there and compile without the cache; the next run caches it again.
-                    _clear(folder)
+                    clear(folder)
                     model = uint8_bgr_input(core.read_model(str(xml)))
                     self.compiled = core.compile_model(model, "CPU", config)
         actual = self.compiled.get_property("INFERENCE_PRECISION_HINT")
@@ -300,7 +237,7 @@ class OnnxSession(Session):
         with compiled_cache(cache) as folder:
             optimized = folder / f"{model.stem}.optimized.onnx" if folder is not None else None
             if optimized is not None and not optimized.is_file():
-                _save_optimized(model, optimized)
+                save_optimized(model, optimized)
             try:
                 self.session = _ort_session(optimized or model)
             except Exception:  # a file cut short by a killed run: the export itself still loads
@@ -404,56 +341,12 @@ class ExportedDetector(Detector):
         )
 
 
-@contextlib.contextmanager
-def compiled_cache(folder: Path | None) -> Iterator[Path | None]:
-    """The compiled-model cache folder, locked (flock) while a runtime reads or writes it, so two runs
-    never see each other's half-written file; None (no cache) when it cannot be made (read-only)."""
-    import fcntl
-
-    if folder is None:
-        yield None
-        return
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        lock = (folder / ".lock").open("a")
-    except OSError:
-        yield None
-        return
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield folder
-
-
-def _clear(folder: Path) -> None:
-    for path in folder.iterdir():
-        if path.is_file() and path.name != ".lock":
-            path.unlink(missing_ok=True)
-
-
 def _ort_session(model: Path) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: its notes are not the user's business
     return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-
-
-def _save_optimized(model: Path, target: Path) -> None:
-    """ONNX Runtime's graph optimizations that hold on any CPU (EXTENDED: no layouts for this CPU's
-    vector width, so a cache shared between machines stays valid), saved whole to `target`; the
-    layout pass left runs at each load. Saves ~0.2 s of each later start (RT-DETR-L)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    part = target.with_name(f"{target.name}.{os.getpid()}.part")
-    options.optimized_model_filepath = str(part)
-    try:
-        ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-        os.replace(part, target)
-    except Exception:  # no saved graph: each start optimizes it again, as without a cache
-        part.unlink(missing_ok=True)
 
 
 def open_session(artifact: Path, backend: str, precision: str, cache: Path | None, mode: Mode) -> Session:

@@ -1,11 +1,12 @@
 """What ultralytics' predictor does to a picture before the network, in OpenCV and NumPy: its LetterBox
 for a fixed square input (RT-DETR stretched to the square, YOLO scaled to fit and padded with grey 114,
-centred), and the conversion to the network's input (BGR → RGB, 0..1, NCHW float32)."""
+centred), and the conversion to the network's input (BGR → RGB, 0..1, NCHW float32), in NumPy for ONNX Runtime
+and compiled into the graph for OpenVINO (`uint8_bgr_input`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,3 +54,19 @@ def to_input(square: np.ndarray) -> np.ndarray:
     chw = np.ascontiguousarray(square[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32)
     np.divide(chw, np.float32(255), out=chw)  # in place: one array per picture, as torch's div_
     return chw[None]
+
+
+def uint8_bgr_input(model: Any) -> Any:
+    """An OpenVINO model whose input is the letterboxed picture itself (1xHxWx3 uint8 BGR): the
+    conversion `to_input` does in NumPy (RGB, 0..1, NCHW) becomes the graph's first step, fused by
+    the compiler, and a picture in flight is a quarter the bytes. Outputs are bit-equal to feeding
+    `to_input`'s tensor (tests/test_runtime.py)."""
+    import openvino as ov
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    tensor = ppp.input().tensor()
+    tensor.set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
+    return ppp.build()
