@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 
 MAX_WH = 7680  # ultralytics' per-class box offset for class-wise NMS in one call
 MAX_NMS = 30000  # ultralytics' cap on boxes entering NMS
+# NMS's blocks (boxes in score order): the first, then doubling up to the last size, which bounds the
+# IoU matrices a block needs (kept so far x block, block x block).
+FIRST_BLOCK = 64
+MAX_BLOCK = 256
 
 
 def xywh2xyxy(boxes: np.ndarray) -> np.ndarray:
@@ -26,35 +30,58 @@ def xywh2xyxy(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([boxes[..., :2] - half, boxes[..., :2] + half], axis=-1)
 
 
+def _overlaps(a: np.ndarray, b: np.ndarray, iou: float) -> np.ndarray:
+    """(len(a), len(b)): True where box a_i's IoU with box b_j is above `iou`, for rows of (x1, y1, x2,
+    y2, area), in torchvision's arithmetic: inter / ((area_a + area_b) - inter), in the boxes' dtype."""
+    import numpy as np
+
+    w = np.minimum(a[:, 2, None], b[None, :, 2])
+    w -= np.maximum(a[:, 0, None], b[None, :, 0])
+    np.maximum(w, 0, out=w)
+    h = np.minimum(a[:, 3, None], b[None, :, 3])
+    h -= np.maximum(a[:, 1, None], b[None, :, 1])
+    np.maximum(h, 0, out=h)
+    w *= h  # intersection
+    union = a[:, 4, None] + b[None, :, 4]
+    union -= w
+    with np.errstate(invalid="ignore", divide="ignore"):  # two empty boxes: 0 / 0, never above
+        return w / union > iou
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int | None = None) -> np.ndarray:
     """Greedy NMS as torchvision's: most confident first, a box goes when its IoU with a kept one is
     above `iou`. Returns the kept indices, most confident first; with `limit`, the first `limit` of
-    them, found without going further (each kept box depends only on those kept before it)."""
+    them, found without going further (each kept box depends only on those kept before it).
+
+    The boxes are taken in blocks, in score order: those the boxes kept so far suppress go at once (one
+    array operation), the rest go through the greedy pass with their IoUs with each other computed
+    together. A first block of twice `limit` usually holds all of the `limit` kept (YOLO's `max_det`
+    out of up to 8,400 anchors): 3-10x faster than one array operation per kept box, same boxes."""
     import numpy as np
 
-    ids = np.argsort(-scores, kind="stable")
-    # Coordinates in score order, as contiguous arrays: each step then compares the first box with
-    # a view of the rest, and copies only when it suppressed something.
-    x1, y1, x2, y2 = boxes[ids].T.copy()
-    areas = (x2 - x1) * (y2 - y1)
-    keep = []
-    while ids.size and (limit is None or len(keep) < limit):
-        keep.append(ids[0])
-        w = np.minimum(x2[1:], x2[0])
-        w -= np.maximum(x1[1:], x1[0])
-        np.maximum(w, 0, out=w)
-        h = np.minimum(y2[1:], y2[0])
-        h -= np.maximum(y1[1:], y1[0])
-        np.maximum(h, 0, out=h)
-        w *= h  # intersection
-        union = areas[1:] + areas[0]
-        union -= w
-        gone = w / union > iou
-        ids, x1, y1, x2, y2, areas = ids[1:], x1[1:], y1[1:], x2[1:], y2[1:], areas[1:]
-        if gone.any():
-            stay = ~gone
-            ids, x1, y1, x2, y2, areas = ids[stay], x1[stay], y1[stay], x2[stay], y2[stay], areas[stay]
-    return np.asarray(keep, dtype=np.int64)
+    order = np.argsort(-scores, kind="stable")
+    rows = np.empty((len(order), 5), dtype=boxes.dtype)  # x1, y1, x2, y2, area, in score order
+    rows[:, :4] = boxes[order]
+    rows[:, 4] = (rows[:, 2] - rows[:, 0]) * (rows[:, 3] - rows[:, 1])
+    want = len(order) if limit is None else min(limit, len(order))
+    kept: list[int] = []  # positions in score order
+    start, size = 0, max(FIRST_BLOCK, min(2 * want, MAX_BLOCK))
+    while start < len(order) and len(kept) < want:
+        block = np.arange(start, min(start + size, len(order)))
+        if kept:
+            block = block[~_overlaps(rows[kept], rows[block], iou).any(0)]
+        within = _overlaps(rows[block], rows[block], iou)
+        gone = np.zeros(len(block), dtype=bool)
+        for i in range(len(block)):
+            if gone[i]:
+                continue
+            kept.append(int(block[i]))
+            if len(kept) == want:
+                break
+            gone |= within[i]
+        start += size
+        size = min(2 * size, MAX_BLOCK)
+    return order[np.asarray(kept, dtype=np.int64)]
 
 
 def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
@@ -119,14 +146,14 @@ def decode_yolo(output: np.ndarray, options: PredictOptions, fit: Fit, shape: tu
     picture's (4 + classes, anchors) output."""
     import numpy as np
 
-    scores_all = output[4:]
-    candidates = scores_all.max(0) > options.conf
-    x = output[:, candidates].T  # (n, 4 + classes)
-    boxes = xywh2xyxy(x[:, :4])
-    classes = x[:, 4:].argmax(1)
-    scores = x[np.arange(len(x)), 4 + classes]
-    keep = (scores > options.conf) & _class_filter(classes, options.classes)
-    boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
+    best = output[4:].max(0)  # each anchor's best class score
+    idx = np.flatnonzero(best > options.conf)  # the candidates: few columns of (4 + classes, anchors)
+    classes = output[4:, idx].argmax(0)  # the first best class, as torch's max
+    scores = best[idx]
+    boxes = xywh2xyxy(output[:4, idx].T)
+    if options.classes is not None:
+        keep = _class_filter(classes, options.classes)
+        boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
     if len(scores) > MAX_NMS:
         top = np.argsort(-scores, kind="stable")[:MAX_NMS]
         boxes, scores, classes = boxes[top], scores[top], classes[top]
