@@ -137,7 +137,8 @@ class OpenVINOSession(Session):
     def run(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         self._open()
         start = time.perf_counter()
-        self._request.infer({0: x}, share_inputs=False)
+        _copy_in(self._request, x)
+        self._request.infer()
         out = self._request.get_output_tensor(0).data.copy()
         return out, (time.perf_counter() - start) * 1000
 
@@ -163,7 +164,8 @@ class OpenVINOSession(Session):
         try:
             for i, x in enumerate(xs):  # each input is made just before it starts (xs is lazy)
                 request = free.pop() if free else take_oldest()
-                request.start_async({0: x}, share_inputs=False)
+                _copy_in(request, x)
+                request.start_async()
                 busy.append((i, request))
             while busy:
                 take_oldest()
@@ -174,6 +176,14 @@ class OpenVINOSession(Session):
                     request.wait()
             raise
         return results
+
+
+def _copy_in(request: Any, x: np.ndarray) -> None:
+    """The input copied into the request's own tensor (it holds no Python object): a third of the CPU
+    time of handing it to `start_async`/`infer` with `share_inputs=False`, which copies it too."""
+    import numpy as np
+
+    np.copyto(request.get_input_tensor(0).data, x)
 
 
 class OnnxSession(Session):
