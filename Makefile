@@ -45,9 +45,11 @@ coverage: install
 bench-batch: install
 	$(BIN)/python bench/batch.py
 
-# Images/s of each backend (torch, onnx, openvino, auto) for RT-DETR-L and YOLO11n against `yolo predict`, and RT-DETR-L INT8 vs bf16.
+# Images/s of each backend (torch, onnx, openvino, auto) for RT-DETR-L and YOLO11n against `yolo predict`, and RT-DETR-L INT8 vs bf16;
+# then ms per picture on the export runtime against the boxes over --conf and the pictures per call (bench/latency.py).
 bench-backends: install
 	$(BIN)/python bench/backends.py
+	$(BIN)/python bench/latency.py
 
 # On a CUDA machine (installs nothing): the gpu tests, fp16 against fp32, detect --half vs yolo predict half=True.
 bench-gpu:

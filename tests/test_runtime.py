@@ -93,6 +93,54 @@ def test_nms_on_dense_clusters_and_empty_input_equals_torchvision() -> None:
     assert runtime.nms(boxes[:0], scores[:0], 0.5).shape == (0,)
 
 
+@pytest.mark.parametrize("limit", [None, 1, 63, 64, 65, 128, 300])
+def test_nms_in_blocks_equals_torchvision_across_block_edges(limit: int | None) -> None:
+    """Boxes kept in one block suppress boxes of the next ones: 3,000 boxes in crowded clusters (with
+    score ties), far more than a block, and limits on either side of the first block's size."""
+    import torch
+    from torchvision.ops import nms
+
+    rng = np.random.default_rng(11)
+    xy = rng.uniform(0, 400, (3000, 2)).astype(np.float32)
+    boxes = np.concatenate([xy, xy + rng.uniform(10, 90, (3000, 2)).astype(np.float32)], 1)
+    scores = np.round(rng.uniform(0, 1, 3000), 3).astype(np.float32)  # many ties
+    assert runtime.decode.FIRST_BLOCK < 300 and runtime.decode.MAX_BLOCK < 3000
+    for iou in (0.3, 0.7):
+        want = nms(torch.from_numpy(boxes), torch.from_numpy(scores), iou).numpy()
+        assert len(want) > 300  # the limits stop inside the kept boxes, not after them
+        assert np.array_equal(runtime.nms(boxes, scores, iou, limit), want[:limit])
+
+
+@pytest.mark.parametrize(("max_det", "classes"), [(20, None), (300, None), (300, (0, 3, 7))])
+def test_yolo_decoding_equals_ultralytics_non_max_suppression(
+    max_det: int, classes: tuple[int, ...] | None
+) -> None:
+    """A full-size YOLO output (84 x 8,400 anchors), most above `conf`: the candidates, the best class,
+    class-wise NMS and `max_det` as ultralytics' own."""
+    import torch
+    from ultralytics.utils.nms import non_max_suppression
+
+    rng = np.random.default_rng(5)
+    output = np.empty((84, 8400), np.float32)
+    output[:2] = rng.uniform(100, 540, (2, 8400))
+    output[2:4] = rng.uniform(4, 180, (2, 8400))
+    output[4:] = rng.uniform(0, 1, (80, 8400)) ** 4  # most anchors' best score above conf, a few not
+    options = PredictOptions(conf=0.3, iou=0.6, imgsz=640, max_det=max_det, classes=classes)
+    fit = runtime.Fit(1.0, 1.0, 0, 0)
+    got = runtime.decode_yolo(output, options, fit, (640, 640))
+    [want] = non_max_suppression(
+        torch.from_numpy(output[None]),
+        options.conf,
+        options.iou,
+        classes=list(classes) if classes else None,
+        max_det=max_det,
+    )
+    assert 0 < len(want) <= max_det
+    assert np.array_equal(got.classes, want[:, 5].numpy())
+    assert np.array_equal(got.scores, want[:, 4].numpy())
+    np.testing.assert_allclose(got.xyxy, want[:, :4].numpy(), atol=1e-4)
+
+
 # --- the whole detector against ultralytics on the same export --------------------------------------
 
 

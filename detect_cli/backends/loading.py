@@ -1,5 +1,5 @@
 """Loading a model as the plan says (`load`, `load_detector`): PyTorch, or its ONNX/OpenVINO export
-from the cache (made now, once, when missing or damaged), run by runtime.py without torch, and checked
+from the cache (made now, once, when missing or damaged), run by runtime/ without torch, and checked
 against PyTorch on its first use at each precision (`Parity`). An `auto` choice whose export cannot be
 made, or drifts from PyTorch, falls back to PyTorch; a backend named by the user is kept, or stops the
 run with one line.
@@ -89,7 +89,7 @@ def _cpu_supports_bf16() -> bool:
 def _load_exported(
     ref: ModelRef, entry: CacheEntry, options: PredictOptions, precision: str, mode: Mode = "latency"
 ) -> Detector:
-    """A Detector over the exported model, run by its runtime directly (runtime.py: no torch, no
+    """A Detector over the exported model, run by its runtime directly (runtime/: no torch, no
     ultralytics); OpenVINO is compiled at the precision asked for, through the compiled-model cache."""
     from detect_cli import runtime
 
