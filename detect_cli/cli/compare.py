@@ -161,7 +161,7 @@ def compare(
         status=None if quiet else functools.partial(ui.warn, label="note"),
     )
     comparison = done.comparison
-    for note in () if quiet else comparison.notes:
+    for note in comparison.notes:  # about the figures (labels dropped, a stopped analysis): even with -q
         ui.warn(note, "note")
     if printer:
         printer.write(json_text(report_dict(comparison), indent=2) + "\n")

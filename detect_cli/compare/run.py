@@ -39,8 +39,7 @@ from detect_cli.compare.tracking import CompareTracking, planned_files
 from detect_cli.compare.verdict import possessive
 from detect_cli.errors import BadOptionError, OutputError
 from detect_cli.explain import EXPLAIN_JSONL, TORCH_ONLY, explain_images, picture_path
-from detect_cli.jobs.common import warn_about_options
-from detect_cli.models import Detector
+from detect_cli.models import Detector, warn_about_options
 from detect_cli.pipeline import Frame, Progress
 from detect_cli.results import ImageResult, busy
 from detect_cli.rundir import check_plan, planned_folder, run_folder

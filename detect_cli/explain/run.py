@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 
 from detect_cli.backends import Plan, exported_kind, load_detector
 from detect_cli.errors import BadOptionError, InputError, OutputError
-from detect_cli.jobs.common import refuse_other_kind, warn_about_options
-from detect_cli.models import Detector, ModelRef, PredictOptions
+from detect_cli.models import Detector, ModelRef, PredictOptions, warn_about_options
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import stop_on_signals
 from detect_cli.sources import (
@@ -23,6 +22,7 @@ from detect_cli.sources import (
     discover_images,
     output_file,
     read_image,
+    refuse_other_kind,
 )
 from detect_cli.writers import (
     RUN_FAULTS,

@@ -2,8 +2,8 @@
 the model, the loop, and what is written at the end. `image` and `video` are here; `detect compare`'s
 job is `compare.run` (`run_compare`), around its own loop (`compare.loop`)."""
 
-from detect_cli.jobs.common import Job, option_warnings, warn_about_options
+from detect_cli.jobs.common import Job
 from detect_cli.jobs.image import ImageJob, run_images
 from detect_cli.jobs.video import VideoJob, run_video
 
-__all__ = ["ImageJob", "Job", "VideoJob", "option_warnings", "run_images", "run_video", "warn_about_options"]
+__all__ = ["ImageJob", "Job", "VideoJob", "run_images", "run_video"]

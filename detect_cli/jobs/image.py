@@ -11,12 +11,12 @@ from detect_cli import resume
 from detect_cli.backends import calibrated, load_detector, weights_identity, weights_or_stand_in
 from detect_cli.errors import BadOptionError
 from detect_cli.executors import Placement, WorkSpec, execute, require_executor
-from detect_cli.jobs.common import Job, refuse_other_kind, warn_about_options
-from detect_cli.models import Detector, ModelRef, stand_in
+from detect_cli.jobs.common import Job
+from detect_cli.models import Detector, ModelRef, stand_in, warn_about_options
 from detect_cli.pipeline import Progress, RunReport
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import stop_on_signals
-from detect_cli.sources import ImageInput, discover_images
+from detect_cli.sources import ImageInput, discover_images, refuse_other_kind
 from detect_cli.writers import RESULTS_JSONL, TABLES, output_paths, write_tables
 
 THROUGHPUT_FROM = 8  # inputs from which a run is compiled for throughput (OpenVINO), not latency

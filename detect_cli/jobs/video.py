@@ -11,12 +11,12 @@ from pathlib import Path
 from detect_cli import video
 from detect_cli.backends import load_detector
 from detect_cli.errors import BadOptionError
-from detect_cli.jobs.common import Job, refuse_other_kind, warn_about_options
-from detect_cli.models import Detector, weights_caption
+from detect_cli.jobs.common import Job
+from detect_cli.models import Detector, warn_about_options, weights_caption
 from detect_cli.pipeline import Progress, RunReport, run
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import stop_on_signals
-from detect_cli.sources import VideoInput, discover_videos
+from detect_cli.sources import VideoInput, discover_videos, refuse_other_kind
 from detect_cli.threads import ThreadedSink
 from detect_cli.tracking import RunTracker, TrackerConfig
 from detect_cli.tracks import MOT_FOLDER, TRACKS_CSV, MotWriter, TrackBook, TrackedVideoWriter, TrackingSink

@@ -6,6 +6,7 @@ cache folder; paths are used as given; ultralytics is imported lazily.
 Other layers import from here; the modules of the package import each other directly.
 """
 
+from detect_cli.models.caveats import option_warnings, warn_about_options
 from detect_cli.models.detector import (
     Detector,
     PredictOptions,
@@ -51,11 +52,13 @@ __all__ = [
     "is_coco80",
     "load",
     "official_config",
+    "option_warnings",
     "quiet_stdout",
     "resolve",
     "resolve_classes",
     "select_device",
     "stand_in",
+    "warn_about_options",
     "weights_caption",
     "weights_path",
 ]

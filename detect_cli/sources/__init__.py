@@ -31,6 +31,7 @@ from detect_cli.sources.inputs import (
     VideoInput,
     ascii_int,
     named_kind,
+    refuse_other_kind,
     url_rel_path,
 )
 from detect_cli.sources.names import name_outputs, output_file, output_names, unique_stems
@@ -67,6 +68,7 @@ __all__ = [
     "read_file",
     "read_image",
     "read_regular",
+    "refuse_other_kind",
     "unique_stems",
     "url_rel_path",
 ]

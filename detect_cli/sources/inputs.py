@@ -8,9 +8,12 @@ import glob
 import os
 import re
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
+
+from detect_cli.errors import BadOptionError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset(
@@ -110,3 +113,32 @@ class VideoInput:
         return parts.scheme.lower() in URL_SCHEMES and PurePosixPath(parts.path).suffix.lower() in (
             VIDEO_SUFFIXES
         )
+
+
+# By a run's name: its command, and the one that reads the other kind of input.
+COMMANDS = {
+    "image": ("detect image", "detect video"),
+    "yolo-image": ("detect yolo image", "detect yolo video"),
+    "explain": ("detect explain", "detect video"),
+    "video": ("detect video", "detect image"),
+    "yolo-video": ("detect yolo video", "detect yolo image"),
+}
+
+
+def refuse_other_kind(sources: Iterable[str], wanted: str, run_name: str) -> None:
+    """A file (or URL) whose suffix says it is the other kind than this command reads is a mistake of
+    command, said before any model loads: a video given to `detect image` would fail as an unreadable
+    picture after the model loaded, a picture given to `detect video` would quietly become a one-frame
+    video. Folders and globs pick their own kind and are not refused."""
+    import shlex
+
+    this, other = COMMANDS.get(
+        run_name, (f"detect {wanted}", "detect image" if wanted == "video" else "detect video")
+    )
+    for source in sources:
+        kind = named_kind(source)
+        if kind is not None and kind != wanted:
+            what, reads = ("a video", "pictures") if kind == "video" else ("a picture", "videos")
+            raise BadOptionError(
+                f"{source} is {what}; `{this}` reads {reads}: run `{other} {shlex.quote(source)}`"
+            )
