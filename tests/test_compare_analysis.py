@@ -22,7 +22,7 @@ from detect_cli.compare.accuracy import _counts_at_conf, coco_eval, evaluate
 from detect_cli.compare.agreement import match_detections
 from detect_cli.compare.boxes import rows_to_pictures
 from detect_cli.compare.labels import GroundTruth
-from detect_cli.compare.results import ModelInfo
+from detect_cli.compare.model_facts import ModelInfo
 
 NAMES = sd.NAMES
 CONF = 0.25

@@ -22,7 +22,8 @@ from detect_cli.compare.fidelity import (
     fidelity_lines,
     parse_variants,
 )
-from detect_cli.compare.results import ModelInfo, ModelResult, SpeedStats
+from detect_cli.compare.model_facts import ModelInfo
+from detect_cli.compare.results import ModelResult, SpeedStats
 from detect_cli.errors import BadOptionError
 from detect_cli.results import Detection, ImageResult
 

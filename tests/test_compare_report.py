@@ -12,16 +12,15 @@ import numpy as np
 import pytest
 
 from detect_cli.compare import report, report_gallery, report_plots
+from detect_cli.compare.accuracy import Accuracy, ClassAccuracy
+from detect_cli.compare.model_facts import ModelInfo
 from detect_cli.compare.report import gallery, html_report, make_plots, markdown, rich_tables, tables
 from detect_cli.compare.results import (
-    Accuracy,
-    ClassAccuracy,
     ClassAgreement,
     CompareSettings,
     Comparison,
     InputAgreement,
     Memory,
-    ModelInfo,
     ModelResult,
     PairAgreement,
     Picture,

@@ -18,7 +18,7 @@ from trained_pair import COCO_JSON, DATA_YAML, IMGSZ, NAMES, RTDETR_PT, VAL, VAL
 from typer.testing import CliRunner
 
 from detect_cli.cli import app
-from detect_cli.compare.results import Accuracy
+from detect_cli.compare.accuracy import Accuracy
 from detect_cli.writers import read_jsonl
 
 runner = CliRunner()

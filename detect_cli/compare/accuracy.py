@@ -1,5 +1,6 @@
 """Accuracy against labels: detections as COCO results, scored with pycocotools' COCOeval (imported when
-used), mAP over the whole precision-recall curve and precision/recall at the run's confidence."""
+used), mAP over the whole precision-recall curve and precision/recall at the run's confidence, as an
+`Accuracy` per model (report.json's `models[].accuracy`)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,44 @@ import contextlib
 import io
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from detect_cli.compare.labels import GroundTruth
-from detect_cli.compare.results import EVAL_CONF, Accuracy, ClassAccuracy
 from detect_cli.errors import LabelsError
 from detect_cli.results import Detection
 
 if TYPE_CHECKING:
     import numpy as np
+
+EVAL_CONF = 0.001  # as `yolo val`: mAP needs the whole precision-recall curve, so keep nearly every box
+
+
+@dataclass(frozen=True, slots=True)
+class ClassAccuracy:
+    class_name: str
+    instances: int
+    map50_95: float | None
+    map50: float | None
+    precision: float | None
+    recall: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Accuracy:
+    """COCO-style scores against the labels. mAP uses every box down to `eval_conf` (as `yolo val`);
+    precision and recall are at IoU 0.5 for the boxes at or above `conf`, the threshold the user runs
+    with. Overall values are means over the classes that have labels (as ultralytics reports them)."""
+
+    map50_95: float
+    map50: float
+    precision: float
+    recall: float
+    conf: float
+    eval_conf: float
+    images: int
+    instances: int
+    per_class: tuple[ClassAccuracy, ...]
 
 
 def detections_to_coco(

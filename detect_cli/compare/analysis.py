@@ -25,13 +25,13 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from detect_cli.compare import bootstrap, operating, slices
-from detect_cli.compare.accuracy import coco_eval
+from detect_cli.compare.accuracy import Accuracy, coco_eval
 from detect_cli.compare.bootstrap import RESAMPLES, SEED, Interval
 from detect_cli.compare.boxes import BoxCounts, boxes_per_picture
 from detect_cli.compare.duplicates import TWIN_IOU, DuplicateAudit, audit_duplicates, twins
 from detect_cli.compare.labels import GroundTruth
 from detect_cli.compare.matches import ClassMatches, MatchTable, match_table, mean_ap, picture_weights
-from detect_cli.compare.results import Accuracy, ModelInfo
+from detect_cli.compare.model_facts import ModelInfo
 from detect_cli.compare.tide import ErrorBreakdown, error_breakdown
 from detect_cli.results import Detection
 

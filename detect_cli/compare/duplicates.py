@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from detect_cli import geometry
-from detect_cli.compare.accuracy import evaluate
+from detect_cli.compare.accuracy import EVAL_CONF, Accuracy, evaluate
 from detect_cli.compare.boxes import in_scope, rounded, rows_to_pictures, scope
 from detect_cli.compare.labels import GroundTruth
-from detect_cli.compare.results import EVAL_CONF, Accuracy
 from detect_cli.results import Detection
 from detect_cli.runtime import batched_nms
 

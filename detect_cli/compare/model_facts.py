@@ -1,16 +1,51 @@
 """What the report says of each model before any figure: its label (unique, with backend and precision
-where one model runs on several), its size and the rules it ran under (`model_info`), and the network
-input a picture becomes (`input_shape`)."""
+where one model runs on several), its size and the rules it ran under (`ModelInfo`, made by
+`model_info`), and the network input a picture becomes (`input_shape`)."""
 
 from __future__ import annotations
 
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from detect_cli.backends import network_size
-from detect_cli.compare.results import ModelInfo
 from detect_cli.models import COCO_VAL_SOURCE, Detector, get_spec
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What was compared: the model, its size, and how it was run."""
+
+    label: str
+    name: str
+    family: str
+    location: str
+    official: bool
+    untrained: bool
+    classes: int
+    params_m: float | None
+    gflops: float | None
+    device: str
+    backend: str
+    precision: str
+    imgsz: int
+    published_map50_95: float | None = None
+    published_source: str | None = None
+    nms_free: bool = False  # the model's own output needs no NMS (RT-DETR, YOLO26)
+    nms: bool = True  # class-wise NMS at `iou` ran on its boxes (YOLO always; NMS-free ones with --nms)
+    iou: float | None = None
+    fused: bool | None = None  # params and GFLOPs counted on the Conv+BN-fused network (as it ran)
+    input_shape: tuple[int, int] | None = None  # (h, w) of the network input for the first input
+    input_rule: str = ""  # how the backend makes it: "letterbox-rect", "letterbox-square", "stretch-square"
+
+    @property
+    def ran(self) -> str:
+        """What ran after the network, in words: "NMS-free", "NMS at IoU 0.7", or both with --nms."""
+        iou = f"IoU {self.iou:g}" if self.iou is not None else "its IoU"
+        if self.nms_free:
+            return f"NMS-free + NMS at {iou} (--nms)" if self.nms else "NMS-free"
+        return f"class-wise NMS at {iou}"
 
 
 def input_shape(detector: Detector, h: int, w: int) -> tuple[tuple[int, int], str]:

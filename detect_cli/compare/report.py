@@ -13,7 +13,8 @@ rendered from it:
   `plots`, `lines`, `figures`, `videos`, `gallery`) plus that kind's data.
 
 Adding a section (a new table or plot, say) is one entry in `sections()`: a `TableData` from
-`report_tables` (through `table()`), or a plot from `report_plots.make_plots` (through `figures()`).
+`report_tables` or, for the analysis, `report_analysis` (both set in order by `tables()`, reached through
+`table()`), or a plot from `report_plots.make_plots` (through `figures()`).
 A new kind of section is one macro in each template and its line in the template's `kinds` map.
 Tables are built once as plain rows (`report_tables`) and rendered to Markdown, HTML and the terminal
 alike; a column without values, a table without rows and a plot without data are left out, saying why.
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from detect_cli.compare import report_summary as first_screen
 from detect_cli.compare.fidelity import fidelity_lines
+from detect_cli.compare.report_analysis import analysis_tables
 from detect_cli.compare.report_gallery import (
     GALLERY_NOTE,
     HTML_PICTURE_WIDTH,
@@ -42,11 +44,12 @@ from detect_cli.compare.report_tables import (
     TableData,
     environment_lines,
     input_shapes_differ,
+    measured_tables,
     memory_note,
     numeric_columns,
-    rich_tables,
+    rich_table,
     run_lines,
-    tables,
+    without_empty_columns,
 )
 from detect_cli.compare.results import DETECTIONS, Comparison, Picture
 from detect_cli.compare.verdict import verdict
@@ -55,6 +58,7 @@ from detect_cli.writers import atomic_write_bytes, json_text
 
 if TYPE_CHECKING:
     import jinja2
+    from rich.table import Table
 
 __all__ = [
     "HTML_PICTURES",
@@ -90,6 +94,17 @@ EXPLAIN_NOTE = (
 def report_dict(c: Comparison) -> dict[str, object]:
     """report.json: the comparison with its verdict."""
     return {"verdict": verdict(c).to_dict(), **c.to_dict()}
+
+
+def tables(c: Comparison, full: bool = True) -> list[TableData]:
+    """The report's tables in order, the measurements' (report_tables) then the analysis'
+    (report_analysis), columns without a value left out; `full=False` gives the key ones for the terminal."""
+    return [without_empty_columns(t) for t in (*measured_tables(c, full), *analysis_tables(c, full))]
+
+
+def rich_tables(c: Comparison) -> list[Table]:
+    """The key tables for the terminal."""
+    return [rich_table(t) for t in tables(c, full=False) if t.rows]
 
 
 def terminal_lines(c: Comparison) -> list[str]:

@@ -30,13 +30,13 @@ def model_colors(c: Comparison) -> dict[str, str]:
     return {m.info.label: colors[k % len(colors)] for k, m in enumerate(c.models)}
 
 
-def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
+def _figure(width: float, height: float, cols: int = 1):  # type: ignore[no-untyped-def]
     import matplotlib
 
     matplotlib.use("Agg")  # no display; must precede pyplot
     import matplotlib.pyplot as plt
 
-    return plt, plt.subplots(figsize=(width, height), dpi=110, layout="constrained")
+    return plt, plt.subplots(1, cols, figsize=(width, height), dpi=110, layout="constrained")
 
 
 def _png(plt, fig) -> bytes:  # type: ignore[no-untyped-def]
@@ -238,6 +238,54 @@ def plot_detections_per_class(c: Comparison, top: int = 15) -> bytes | None:
     return _png(plt, fig)
 
 
+def plot_operating(c: Comparison) -> bytes | None:
+    """Precision-recall curves and F1 against the threshold, every model on one axis each, the best F1
+    marked and --conf drawn (labels)."""
+    a = c.analysis
+    curves = [m.curve for m in a.models if m.curve is not None] if a else []
+    if not curves:
+        return None
+    plt, (fig, (pr, f1)) = _figure(11, 4.2, cols=2)
+    colours = model_colors(c)  # one colour per model, as in every plot and the page
+    for cv in curves:
+        colour = colours[cv.model]
+        kept = [(r, p) for r, p in zip(cv.recall, cv.precision, strict=True) if r or p]  # some box kept
+        pr.plot([r for r, _ in kept], [p for _, p in kept], color=colour, label=cv.model, lw=1.8)
+        pr.scatter([cv.best.recall], [cv.best.precision], color=colour, zorder=3, s=30)
+        f1.plot(cv.conf, cv.f1, color=colour, label=cv.model, lw=1.8)
+        f1.scatter([cv.best.conf], [cv.best.f1], color=colour, zorder=3, s=30)
+    f1.axvline(c.settings.conf, color="#444", ls="--", lw=1, label=f"--conf {c.settings.conf:g}")
+    pr.set(
+        xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall, IoU 0.5"
+    )
+    f1.set(xlabel="confidence threshold", ylabel="F1", xlim=(0, 1), ylim=(0, 1.02), title="F1 vs threshold")
+    for ax in (pr, f1):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return _png(plt, fig)
+
+
+def plot_scores(c: Comparison) -> bytes | None:
+    """Without labels: each model's score histogram, and boxes per picture as the threshold moves."""
+    a = c.analysis
+    profiles = [m.scores for m in a.models if m.scores is not None] if a else []
+    if not any(sum(s.counts) for s in profiles):  # no model kept a box: two flat lines would say nothing
+        return None
+    plt, (fig, (hist, boxes)) = _figure(11, 4.2, cols=2)
+    colours = model_colors(c)
+    for s in profiles:
+        colour = colours[s.model]
+        hist.stairs(s.counts, s.edges, color=colour, label=s.model, lw=1.8)
+        boxes.plot(s.thresholds, s.boxes_per_picture, color=colour, label=s.model, lw=1.8, marker="o", ms=3)
+    hist.set(xlabel="confidence", ylabel="boxes", xlim=(0, 1), title="Scores of the boxes kept")
+    boxes.set(xlabel="threshold", ylabel=f"boxes per {c.unit}", xlim=(0, 1), title="Boxes per picture")
+    for ax in (hist, boxes):
+        ax.axvline(c.settings.conf, color="#444", ls="--", lw=1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return _png(plt, fig)
+
+
 def make_plots(c: Comparison) -> dict[str, bytes]:
     """Every plot there is data for, by file name (plots/<name>)."""
     made = {
@@ -246,7 +294,7 @@ def make_plots(c: Comparison) -> dict[str, bytes]:
         "memory.png": plot_memory(c),
         "accuracy_vs_speed.png": plot_accuracy_vs_speed(c),
         "detections_per_class.png": plot_detections_per_class(c),
+        "operating_points.png": plot_operating(c),  # the analysis' (analysis.py), with labels
+        "scores.png": plot_scores(c),  # the analysis', without labels
     }
-    from detect_cli.compare import report_verdict
-
-    return {name: png for name, png in made.items() if png is not None} | report_verdict.plots(c)
+    return {name: png for name, png in made.items() if png is not None}

@@ -71,13 +71,9 @@ def _accuracy_cell(m: ModelResult) -> str:
     return EMPTY
 
 
-def tables(c: Comparison, full: bool = True) -> list[TableData]:
-    """The report's tables, columns without a value left out; `full=False` gives the key ones for the
-    terminal."""
-    return [without_empty_columns(t) for t in _tables(c, full)]
-
-
-def _tables(c: Comparison, full: bool) -> list[TableData]:
+def measured_tables(c: Comparison, full: bool = True) -> list[TableData]:
+    """The tables of what was measured (speed, what ran, accuracy, agreement, tracking, per class);
+    `full=False` gives the key ones for the terminal. `report.tables` sets the analysis' after them."""
     out = [_speed_table(c, compact=not full)]
     if full:
         out.append(_ran_table(c))
@@ -91,9 +87,7 @@ def _tables(c: Comparison, full: bool) -> list[TableData]:
             out.append(_class_accuracy_table(c))
         out += [_class_agreement_table(c, p) for p in range(len(c.pairs))]
         out.append(_per_class_table(c))
-    from detect_cli.compare import report_verdict  # it builds on TableData
-
-    return out + report_verdict.tables(c, full)
+    return out
 
 
 def tracking_table(c: Comparison) -> TableData:
@@ -364,28 +358,23 @@ def _per_class_table(c: Comparison, top: int = 25) -> TableData:
     )
 
 
-def rich_tables(c: Comparison) -> list[Table]:
-    """The key tables for the terminal."""
+def rich_table(t: TableData) -> Table:
+    """One table for the terminal."""
     from rich.table import Table
 
-    out = []
-    for t in tables(c, full=False):
-        if not t.rows:
-            continue
-        table = Table(title=t.title, title_justify="left", caption=t.note or None, caption_justify="left")
-        for k, h in enumerate(t.headers):
-            if h in NAME_COLUMNS:
-                # Never cut a name: two models can share a long prefix (rtdetr-l-seed0, rtdetr-x-seed0).
-                # A pair ("a vs b") may wrap between its names, never inside one.
-                words = [w for row in t.rows for w in (row[k].split(" vs ") if h == "pair" else [row[k]])]
-                longest = max((len(w) for w in words), default=0)
-                table.add_column(h, justify="left", no_wrap=h != "pair", min_width=max(longest, len(h)))
-            else:
-                table.add_column(h, justify="right")
-        for row in t.rows:
-            table.add_row(*row)
-        out.append(table)
-    return out
+    table = Table(title=t.title, title_justify="left", caption=t.note or None, caption_justify="left")
+    for k, h in enumerate(t.headers):
+        if h in NAME_COLUMNS:
+            # Never cut a name: two models can share a long prefix (rtdetr-l-seed0, rtdetr-x-seed0).
+            # A pair ("a vs b") may wrap between its names, never inside one.
+            words = [w for row in t.rows for w in (row[k].split(" vs ") if h == "pair" else [row[k]])]
+            longest = max((len(w) for w in words), default=0)
+            table.add_column(h, justify="left", no_wrap=h != "pair", min_width=max(longest, len(h)))
+        else:
+            table.add_column(h, justify="right")
+    for row in t.rows:
+        table.add_row(*row)
+    return table
 
 
 def run_lines(c: Comparison) -> list[str]:

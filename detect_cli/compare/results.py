@@ -1,5 +1,7 @@
 """What `detect compare` measured, as frozen dataclasses: speed, agreement and accuracy per model and pair,
-the settings, and the whole `Comparison` (`to_dict` is report.json). No logic beyond summing up."""
+the settings, and the whole `Comparison` (`to_dict` is report.json). No logic beyond summing up. What was
+compared (`ModelInfo`) lives in model_facts.py and the accuracy figures (`Accuracy`) in accuracy.py, beside
+what makes them, so that the analysis they feed never imports this module."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from detect_cli.compare.accuracy import EVAL_CONF, Accuracy
+from detect_cli.compare.model_facts import ModelInfo
 from detect_cli.geometry import MATCH_IOU
 from detect_cli.results import Speed
 from detect_cli.tracks import Stability
@@ -15,7 +19,6 @@ if TYPE_CHECKING:
     from detect_cli.compare.analysis import Analysis
 
 DETECTIONS = "detections"  # the run folder's detections/<label>.jsonl: every model's measurements
-EVAL_CONF = 0.001  # as `yolo val`: mAP needs the whole precision-recall curve, so keep nearly every box
 # A 95th percentile from fewer calls is one of the slowest two or three calls, not a percentile: below this
 # many timed calls p95 is not reported, and compare raises --runs to reach it (run.timed_runs).
 P95_MIN_CALLS = 20
@@ -56,41 +59,6 @@ class SpeedStats:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelInfo:
-    """What was compared: the model, its size, and how it was run."""
-
-    label: str
-    name: str
-    family: str
-    location: str
-    official: bool
-    untrained: bool
-    classes: int
-    params_m: float | None
-    gflops: float | None
-    device: str
-    backend: str
-    precision: str
-    imgsz: int
-    published_map50_95: float | None = None
-    published_source: str | None = None
-    nms_free: bool = False  # the model's own output needs no NMS (RT-DETR, YOLO26)
-    nms: bool = True  # class-wise NMS at `iou` ran on its boxes (YOLO always; NMS-free ones with --nms)
-    iou: float | None = None
-    fused: bool | None = None  # params and GFLOPs counted on the Conv+BN-fused network (as it ran)
-    input_shape: tuple[int, int] | None = None  # (h, w) of the network input for the first input
-    input_rule: str = ""  # how the backend makes it: "letterbox-rect", "letterbox-square", "stretch-square"
-
-    @property
-    def ran(self) -> str:
-        """What ran after the network, in words: "NMS-free", "NMS at IoU 0.7", or both with --nms."""
-        iou = f"IoU {self.iou:g}" if self.iou is not None else "its IoU"
-        if self.nms_free:
-            return f"NMS-free + NMS at {iou} (--nms)" if self.nms else "NMS-free"
-        return f"class-wise NMS at {iou}"
-
-
-@dataclass(frozen=True, slots=True)
 class ClassAgreement:
     class_name: str
     matched: int
@@ -115,33 +83,6 @@ class PairAgreement:
     images: int
     overall: ClassAgreement
     per_class: tuple[ClassAgreement, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ClassAccuracy:
-    class_name: str
-    instances: int
-    map50_95: float | None
-    map50: float | None
-    precision: float | None
-    recall: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Accuracy:
-    """COCO-style scores against the labels. mAP uses every box down to `eval_conf` (as `yolo val`);
-    precision and recall are at IoU 0.5 for the boxes at or above `conf`, the threshold the user runs
-    with. Overall values are means over the classes that have labels (as ultralytics reports them)."""
-
-    map50_95: float
-    map50: float
-    precision: float
-    recall: float
-    conf: float
-    eval_conf: float
-    images: int
-    instances: int
-    per_class: tuple[ClassAccuracy, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
-"""The analysis (analysis.py) as tables and plots: how sure each figure is, fair operating points, where
-each model wins, error types and the duplicate audit. Rows are plain `TableData` (rendered by report.py
-to Markdown, HTML and the terminal alike); plots are PNG bytes (matplotlib, Agg)."""
+"""The analysis (analysis.py) as tables: how sure each figure is, fair operating points, where each model
+wins, error types and the duplicate audit. Rows are plain `TableData` (rendered by report.py to Markdown,
+HTML and the terminal alike), set after report_tables' by `report.tables`; the analysis' plots are
+report_plots'."""
 
 from __future__ import annotations
 
@@ -272,92 +273,9 @@ def boxes_table(c: Comparison) -> TableData | None:
     )
 
 
-def tables(c: Comparison, full: bool = True) -> list[TableData]:
+def analysis_tables(c: Comparison, full: bool = True) -> list[TableData]:
     """The analysis' tables; `full=False`: only how sure each figure is (the terminal)."""
     makers = (interval_table,) if not full else (interval_table, operating_table, threshold_table)
     if full:
         makers += (slice_table, error_table, duplicate_table, boxes_table)
     return [t for make in makers if (t := make(c)) is not None and t.rows]
-
-
-# --- plots ----------------------------------------------------------------------------------------
-# (report_plots imports this module inside make_plots, so its colours are imported here lazily too)
-
-
-def figure(width: float, height: float, cols: int = 1):  # type: ignore[no-untyped-def]
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display; must precede pyplot
-    import matplotlib.pyplot as plt
-
-    return plt, plt.subplots(1, cols, figsize=(width, height), dpi=110, layout="constrained")
-
-
-def png(plt, fig) -> bytes:  # type: ignore[no-untyped-def]
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def plot_operating(c: Comparison) -> bytes | None:
-    """Precision-recall curves and F1 against the threshold, every model on one axis each, the best F1
-    marked and --conf drawn (labels)."""
-    from detect_cli.compare.report_plots import model_colors
-
-    a = c.analysis
-    curves = [m.curve for m in a.models if m.curve is not None] if a else []
-    if not curves:
-        return None
-    plt, (fig, (pr, f1)) = figure(11, 4.2, cols=2)
-    colours = model_colors(c)  # one colour per model, as in every plot and the page
-    for cv in curves:
-        colour = colours[cv.model]
-        kept = [(r, p) for r, p in zip(cv.recall, cv.precision, strict=True) if r or p]  # some box kept
-        pr.plot([r for r, _ in kept], [p for _, p in kept], color=colour, label=cv.model, lw=1.8)
-        pr.scatter([cv.best.recall], [cv.best.precision], color=colour, zorder=3, s=30)
-        f1.plot(cv.conf, cv.f1, color=colour, label=cv.model, lw=1.8)
-        f1.scatter([cv.best.conf], [cv.best.f1], color=colour, zorder=3, s=30)
-    f1.axvline(c.settings.conf, color="#444", ls="--", lw=1, label=f"--conf {c.settings.conf:g}")
-    pr.set(
-        xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall, IoU 0.5"
-    )
-    f1.set(xlabel="confidence threshold", ylabel="F1", xlim=(0, 1), ylim=(0, 1.02), title="F1 vs threshold")
-    for ax in (pr, f1):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-    return png(plt, fig)
-
-
-def plot_scores(c: Comparison) -> bytes | None:
-    """Without labels: each model's score histogram, and boxes per picture as the threshold moves."""
-    from detect_cli.compare.report_plots import model_colors
-
-    a = c.analysis
-    profiles = [m.scores for m in a.models if m.scores is not None] if a else []
-    if not any(sum(s.counts) for s in profiles):  # no model kept a box: two flat lines would say nothing
-        return None
-    plt, (fig, (hist, boxes)) = figure(11, 4.2, cols=2)
-    colours = model_colors(c)
-    for s in profiles:
-        colour = colours[s.model]
-        hist.stairs(s.counts, s.edges, color=colour, label=s.model, lw=1.8)
-        boxes.plot(s.thresholds, s.boxes_per_picture, color=colour, label=s.model, lw=1.8, marker="o", ms=3)
-    hist.set(xlabel="confidence", ylabel="boxes", xlim=(0, 1), title="Scores of the boxes kept")
-    boxes.set(xlabel="threshold", ylabel=f"boxes per {c.unit}", xlim=(0, 1), title="Boxes per picture")
-    for ax in (hist, boxes):
-        ax.axvline(c.settings.conf, color="#444", ls="--", lw=1)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-    return png(plt, fig)
-
-
-def plots(c: Comparison) -> dict[str, bytes]:
-    out = {}
-    if (op := plot_operating(c)) is not None:
-        out["operating_points.png"] = op
-    if (sc := plot_scores(c)) is not None:
-        out["scores.png"] = sc
-    return out
