@@ -580,3 +580,19 @@ def test_the_score_plots_are_left_out_when_no_model_kept_a_box(boxes: int) -> No
     assert ("scores.png" in plots) == bool(boxes)
     page = html_report(c, plots, [])
     assert ("Operating points, plotted" in page) == bool(boxes)
+
+
+def test_the_overview_of_models_of_ones_own_says_only_what_it_shows() -> None:
+    """Models trained by the user are in no published family: the overview has stars on their labels and
+    its note speaks of no family line; official models keep the lines and their note."""
+    from dataclasses import replace
+
+    from detect_cli.compare.report_summary import overview_note
+
+    acc = Accuracy(0.4, 0.6, 0.7, 0.5, 0.25, 0.001, 4, 10, (ClassAccuracy("person", 10, 0.4, 0.6, 0.7, 0.5),))
+    own = (_model("rtdetr-shapes", 120.0, None, acc), _model("yolo-shapes", 30.0, None, acc))
+    c = replace(_comparison(accuracy=True), models=own)
+    assert "overview.png" in make_plots(c)
+    note = overview_note(c)
+    assert note.startswith("Stars: mAP50-95 measured on your labels") and "Lines:" not in note, note
+    assert overview_note(_comparison(accuracy=True)).startswith("Lines: each family's sizes")

@@ -106,7 +106,7 @@ def plot_accuracy_vs_speed(c: Comparison) -> bytes | None:
     return _png(plt, fig)
 
 
-def _place(m: ModelResult) -> tuple[float | None, float | None]:
+def overview_place(m: ModelResult) -> tuple[float | None, float | None]:
     """Where a compared model sits on the overview: a model of the registry at its published GFLOPs and
     COCO mAP50-95 (on its family's line); another one at the GFLOPs counted here, without a published
     mAP."""
@@ -122,7 +122,7 @@ def plot_overview(c: Comparison) -> bytes | None:
     measured here, and a star at the mAP50-95 measured on the user's labels. None when no model can be
     placed (no official model, no labels)."""
     colors = model_colors(c)
-    placed = [(m, *_place(m)) for m in c.models]
+    placed = [(m, *overview_place(m)) for m in c.models]
     families = sorted({family_of(m.info.name) for m, g, pub in placed if g is not None and pub is not None})
     measured = [(m, g) for m, g, _ in placed if m.accuracy and g and not m.info.untrained]
     if not families and not measured:

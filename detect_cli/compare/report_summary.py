@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from detect_cli.compare.report_plots import overview_place
 from detect_cli.compare.report_tables import input_shapes_differ
 from detect_cli.compare.results import Comparison
 from detect_cli.compare.verdict import TIMES, PairVerdict, verdict
@@ -134,6 +135,11 @@ def summary(c: Comparison) -> list[dict[str, Any]]:
 
 def overview_note(c: Comparison) -> str:
     """What the overview plot shows, saying only what is on it."""
+    if not any(overview_place(m)[1] is not None for m in c.models):  # no official model: stars only
+        return (
+            "Stars: mAP50-95 measured on your labels, against each model's GFLOPs counted here (at 640 px). "
+            "No published family line: these models are not ultralytics' or RT-DETR's released sizes."
+        )
     e = c.environment
     here = f"on this machine ({e.cpu})" if e else "on this machine"
     parts = [
