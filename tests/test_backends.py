@@ -725,6 +725,82 @@ def test_clear_cache_deletes_only_what_the_cache_made(
     ]
 
 
+def test_clear_cache_leaves_an_export_another_process_is_making(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second process holds KEY_A's export lock (it is exporting now): --clear-cache leaves that key's
+    temporary folder and lock whole and says so, and clears the rest; once the export ends, all goes.
+    It used to delete the folder the export was being written into, and its lock file."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    root = cache / "exports"
+    monkeypatch.setenv("DETECT_CACHE_DIR", str(cache))
+    root.mkdir(parents=True)
+    _made_export(root, KEY_B, {"model.onnx": b"onnx"})
+    partial = root / f".{KEY_A}.4242-0123abcd.part"
+    partial.mkdir()
+    (partial / "model.onnx").write_bytes(b"half written")
+    lock = root / f".{KEY_A}.lock"
+    holder = (
+        "import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print('held', flush=True); sys.stdin.read()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", holder, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        cleared = runner.invoke(app, ["models", "--clear-cache"])
+        assert cleared.exit_code == 0, cleared.output
+        assert "removed 1 cached exports" in cleared.stdout and "being made now" in cleared.stdout
+        assert (partial / "model.onnx").read_bytes() == b"half written" and lock.exists()
+        assert not (root / KEY_B).exists()
+    finally:
+        proc.communicate("", timeout=30)
+    again = runner.invoke(app, ["models", "--clear-cache"])
+    assert again.exit_code == 0 and "being made now" not in again.stdout, again.output
+    assert sorted(root.iterdir()) == []
+
+
+def test_an_export_lock_whose_file_was_replaced_while_waiting_locks_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process waits for a key's lock; meanwhile the lock file is removed (as --clear-cache does while
+    holding it). The waiter must end up holding the file now at that path, not the removed one, or a
+    third process would lock a new file and make the same export beside it."""
+    import fcntl
+    import threading
+
+    monkeypatch.setenv("DETECT_CACHE_DIR", str(tmp_path / "cache"))
+    root = cache.exports_dir()
+    root.mkdir(parents=True)
+    path = root / f".{KEY_A}.lock"
+    first = path.open("a")
+    fcntl.flock(first, fcntl.LOCK_EX)
+    waited, inside, leave = threading.Event(), threading.Event(), threading.Event()
+
+    def waiter() -> None:
+        with cache.export_lock(KEY_A, waited.set):
+            inside.set()
+            leave.wait(30)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    try:
+        assert waited.wait(30)  # it found the lock held and waits
+        path.unlink()
+        first.close()  # released: the waiter wakes on the removed file, and must move to a new one
+        assert inside.wait(30)
+        with path.open("a") as third:  # a third process: the lock at the path must be held
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(third, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        leave.set()
+        thread.join(30)
+
+
 def test_removing_an_export_never_leaves_its_folder(tmp_path: Path) -> None:
     """A manifest naming a file outside its folder ("..", or through a linked sub-folder): not deleted."""
     victim = tmp_path / "victim.txt"

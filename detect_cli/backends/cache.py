@@ -217,6 +217,7 @@ _KEY_TEXT = r"[0-9a-f]{16}-\d+-(?:onnx|openvino)-(?:fp32|fp16|bf16|int8-[0-9a-f]
 _KEY = re.compile(_KEY_TEXT)
 _PARTIAL = re.compile(rf"\.{_KEY_TEXT}\.\d+-[0-9a-f]{{8}}\.part")
 _LOCK = re.compile(rf"\.{_KEY_TEXT}\.lock")
+_KEY_OF = re.compile(rf"\.?({_KEY_TEXT})(?:\.\d+-[0-9a-f]{{8}}\.part|\.lock)?")
 
 
 def _named_by_manifest(folder: Path) -> list[Path] | None:
@@ -278,30 +279,57 @@ class Cleared:
     exports: int = 0
     size: int = 0
     left: list[Path] = field(default_factory=list)
+    busy: list[Path] = field(default_factory=list)  # an export of that key is being made right now
 
 
 def clear_exports() -> Cleared:
     """Delete every cached export, leftovers of interrupted ones and their lock files: what the cache
     names (see `remove_entry`), never anything else a user keeps in the folder, which is listed in
-    `left`."""
+    `left`. A key whose export another process is making now (it holds the key's lock) is left whole
+    and listed in `busy`: its temporary folder is that export's work in progress."""
     root = exports_dir()
     cleared = Cleared()
     if not root.is_dir():
         return cleared
     for p in sorted(root.iterdir()):
-        if p.is_symlink() or not (
-            _KEY.fullmatch(p.name) or _PARTIAL.fullmatch(p.name) or _LOCK.fullmatch(p.name)
-        ):
+        found = _KEY_OF.fullmatch(p.name)
+        if p.is_symlink() or found is None:
             cleared.left.append(p)
-        elif _LOCK.fullmatch(p.name):
-            with contextlib.suppress(OSError):
-                p.unlink()
-        else:
-            size, left = remove_entry(p)
-            cleared.exports += size > 0 or not p.exists()
-            cleared.size += size
-            cleared.left += left
+            continue
+        with _unless_busy(found.group(1)) as free:
+            if not free:
+                cleared.busy.append(p)
+            elif _LOCK.fullmatch(p.name):
+                with contextlib.suppress(OSError):
+                    p.unlink()  # export_lock sees a lock file replaced and locks the new one
+            else:
+                size, left = remove_entry(p)
+                cleared.exports += size > 0 or not p.exists()
+                cleared.size += size
+                cleared.left += left
     return cleared
+
+
+@contextlib.contextmanager
+def _unless_busy(key: str) -> Iterator[bool]:
+    """The key's export lock taken without waiting: True while held, False when another process holds
+    it (an export of that key in progress)."""
+    import fcntl
+
+    try:  # never created here: a key without a lock file has no export in progress
+        fd = os.open(exports_dir() / f".{key}.lock", os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def commit_entry(entry: CacheEntry, final: Path) -> CacheEntry:
@@ -337,16 +365,30 @@ def export_lock(key: str, waiting: Callable[[], None] = lambda: None) -> Iterato
     holds it; where the cache cannot be written, no lock."""
     import fcntl
 
-    try:
-        exports_dir().mkdir(parents=True, exist_ok=True)
-        handle = (exports_dir() / f".{key}.lock").open("a")
-    except OSError:
-        yield
-        return
-    with handle:
+    path = exports_dir() / f".{key}.lock"
+    said = False
+    while True:
+        try:
+            exports_dir().mkdir(parents=True, exist_ok=True)
+            handle = path.open("a")
+        except OSError:
+            yield
+            return
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            waiting()
+            if not said:
+                waiting()
+                said = True
             fcntl.flock(handle, fcntl.LOCK_EX)
+        # --clear-cache may have removed the file while this waited: a lock on a file no longer at
+        # `path` guards nothing, since the next process locks a new one. Lock what is there now.
+        try:
+            same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+        except OSError:
+            same = False
+        if same:
+            break
+        handle.close()
+    with handle:
         yield

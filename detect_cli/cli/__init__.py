@@ -124,6 +124,9 @@ def models_cmd(
             shown = ", ".join(str(p.relative_to(root)) for p in cleared.left[:5])
             more = f" and {len(cleared.left) - 5} more" if len(cleared.left) > 5 else ""
             typer.echo(f"left alone (not exports this cache made): {shown}{more}")
+        if cleared.busy:
+            shown = ", ".join(p.name for p in cleared.busy[:5])
+            typer.echo(f"left alone (an export being made now by another process): {shown}")
         return
     rows = catalog()
     exports = [ui.export_row(e) for e in backends.cached_exports()]
