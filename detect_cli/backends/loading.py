@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from detect_cli import runtime
 from detect_cli.backends.cache import (
     COMPILED,
     CacheEntry,
@@ -91,8 +92,6 @@ def _load_exported(
 ) -> Detector:
     """A Detector over the exported model, run by its runtime directly (runtime/: no torch, no
     ultralytics); OpenVINO is compiled at the precision asked for, through the compiled-model cache."""
-    from detect_cli import runtime
-
     backend: Backend = entry.manifest["backend"]
     try:
         session = runtime.open_session(entry.artifact, backend, precision, entry.path / COMPILED, mode)

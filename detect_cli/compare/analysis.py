@@ -30,7 +30,14 @@ from detect_cli.compare.bootstrap import RESAMPLES, SEED, Interval
 from detect_cli.compare.boxes import BoxCounts, boxes_per_picture
 from detect_cli.compare.duplicates import TWIN_IOU, DuplicateAudit, audit_duplicates, twins
 from detect_cli.compare.labels import GroundTruth
-from detect_cli.compare.matches import ClassMatches, MatchTable, match_table, mean_ap, picture_weights
+from detect_cli.compare.matches import (
+    ClassMatches,
+    MatchTable,
+    average_precision,
+    match_table,
+    mean_ap,
+    picture_weights,
+)
 from detect_cli.compare.model_facts import ModelInfo
 from detect_cli.compare.tide import ErrorBreakdown, error_breakdown
 from detect_cli.results import Detection
@@ -391,8 +398,6 @@ def _overall_and_classes(
     differences (`slices.class_slices`) from one AP computation per model on the shared draws: the
     same numbers as those functions give, at half the cost."""
     import numpy as np
-
-    from detect_cli.compare.matches import average_precision
 
     n = ta.pictures
     if ta.image_ids != tb.image_ids or ta.cat_ids != tb.cat_ids:
