@@ -279,10 +279,32 @@ def _yolo_onnx_entry() -> backends.CacheEntry:
 
 
 @needs_onnx
+def test_an_export_from_an_earlier_version_is_rebuilt_with_a_note_not_a_warning(
+    own_cache: Path, yolo_pt: Path, count_exports: list[str]
+) -> None:
+    """A manifest of an earlier format is nothing broken: it is rebuilt once, said as a note (it used to
+    read "incomplete or damaged", as a warning)."""
+    from detect_cli.results import Note
+
+    entry = _yolo_onnx_entry()
+    manifest = entry.path / "manifest.json"
+    manifest.write_text(json.dumps({**entry.manifest, "version": backends.MANIFEST_VERSION - 1}))
+    said: list[str] = []
+    backends.load(resolve(str(yolo_pt), "yolo"), _options("yolo"), _plan("onnx"), said.append)
+    assert count_exports == ["onnx"]
+    again = [w for w in said if "it again" in w]
+    assert len(again) == 1 and isinstance(again[0], Note), said
+    assert "from an earlier version of detect; exporting it again" in again[0], said
+    assert not any("damaged" in w for w in said), said
+
+
+@needs_onnx
 @pytest.mark.parametrize("damage", ["truncate", "flip", "no-manifest"])
 def test_damaged_entry_is_detected_and_rebuilt(
     damage: str, own_cache: Path, yolo_pt: Path, count_exports: list[str]
 ) -> None:
+    from detect_cli.results import Note
+
     entry = _yolo_onnx_entry()
     artifact, manifest = entry.artifact, entry.path / "manifest.json"
     data = artifact.read_bytes()
@@ -296,7 +318,7 @@ def test_damaged_entry_is_detected_and_rebuilt(
     warnings: list[str] = []
     detector = backends.load(resolve(str(yolo_pt), "yolo"), _options("yolo"), _plan("onnx"), warnings.append)
     assert count_exports == ["onnx"]
-    assert any("damaged" in w for w in warnings), warnings
+    assert any("incomplete or damaged" in w and not isinstance(w, Note) for w in warnings), warnings
     rebuilt = backends.read_entry(entry.path)
     assert rebuilt is not None and rebuilt.artifact.stat().st_size == len(data)
     assert detector.backend == "onnx"

@@ -159,6 +159,16 @@ def read_entry(path: Path, verify: bool = True) -> CacheEntry | None:
     return CacheEntry(path, manifest)
 
 
+def unusable(path: Path) -> str:
+    """Why the entry at `path` cannot be used (`read_entry` gave None): made by an earlier version of
+    this tool (its manifest's version differs: rebuilt once, nothing wrong), or incomplete or damaged."""
+    try:
+        version = json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("version")
+    except (OSError, ValueError, AttributeError):
+        return "incomplete or damaged"
+    return "incomplete or damaged" if version == MANIFEST_VERSION else "from an earlier version of detect"
+
+
 def write_manifest(entry: CacheEntry) -> None:
     tmp = entry.path / f".{MANIFEST}.part"
     tmp.write_text(json.dumps(entry.manifest, indent=2), encoding="utf-8")

@@ -21,6 +21,7 @@ from detect_cli.backends.cache import (
     exports_dir,
     read_entry,
     space_note,
+    unusable,
     weights_digest,
     write_manifest,
 )
@@ -66,7 +67,7 @@ def _ready_int8(
     entry = read_entry(exports_dir() / key)
     if entry is None:
         if (exports_dir() / key).exists():
-            warn(f"the cached int8 export of {ref.name} is incomplete or damaged; quantizing it again")
+            _say_rebuilt(warn, exports_dir() / key, f"the cached int8 export of {ref.name}", "quantizing")
         entry = quantize_entry(ref, source, plan.calibration, calib, key, warn)
         for gone in evict_exports(keep=entry.path):
             warn(f"export cache over {cache_limit() / 2**30:g} GiB: removed {gone.name}, used least recently")
@@ -198,6 +199,13 @@ def _load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _igno
     return detector
 
 
+def _say_rebuilt(warn: Warn, path: Path, what: str, doing: str) -> None:
+    """Why an export is made again: damage is a warning; one made by an earlier version is a note."""
+    why = unusable(path)
+    said = f"{what} is {why}; {doing} it again"
+    warn(said if why == "incomplete or damaged" else Note(said))
+
+
 def _ready_export(
     ref: ModelRef, options: PredictOptions, plan: Plan, digest: str, key: str, warn: Warn
 ) -> tuple[Detector, Parity, Detector | None]:
@@ -208,7 +216,7 @@ def _ready_export(
     torch_detector: Detector | None = None
     if entry is None:
         if (exports_dir() / key).exists():
-            warn(f"the cached {backend} export of {ref.name} is incomplete or damaged; exporting it again")
+            _say_rebuilt(warn, exports_dir() / key, f"the cached {backend} export of {ref.name}", "exporting")
         doing = (
             f"exporting {ref.name} to {backend} at imgsz {options.imgsz} (once; cached in {exports_dir()})"
         )
