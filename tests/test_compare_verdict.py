@@ -146,16 +146,16 @@ def test_nice_budget(ms: float, budget: float) -> None:
     assert nice_budget(ms) == pytest.approx(budget)
 
 
+def _far_from_best(model: str) -> ConfCheck:
+    """--conf 0.25 against a best threshold of 0.41, 0.07 of F1 below it: far."""
+    return ConfCheck(
+        model, 0.25, OperatingPoint(0.25, 0.5, 0.6, 0.55), OperatingPoint(0.41, 0.7, 0.55, 0.62), 0.07, True
+    )
+
+
 def test_conf_far_from_the_best_threshold_is_warned() -> None:
     c = _comparison(accuracy=True)
-    far = ConfCheck(
-        "rtdetr-l",
-        0.25,
-        OperatingPoint(0.25, 0.5, 0.6, 0.55),
-        OperatingPoint(0.41, 0.7, 0.55, 0.62),
-        0.07,
-        True,
-    )
+    far = _far_from_best("rtdetr-l")
     near = replace(far, model="yolo11n", gap=0.01, far=False)
     speed = _iv("p50 ratio", "ratio", 4.0, 3.6, 4.4, 22)
     v = verdict(_analysed(c, speed, None, P50, checks=(far, near)))
@@ -171,14 +171,7 @@ def test_random_weights_said_once_then_only_speed_and_memory() -> None:
     speed = _iv("p50 ratio", "ratio", 4.0, 3.6, 4.4, 22)
     acc = _iv("mAP50-95 difference", "difference", 0.05, 0.02, 0.08, 22)
     finding = Finding("rtdetr-l", "yolo11n", "mAP50-95", 6.1, "on small objects", 2.0, 10.3, 22)
-    far = ConfCheck(
-        "rtdetr-l",
-        0.25,
-        OperatingPoint(0.25, 0.5, 0.6, 0.55),
-        OperatingPoint(0.41, 0.7, 0.55, 0.62),
-        0.07,
-        True,
-    )
+    far = _far_from_best("rtdetr-l")
     v = verdict(_analysed(c, speed, acc, P50, (finding,), (far, None)))
     assert (
         v.lines[0].startswith("Random weights")
@@ -228,14 +221,7 @@ def test_the_warning_of_a_name_ending_in_s_takes_an_apostrophe_alone() -> None:
     c = replace(
         c, models=(replace(c.models[0], info=replace(c.models[0].info, label="rtdetr-shapes")), c.models[1])
     )
-    far = ConfCheck(
-        "rtdetr-shapes",
-        0.25,
-        OperatingPoint(0.25, 0.5, 0.6, 0.55),
-        OperatingPoint(0.41, 0.7, 0.55, 0.62),
-        0.07,
-        True,
-    )
+    far = _far_from_best("rtdetr-shapes")
     analysed = _analysed(c, _iv("p50 ratio", "ratio", 4.0, 3.6, 4.4, 22), None, P50, checks=(far, None))
     v = verdict(analysed)
     assert v.warnings == (
