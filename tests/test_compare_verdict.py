@@ -228,3 +228,28 @@ def test_the_warning_of_a_name_ending_in_s_takes_an_apostrophe_alone() -> None:
         "--conf 0.25 is far from rtdetr-shapes' best threshold on these labels (0.41: F1 0.62 vs 0.55).",
     )
     assert f"  {v.warnings[0]}" in report.terminal_lines(analysed)  # the terminal says it the same way
+
+
+@pytest.mark.parametrize("a_faster", [False, True])
+def test_the_pick_carries_the_intervals_turned_to_the_picked_side(a_faster: bool) -> None:
+    """The report's one-line pick repeats the analysis' intervals on the picked model's side: the speed
+    as slower over faster, the mAP50-95 lead in points (it used to give the point figures only)."""
+    from detect_cli.compare.report_summary import pick
+
+    c = _comparison(accuracy=True)
+    a, b = c.models
+    assert a.accuracy is not None
+    a = replace(a, accuracy=replace(a.accuracy, map50_95=0.55))
+    speed = _iv("p50 ratio", "ratio", 4.0, 3.6, 4.4, 22)  # rtdetr-l's p50 over yolo11n's
+    p50 = P50
+    if a_faster:  # the same figures the other way round: rtdetr-l a quarter of yolo11n's time
+        a = replace(a, speed=replace(a.speed, latency_p50_ms=30.0))
+        b = replace(b, speed=replace(b.speed, latency_p50_ms=120.0))
+        speed, p50 = _iv("p50 ratio", "ratio", 0.25, 1 / 4.4, 1 / 3.6, 22), P50[::-1]
+    acc = _iv("mAP50-95 difference", "difference", 0.05, 0.021, 0.079, 22)
+    analysed = _analysed(replace(c, models=(a, b)), speed, acc, p50)
+    [p] = verdict(analysed).pairs
+    said = pick(p, analysed)
+    assert p.faster == ("rtdetr-l" if a_faster else "yolo11n"), said
+    assert f"4.0{TIMES} faster here (p50; 95 % CI 3.6{TIMES} to 4.4{TIMES})" in said, said
+    assert "+5.0 mAP50-95 (on your 4 images; 95 % CI +2.1 to +7.9)" in said, said

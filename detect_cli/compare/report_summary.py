@@ -70,8 +70,12 @@ def _where(p: PairVerdict, c: Comparison) -> str:
 def pick(p: PairVerdict, c: Comparison) -> str:
     """Which model to pick, in one sentence, from what was measured."""
     fast, accurate = p.faster, p.more_accurate
-    speed = f"{p.speed_ratio:.1f}{TIMES} faster here (p50)" if fast and p.speed_ratio else ""
-    acc = f"+{p.map_diff:.1f} mAP50-95 ({_where(p, c)})" if accurate and p.map_diff is not None else ""
+    speed = f"{p.speed_ratio:.1f}{TIMES} faster here (p50{_speed_ci(p, c)})" if fast and p.speed_ratio else ""
+    acc = (
+        f"+{p.map_diff:.1f} mAP50-95 ({_where(p, c)}{_map_ci(p, c)})"
+        if accurate and p.map_diff is not None
+        else ""
+    )
     if fast and accurate and fast != accurate:
         return f"Pick {fast} for speed ({speed}), {accurate} for accuracy ({acc})."
     if fast and accurate:
@@ -84,6 +88,27 @@ def pick(p: PairVerdict, c: Comparison) -> str:
     if p.speed_settled is False:  # the analysis could not tell them apart
         return f"{p.a} and {p.b}: no speed difference settled on {_count(p.inputs, c.unit)}."
     return f"{p.a} and {p.b} are about as fast as each other."
+
+
+def _speed_ci(p: PairVerdict, c: Comparison) -> str:
+    """The analysis' interval of the slower p50 over the faster one ("; 95 % CI 2.8x to 3.2x"), or ""."""
+    pa = c.analysis.pair(p.a, p.b) if c.analysis else None
+    iv = pa.speed_ratio if pa else None
+    if pa is None or iv is None or iv.low is None or iv.high is None or iv.low <= 0:
+        return ""
+    low, high = (1 / iv.high, 1 / iv.low) if pa.a == p.faster else (iv.low, iv.high)
+    return f"; 95 % CI {low:.1f}{TIMES} to {high:.1f}{TIMES}"
+
+
+def _map_ci(p: PairVerdict, c: Comparison) -> str:
+    """The interval of the more accurate model's mAP50-95 lead in points ("; 95 % CI +23.3 to +30.1"), or
+    "" (no analysis, or the figures are not measured here)."""
+    pa = c.analysis.pair(p.a, p.b) if c.analysis and p.map_source == "measured" else None
+    iv = pa.map50_95 if pa else None
+    if pa is None or iv is None or iv.low is None or iv.high is None:
+        return ""
+    low, high = (100 * iv.low, 100 * iv.high) if pa.a == p.more_accurate else (-100 * iv.high, -100 * iv.low)
+    return f"; 95 % CI {low:+.1f} to {high:+.1f}"
 
 
 def _unsettled(p: PairVerdict, figure: str) -> str | None:
