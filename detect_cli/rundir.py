@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from detect_cli.errors import OutputError
-from detect_cli.sources import RUN_MARKER, ImageInput, VideoInput, is_run_folder
+from detect_cli.sources import RUN_MARKER, ImageInput, VideoInput, is_run_folder, names_a_list
 
 try:
     import fcntl
@@ -261,7 +261,7 @@ def check_plan(
         return
     real_out = os.path.realpath(out)
     for source in sources:
-        if not source.startswith("@") and "://" not in source and os.path.isdir(source):
+        if not names_a_list(source) and "://" not in source and os.path.isdir(source):
             if os.path.realpath(source) == real_out:
                 raise OutputError(
                     f"--out {out} is a source folder: outputs would be mixed with the inputs "

@@ -442,3 +442,23 @@ def test_stream_output_names_are_safe(source: str, rel: str) -> None:
 
     [item] = _videos_from_one(source, True, None)
     assert str(item.rel_path) == rel and ".." not in item.rel_path.parts
+
+
+def test_a_picture_named_with_an_at_sign_is_that_picture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'@home.jpg' is an @list only when it names one: a picture of that very name, with no 'home.jpg'
+    beside it, is that picture (it used to be read as a list file that does not exist). With a list of
+    that name present, '@' keeps its meaning."""
+    from detect_cli.sources import discover_images, named_kind
+
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "@home.jpg")
+    [item] = discover_images(["@home.jpg"])
+    assert item.error is None and item.path == Path("@home.jpg"), item
+    assert named_kind("@home.jpg") == "image"
+    make_image(tmp_path / "a.jpg")
+    (tmp_path / "list.txt").write_text("a.jpg\n")
+    (tmp_path / "@list.txt").write_text("not this one\n")
+    [listed] = discover_images(["@list.txt"])
+    assert listed.error is None and listed.path is not None and listed.path.name == "a.jpg", listed

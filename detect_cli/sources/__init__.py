@@ -31,6 +31,7 @@ from detect_cli.sources.inputs import (
     VideoInput,
     ascii_int,
     named_kind,
+    names_a_list,
     refuse_other_kind,
     url_rel_path,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "is_run_folder",
     "name_outputs",
     "named_kind",
+    "names_a_list",
     "output_file",
     "output_names",
     "parse_pixels",

@@ -25,6 +25,7 @@ from detect_cli.sources.inputs import (
     VideoInput,
     ascii_int,
     is_url,
+    names_a_list,
     safe_name,
     url_rel_path,
 )
@@ -45,7 +46,7 @@ def _from_one(
     skip: frozenset[str] = frozenset(),
 ) -> Iterator[ImageInput]:
     """One SOURCE argument's inputs: an @list, a URL, a glob, a folder or a file."""
-    if source.startswith("@"):
+    if names_a_list(source, base_dir):
         list_file = Path(source[1:])
         if base_dir is not None and not list_file.is_absolute():
             list_file = base_dir / list_file
@@ -233,7 +234,7 @@ def _videos_from_one(
         yield VideoInput(f"webcam {source}", PurePosixPath(f"webcam{index}"), webcam=index)
     elif is_url(source):
         yield _video_url(source)
-    elif source.startswith("@"):
+    elif names_a_list(source, base_dir):
         list_file = Path(source[1:]) if base_dir is None else base_dir / source[1:]
         problem, lists = list_problem(list_file, lists)
         try:

@@ -59,10 +59,19 @@ def is_url(text: str) -> bool:
     return "://" in text
 
 
+def names_a_list(source: str, base_dir: Path | None = None) -> bool:
+    """Whether SOURCE is an @list: it starts with '@', unless a file of that very name exists and the list
+    it would name does not (a picture called '@home.jpg' is that picture)."""
+    if not source.startswith("@"):
+        return False
+    at = base_dir or Path()
+    return not (os.path.lexists(at / source) and not os.path.lexists(at / source[1:]))
+
+
 def named_kind(source: str) -> Literal["image", "video"] | None:
     """What one SOURCE names by its suffix when it is one file (that exists) or a URL to one: an
     image or a video; None for folders, globs, lists, streams, webcams and other suffixes."""
-    if source.startswith("@") or (glob.has_magic(source) and not os.path.lexists(source)):
+    if names_a_list(source) or (glob.has_magic(source) and not os.path.lexists(source)):
         return None
     if is_url(source):
         suffix = PurePosixPath(urllib.parse.urlsplit(source).path).suffix.lower()
