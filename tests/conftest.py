@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -222,6 +223,42 @@ class QuietServer(http.server.ThreadingHTTPServer):
         """Serve from a daemon thread. It checks for `shutdown()` every 0.05 s instead of the default 0.5 s,
         which every test using a server would otherwise wait out at teardown."""
         threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+
+class MjpegCamera(http.server.BaseHTTPRequestHandler):
+    """A camera over HTTP (multipart JPEG): the first `LIVE` connections each get `FRAMES` frames of
+    `frame(i)` and are dropped; later ones are refused with 503, as by a camera that went away. A subclass
+    sets `connections` (a list the fixture reads: when each connection came)."""
+
+    connections: list[float]
+    LIVE = 2
+    FRAMES = 5
+
+    def frame(self, i: int) -> Any:
+        raise NotImplementedError
+
+    def do_GET(self) -> None:
+        import cv2
+
+        self.connections.append(time.monotonic())
+        if len(self.connections) > self.LIVE:
+            self.send_error(503)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        for i in range(self.FRAMES):
+            jpg = cv2.imencode(".jpg", self.frame(i), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+            head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpg)}\r\n\r\n".encode()
+            try:
+                self.wfile.write(head + jpg + b"\r\n")
+                self.wfile.flush()
+            except BrokenPipeError:  # the probe hangs up after the first frame
+                return
+            time.sleep(0.02)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
 
 
 @pytest.fixture

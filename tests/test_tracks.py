@@ -6,7 +6,6 @@ also when the run is stopped; a reconnected stream starts new identities."""
 from __future__ import annotations
 
 import csv
-import http.server
 import signal
 import subprocess
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import QuietServer, fake_cli_argv, fake_cli_env, read_video
+from conftest import MjpegCamera, QuietServer, fake_cli_argv, fake_cli_env, read_video
 from fakes import ShapeDetector
 from motion import (
     BLINKS,
@@ -213,34 +212,14 @@ def test_sigterm_finalizes_tracks_csv_mot_and_video_with_the_same_frames(
     assert not list(out.rglob("*.part*"))
 
 
-class _ShapeStream(http.server.BaseHTTPRequestHandler):
-    """A camera over HTTP (multipart JPEG) showing a red square moving right: the probe, the first read
-    and one reconnect each get frames, then the camera is gone (503)."""
+class _ShapeStream(MjpegCamera):
+    """A red square moving right: the probe, the first read and one reconnect each get frames, then the
+    camera is gone (503)."""
 
-    connections: list[float]
-    FRAMES = 6
+    LIVE, FRAMES = 3, 6
 
-    def do_GET(self) -> None:
-        self.connections.append(time.monotonic())
-        if len(self.connections) > 3:
-            self.send_error(503)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-        self.end_headers()
-        square = [Mover(0, 20, line(10, 30, 3, 0))]
-        for i in range(self.FRAMES):
-            jpg = cv2.imencode(".jpg", draw(i, square), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
-            head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpg)}\r\n\r\n".encode()
-            try:
-                self.wfile.write(head + jpg + b"\r\n")
-                self.wfile.flush()
-            except BrokenPipeError:  # the probe hangs up after the first frame
-                return
-            time.sleep(0.02)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    def frame(self, i: int) -> np.ndarray:
+        return draw(i, [Mover(0, 20, line(10, 30, 3, 0))])
 
 
 @pytest.fixture

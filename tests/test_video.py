@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-import http.server
-import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
 import pytest
-from conftest import QuietServer, make_video, read_video, truncate
+from conftest import MjpegCamera, QuietServer, make_video, read_video, truncate
 
 from detect_cli.errors import InputError, NoInputsError
 from detect_cli.results import Detection, ImageResult, Speed
@@ -116,32 +114,11 @@ def test_url_to_a_video_file_is_downloaded(tmp_path: Path, http_root: tuple[str,
         open_video(_one(f"{base}/missing.mp4"), tmp_path)
 
 
-class _MjpegStream(http.server.BaseHTTPRequestHandler):
-    """A camera over HTTP (multipart JPEG): the first two connections (the probe and the read) each get
-    5 frames and are dropped; later ones are refused with 503, as by a camera that went away."""
+class _MjpegStream(MjpegCamera):
+    """The probe and the read each get 5 grey frames, brighter each time; then the camera is gone."""
 
-    connections: list[float]
-
-    def do_GET(self) -> None:
-        self.connections.append(time.monotonic())
-        if len(self.connections) > 2:
-            self.send_error(503)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-        self.end_headers()
-        for i in range(5):
-            jpg = cv2.imencode(".jpg", np.full((48, 64, 3), 40 * i, np.uint8))[1].tobytes()
-            head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpg)}\r\n\r\n".encode()
-            try:
-                self.wfile.write(head + jpg + b"\r\n")
-                self.wfile.flush()
-            except BrokenPipeError:  # the probe hangs up after the first frame
-                return
-            time.sleep(0.02)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    def frame(self, i: int) -> np.ndarray:
+        return np.full((48, 64, 3), 40 * i, np.uint8)
 
 
 @pytest.fixture
