@@ -175,6 +175,17 @@ def browser(profile: Path) -> Iterator[DevTools]:
         tools.close()
 
 
+def _load_and_run(b: DevTools, session: str, page: Path, expression: str) -> dict[str, Any]:
+    """Open `page` in the tab and evaluate `expression` there (awaited), failing on a script error."""
+    b.send("Page.navigate", session, url=page.as_uri())
+    b.wait_event("Page.loadEventFired")
+    found = b.send(
+        "Runtime.evaluate", session, timeout=90, expression=expression, awaitPromise=True, returnByValue=True
+    )
+    assert "exceptionDetails" not in found, found
+    return found
+
+
 def open_report(page: Path, profile: Path) -> tuple[dict[str, Any], list[str], list[str]]:
     """Load `page`; return what CHECK_PAGE found, every URL requested, and the console's errors."""
     with browser(profile) as b:
@@ -182,17 +193,7 @@ def open_report(page: Path, profile: Path) -> tuple[dict[str, Any], list[str], l
         session = b.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         for domain in ("Page", "Runtime", "Network", "Log"):
             b.send(f"{domain}.enable", session)
-        b.send("Page.navigate", session, url=page.as_uri())
-        b.wait_event("Page.loadEventFired")
-        found = b.send(
-            "Runtime.evaluate",
-            session,
-            timeout=90,
-            expression=CHECK_PAGE,
-            awaitPromise=True,
-            returnByValue=True,
-        )
-        assert "exceptionDetails" not in found, found
+        found = _load_and_run(b, session, page, CHECK_PAGE)
         time.sleep(0.5)  # late console messages
         events = list(b.seen)
     requests = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
@@ -252,17 +253,7 @@ def check_layout(page: Path, profile: Path, width: int, height: int) -> dict[str
             deviceScaleFactor=1,
             mobile=False,
         )
-        b.send("Page.navigate", session, url=page.as_uri())
-        b.wait_event("Page.loadEventFired")
-        found = b.send(
-            "Runtime.evaluate",
-            session,
-            timeout=90,
-            expression=VIEWER_CHECK,
-            awaitPromise=True,
-            returnByValue=True,
-        )
-        assert "exceptionDetails" not in found, found
+        found = _load_and_run(b, session, page, VIEWER_CHECK)
     return json.loads(found["result"]["value"])
 
 
