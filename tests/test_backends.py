@@ -786,6 +786,40 @@ def test_clear_cache_leaves_an_export_another_process_is_making(
     assert sorted(root.iterdir()) == []
 
 
+@pytest.mark.parametrize("planted", ["fifo", "link"])
+def test_a_lock_name_that_is_a_fifo_or_a_link_never_blocks_nor_is_followed(
+    planted: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO (opening one blocks until a writer comes) or a symlink to an input at an export's lock
+    name: taking the lock and --clear-cache both go on at once, and the input is untouched."""
+    import os
+    import threading
+
+    monkeypatch.setenv("DETECT_CACHE_DIR", str(tmp_path / "cache"))
+    root = cache.exports_dir()
+    root.mkdir(parents=True)
+    lock = root / f".{KEY_A}.lock"
+    victim = make_image(tmp_path / "in" / "a.jpg")
+    before = victim.read_bytes()
+    if planted == "fifo":
+        os.mkfifo(lock)
+    else:
+        lock.symlink_to(victim)
+    done: list[str] = []
+
+    def both() -> None:
+        with cache.export_lock(KEY_A):
+            done.append("locked")
+        cache.clear_exports()
+        done.append("cleared")
+
+    thread = threading.Thread(target=both, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert done == ["locked", "cleared"], done  # before the fix: stuck opening the FIFO
+    assert victim.read_bytes() == before
+
+
 def test_an_export_lock_whose_file_was_replaced_while_waiting_locks_the_new_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -320,15 +320,30 @@ def clear_exports() -> Cleared:
     return cleared
 
 
+def _lock_file(path: Path, create: bool) -> int | None:
+    """A descriptor on the lock file at `path`, or None where there is none to lock: missing (when not
+    `create`), a link, a FIFO or anything but a regular file (opened without blocking, never followed),
+    or a cache that cannot be written."""
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    flags |= (os.O_WRONLY | os.O_CREAT | os.O_APPEND) if create else os.O_RDONLY
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
 @contextlib.contextmanager
 def _unless_busy(key: str) -> Iterator[bool]:
     """The key's export lock taken without waiting: True while held, False when another process holds
-    it (an export of that key in progress)."""
+    it (an export of that key in progress). A key without a lock file has no export in progress."""
     import fcntl
 
-    try:  # never created here: a key without a lock file has no export in progress
-        fd = os.open(exports_dir() / f".{key}.lock", os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
+    fd = _lock_file(exports_dir() / f".{key}.lock", create=False)
+    if fd is None:
         yield True
         return
     try:
@@ -380,25 +395,30 @@ def export_lock(key: str, waiting: Callable[[], None] = lambda: None) -> Iterato
     while True:
         try:
             exports_dir().mkdir(parents=True, exist_ok=True)
-            handle = path.open("a")
         except OSError:
             yield
             return
+        fd = _lock_file(path, create=True)
+        if fd is None:  # not writable here, or not a file of ours: no lock, as for a read-only cache
+            yield
+            return
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if not said:
                 waiting()
                 said = True
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         # --clear-cache may have removed the file while this waited: a lock on a file no longer at
         # `path` guards nothing, since the next process locks a new one. Lock what is there now.
         try:
-            same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+            same = os.path.samestat(os.fstat(fd), os.lstat(path))
         except OSError:
             same = False
         if same:
             break
-        handle.close()
-    with handle:
+        os.close(fd)
+    try:
         yield
+    finally:
+        os.close(fd)
