@@ -21,7 +21,13 @@ OpenVINO, whose static graphs take one batch size).
 A third table (first, `--int8-model`, default RT-DETR-L) measures OpenVINO INT8 (`--precision int8`,
 calibrated on the same `--n` pictures) against OpenVINO bf16, both folder runs end to end as above, and
 against `yolo predict` on ultralytics' own INT8 OpenVINO export (`quantize=8`, calibrated on the same
-pictures through a data.yaml), quantization and export time excluded (printed beside).
+pictures through a data.yaml), quantization and export time excluded (printed beside). Then what bounds
+those ratios on this CPU (bench/limits.py): each of the three IRs in OpenVINO's `benchmark_app` (in turn,
+each round), each run as a share of its own IR's limit, the time of each kind of layer at bf16 and INT8,
+and the most INT8 could gain on bf16 end to end given the CPU a folder run spends on each picture.
+
+The throughput table races `detect image` on the folder against `benchmark_app` on the same IR and
+prints the ceiling the picture work (decoding, drawing, encoding) leaves on this machine's cores.
 
     python bench/backends.py [--models rtdetr-l,yolo11n] [--imgsz 640] [--n 32] [--rounds 3]
     python bench/backends.py --only-int8 [--int8-model rtdetr-l]
@@ -36,7 +42,6 @@ import importlib.util
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,9 +52,12 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import limits  # noqa: E402  (bench/, beside this file)
+
 CONF = {"rtdetr": 0.01, "yolo": 1e-6}  # random weights score low; a fixed max_det bounds the drawing work
 MAX_DET = 20
 BASELINE = "yolo predict (.pt), baseline"
+ULTRALYTICS_INT8 = "yolo predict on ultralytics' INT8 OpenVINO export"
 
 
 def median(values: list[float]) -> float:
@@ -211,20 +219,6 @@ def parity_note(backends, pt: Path, detector) -> str:  # type: ignore[no-untyped
     )
 
 
-def benchmark_app_fps(xml: Path, precision: str, seconds: int) -> float:
-    """OpenVINO's own benchmark_app on the IR: THROUGHPUT hint, async requests, random inputs; its FPS."""
-    import re
-
-    tool = Path(sys.executable).with_name("benchmark_app")
-    argv = [str(tool), "-m", str(xml), "-d", "CPU", "-hint", "throughput", "-t", str(seconds)]
-    argv += ["-infer_precision", precision]
-    done = subprocess.run(argv, capture_output=True, text=True, check=True)
-    found = re.search(r"Throughput:\s+([\d.]+)\s+FPS", done.stdout)
-    if not found:
-        raise RuntimeError(f"benchmark_app printed no throughput:\n{done.stdout[-1500:]}")
-    return float(found.group(1))
-
-
 def throughput_vs_benchmark_app(
     backends, ref, family: str, imgsz: int, images: Path, work: Path, n: int, rounds: int
 ) -> str:  # type: ignore[no-untyped-def]
@@ -245,24 +239,30 @@ def throughput_vs_benchmark_app(
     )
     xml = next(entry.artifact.glob("*.xml"))
     run = detect_runner(detector, images, work, n)
-    ours, theirs = [], []
+    ours: list[float] = []
+    theirs: list[limits.AppRun] = []
     for r in range(rounds):
         ours.append(n / run(r))
-        theirs.append(benchmark_app_fps(xml, detector.precision, 15))
+        theirs.append(limits.benchmark_app(xml, detector.precision))
         print(
-            f"  throughput round {r + 1}: detect {ours[-1]:.2f} img/s, benchmark_app {theirs[-1]:.2f} FPS",
+            f"  throughput round {r + 1}: detect {ours[-1]:.2f} img/s, "
+            f"benchmark_app {theirs[-1].fps:.2f} FPS",
             file=sys.stderr,
         )
-    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    ratios = [a / b.fps for a, b in zip(ours, theirs, strict=True)]
+    network = median([t.cpu_ms for t in theirs])
+    work_ms = limits.picture_work_ms(sorted(images.iterdir()), detector)
     return (
         f"| {ref.name} | openvino {detector.precision}, {detector.in_flight} requests | {median(ours):.2f} "
-        f"| {median(theirs):.2f} | {median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)}) |"
+        f"| {median([t.fps for t in theirs]):.2f} "
+        f"| {median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)}) "
+        f"| {network:.1f} | {work_ms:.1f} | {limits.ceiling(network, work_ms):.2f} |"
     )
 
 
 def ultralytics_int8_runner(pt: Path, family: str, images: Path, imgsz: int, work: Path, n: int):  # type: ignore[no-untyped-def]
     """`yolo predict` on ultralytics' own INT8 OpenVINO export, calibrated on the same pictures (a
-    data.yaml whose val split is the folder); returns (runner, export seconds)."""
+    data.yaml whose val split is the folder); returns (runner, export seconds, the IR's .xml)."""
     from ultralytics import RTDETR, YOLO
 
     from detect_cli.backends.export import _quiet
@@ -298,7 +298,7 @@ def ultralytics_int8_runner(pt: Path, family: str, images: Path, imgsz: int, wor
         assert count == n, count
         return time.perf_counter() - start
 
-    return run, seconds
+    return run, seconds, next(Path(artifact).glob("*.xml"))
 
 
 def int8_table(args: argparse.Namespace, work: Path, images: Path) -> None:
@@ -312,6 +312,7 @@ def int8_table(args: argparse.Namespace, work: Path, images: Path) -> None:
     ref = resolve(str(pt), family)  # type: ignore[arg-type]
     options = PredictOptions(conf=CONF[family], imgsz=args.imgsz, device="cpu", max_det=MAX_DET)
     runners: dict[str, tuple] = {}  # type: ignore[type-arg]
+    irs: dict[str, Path] = {}  # label -> the IR it runs, for benchmark_app
     calibration = quantize.from_folder(images)
     for precision in ("bf16", "int8"):
         start = time.perf_counter()
@@ -329,9 +330,12 @@ def int8_table(args: argparse.Namespace, work: Path, images: Path) -> None:
             one_off,
             parity_note(backends, pt, detector) if precision != "int8" else _int8_parity(backends, pt),
         )
+        irs[label] = _ir_of(backends, pt, precision)
+        int8_detector = detector
     try:
-        run, seconds = ultralytics_int8_runner(pt, family, images, args.imgsz, work, args.n)
-        runners["yolo predict on ultralytics' INT8 OpenVINO export"] = (
+        run, seconds, xml = ultralytics_int8_runner(pt, family, images, args.imgsz, work, args.n)
+        irs[ULTRALYTICS_INT8] = xml
+        runners[ULTRALYTICS_INT8] = (
             run,
             "openvino int8",
             f"export {seconds:.0f} s",
@@ -364,6 +368,75 @@ def int8_table(args: argparse.Namespace, work: Path, images: Path) -> None:
             f"({', '.join(f'{x:.2f}' for x in ratios)}) | {one_off} | {parity} |",
             flush=True,
         )
+    int8_limits(args, images, int8_detector, times, irs)
+
+
+def _ir_of(backends, pt: Path, precision: str) -> Path:  # type: ignore[no-untyped-def]
+    """The .xml of the cached OpenVINO export of `pt` at `precision` (bf16 runs the fp32 export)."""
+    digest = backends.weights_digest(str(pt))
+    stored = "int8" if precision == "int8" else "fp32"
+    entry = next(
+        e
+        for e in backends.cached_exports()
+        if e.manifest["backend"] == "openvino"
+        and e.manifest["precision"] == stored
+        and e.manifest["weights_sha256"] == digest
+    )
+    return next(entry.artifact.glob("*.xml"))
+
+
+def int8_limits(args, images: Path, detector, times: dict, irs: dict[str, Path]) -> None:  # type: ignore[no-untyped-def, type-arg]
+    """What bounds the INT8 table's ratios on this CPU: each IR in OpenVINO's own benchmark_app (in turn,
+    `rounds` times), each run end to end as a share of its own IR's limit, the time of each kind of
+    layer at bf16 and INT8, and the most a folder run's INT8 could gain on bf16 with its picture work."""
+    from detect_cli.runtime import INT8_FLOAT
+
+    bf16_label = "detect --backend openvino --precision bf16"
+    # Both INT8 networks run their float layers as detect runs them: the same precision, a fair race.
+    precisions = {label: "bf16" if label == bf16_label else INT8_FLOAT for label in irs}
+    apps: dict[str, list[limits.AppRun]] = {label: [] for label in irs}
+    for r in range(args.rounds):
+        for label, xml in irs.items():
+            apps[label].append(limits.benchmark_app(xml, precisions[label]))
+            print(f"  benchmark_app round {r + 1}: {label}: {apps[label][-1].fps:.2f} FPS", file=sys.stderr)
+    base = apps[bf16_label]
+    print(
+        f"\n### What bounds it: each IR in benchmark_app -hint throughput, median of {args.rounds} rounds\n"
+    )
+    print(
+        "| IR of | benchmark_app FPS | x bf16 (each round) | CPU-ms a picture | run end to end, images/s "
+        "| share of its IR's limit |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, runs in apps.items():
+        ratios = [r.fps / b.fps for r, b in zip(runs, base, strict=True)]
+        fps = median([r.fps for r in runs])
+        e2e = args.n / median(times[label])
+        print(
+            f"| {label} | {fps:.2f} | {median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)}) "
+            f"| {median([r.cpu_ms for r in runs]):.0f} | {e2e:.2f} | {e2e / fps:.2f} |"
+        )
+    ours = "detect --backend openvino --precision int8"
+    layers = {
+        p: limits.by_family(limits.layer_ms(irs[lab], prec))
+        for lab, p, prec in ((bf16_label, "bf16", "bf16"), (ours, "int8", INT8_FLOAT))
+    }
+    print("\n| layer kind (one thread, ms per picture) | bf16 | int8 | speed-up |")
+    print("|---|---:|---:|---:|")
+    for kind in sorted(layers["bf16"], key=lambda k: -layers["bf16"][k])[:6]:
+        a, b = layers["bf16"][kind], layers["int8"].get(kind, 0.0)
+        print(f"| {kind} | {a:.1f} | {b:.1f} | {a / b if b else float('inf'):.2f}x |")
+    a, b = sum(layers["bf16"].values()), sum(layers["int8"].values())
+    print(f"| all | {a:.1f} | {b:.1f} | {a / b:.2f}x |")
+    work = limits.picture_work_ms(sorted(images.iterdir()), detector)
+    bf16_cpu, int8_cpu = (median([r.cpu_ms for r in apps[k]]) for k in (bf16_label, ours))
+    alone = median([r.fps / b.fps for r, b in zip(apps[ours], base, strict=True)])
+    print(
+        f"\nPicture work of a folder run (decode, draw, encode): {work:.1f} CPU-ms a picture; with it, INT8 "
+        f"can run at most {(bf16_cpu + work) / (int8_cpu + work):.2f}x bf16 end to end on this CPU "
+        f"(benchmark_app alone: {alone:.2f}x).",
+        flush=True,
+    )
 
 
 def _int8_parity(backends, pt: Path) -> str:  # type: ignore[no-untyped-def]
@@ -439,8 +512,11 @@ def measure(args: argparse.Namespace, work: Path) -> None:
             f"\n## OpenVINO throughput: detect end to end vs benchmark_app, {args.n} images, "
             f"imgsz {args.imgsz}\n"
         )
-        print("| model | detect runs | detect images/s | benchmark_app FPS | ratio (each round) |")
-        print("|---|---|---:|---:|---:|")
+        print(
+            "| model | detect runs | detect images/s | benchmark_app FPS | ratio (each round) "
+            "| benchmark_app CPU-ms a picture | picture work CPU-ms | ceiling |"
+        )
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
         print("\n".join(rows), flush=True)
     if args.only_throughput:
         return
