@@ -256,3 +256,36 @@ def test_track_ids_and_trails_are_drawn_in_the_track_colour() -> None:
     assert tuple(int(v) for v in drawn[50, 60]) == colour  # the box's left edge
     assert tuple(int(v) for v in drawn[80, 100]) == (0, 0, 0)  # nothing past the trail's end
     assert colour != class_color(0)  # coloured by track, not by class
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def test_results_csv_gives_each_box_its_track_id_and_untracked_runs_keep_their_columns(
+    track_video, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """results.csv had no track id: its rows could not be joined across frames. A tracked run's rows
+    now end with the box's track id (empty where no track holds it: frame 31's box, confirmed only
+    on its next frame; and the frames without a box); an untracked run's columns are as they were."""
+    from detect_cli.writers.tables import CSV_COLUMNS
+
+    clip = make_motion_video(tmp_path / "leave.avi", LEAVES_AND_RETURNS, frames=46)
+    result, out = track_video(clip, "--track", "-f", "csv")
+    assert result.exit_code == 0, result.output
+    header, rows = _csv_rows(out / "results.csv")
+    assert header == ["source", "frame", "time_s", *CSV_COLUMNS[1:], "track_id"]
+    by_frame: dict[int, list[str]] = {}
+    for row in rows:
+        by_frame.setdefault(int(row["frame"]), []).append(row["track_id"])
+    recorded = [["" if t is None else str(t) for t in ids] or [""] for ids in _ids_by_frame(out)]
+    assert [by_frame[i] for i in range(46)] == recorded  # the record's ids, box by box
+    assert by_frame[0] == ["1"] and by_frame[20] == [""] and by_frame[31] == [""] and by_frame[32] == ["2"]
+    assert rows[20]["class_name"] == "" and rows[31]["class_name"] == "person"  # no box; a box, no track
+
+    result, plain = track_video(clip, "-f", "csv", out=tmp_path / "plain")
+    assert result.exit_code == 0, result.output
+    header, rows = _csv_rows(plain / "results.csv")
+    assert header == ["source", "frame", "time_s", *CSV_COLUMNS[1:]] and len(rows) == 46
