@@ -4,6 +4,7 @@ its pictures without either. tests/test_render.py checks the pixels against ultr
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,9 @@ DARK_TEXT = {
 TEXT_DARK_BLUE = (104, 31, 17)
 WHITE = (255, 255, 255)
 
+# A side-by-side panel: its title and boxes, and for a tracked model each box's track id (None: none).
+Panel = tuple[str, Sequence[Detection]] | tuple[str, Sequence[Detection], Sequence[int | None]]
+
 
 def class_color(class_id: int) -> tuple[int, int, int]:
     """The BGR colour of a class, as ultralytics' `colors(class_id, bgr=True)`."""
@@ -41,13 +45,32 @@ def class_color(class_id: int) -> tuple[int, int, int]:
 
 
 def draw_detections(
-    image: np.ndarray, detections: Sequence[Detection], title: str | None = None
+    image: np.ndarray,
+    detections: Sequence[Detection],
+    title: str | None = None,
+    track_ids: Sequence[int | None] = (),
+    trails: Sequence[tuple[int, Sequence[tuple[int, int]]]] = (),
 ) -> np.ndarray:
-    """A copy of `image` with labelled boxes (colours per class, as ultralytics draws them)."""
+    """A copy of `image` with labelled boxes, as ultralytics draws them: `class conf` in the class's
+    colour. A box a track holds (its id in `track_ids`, in `detections` order; None or missing: none)
+    is labelled `#id class conf` in its track's colour, as ultralytics colours tracks, and each
+    track's recent centres in `trails` are joined as a line. Every picture of a tracked run (video,
+    saved frames, side-by-side panels) is drawn here, so they all show the ids alike."""
+    import cv2
+    import numpy as np
+
     out = image.copy()
     lw = max(round(sum(out.shape) / 2 * 0.003), 2)  # ultralytics' default line width (channels counted)
-    for det in detections:
-        box_label(out, det.xyxy, f"{det.class_name} {det.confidence:.2f}", class_color(det.class_id), lw)
+    for track_id, points in trails:
+        if len(points) > 1:
+            pts = np.array(points, np.int32).reshape(-1, 1, 2)
+            cv2.polylines(out, [pts], False, class_color(track_id), lw, cv2.LINE_AA)
+    for det, track_id in itertools.zip_longest(detections, track_ids[: len(detections)]):
+        label = f"{det.class_name} {det.confidence:.2f}"
+        if track_id is None:
+            box_label(out, det.xyxy, label, class_color(det.class_id), lw)
+        else:
+            box_label(out, det.xyxy, f"#{track_id} {label}", class_color(track_id), lw)
     if title:
         out = draw_title(out, title)
     return out
@@ -115,45 +138,22 @@ def _text_size(text: str, scale: float, thickness: int) -> tuple[tuple[int, int]
     return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
 
 
-def side_by_side(image: np.ndarray, panels: Sequence[tuple[str, Sequence[Detection]]]) -> np.ndarray:
-    """One render of `image` per (title, detections), left to right: model A | model B | …, each with
-    its title in a band above it (`title_band`), not over the picture.
+def side_by_side(image: np.ndarray, panels: Sequence[Panel]) -> np.ndarray:
+    """One render of `image` per panel, left to right: model A | model B | …, each with its title in a
+    band above it (`title_band`), not over the picture. A panel is (title, detections), or (title,
+    detections, track ids) for a tracked model's boxes (drawn with their ids by `draw_detections`).
 
     The result is exactly as wide as the renders put together; a thin line is drawn over each seam.
     """
     import numpy as np
 
-    renders = [title_band(draw_detections(image, dets), title) for title, dets in panels]
+    renders = []
+    for title, detections, *ids in panels:
+        drawn = draw_detections(image, detections, track_ids=ids[0] if ids else ())
+        renders.append(title_band(drawn, title))
     out = np.hstack(renders) if renders else image.copy()
     x = 0
     for r in renders[:-1]:
         x += r.shape[1]
         out[:, max(x - 1, 0) : x + 1] = 255
     return out
-
-
-def draw_tracks(
-    image: np.ndarray,
-    boxes: Sequence[tuple[Detection, int | None]],
-    trails: Sequence[tuple[int, Sequence[tuple[int, int]]]] = (),
-    title: str | None = None,
-) -> np.ndarray:
-    """A copy of `image` with each box labelled `#id class conf` in its track's colour (as ultralytics
-    colours tracks), a box no track holds in its class colour without an id, and each track's recent
-    centres joined as a trail."""
-    import cv2
-    import numpy as np
-
-    out = image.copy()
-    lw = max(round(sum(out.shape) / 2 * 0.003), 2)
-    for track_id, points in trails:
-        if len(points) > 1:
-            pts = np.array(points, np.int32).reshape(-1, 1, 2)
-            cv2.polylines(out, [pts], False, class_color(track_id), lw, cv2.LINE_AA)
-    for det, track_id in boxes:
-        if track_id is None:
-            box_label(out, det.xyxy, f"{det.class_name} {det.confidence:.2f}", class_color(det.class_id), lw)
-        else:
-            label = f"#{track_id} {det.class_name} {det.confidence:.2f}"
-            box_label(out, det.xyxy, label, class_color(track_id), lw)
-    return draw_title(out, title) if title else out

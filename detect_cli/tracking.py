@@ -190,9 +190,28 @@ class TrackedResult(ImageResult):
             d["tracks_restart"] = self.restart
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrackedResult:
+        """The tracked result a record of a tracked run describes (a box recorded without a track id
+        has none); BadRecord when it is not a record (`ImageResult.from_dict`)."""
+        base = ImageResult.from_dict(d)
+        fields = {f: getattr(base, f) for f in ImageResult.__dataclass_fields__}
+        ids = tuple(
+            None if x.get("track_id") is None else int(x["track_id"]) for x in d.get("detections", [])
+        )
+        return cls(**fields, track_ids=ids, restart=d.get("tracks_restart"))
+
     def tracked(self) -> list[tuple[Detection, int]]:
         """The detections a track holds, with its id."""
         return [(d, t) for d, t in zip(self.detections, self.track_ids, strict=False) if t is not None]
+
+
+def track_ids(result: ImageResult) -> tuple[int | None, ...]:
+    """The track id of each of `result`'s boxes, in order: None where no track holds the box, and for
+    every box of an untracked result. Whatever draws or lists a frame's boxes reads the ids here."""
+    n = len(result.detections)
+    ids = result.track_ids[:n] if isinstance(result, TrackedResult) else ()
+    return ids + (None,) * (n - len(ids))
 
 
 @dataclass

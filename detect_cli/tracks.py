@@ -22,9 +22,9 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
 from detect_cli.errors import OutputError
-from detect_cli.render import draw_tracks
+from detect_cli.render import draw_detections
 from detect_cli.results import Detection, ImageResult
-from detect_cli.tracking import RunTracker, TrackedResult
+from detect_cli.tracking import RunTracker, TrackedResult, track_ids
 from detect_cli.writers import AnnotatedVideoWriter, Failure, Sink, atomic_write_bytes, close_all
 
 if TYPE_CHECKING:
@@ -276,8 +276,8 @@ class TrackedVideoWriter(AnnotatedVideoWriter):
             self._last_seen[track_id] = self._n
         for track_id in [t for t, n in self._last_seen.items() if self._n - n >= TRAIL]:
             del self._trails[track_id], self._last_seen[track_id]
-        boxes = list(zip(result.detections, result.track_ids, strict=False))
-        return draw_tracks(image, boxes, [(t, list(p)) for t, p in self._trails.items()], self.caption)
+        trails = [(t, list(p)) for t, p in self._trails.items()]
+        return draw_detections(image, result.detections, self.caption, track_ids(result), trails)
 
 
 class TrackingSink(Sink):

@@ -513,3 +513,20 @@ def test_compare_says_each_labels_problem_on_one_line(  # type: ignore[no-untype
     assert result.exit_code == code, result.output
     assert any(got.startswith(line) for got in result.stderr.splitlines()), result.stderr
     assert len(_errors_on_one_line(result.stderr)) == (1 if code else 0)
+
+
+def test_a_picture_beside_a_folder_named_like_its_labels_keeps_them_apart(detect, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """photos/a.png's labels were labels/photos/a.txt, a folder of labels for photos/a.txt/x.png: one
+    of them could not be written. a.png's outputs now keep its suffix (labels/photos/a.png.txt)."""
+    make_image(tmp_path / "photos" / "a.png", 1)
+    make_image(tmp_path / "photos" / "a.txt" / "x.png", 2)
+    result, out = detect(str(tmp_path / "photos"), "--conf", "0.01", "-f", "txt")
+    assert result.exit_code == 0, result.output
+    rows = read_jsonl(out / "results.jsonl")
+    assert len(rows) == 2 and all(r["error"] is None for r in rows)
+    labels = (out / "labels").rglob("*.txt")
+    assert sorted(p.relative_to(out / "labels").as_posix() for p in labels if p.is_file()) == [
+        "photos/a.png.txt",
+        "photos/a.txt/x.txt",
+    ]
+    assert (out / "photos" / "a.png.png").is_file() and (out / "photos" / "a.txt" / "x.png").is_file()

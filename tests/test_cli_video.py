@@ -228,3 +228,18 @@ def test_videos_that_would_share_an_output_each_get_their_own(detect_video, tmp_
         assert len(list((out / "clips" / name).glob("*.jpg"))) == counts[source], source
     folders = [p.name for p in (out / "clips").iterdir() if p.is_dir()]
     assert len({f.casefold() for f in folders}) == len(folders) == len(names)
+
+
+def test_saved_frames_of_a_avi_beside_a_mp4_mov_are_kept_apart(detect_video, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """a.avi was named a (its video a.mp4) and a.mp4.mov a.mp4 (its frames in the folder a.mp4/): one
+    file and one folder of one name. Each now keeps its suffix: a.avi.<codec>, a.avi/ and a.mp4.<codec>,
+    a.mp4/, every frame and video written."""
+    first = make_video(tmp_path / "in" / "a.avi", frames=3)
+    second = make_video(tmp_path / "in" / "a.mp4.mov", frames=4)
+    result, out = detect_video(str(first), str(second), "--save-frames")
+    assert result.exit_code == 0, result.output
+    assert read_video(_video_out(out, "a.avi"))[0] == 3 and read_video(_video_out(out, "a.mp4"))[0] == 4
+    assert sorted(p.name for p in (out / "a.avi").iterdir()) == [f"{i:06d}.jpg" for i in range(3)]
+    assert sorted(p.name for p in (out / "a.mp4").iterdir()) == [f"{i:06d}.jpg" for i in range(4)]
+    rows = read_jsonl(out / "frames.jsonl")
+    assert len(rows) == 7 and all(r["error"] is None for r in rows)

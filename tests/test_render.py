@@ -81,3 +81,22 @@ def test_boxes_are_drawn_as_ultralytics_annotator_draws_them(shape: tuple[int, i
     for d in dets:
         want.box_label(d.xyxy, f"{d.class_name} {d.confidence:.2f}", color=colors(d.class_id, True))
     assert np.array_equal(draw_detections(image, dets), want.result())
+
+
+def test_a_tracked_panel_is_drawn_with_its_ids_as_the_video_draws_them() -> None:
+    """A side-by-side panel given track ids shows `#id` labels in the track colours, drawn by the one
+    function the annotated video uses; a box no track holds is drawn as an untracked one."""
+    from detect_cli.render import class_color, side_by_side
+
+    image = np.zeros((90, 120, 3), np.uint8)
+    dets = [
+        Detection(0, "person", 0.9, (10.0, 30.0, 60.0, 80.0)),
+        Detection(0, "person", 0.8, (70.0, 30.0, 110.0, 80.0)),
+    ]
+    out = side_by_side(image, [("a", dets, [5, None])])
+    tracked = draw_detections(image, dets, track_ids=[5, None])
+    assert np.array_equal(out[out.shape[0] - 90 :], tracked)
+    assert not np.array_equal(tracked, draw_detections(image, dets))
+    assert tuple(int(v) for v in tracked[55, 10]) == class_color(5)  # the tracked box: its track's colour
+    assert tuple(int(v) for v in tracked[55, 70]) == class_color(0)  # the other: its class colour
+    assert np.array_equal(draw_detections(image, dets, track_ids=[None, None]), draw_detections(image, dets))

@@ -358,6 +358,9 @@ def test_video_folder_is_recursive_and_videos_only(tmp_path: Path) -> None:
         (["a.mp4", "a.avi"], ["a.mp4", "a.avi"]),  # they keep their suffix, as pictures do
         (["Clip.mp4", "clip.avi", "b.mov"], ["Clip.mp4", "clip.avi", "b"]),  # one name ignoring case
         (["A.mp4", "a.mp4", "a.MP4"], ["A.mp4", "a-3.mp4", "a-2.MP4"]),  # still taken: -2, -3 (sorted)
+        (["a.avi", "a.mp4.mov"], ["a.avi", "a.mp4"]),  # a's video a.mp4 was a.mp4.mov's frames folder
+        (["a.avi", "A.MKV.mov"], ["a.avi", "A.MKV"]),  # the same, ignoring case
+        (["a.avi", "a.avi.mov", "a.mov"], ["a-2.avi", "a.avi", "a.mov"]),  # a.avi/ (frames) taken: -2
     ],
 )
 def test_video_outputs_never_collide(tmp_path: Path, names: list[str], rels: list[str]) -> None:
@@ -366,6 +369,7 @@ def test_video_outputs_never_collide(tmp_path: Path, names: list[str], rels: lis
     from detect_cli.sources import discover_videos
 
     for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
     assert _rels(discover_videos([str(tmp_path / n) for n in names])) == rels
     assert _rels(discover_videos([str(tmp_path / n) for n in reversed(names)])) == rels[::-1]
@@ -462,3 +466,31 @@ def test_a_picture_named_with_an_at_sign_is_that_picture(
     (tmp_path / "@list.txt").write_text("not this one\n")
     [listed] = discover_images(["@list.txt"])
     assert listed.error is None and listed.path is not None and listed.path.name == "a.jpg", listed
+
+
+NAME_PARTS = ("a", "A", "a.mp4", "a.avi", "a.mp4.mp4", "a-2.mp4", "b")
+
+
+@pytest.mark.parametrize("folders", [False, True])
+def test_no_output_file_is_ever_a_folder_of_the_outputs(folders: bool) -> None:
+    """For every set of up to three inputs named from a few tricky parts (one or two folders deep):
+    no output file (an input's name and any suffix) is, ignoring case, a folder that outputs live in
+    (a name's parent folders, and with `folders` a video's own name: its frames), and no two names are
+    alike; the names depend on the set alone."""
+    import itertools
+
+    from detect_cli.sources import unique_stems
+
+    paths = [PurePosixPath(p) for p in NAME_PARTS] + [
+        PurePosixPath(d, f) for d in NAME_PARTS[:4] for f in ("a", "x")
+    ]
+    suffixes = (".avi", ".mov")
+    for combo in itertools.combinations(itertools.product(paths, suffixes), 3):
+        names = unique_stems(list(combo), folders=folders)
+        assert unique_stems(list(combo)[::-1], folders=folders) == names[::-1]
+        folded = [str(n).casefold() for n in names]
+        assert len(set(folded)) == len(folded), combo
+        dirs = {str(d).casefold() for n in names for d in n.parents} | (set(folded) if folders else set())
+        for n in folded:
+            for suffix in (".mp4", ".txt", ".jpg", ".avi", ".mov"):
+                assert n + suffix not in dirs, (combo, names)

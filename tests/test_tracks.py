@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 from detect_cli.cli import app
 from detect_cli.models import PredictOptions, resolve
-from detect_cli.render import class_color, draw_tracks
+from detect_cli.render import class_color, draw_detections
 from detect_cli.results import Detection, ImageResult
 from detect_cli.tracking import RECONNECTED, RunTracker, tracker_config
 from detect_cli.tracks import TrackBook
@@ -249,10 +249,109 @@ def test_a_reconnected_stream_starts_new_identities_and_says_so(track_video, sha
 def test_track_ids_and_trails_are_drawn_in_the_track_colour() -> None:
     image = np.zeros((96, 128, 3), np.uint8)
     det = Detection(0, "person", 0.9, (60.0, 40.0, 80.0, 60.0))
-    drawn = draw_tracks(image, [(det, 7)], [(7, [(10, 80), (50, 80)])])
+    drawn = draw_detections(image, [det], track_ids=[7], trails=[(7, [(10, 80), (50, 80)])])
     colour = class_color(7)
     on_trail = {tuple(int(v) for v in px) for px in drawn[78:83, 30]}  # across the line, between its points
     assert colour in on_trail
     assert tuple(int(v) for v in drawn[50, 60]) == colour  # the box's left edge
     assert tuple(int(v) for v in drawn[80, 100]) == (0, 0, 0)  # nothing past the trail's end
     assert colour != class_color(0)  # coloured by track, not by class
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def test_results_csv_gives_each_box_its_track_id_and_untracked_runs_keep_their_columns(
+    track_video, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """results.csv had no track id: its rows could not be joined across frames. A tracked run's rows
+    now end with the box's track id (empty where no track holds it: frame 31's box, confirmed only
+    on its next frame; and the frames without a box); an untracked run's columns are as they were."""
+    from detect_cli.writers.tables import CSV_COLUMNS
+
+    clip = make_motion_video(tmp_path / "leave.avi", LEAVES_AND_RETURNS, frames=46)
+    result, out = track_video(clip, "--track", "-f", "csv")
+    assert result.exit_code == 0, result.output
+    header, rows = _csv_rows(out / "results.csv")
+    assert header == ["source", "frame", "time_s", *CSV_COLUMNS[1:], "track_id"]
+    by_frame: dict[int, list[str]] = {}
+    for row in rows:
+        by_frame.setdefault(int(row["frame"]), []).append(row["track_id"])
+    recorded = [["" if t is None else str(t) for t in ids] or [""] for ids in _ids_by_frame(out)]
+    assert [by_frame[i] for i in range(46)] == recorded  # the record's ids, box by box
+    assert by_frame[0] == ["1"] and by_frame[20] == [""] and by_frame[31] == [""] and by_frame[32] == ["2"]
+    assert rows[20]["class_name"] == "" and rows[31]["class_name"] == "person"  # no box; a box, no track
+
+    result, plain = track_video(clip, "-f", "csv", out=tmp_path / "plain")
+    assert result.exit_code == 0, result.output
+    header, rows = _csv_rows(plain / "results.csv")
+    assert header == ["source", "frame", "time_s", *CSV_COLUMNS[1:]] and len(rows) == 46
+
+
+def _spy_labels(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every box label drawn from now on, in order, through the real drawing (render.box_label)."""
+    from detect_cli import render
+
+    labels: list[str] = []
+    real = render.box_label
+
+    def spy(image: np.ndarray, box, label: str, color, lw: int) -> None:  # type: ignore[no-untyped-def]
+        labels.append(label)
+        real(image, box, label, color, lw)
+
+    monkeypatch.setattr(render, "box_label", spy)
+    return labels
+
+
+def _labels(records: list[dict]) -> list[str]:  # type: ignore[type-arg]
+    """The labels ultralytics draws for the recorded boxes: `#id class conf` for a box a track holds."""
+    return [
+        ("" if d.get("track_id") is None else f"#{d['track_id']} ")
+        + f"{d['class_name']} {d['confidence']:.2f}"
+        for r in records
+        for d in r["detections"]
+    ]
+
+
+def test_saved_frames_show_the_track_ids_the_video_shows(
+    track_video, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """--save-frames pictures were drawn without the ids the annotated video shows: each frame's
+    boxes are now labelled `#id class conf` in their track's colour, by the one drawing function."""
+    clip = make_motion_video(tmp_path / "leave.avi", LEAVES_AND_RETURNS, frames=34)
+    labels = _spy_labels(monkeypatch)
+    result, out = track_video(clip, "--track", "--no-save", "--save-frames")  # frames only: no video
+    assert result.exit_code == 0, result.output
+    records = read_jsonl(out / "frames.jsonl")
+    assert labels == _labels(records)
+    assert labels[0] == "#1 person 0.90"
+    assert labels[-3:] == ["person 0.90", "#2 person 0.90", "#2 person 0.90"]  # confirmed on its 2nd frame
+    saved = cv2.imread(str(out / "leave" / "000000.jpg"))
+    x1, y1, x2, _ = (int(v) for v in records[0]["detections"][0]["xyxy"])
+    label_band = saved[max(y1 - 8, 0) : y1 - 1, x1 + 1 : min(x2, x1 + 30)].reshape(-1, 3).astype(int)
+    track_colour, class_colour = np.array(class_color(1)), np.array(class_color(0))
+    # The label's background, in the track's colour (ids 1 and class 0 have different ones).
+    assert np.median(np.abs(label_band - track_colour).sum(axis=1)) < 60
+    assert np.median(np.abs(label_band - class_colour).sum(axis=1)) > 200
+
+
+def test_compare_side_by_side_shows_each_models_track_ids(
+    fake_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compare --track drew its side-by-side frames without ids: each model's panel now shows its own
+    tracks' ids, as the tracked results (also in detections/<model>.jsonl) give them."""
+    clip = make_motion_video(tmp_path / "lines.avi", TWO_LINES, frames=6)
+    labels = _spy_labels(monkeypatch)
+    models = f"{fake_models['shapes']},{fake_models['rtdetr']}"
+    argv = ["compare", str(clip), "-m", models, "--device", "cpu", "--no-memory", "--warmup", "0"]
+    result = runner.invoke(app, [*argv, "--conf", "0.05", "-o", str(tmp_path / "out"), "--track"])
+    assert result.exit_code == 0, result.output
+    detections = tmp_path / "out" / "detections"
+    shapes, fixed = (read_jsonl(detections / f"{Path(m).stem}.jsonl") for m in models.split(","))
+    assert labels == [x for a, b in zip(shapes, fixed, strict=True) for x in _labels([a]) + _labels([b])]
+    assert labels[:2] == ["#1 person 0.90", "#2 car 0.90"]  # the shapes model's panel, frame 0
+    assert any(label.startswith("#1 ") for label in _labels(fixed))  # the other model's own track
+    assert (tmp_path / "out" / "side-by-side" / f"lines{pick_codec().suffix}").is_file()

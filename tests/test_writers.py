@@ -279,6 +279,8 @@ def test_compaction_does_not_write_through_a_planted_link(tmp_path: Path) -> Non
         (["A/x.jpg", "a/x.jpg"], ["A/x.jpg.jpg", "a/x-2.jpg.jpg"]),  # folders that differ by case only
         (["x.jpg", "x.png", "x.jpg.png"], ["x-2.jpg.jpg", "x.png.png", "x.jpg.png"]),  # a kept suffix taken
         (["Y.JPG", "y.jpg", "y-2.jpg"], ["Y.JPG.JPG", "y-2.jpg.jpg", "y-2.jpg"]),
+        (["a.png", "a.txt/x.png"], ["a.png.png", "a.txt/x.png"]),  # labels a.txt was a folder of labels
+        (["a.png", "A.JPG/x.png"], ["a.png.png", "A.JPG/x.png"]),  # compare's side-by-side a.jpg, likewise
     ],
 )
 def test_output_names_are_unique_per_run_whatever_the_order(inputs: list[str], names: list[str]) -> None:
@@ -290,9 +292,10 @@ def test_output_names_are_unique_per_run_whatever_the_order(inputs: list[str], n
     assert [str(n) for n in output_names(rels)] == names
     for order in itertools.permutations(range(len(rels))):  # the set decides, not the order given
         assert [str(n) for n in output_names([rels[i] for i in order])] == [names[i] for i in order]
-    for suffix in (".txt", ".jpg", ".png"):  # every kind of output: one file per input
+    folders = {str(d).casefold() for n in output_names(rels) for d in n.parents}
+    for suffix in (".txt", ".jpg", ".png"):  # every kind of output: one file per input, and no folder
         files = {str(output_file(n, suffix)).casefold() for n in output_names(rels)}
-        assert len(files) == len(rels)
+        assert len(files) == len(rels) and not files & folders
 
 
 def test_coco_image_ids_are_unique_per_run_and_kept_in_the_records(tmp_path: Path) -> None:

@@ -14,10 +14,11 @@ from detect_cli.compare.report import HTML_PICTURE_WIDTH, HTML_PICTURES, REPORT_
 from detect_cli.compare.results import DETECTIONS, Picture
 from detect_cli.errors import OutputError
 from detect_cli.pipeline import Frame
-from detect_cli.render import side_by_side
+from detect_cli.render import Panel, side_by_side
 from detect_cli.results import RANDOM_WEIGHTS, ImageResult
 from detect_cli.sources import output_file
 from detect_cli.threads import ThreadedSink
+from detect_cli.tracking import track_ids
 from detect_cli.writers import (
     RUN_FAULTS,
     AnnotatedVideoWriter,
@@ -112,8 +113,8 @@ class CompareOutputs:
             return
         import cv2
 
-        panels = [
-            (_title(label, r, label in self.random), r.detections)
+        panels: list[Panel] = [
+            (_title(label, r, label in self.random), r.detections, track_ids(r))
             for label, r in zip(self.labels, results, strict=True)
         ]
         picture = side_by_side(frame.image, panels)

@@ -224,14 +224,24 @@ def spread(total: int, k: int) -> list[int]:
 def _on_image(
     outputs: CompareOutputs, tracking: CompareTracking | None, fidelity: FidelityTally | None
 ) -> ImageCallback:
-    """What each compared frame and its results are given to: the trackers (--track), the outputs, the
-    fidelity tally (--backends), in that order."""
+    """What each compared frame and its results are given to: the trackers (--track), the outputs (the
+    tracked results, so the side-by-side pictures show the ids), the fidelity tally (--backends), in
+    that order."""
     on_image: ImageCallback = outputs
     if tracking is not None:
-        on_image = _both(tracking, outputs)
+        on_image = _tracked(tracking, outputs)
     if fidelity is not None:
         on_image = _both(on_image, lambda _frame, results: fidelity.add(results))
     return on_image
+
+
+def _tracked(tracking: CompareTracking, then: ImageCallback) -> ImageCallback:
+    """`then`, given each model's result with its boxes' track ids."""
+
+    def tracked(frame: Frame, results: Sequence[ImageResult]) -> None:
+        then(frame, tracking.track(frame, results))
+
+    return tracked
 
 
 def _both(first: ImageCallback, second: ImageCallback) -> ImageCallback:

@@ -131,8 +131,9 @@ def planned_files(out: Path, labels: Sequence[str], videos: Sequence[VideoInput]
 
 
 class CompareTracking:
-    """Called with each frame and the models' results (compare's `on_image`): tracks each model's boxes
-    with its own tracker (same settings), counts them, and writes its MOT file."""
+    """Given each frame and the models' results (`track`, in compare's `on_image`): tracks each model's
+    boxes with its own tracker (same settings), counts them, writes its MOT file, and hands back the
+    tracked results (for the side-by-side pictures and the detections files)."""
 
     def __init__(self, config: TrackerConfig, labels: Sequence[str], out: Path) -> None:
         self.config = config
@@ -147,15 +148,19 @@ class CompareTracking:
         for t in self.trackers:
             t.restart_at(source, frame)
 
-    def __call__(self, frame: Frame, results: Sequence[ImageResult]) -> None:
+    def track(self, frame: Frame, results: Sequence[ImageResult]) -> list[ImageResult]:
+        """Each model's result for `frame`, with its boxes' track ids (in model order)."""
         if frame.frame is not None and frame.image is not None:
             self.frames.append(frame.frame + 1)
+        out = []
         for tracker, book, writer, result in zip(
             self.trackers, self.books, self.writers, results, strict=True
         ):
             tracked = tracker.assign(result, frame.image)
             book.add(tracked)
             writer.write(tracked, frame.rel_path, frame.image)
+            out.append(tracked)
+        return out
 
     def close(self) -> None:
         errors = []

@@ -117,7 +117,7 @@ def run_video(
                 report = run(
                     frames, detector, sinks, out, progress, total=found.total, batch=job.batch, stop=stop
                 )
-                write_tables(out, job.formats, detector.names, record=FRAMES_JSONL)
+                write_tables(out, job.formats, detector.names, FRAMES_JSONL, tracked=tracker is not None)
     report.notes.extend(notes)
     report.codec = str(codec) if codec else None
     if tracking:

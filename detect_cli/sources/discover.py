@@ -260,8 +260,10 @@ def _video_suffix(item: VideoInput) -> str:
 
 def _name_videos(items: list[VideoInput]) -> list[VideoInput]:
     """Videos named by the rule pictures are (sources.names): a.mp4 beside A.mov gives a.mp4.mp4 and
-    A.mov.mp4 (and frame folders a.mp4/, A.mov/), never one video over the other."""
-    names = unique_stems([(item.rel_path, _video_suffix(item)) for item in items])
+    A.mov.mp4 (and frame folders a.mp4/, A.mov/), never one video over the other; and as a video's
+    outputs include a folder of its name (its frames), a.avi beside a.mp4.mov gives a.avi.mp4 and
+    a.mp4.mp4, never the video a.mp4 and the frames folder a.mp4/."""
+    names = unique_stems([(item.rel_path, _video_suffix(item)) for item in items], folders=True)
     return [
         item if name == item.rel_path else replace(item, rel_path=name)
         for item, name in zip(items, names, strict=True)

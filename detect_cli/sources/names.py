@@ -26,34 +26,51 @@ def _fold(path: PurePosixPath | str) -> str:
     return unicodedata.normalize("NFC", str(path)).casefold()
 
 
-def unique_stems(named: Sequence[tuple[PurePosixPath, str]]) -> list[PurePosixPath]:
+def unique_stems(named: Sequence[tuple[PurePosixPath, str]], folders: bool = False) -> list[PurePosixPath]:
     """The rule, on (name without its suffix, the input's suffix) pairs: each input's output name
-    without a suffix, no two alike ignoring case.
+    without a suffix, no two alike ignoring case, and none whose output files (the name and a suffix)
+    would be a folder some input's outputs live in.
 
     An input keeps its name (photos/x) unless another input of the run has that name too, ignoring
-    case (x.jpg beside x.png, y.jpg beside Y.JPG, a.mp4 beside A.mov); then each of them keeps its
-    suffix in the name (photos/x.jpg, photos/x.png), and a name still taken gets -2, -3 … before the
+    case (x.jpg beside x.png, y.jpg beside Y.JPG, a.mp4 beside A.mov), or a folder of the outputs is
+    that name with a suffix (the folder a.txt/ of a.txt/x.png, where a.png's labels/a.txt would go;
+    with `folders`, inputs whose outputs include a folder of their name, as a video's frames do, the
+    frames a.mp4/ of a.mp4.mov, where a.avi's video a.mp4 would go); then each of them keeps its suffix
+    in the name (photos/x.jpg, photos/x.png, a.avi), and a name still taken gets -2, -3 … before the
     suffix, in the order of the paths sorted. The names depend only on the set of inputs, not on
     their order, so a resumed run names its inputs as the first did. The suffix is given apart from
     the name because not every name has one (a stream's `streams/10.0.0.5_live` has none to drop).
     """
     by_stem = Counter(_fold(stem) for stem, _ in named)
+    # The names the folders of the outputs take from files: a.mp4/ takes a (a.mp4, a.txt … are files).
+    dirs = {d for stem, _ in named for d in stem.parents if d.name}
+    if folders:
+        dirs |= {stem for stem, _ in named}
+    blocked = {_fold(d.with_suffix("")) for d in dirs if d.suffix}
     names: dict[int, PurePosixPath] = {}
     named_range = range(len(named))
     taken: set[str] = set()
     for i, (stem, _) in enumerate(named):
-        if by_stem[_fold(stem)] == 1:
+        if by_stem[_fold(stem)] == 1 and _fold(stem) not in blocked:
             names[i] = stem
             taken.add(_fold(stem))
+
+    def free(name: PurePosixPath) -> bool:
+        if _fold(name) in taken or _fold(name) in blocked:
+            return False
+        return not (folders and name.suffix and _fold(name.with_suffix("")) in taken)  # its folder
+
     shared = sorted((i for i in named_range if i not in names), key=lambda i: f"{named[i][0]}{named[i][1]}")
     for i in shared:
         stem, suffix = named[i]
         name, n = stem.name + suffix, 1
-        while _fold(stem.parent / name) in taken:
+        while not free(stem.parent / name):
             n += 1
             name = f"{stem.name}-{n}{suffix}"
-        taken.add(_fold(stem.parent / name))
         names[i] = stem.parent / name
+        taken.add(_fold(names[i]))
+        if folders and names[i].suffix:
+            blocked.add(_fold(names[i].with_suffix("")))
     return [names[i] for i in named_range]
 
 

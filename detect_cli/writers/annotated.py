@@ -14,6 +14,7 @@ from detect_cli.errors import OutputError
 from detect_cli.render import draw_detections
 from detect_cli.results import ImageResult
 from detect_cli.sources import output_file
+from detect_cli.tracking import track_ids
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,8 +24,9 @@ from detect_cli.writers.video_file import Codec, VideoFile, open_video_file
 
 
 class AnnotatedImageWriter(Sink):
-    """The input image with its boxes drawn, at root/<input path>, in the input's own format;
-    `caption` (a model with random weights says so: `models.weights_caption`) over its top-left corner."""
+    """The input image with its boxes drawn (with their track ids, for a tracked video's frames), at
+    root/<input path>, in the input's own format; `caption` (a model with random weights says so:
+    `models.weights_caption`) over its top-left corner."""
 
     def __init__(self, root: Path, caption: str | None = None) -> None:
         self.root = root
@@ -36,7 +38,7 @@ class AnnotatedImageWriter(Sink):
         import cv2
 
         first, fallback = self.targets(self.root, rel_path)
-        drawn = draw_detections(image, result.detections, self.caption)
+        drawn = draw_detections(image, result.detections, self.caption, track_ids(result))
         try:
             ok, buf = cv2.imencode(first.suffix, drawn)
         except cv2.error:  # a suffix OpenCV has no encoder for ('conf=0.5' ends in '.5') raises
@@ -106,8 +108,8 @@ class AnnotatedVideoWriter(Sink):
             self._fail(f"annotated video not written: {e.strerror or e}")
 
     def draw(self, image: np.ndarray, result: ImageResult) -> np.ndarray:
-        """The frame as the video shows it (a subclass draws more: track ids and trails)."""
-        return draw_detections(image, result.detections, self.caption)
+        """The frame as the video shows it: its boxes, with their track ids (a subclass adds trails)."""
+        return draw_detections(image, result.detections, self.caption, track_ids(result))
 
     def _fail(self, problem: str) -> None:
         self.problems.append((self._source, problem))

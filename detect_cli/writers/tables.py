@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from detect_cli.errors import OutputError
 from detect_cli.models import is_coco80
 from detect_cli.results import ImageResult
+from detect_cli.tracking import TrackedResult, track_ids
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,19 +35,25 @@ CSV_COLUMNS = (
     "y2",
     "error",
 )
+TRACK_COLUMN = "track_id"  # last, after the columns every run has, in a tracked run's results.csv
 
 
 class CsvWriter(WholeFile):
     """results.csv: one row per detection; an input with no detection (or an error) still gets a row.
 
-    For videos (`frames=True`) each row also names its frame and time after the source.
+    For videos (`frames=True`) each row also names its frame and time after the source. A tracked run
+    (`tracked=True`) adds a last column, `track_id`: the id of the track that holds the box, empty for a
+    box no track holds (and for a row without a box), so rows join across frames. An untracked run's
+    columns stay exactly CSV_COLUMNS (with frame and time for videos): scripts read them by position.
     """
 
-    def __init__(self, path: Path, frames: bool = False) -> None:
+    def __init__(self, path: Path, frames: bool = False, tracked: bool = False) -> None:
         super().__init__(path)
         self._frames = frames
+        self._tracked = tracked
         self._csv = csv.writer(self._f)
-        self._csv.writerow((CSV_COLUMNS[0], "frame", "time_s", *CSV_COLUMNS[1:]) if frames else CSV_COLUMNS)
+        head = (CSV_COLUMNS[0], "frame", "time_s", *CSV_COLUMNS[1:]) if frames else CSV_COLUMNS
+        self._csv.writerow((*head, TRACK_COLUMN) if tracked else head)
 
     def write(self, result: ImageResult, rel_path: PurePosixPath, image: np.ndarray | None) -> None:
         head = [result.source, result.width, result.height, result.model]
@@ -54,11 +61,19 @@ class CsvWriter(WholeFile):
             time_s = "" if result.time_s is None else f"{result.time_s:.4f}"
             head[1:1] = ["" if result.frame is None else result.frame, time_s]
         if not result.detections:
-            self._csv.writerow([*head, "", "", "", "", "", "", "", result.error or ""])
-        for d in result.detections:
             self._csv.writerow(
-                [*head, d.class_id, d.class_name, f"{d.confidence:.6f}", *(f"{v:.3f}" for v in d.xyxy), ""]
+                [*head, "", "", "", "", "", "", "", result.error or "", *self._track_cell(None)]
             )
+        for d, track_id in zip(result.detections, track_ids(result), strict=True):
+            box = (f"{v:.3f}" for v in d.xyxy)
+            row = [*head, d.class_id, d.class_name, f"{d.confidence:.6f}", *box, ""]
+            self._csv.writerow(row + self._track_cell(track_id))
+
+    def _track_cell(self, track_id: int | None) -> list[object]:
+        """The track_id cell of a tracked run's row (empty: no track holds the box); none otherwise."""
+        if not self._tracked:
+            return []
+        return ["" if track_id is None else track_id]
 
 
 def coco80_to_coco91() -> list[int]:
@@ -109,14 +124,20 @@ TABLES = {"csv": "results.csv", "coco": "coco_results.json"}
 
 
 def write_tables(
-    out: Path, formats: Iterable[str], names: dict[int, str], record: str = RESULTS_JSONL
+    out: Path,
+    formats: Iterable[str],
+    names: dict[int, str],
+    record: str = RESULTS_JSONL,
+    tracked: bool = False,
 ) -> list[Path]:
     """(Re)build results.csv / coco_results.json from the run's record (out/results.jsonl, or
-    frames.jsonl), streaming, each renamed into place when complete. Returns the files written."""
+    frames.jsonl), streaming, each renamed into place when complete. Returns the files written.
+    `tracked`: the run tracked its boxes (--track), so the record holds their track ids, and
+    results.csv has a track_id column."""
     fmts = set(formats)
     makers: list[WholeFile] = []
     if "csv" in fmts:
-        makers.append(CsvWriter(out / TABLES["csv"], frames=record == FRAMES_JSONL))
+        makers.append(CsvWriter(out / TABLES["csv"], frames=record == FRAMES_JSONL, tracked=tracked))
     if "coco" in fmts:
         makers.append(CocoWriter(out / TABLES["coco"], names))
     if not makers:
@@ -128,7 +149,7 @@ def write_tables(
             ids.note(r)
         records = iter_jsonl(jsonl) if jsonl.exists() else iter(())
         for r in records:
-            result = ImageResult.from_dict(r)
+            result = TrackedResult.from_dict(r) if tracked else ImageResult.from_dict(r)
             for m in makers:
                 if isinstance(m, CocoWriter):
                     m.add(result, ids.assign(r))
