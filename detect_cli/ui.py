@@ -124,6 +124,14 @@ class RichProgress:
         self._bar.update(self._task, total=total)
         self._bar.start()
 
+    def phase(self, text: str | None) -> None:
+        """An untimed phase (`compare`'s warm-up): `text` in place of the label, the clock stopped;
+        None ends it, and the clock, the rate and the ETA start from there."""
+        if text is not None:
+            self._bar.reset(self._task, start=False, description=text)
+        else:
+            self._bar.reset(self._task, start=True, description=self._label)
+
     def advance(self, result: ImageResult) -> None:
         if not result.ok:
             self._failed += 1

@@ -359,3 +359,46 @@ def test_a_report_past_the_file_size_limit_ends_in_one_error_line(
     listed = {json.loads(line) for line in (out / ".compare-files.jsonl").read_text().splitlines()}
     written = {p.relative_to(out).as_posix() for p in [*out.glob("report.*"), *out.glob("plots/*.png")]}
     assert written and written <= listed  # each listed before it was written: --exist-ok removes them
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_while_analysing_writes_a_report_that_says_what_it_left_out(
+    tmp_path: Path, presses: int
+) -> None:
+    """A real SIGINT to a real process once it says it is analysing (the trained pair on its 60 labelled
+    pictures: the analysis takes seconds). One press: the steps not begun are left out, report.json and
+    the pages say which and that the run was interrupted, exit 130. Two: what was in hand (a step of the
+    analysis, a plot) stops at once, and the report is still written, saying so; exit 130."""
+    from trained_pair import DATA_YAML, IMGSZ, RTDETR_PT, VAL_IMAGES, YOLO_PT
+
+    out = tmp_path / "o"
+    argv = [sys.executable, "-m", "detect_cli", "compare", str(VAL_IMAGES), "-m", f"{RTDETR_PT},{YOLO_PT}"]
+    argv += ["--data", str(DATA_YAML), "--imgsz", str(IMGSZ), "--device", "cpu", "--no-memory", "--no-save"]
+    proc = subprocess.Popen(
+        [*argv, "-o", str(out)], stderr=subprocess.PIPE, text=True, env={**fake_cli_env(), "COLUMNS": "200"}
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # the line said before the analysis begins
+        seen.append(line)
+        if "analysing:" in line:
+            break
+    else:
+        pytest.fail("the run ended before it said it was analysing: " + "".join(seen)[-2000:])
+    for _ in range(presses):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    stderr = "".join(seen) + proc.communicate(timeout=300)[1]
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and not list(out.rglob("*.part*"))
+    report = json.loads((out / "report.json").read_text())
+    assert report["interrupted"] and report["inputs"] == 60
+    left_out = report["cut_short"]
+    if presses == 2 and report["analysis"] is None:  # the analysis stopped at once, said so
+        assert "stopped while analysing" in " ".join(report["notes"])
+        return
+    assert left_out, "an interrupted analysis names what it left out"
+    if report["analysis"] is not None:
+        assert report["analysis"]["cut_short"] == left_out[: len(report["analysis"]["cut_short"])]
+    said = "left out " + "; ".join(left_out)
+    assert said in (out / "report.md").read_text() and said in stderr.replace("\n", " ")

@@ -362,3 +362,92 @@ def test_a_full_disk_ends_a_comparison_in_one_designed_error(
         run_compare(_job(tmp_path, _fakes(tmp_path, monkeypatch), tmp_path / "in"))
     assert "\n" not in str(e.value) and "--resume" not in str(e.value)
     assert str(tmp_path / "out") in str(e.value)
+
+
+# --- the progress protocol, and a stop while analysing -----------------------------------------------
+
+
+class _Recorder:
+    """A progress display that keeps what it was told, in order (loop.PhasedProgress)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def start(self, total: int | None) -> None:
+        self.events.append(("start", total))
+
+    def phase(self, text: str | None) -> None:
+        self.events.append(("phase", text))
+
+    def advance(self, result: object) -> None:
+        self.events.append(("advance", None))
+
+    def stop(self) -> None:
+        self.events.append(("stop", None))
+
+
+@pytest.mark.parametrize("warmup", [0, 2])
+def test_the_warm_up_is_said_as_a_phase_before_the_first_timed_picture(
+    fake_models: dict[str, Path], images: Path, warmup: int
+) -> None:
+    """Each model's warm-up is told to the display before it runs, and its end before the first picture
+    advances the bar, so the bar's clock and rate count only timed pictures; no warm-up, no phase."""
+    detectors = [_fake(fake_models["rtdetr"]), _fake(fake_models["yolo"])]
+    calls_before: list[int] = []
+    progress = _Recorder()
+    phase = progress.phase
+
+    def spy(text: str | None) -> None:  # how many predictions each model had made when told
+        calls_before.append(sum(d.calls for d in detectors))
+        phase(text)
+
+    progress.phase = spy  # type: ignore[method-assign]
+    frames = image_frames(discover_images([str(images)]))
+    run_comparison(detectors, frames, CompareSettings(warmup=warmup, runs=5), progress=progress, total=4)
+    warm = [("phase", "warming up rtdetr-l-seed0"), ("phase", "warming up yolo11n-seed0"), ("phase", None)]
+    expected = [("start", 4), *(warm if warmup else []), *[("advance", None)] * 4, ("stop", None)]
+    assert progress.events == expected
+    assert calls_before == ([0, warmup, 2 * warmup] if warmup else [])  # said before each one's runs
+
+
+class _StopAfter:
+    """A stop flag that reads as set from its `k`th look on (the step boundaries of `analyse`)."""
+
+    def __init__(self, k: int) -> None:
+        self.k, self.looks = k, 0
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        return self.looks > self.k
+
+
+def test_a_stop_while_analysing_leaves_out_the_steps_not_begun_and_says_which(
+    fake_models: dict[str, Path], images: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop read as set after two steps (the tables, the first model): the first model's figures are
+    those of the full analysis (its timings aside: a second run), the rest is absent and named in
+    `cut_short`, and the comparison is interrupted, with every input compared."""
+    from detect_cli.compare import analysis, loop
+
+    detectors = [_fake(fake_models["rtdetr"]), _fake(fake_models["yolo"])]
+    settings = CompareSettings(warmup=0, conf=0.01)
+    full = run_comparison(detectors, image_frames(discover_images([str(images)])), settings, total=4)
+    real = analysis.analyse
+    monkeypatch.setattr(loop, "analyse", lambda e, **kw: real(e, **{**kw, "stop": _StopAfter(2)}))
+    c = run_comparison(detectors, image_frames(discover_images([str(images)])), settings, total=4)
+    assert full.analysis is not None and not full.interrupted and not full.cut_short
+    a = c.analysis
+    assert a is not None and c.interrupted and c.inputs == 4
+    [m], [whole, _] = a.models, full.analysis.models  # the same figures, but for the timings
+    assert (m.model, m.boxes, m.scores) == (whole.model, whole.boxes, whole.scores) and m.latency_p50.low
+    assert a.pairs == () and a.equal_precision is None
+    assert a.cut_short == (
+        "the latency interval, boxes per picture and score profile of yolo11n-seed0",
+        "the intervals of rtdetr-l-seed0 vs yolo11n-seed0",
+    )
+    assert c.cut_short == a.cut_short
+    assert json.loads(json.dumps(c.to_dict()))["analysis"]["cut_short"] == list(a.cut_short)
+    assert c.interruption() == (
+        "stopped after every image was compared, while analysing: left out " + "; ".join(a.cut_short)
+        + " (every figure shown is complete)"
+    )  # fmt: skip

@@ -231,3 +231,17 @@ def _stderr_on_a_terminal(argv: list[str]) -> str:
     text = err.decode(errors="replace")
     assert proc.wait(timeout=300) == 0, text[-2000:]
     return text
+
+
+def test_a_phase_stops_the_bars_clock_and_its_end_starts_it_afresh() -> None:
+    """`compare`'s warm-up: said in place of the label with the clock stopped (no elapsed time, rate or
+    ETA counts it); when it ends the label is back and the clock starts from zero."""
+    bar = ui.RichProgress("compare", console=Console(file=io.StringIO()))
+    bar.start(3)
+    bar.phase("warming up rtdetr-l")
+    [task] = bar._bar.tasks
+    assert task.description == "warming up rtdetr-l" and not task.started and task.elapsed is None
+    bar.phase(None)
+    [task] = bar._bar.tasks
+    assert task.description == "compare" and task.started and task.total == 3 and task.completed == 0
+    bar.stop()

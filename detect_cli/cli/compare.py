@@ -238,6 +238,8 @@ def compare_job(
 def print_report(comparison: "Comparison", out_dir: Path) -> None:
     """The comparison on the terminal (stderr): the first screen, the tables, the fidelity matrix
     (--backends) last where it is seen, the side-by-side videos, where the report is."""
+    from rich.markup import escape
+
     from detect_cli import ui
     from detect_cli.compare import rich_tables
     from detect_cli.compare.fidelity import fidelity_lines
@@ -256,4 +258,4 @@ def print_report(comparison: "Comparison", out_dir: Path) -> None:
             )
     ui.err_console.print(f"Report in {out_dir / 'report.html'} (and report.md, report.json)", markup=False)
     if comparison.interrupted:
-        ui.err_console.print("[yellow]Interrupted[/]: the report covers the inputs done before it stopped.")
+        ui.err_console.print(f"[yellow]Interrupted[/]: {escape(comparison.interruption() or '')}.")

@@ -43,6 +43,8 @@ from detect_cli.compare.tide import ErrorBreakdown, error_breakdown
 from detect_cli.results import Detection
 
 if TYPE_CHECKING:
+    import threading
+
     import numpy as np
 
 MIN_PAIRED = 10  # inputs below which timed calls are resampled rather than inputs
@@ -175,6 +177,7 @@ class Analysis:
     pairs: tuple[PairAnalysis, ...]
     equal_precision: operating.EqualPrecision | None = None
     notes: tuple[str, ...] = ()
+    cut_short: tuple[str, ...] = ()  # the parts a stop during the analysis left out, in plain words
 
     def model(self, label: str) -> ModelAnalysis | None:
         return next((m for m in self.models if m.model == label), None)
@@ -194,6 +197,7 @@ class Analysis:
             "pairs": [p.to_dict() for p in self.pairs],
             "equal_precision": self.equal_precision.to_dict() if self.equal_precision else None,
             "notes": list(self.notes),
+            "cut_short": list(self.cut_short),
         }
 
 
@@ -207,9 +211,12 @@ def analyse(
     resamples: int = RESAMPLES,
     seed: int = SEED,
     status: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Analysis:
     """Every figure of `Analysis` from the run's evidence (see the module's docstring). `status` is told
-    once, before the work, when it may take more than a few seconds."""
+    once, before the work, when it may take more than a few seconds. `stop` is looked at between steps
+    (the matching to the labels, each model, each pair): once it is set, the steps left are not done and
+    `cut_short` names what they would have given; every figure that is there is complete."""
     labelled = evidence.labels is not None and len(evidence.evaluated_ids) > 0
     n_pictures = len(evidence.evaluated_ids) if labelled else _inputs(evidence)
     if status and slow(evidence):
@@ -217,19 +224,61 @@ def analyse(
             f"analysing: {resamples:,} bootstrap resamples of {n_pictures} pictures per figure, "
             f"{len(evidence.models)} models"
         )
-    tables = _tables(evidence) if labelled else {}
-    models = tuple(_model(evidence, k, tables.get(k), seed, resamples) for k in range(len(evidence.models)))
-    pairs = tuple(_pair(evidence, p, tables, seed, resamples) for p in evidence.pairs)
+    steps = _Steps(stop)
+    tables = steps.run("every figure", lambda: _tables(evidence) if labelled else {}) or {}
+    models, pairs = [], []
+    for k, e in enumerate(evidence.models):
+        gives = "operating points and error types" if labelled else "score profile"
+        m = steps.run(
+            f"the latency interval, boxes per picture and {gives} of {e.info.label}",
+            lambda k=k: _model(evidence, k, tables.get(k), seed, resamples),
+        )
+        models += [m] if m is not None else []
+    for p in evidence.pairs:
+        a, b = evidence.models[p.a].info.label, evidence.models[p.b].info.label
+        pa = steps.run(
+            f"the intervals{' and slices' if labelled else ''} of {a} vs {b}",
+            lambda p=p: _pair(evidence, p, tables, seed, resamples),
+        )
+        pairs += [pa] if pa is not None else []
     equal = None
     if labelled and tables:
-        equal = operating.equal_precision({evidence.models[k].info.label: t for k, t in tables.items()})
+        labels = {evidence.models[k].info.label: t for k, t in tables.items()}
+        equal = steps.run("recall at equal precision", lambda: operating.equal_precision(labels))
     notes = []
     if n_pictures < 2:
         notes.append(
             f"{'one picture' if n_pictures == 1 else 'no picture'}: no interval for accuracy or agreement, "
             "so no such difference is settled (speed: the timed calls resampled)"
         )
-    return Analysis(n_pictures, labelled, resamples, seed, models, pairs, equal, tuple(notes))
+    return Analysis(
+        n_pictures,
+        labelled,
+        resamples,
+        seed,
+        tuple(models),
+        tuple(pairs),
+        equal,
+        tuple(notes),
+        tuple(steps.left_out),
+    )
+
+
+class _Steps:
+    """The analysis' steps, each done unless the stop was asked for before it began; `left_out` says
+    what the steps not done would have given. A step once begun is finished: a figure is whole or
+    absent, never half computed."""
+
+    def __init__(self, stop: threading.Event | None) -> None:
+        self.stop = stop
+        self.left_out: list[str] = []
+
+    def run(self, gives: str, step: Callable[[], Any]) -> Any:
+        if self.stop is None or not self.stop.is_set():
+            return step()
+        if self.left_out != ["every figure"]:  # nothing was done: that says it all
+            self.left_out.append(gives)
+        return None
 
 
 def _inputs(evidence: Evidence) -> int:

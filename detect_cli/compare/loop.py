@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from detect_cli.compare.accuracy import detections_to_coco, evaluate
 from detect_cli.compare.agreement import AgreementTally, ImageMatch, match_detections, shared_class_names
@@ -64,6 +64,15 @@ class _ModelTally:
         self.per_class: Counter[str] = Counter()
         self.eval_rows: list[np.ndarray] = []
         self.detections: dict[int, tuple[Detection, ...]] = {}  # per input index, boxes at --conf
+
+
+@runtime_checkable
+class PhasedProgress(Progress, Protocol):
+    """A progress display that can also say an untimed phase: `phase("warming up rtdetr-l")` before the
+    first picture (the display's clock and rate do not count it), `phase(None)` when the timed run
+    begins."""
+
+    def phase(self, text: str | None) -> None: ...
 
 
 ImageCallback = Callable[[Frame, Sequence[ImageResult]], None]
@@ -119,11 +128,17 @@ def run_comparison(
     scored = _scored_classes(labels, shared, notes) if labels is not None else {}
     kept = _Kept(detectors, settings, labels, shared, scored)
     interrupted = _each_frame(kept, frames, on_image, progress, total, stop)
-    models = kept.model_results(None if interrupted else memory)
+    # A stop from here on (Ctrl-C while measuring memory or analysing) leaves out the steps not begun:
+    # every input was compared, the report says what is missing (`cut_short`), the run is interrupted.
+    after = stop if stop is not None and not interrupted else None
+    models, cut_short = kept.model_results(None if interrupted else memory, after)
     if labels is not None and not kept.evaluated_ids and not interrupted:
         raise LabelsError("labels do not match the images: no labelled image could be read")
-    analysed = _analysed(kept.evidence(models), status, notes)
-    return kept.comparison(models, notes, interrupted or analysed is None, analysed)
+    analysed = _analysed(kept.evidence(models), status, notes, after)
+    if analysed is not None:
+        cut_short += analysed.cut_short
+    c = kept.comparison(models, notes, interrupted or analysed is None or bool(cut_short), analysed)
+    return replace(c, cut_short=cut_short)
 
 
 def _scored_classes(labels: GroundTruth, shared: Sequence[str], notes: list[str]) -> dict[str, int]:
@@ -158,10 +173,11 @@ def _each_frame(
     the same frames), a second stops at once; the report covers what was done either way."""
     if progress:
         progress.start(total)
+    phase = progress.phase if isinstance(progress, PhasedProgress) else None
     try:
         with contextlib.nullcontext(stop) if stop is not None else stop_on_signals() as stop:
             for n, frame in enumerate(frames):
-                results = kept.frame(n, frame)
+                results = kept.frame(n, frame, phase)
                 if on_image:
                     on_image(frame, results)
                 kept.seen += 1
@@ -177,11 +193,14 @@ def _each_frame(
             progress.stop()
 
 
-def _analysed(evidence: Evidence, status: Callable[[str], None] | None, notes: list[str]) -> Analysis | None:
-    """The analysis of what the loop kept, or None when a second Ctrl-C stops it (the loop's handlers
-    are gone by then): the measurements are then reported without it, and `notes` says so."""
+def _analysed(
+    evidence: Evidence, status: Callable[[str], None] | None, notes: list[str], stop: Stop | None
+) -> Analysis | None:
+    """The analysis of what the loop kept, cut short at a step's end once `stop` is set; None when a
+    KeyboardInterrupt stops it (a second Ctrl-C, or a first one once the loop's own handlers are gone):
+    the measurements are then reported without it, and `notes` says so."""
     try:
-        return analyse(evidence, status=status)
+        return analyse(evidence, status=status, stop=stop)
     except KeyboardInterrupt:
         notes.append("stopped while analysing: no intervals, operating points or error types")
         return None
@@ -218,11 +237,14 @@ class _Kept:
         self.warmed = False
         self.seen = 0
 
-    def frame(self, n: int, frame: Frame) -> list[ImageResult]:
+    def frame(
+        self, n: int, frame: Frame, phase: Callable[[str | None], None] | None = None
+    ) -> list[ImageResult]:
         """Every model on the `n`th frame, timed; when none failed, their boxes matched pair by pair and,
-        for a labelled image, scored. The per-model results, in `detectors` order."""
+        for a labelled image, scored. The per-model results, in `detectors` order. `phase` is told of
+        the warm-up before the first timed call (`PhasedProgress.phase`)."""
         if frame.image is not None:
-            self._warm_up(frame.image)
+            self._warm_up(frame.image, phase)
         results = _run_one(self.detectors, self.tallies, frame, self.settings, n)
         errors = [r.error for r in results if r.error]
         if errors:
@@ -233,15 +255,23 @@ class _Kept:
             self._score(frame, self.labels.image_ids[frame.source])
         return results
 
-    def _warm_up(self, image: np.ndarray) -> None:
-        """The first images kept for the memory probe; before the first timed call, --warmup untimed ones."""
+    def _warm_up(self, image: np.ndarray, phase: Callable[[str | None], None] | None) -> None:
+        """The first images kept for the memory probe; before the first timed call, --warmup untimed ones,
+        each model's said to `phase` as it begins, and the end of the warm-up (None) once all are done."""
         if len(self.first_images) < MEMORY_IMAGES:
             self.first_images.append(image)
-        if not self.warmed:
-            for d in self.detectors:
-                for _ in range(self.settings.warmup):
-                    d.predict([image])
-            self.warmed = True
+        if self.warmed:
+            return
+        self.warmed = True
+        if not self.settings.warmup:
+            return
+        for label, d in zip(self.names, self.detectors, strict=True):
+            if phase:
+                phase(f"warming up {label}")
+            for _ in range(self.settings.warmup):
+                d.predict([image])
+        if phase:
+            phase(None)
 
     def _match(self, n: int, frame: Frame, results: Sequence[ImageResult]) -> None:
         matches = []
@@ -268,15 +298,21 @@ class _Kept:
         for t, r in zip(self.tallies, rows, strict=True):
             t.eval_rows.append(r)
 
-    def model_results(self, memory: MemoryProbe | None) -> list[ModelResult]:
+    def model_results(
+        self, memory: MemoryProbe | None, stop: Stop | None = None
+    ) -> tuple[list[ModelResult], tuple[str, ...]]:
         """Each model's figures, scored against the labels when any image was; `memory` (none once the
-        run was interrupted) measures each on the first images."""
+        run was interrupted) measures each on the first images, unless `stop` was set before its turn.
+        The results, and the memory figures a stop left out."""
         first = self.first_images[0].shape[:2] if self.first_images else None
-        probe = memory if self.first_images else None
-        return [
-            self._model_result(label, d, t, first, probe)
-            for label, d, t in zip(self.names, self.detectors, self.tallies, strict=True)
-        ]
+        results, left_out = [], []
+        for label, d, t in zip(self.names, self.detectors, self.tallies, strict=True):
+            probe = memory if self.first_images else None
+            if probe is not None and stop is not None and stop.is_set():
+                probe = None
+                left_out.append(f"the peak memory of {label}")
+            results.append(self._model_result(label, d, t, first, probe))
+        return results, tuple(left_out)
 
     def _model_result(
         self,

@@ -39,7 +39,7 @@ from detect_cli.compare.report_gallery import (
     gallery,
     small_jpeg_file,
 )
-from detect_cli.compare.report_plots import make_plots, model_colors
+from detect_cli.compare.report_plots import draw_plots, make_plots, model_colors
 from detect_cli.compare.report_tables import (
     TableData,
     environment_lines,
@@ -67,6 +67,7 @@ __all__ = [
     "REPORT_RECORD",
     "GalleryItem",
     "TableData",
+    "draw_plots",
     "gallery",
     "html_report",
     "input_shapes_differ",
@@ -428,13 +429,15 @@ def write_report(
     pictures: Sequence[Picture] = (),
     explained: Sequence[Path] = (),
     listed: Callable[[Path], None] | None = None,
+    plots: dict[str, bytes] | None = None,
 ) -> list[Path]:
     """report.json, report.md, report.html and plots/*.png in `out`; returns the paths written.
     `explained`: pictures of `--explain` (explain/), shown in a section of their own. `listed` is told of
     each file before it is written (the run's file list, so `--exist-ok` can remove a report cut short).
+    `plots`: the plots already drawn (`report_plots.draw_plots`), else they are drawn here.
     A file that cannot be written (a full disk, a read-only folder) ends it with an `OutputError` saying
     where the measurements are."""
-    plots = make_plots(c)
+    plots = make_plots(c) if plots is None else plots
     written = []
     for name, png in plots.items():
         _write(out / "plots" / name, png, out, listed)

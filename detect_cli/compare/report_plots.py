@@ -5,12 +5,15 @@ figure shows one statistic, named on its axis: latency is always the p50 (median
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from detect_cli.compare.results import Comparison, ModelResult
 from detect_cli.models import PUBLISHED_SIZE, REGISTRY, family_of
 
 if TYPE_CHECKING:
+    import threading
+
     from matplotlib.axes import Axes
 
 # Okabe-Ito: told apart by colour-blind readers too; more models than colours get tab20's.
@@ -288,13 +291,28 @@ def plot_scores(c: Comparison) -> bytes | None:
 
 def make_plots(c: Comparison) -> dict[str, bytes]:
     """Every plot there is data for, by file name (plots/<name>)."""
-    made = {
-        "overview.png": plot_overview(c),
-        "speed.png": plot_speed(c),
-        "memory.png": plot_memory(c),
-        "accuracy_vs_speed.png": plot_accuracy_vs_speed(c),
-        "detections_per_class.png": plot_detections_per_class(c),
-        "operating_points.png": plot_operating(c),  # the analysis' (analysis.py), with labels
-        "scores.png": plot_scores(c),  # the analysis', without labels
+    return draw_plots(c)[0]
+
+
+def draw_plots(c: Comparison, stop: threading.Event | None = None) -> tuple[dict[str, bytes], list[str]]:
+    """`make_plots`, and the plots left undrawn because `stop` was set before their turn (a plot begun
+    is finished)."""
+    makers: dict[str, Callable[[Comparison], bytes | None]] = {
+        "overview.png": plot_overview,
+        "speed.png": plot_speed,
+        "memory.png": plot_memory,
+        "accuracy_vs_speed.png": plot_accuracy_vs_speed,
+        "detections_per_class.png": plot_detections_per_class,
+        "operating_points.png": plot_operating,  # the analysis' (analysis.py), with labels
+        "scores.png": plot_scores,  # the analysis', without labels
     }
-    return {name: png for name, png in made.items() if png is not None}
+    made: dict[str, bytes] = {}
+    left_out: list[str] = []
+    for name, plot in makers.items():
+        if stop is not None and stop.is_set():
+            left_out.append(name)
+            continue
+        png = plot(c)
+        if png is not None:
+            made[name] = png
+    return made, left_out

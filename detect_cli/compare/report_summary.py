@@ -56,7 +56,7 @@ def bands(c: Comparison) -> list[dict[str, str]]:
             }
         )
     if c.interrupted:
-        out.append({"title": "Interrupted", "text": "these numbers cover the inputs done before Ctrl-C."})
+        out.append({"title": "Interrupted", "text": f"{c.interruption()}."})
     return out
 
 

@@ -398,7 +398,7 @@ def run_lines(c: Comparison) -> list[str]:
         lines.append(f"Labels: {c.labels}")
     lines += [f"Note: {n}" for n in c.notes]
     if c.interrupted:
-        lines.append("Interrupted: these numbers cover the inputs done before Ctrl-C")
+        lines.append(f"Interrupted: {c.interruption()}")
     lines += [f"Failed: {src}: {err}" for src, err in c.failed[:10]]
     return lines
 

@@ -281,6 +281,19 @@ class Comparison:
     tracking: TrackingRun | None = None  # --track on a video
     analysis: Analysis | None = None  # intervals, operating points, slices, error types (analysis.py)
     fidelity: Fidelity | None = None  # `--backends`: each backend/precision against PyTorch fp32
+    cut_short: tuple[str, ...] = ()  # what a stop after the last input left out (memory, figures, plots)
+
+    def interruption(self) -> str | None:
+        """What a stop changed, in one sentence for the reports (None: the run was not stopped)."""
+        if not self.interrupted:
+            return None
+        if self.cut_short:
+            return (
+                f"stopped after every {self.unit} was compared, while analysing: left out "
+                + "; ".join(self.cut_short)
+                + " (every figure shown is complete)"
+            )
+        return f"these numbers cover the {self.unit}s done before it was stopped"
 
     @property
     def unit(self) -> str:

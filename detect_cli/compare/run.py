@@ -33,7 +33,7 @@ from detect_cli.compare.outputs import (
     holds_comparison,
     remove_listed,
 )
-from detect_cli.compare.report import HTML_PICTURES, REPORT_FILES, REPORT_RECORD, write_report
+from detect_cli.compare.report import HTML_PICTURES, REPORT_FILES, REPORT_RECORD, draw_plots, write_report
 from detect_cli.compare.results import Comparison, Memory, VideoRun
 from detect_cli.compare.tracking import CompareTracking, planned_files
 from detect_cli.compare.verdict import possessive
@@ -112,7 +112,9 @@ def run_compare(
                     if kind == "images"
                     else []
                 )
-                write_report(comparison, out, outputs.pictures, explained, listed=files.add)
+                plots, undrawn = _plots(comparison, stop)
+                comparison = _stopped_after(comparison, stop, explained, job.explain, undrawn)
+                write_report(comparison, out, outputs.pictures, explained, listed=files.add, plots=plots)
     return CompareRun(comparison, out, outputs.pictures, stop.signum)
 
 
@@ -301,6 +303,31 @@ def _completed(
     if fidelity is not None:
         comparison = replace(comparison, fidelity=fidelity.result(comparison.models))
     return comparison
+
+
+def _plots(c: Comparison, stop: Stop) -> tuple[dict[str, bytes], list[str]]:
+    """The report's plots, and those a stop after the last input left undrawn: a first Ctrl-C lets the
+    plot in hand finish, a second one leaves every plot out (the report is still written)."""
+    try:
+        return draw_plots(c, None if c.interrupted else stop)
+    except KeyboardInterrupt:
+        return {}, ["every plot"]
+
+
+def _stopped_after(
+    c: Comparison, stop: Stop, explained: Sequence[Path], asked: int, undrawn: Sequence[str]
+) -> Comparison:
+    """The comparison marked interrupted when a stop came after its last input (while measuring
+    memory, analysing, explaining or drawing), with what that left out: the report and the exit code
+    then say the same."""
+    if c.interrupted or not stop.is_set():
+        return c
+    cut = list(c.cut_short)
+    if asked and len(explained) < asked:
+        cut.append("part of --explain (explain/ holds the pictures done)")
+    if undrawn:
+        cut.append("the plots " + ", ".join(undrawn) if undrawn != ["every plot"] else "every plot")
+    return replace(c, interrupted=True, cut_short=tuple(cut))
 
 
 def _explain(
