@@ -107,9 +107,10 @@ def run_local(
         )
     ]
     # A runtime with several requests in flight (OpenVINO THROUGHPUT) gets twice as many pictures per
-    # call, so each request has a next picture while the last results are written.
+    # call, so each request has a next picture while the last results are written; the next call's
+    # pictures are decoded meanwhile.
     batch = max(spec.batch, 2 * detector.in_flight if detector.in_flight > 1 else 1)
-    frames = image_frames(items, spec.url_timeout, spec.max_pixels, stop, depth=max(4, 2 * batch))
+    frames = image_frames(items, spec.url_timeout, spec.max_pixels, stop, depth=max(4, batch))
     return run(frames, detector, sinks, spec.out, progress, total=len(items), batch=batch, stop=stop)
 
 

@@ -224,6 +224,9 @@ def test_throughput_mode_keeps_input_order_and_results(
     throughput = loading._load_exported(ref, entry, options, "fp32", "throughput")
     if (os.cpu_count() or 1) > 1:
         assert throughput.in_flight > 1, "THROUGHPUT mode should run several requests at once"
+    # one request queued behind each running one, so no stream waits for Python between pictures
+    optimal = int(throughput.session.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    assert throughput.in_flight == runtime.sessions.QUEUED_PER_STREAM * optimal
     assert latency.in_flight == 1
     rng = np.random.default_rng(3)
     images = [rng.integers(0, 255, (40 + 7 * i, 60 + 5 * i, 3), dtype=np.uint8) for i in range(7)]
