@@ -362,3 +362,19 @@ def test_a_full_disk_ends_a_comparison_in_one_designed_error(
         run_compare(_job(tmp_path, _fakes(tmp_path, monkeypatch), tmp_path / "in"))
     assert "\n" not in str(e.value) and "--resume" not in str(e.value)
     assert str(tmp_path / "out") in str(e.value)
+
+
+def test_every_record_names_the_weights_that_made_it(fake_models: dict[str, Path], tmp_path: Path) -> None:
+    """Each model's records, failed ones too (a file that is no picture), carry its weights' digest."""
+    import hashlib
+
+    folder = tmp_path / "in"
+    make_image(folder / "a.jpg")
+    (folder / "b.jpg").write_text("not a picture")
+    weights = [fake_models["rtdetr"], fake_models["shapes"]]
+    run = run_compare(_job(tmp_path, weights, folder))
+    assert run.comparison.failed  # the broken file is recorded as failed, by both models
+    for w in weights:
+        rows = read_jsonl(run.out / "detections" / f"{w.stem}.jsonl")
+        assert sorted(r["error"] is None for r in rows) == [False, True]
+        assert {r["weights_sha256"] for r in rows} == {hashlib.sha256(w.read_bytes()).hexdigest()}
