@@ -99,18 +99,24 @@ def test_missing_ray_is_one_line_exit_2(
 
 
 def test_a_shard_no_worker_finished_is_recorded_as_failed_and_retried_only_on_request(
-    images: Path, tmp_path: Path
+    images: Path, tmp_path: Path, fake_yolo: Path
 ) -> None:
+    from fakes import FakeDetector
+
     from detect_cli.executors import _failed
+    from detect_cli.models import PredictOptions, resolve
     from detect_cli.resume import DoneIndex, plan
     from detect_cli.sources import discover_images
     from detect_cli.writers import JsonlWriter
 
     items = discover_images([str(images)])
+    detector = FakeDetector(resolve(str(fake_yolo), "yolo"), PredictOptions())
+    detector.weights_sha256 = "ab" * 32
     with JsonlWriter(tmp_path / "results.jsonl") as sink:
-        for r in _failed(items, "m", "worker failed: RayActorError: the actor died"):
+        for r in _failed(items, detector, "worker failed: RayActorError: the actor died"):
             sink.write(r, r.source, None)  # type: ignore[arg-type]
     index = DoneIndex.load(tmp_path / "results.jsonl")
+    assert index.weights == {"ab" * 32: detector.name} and index.unweighed == 0
     assert plan(items, index).todo == [] and plan(items, index).skipped_failed == 4
     assert plan(items, index, retry_failed=True).todo == items
 
