@@ -365,15 +365,17 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}".strip()
 
 
-def _failed(items: Sequence[ImageInput], model: str, reason: str) -> list[ImageResult]:
+def _failed(items: Sequence[ImageInput], detector: Detector, reason: str) -> list[ImageResult]:
     """Failure records for a shard no worker could finish, stamped like any other record, so that
-    --resume keeps them and --retry-failed redoes them."""
+    --resume keeps them and --retry-failed redoes them, and naming the run's weights as every record
+    does, so that a resume with other weights is refused even when they are all a folder holds."""
     results = []
     for it in items:
         stamp = current_stamp(it)
         size, mtime = (stamp.size, stamp.mtime_ns) if stamp else (None, None)
+        at = {"path": input_path(it), "size": size, "mtime_ns": mtime}
         results.append(
-            ImageResult(it.source, model, error=reason, path=input_path(it), size=size, mtime_ns=mtime)
+            ImageResult(it.source, detector.name, error=reason, **at, weights_sha256=detector.weights_sha256)
         )
     return results
 
@@ -452,7 +454,7 @@ def run_ray(
             try:
                 results = ray.get(done[0])
             except Exception as e:  # the worker gave up on this shard: its inputs are recorded as failed
-                results = _failed(shard, detector.name, f"worker failed: {_first_line(e)}")
+                results = _failed(shard, detector, f"worker failed: {_first_line(e)}")
             for r in results:
                 jsonl.write(r, PurePosixPath(r.source), None)
                 report.summary.add(r)

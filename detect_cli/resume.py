@@ -44,7 +44,7 @@ class DoneIndex:
     records: dict[str, Recorded] = field(default_factory=dict)
     models: set[str] = field(default_factory=set)
     weights: dict[str, str] = field(default_factory=dict)  # weights_sha256 -> the model name it ran as
-    unweighed: int = 0  # records of processed inputs without weights_sha256 (written before it was)
+    unweighed: int = 0  # records without weights_sha256 (written before every record carried it)
     duplicates: int = 0  # keys recorded more than once: the file needs compacting
     bad_lines: list[tuple[int, str]] = field(default_factory=list)  # not records: set aside by `compact`
 
@@ -64,7 +64,7 @@ class DoneIndex:
                 index.models.add(r["model"])
             if r.get("weights_sha256"):
                 index.weights.setdefault(r["weights_sha256"], r["model"])
-            elif r.get("error") is None:
+            else:  # failure records too: they are kept by a resume, so they belong to its weights
                 index.unweighed += 1
         return index
 

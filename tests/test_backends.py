@@ -583,6 +583,86 @@ def test_an_exported_model_given_with_m_runs_as_is(
         backends.load(ref, _options("yolo"), _plan("openvino"))
 
 
+def _export_copy(entry: backends.CacheEntry, folder: Path) -> Path:
+    """The export's folder as a user has it (`-m folder`), without the cache's manifest."""
+    shutil.copytree(entry.artifact, folder, ignore=shutil.ignore_patterns(backends.COMPILED))
+    return folder
+
+
+@needs_openvino
+def test_an_openvino_export_folder_is_known_by_its_ir_files(shared_cache: Path, tmp_path: Path) -> None:
+    """A folder is not one file: its digest covers its .xml and .bin (names aside, metadata aside), so
+    two exports differ, the same one renamed does not, and `-m folder` and `-m folder/x.xml` agree."""
+    yolo = _export_copy(_entry("openvino", "yolo"), tmp_path / "a" / "best_openvino_model")
+    rtdetr = _export_copy(_entry("openvino", "rtdetr"), tmp_path / "b" / "best_openvino_model")
+    [xml] = yolo.glob("*.xml")
+    identity = backends.weights_identity(resolve(str(yolo), "yolo"))
+    assert identity is not None and len(identity) == 64
+    assert backends.weights_identity(resolve(str(rtdetr), "yolo")) not in (identity, None)
+    assert backends.weights_identity(resolve(str(xml), "yolo")) == identity
+    renamed = tmp_path / "c" / "mine_openvino_model"
+    shutil.copytree(yolo, renamed)
+    for f in renamed.glob("*.*"):
+        f.rename(f.with_stem("mine"))
+    (renamed / "metadata.yaml").write_text("date: another day\n")
+    assert backends.weights_identity(resolve(str(renamed), "yolo")) == identity
+    retrained = xml.with_suffix(".bin").read_bytes()
+    xml.with_suffix(".bin").write_bytes(retrained[:-4] + bytes(b ^ 1 for b in retrained[-4:]))
+    assert backends.weights_identity(resolve(str(yolo), "yolo")) != identity  # same .xml, other weights
+    assert (
+        not (shared_cache / cache.DIGESTS).exists()
+        or identity not in (shared_cache / cache.DIGESTS).read_text()
+    )
+
+
+@needs_onnx
+def test_an_onnx_file_given_with_m_is_known_by_its_sha256(shared_cache: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    onnx_file = tmp_path / "best.onnx"
+    shutil.copy(_yolo_onnx_entry().artifact, onnx_file)
+    expected = hashlib.sha256(onnx_file.read_bytes()).hexdigest()
+    assert backends.weights_identity(resolve(str(onnx_file), "yolo")) == expected
+
+
+@needs_openvino
+def test_records_name_the_openvino_export_and_resume_refuses_another(
+    shared_cache: Path, tmp_path: Path, images: Path
+) -> None:
+    """Begun with runA/best_openvino_model, resumed with runB/best_openvino_model (the same name): the
+    records name export A by content, B is refused in one line whether it is another model or A's
+    network with other weights (the same .xml), and A itself resumes."""
+    a = _export_copy(_entry("openvino", "yolo"), tmp_path / "runA" / "best_openvino_model")
+    other_model = _export_copy(_entry("openvino", "rtdetr"), tmp_path / "runB" / "best_openvino_model")
+    retrained = _export_copy(_entry("openvino", "yolo"), tmp_path / "runC" / "best_openvino_model")
+    [bin_file] = retrained.glob("*.bin")
+    data = bin_file.read_bytes()
+    bin_file.write_bytes(data[:-4] + bytes(b ^ 1 for b in data[-4:]))
+    out = tmp_path / "out"
+    late = images / "top.png"
+    late.rename(tmp_path / "late.png")  # added after the first run
+    ov = ("--backend", "openvino")
+    first = _cli(a, "yolo", images, out, *ov)
+    assert first.exit_code == 0, first.output  # type: ignore[attr-defined]
+    digest = backends.weights_identity(resolve(str(a), "yolo"))
+    records = read_jsonl(out / "results.jsonl")
+    name = "best_openvino_model"
+    assert digest and {(r["model"], r["weights_sha256"]) for r in records} == {(name, digest)}
+    (tmp_path / "late.png").rename(late)
+    before = (out / "results.jsonl").read_bytes()
+    for b in (other_model, retrained):
+        refused = _cli(b, "yolo", images, out, *ov, "--resume")
+        assert refused.exit_code == 2, refused.output  # type: ignore[attr-defined]
+        errors = [x for x in refused.stderr.splitlines() if x.startswith("error:")]  # type: ignore[attr-defined]
+        assert len(errors) == 1 and f"was made with {name} (weights sha256 {digest[:12]})" in errors[0]
+        assert (out / "results.jsonl").read_bytes() == before
+    same = _cli(a, "yolo", images, out, *ov, "--resume")
+    assert same.exit_code == 0, same.output  # type: ignore[attr-defined]
+    assert "do not say which weights" not in same.stderr  # type: ignore[attr-defined]
+    records = read_jsonl(out / "results.jsonl")
+    assert len(records) == 4 and {r["weights_sha256"] for r in records} == {digest}
+
+
 def test_the_cache_keeps_under_its_cap_dropping_the_least_recently_used(
     own_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -451,3 +451,19 @@ def test_a_stop_while_analysing_leaves_out_the_steps_not_begun_and_says_which(
         "stopped after every image was compared, while analysing: left out " + "; ".join(a.cut_short)
         + " (every figure shown is complete)"
     )  # fmt: skip
+
+
+def test_every_record_names_the_weights_that_made_it(fake_models: dict[str, Path], tmp_path: Path) -> None:
+    """Each model's records, failed ones too (a file that is no picture), carry its weights' digest."""
+    import hashlib
+
+    folder = tmp_path / "in"
+    make_image(folder / "a.jpg")
+    (folder / "b.jpg").write_text("not a picture")
+    weights = [fake_models["rtdetr"], fake_models["shapes"]]
+    run = run_compare(_job(tmp_path, weights, folder))
+    assert run.comparison.failed  # the broken file is recorded as failed, by both models
+    for w in weights:
+        rows = read_jsonl(run.out / "detections" / f"{w.stem}.jsonl")
+        assert sorted(r["error"] is None for r in rows) == [False, True]
+        assert {r["weights_sha256"] for r in rows} == {hashlib.sha256(w.read_bytes()).hexdigest()}

@@ -99,20 +99,73 @@ def test_missing_ray_is_one_line_exit_2(
 
 
 def test_a_shard_no_worker_finished_is_recorded_as_failed_and_retried_only_on_request(
-    images: Path, tmp_path: Path
+    images: Path, tmp_path: Path, fake_yolo: Path
 ) -> None:
+    from fakes import FakeDetector
+
     from detect_cli.executors import _failed
+    from detect_cli.models import PredictOptions, resolve
     from detect_cli.resume import DoneIndex, plan
     from detect_cli.sources import discover_images
     from detect_cli.writers import JsonlWriter
 
     items = discover_images([str(images)])
+    detector = FakeDetector(resolve(str(fake_yolo), "yolo"), PredictOptions())
+    detector.weights_sha256 = "ab" * 32
     with JsonlWriter(tmp_path / "results.jsonl") as sink:
-        for r in _failed(items, "m", "worker failed: RayActorError: the actor died"):
+        for r in _failed(items, detector, "worker failed: RayActorError: the actor died"):
             sink.write(r, r.source, None)  # type: ignore[arg-type]
     index = DoneIndex.load(tmp_path / "results.jsonl")
+    assert index.weights == {"ab" * 32: detector.name} and index.unweighed == 0
     assert plan(items, index).todo == [] and plan(items, index).skipped_failed == 4
     assert plan(items, index, retry_failed=True).todo == items
+
+
+def test_records_of_a_shard_whose_worker_died_name_the_weights_so_resume_checks_them(
+    fake_yolo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker process that dies on every try of its shard (Ray restarts it twice): the driver records
+    the shard's inputs as failed, naming the run's weights. Resuming the folder, all failure records,
+    with the same weights says nothing of unnamed weights; with other weights of the same name it is
+    refused in one line."""
+    pytest.importorskip("ray")
+    import hashlib
+    import os
+
+    from detect_cli import executors
+
+    class DyingWorker(executors.BatchWorker):  # local: Ray sends it by value to its worker processes
+        def __init__(self, spec: executors.WorkerSpec) -> None:
+            self.spec, self.error, self.detector = spec, None, None  # no model: it never gets that far
+
+        def process(self, shard: list) -> list:  # type: ignore[type-arg]
+            os._exit(1)  # the worker process dies, as on a lost node or out of memory
+
+    monkeypatch.setattr(executors, "BatchWorker", DyingWorker)
+    folder = tmp_path / "imgs"
+    for i in range(3):
+        make_image(folder / f"{i}.jpg", i)
+    out = tmp_path / "out"
+    common = ["yolo", "image", str(folder), "-o", str(out), "-q"]
+    died = runner.invoke(app, [*common, "-m", str(fake_yolo), "--executor", "ray", "--ray-workers", "1"])
+    assert died.exit_code == 1, died.output
+    records = read_jsonl(out / "results.jsonl")
+    digest = hashlib.sha256(fake_yolo.read_bytes()).hexdigest()
+    assert len(records) == 3 and all(r["error"].startswith("worker failed: ") for r in records)
+    assert {r["weights_sha256"] for r in records} == {digest}
+
+    before = (out / "results.jsonl").read_bytes()
+    same = runner.invoke(app, [*common, "-m", str(fake_yolo), "--resume"])
+    assert "Traceback" not in same.output and same.exit_code in (0, 1), same.output
+    assert "do not say which weights" not in same.stderr
+    other = tmp_path / "other" / fake_yolo.name  # the same name, other weights
+    other.parent.mkdir()
+    other.write_bytes(fake_yolo.read_bytes() + b" retrained")
+    refused = runner.invoke(app, [*common, "-m", str(other), "--resume"])
+    assert refused.exit_code == 2, refused.output
+    [line] = [x for x in refused.stderr.splitlines() if x.startswith("error:")]
+    assert f"weights sha256 {digest[:12]}" in line and str(other) in line, line
+    assert (out / "results.jsonl").read_bytes() == before
 
 
 # --- a cluster that is not there --------------------------------------------------------------------

@@ -269,3 +269,15 @@ def test_records_without_weights_are_resumed_by_name_with_a_warning(
     resumed = _image_cli(folder, "-m", yolo_pt, "-o", out, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert "4 record(s) do not say which weights made them" in resumed.stderr
+
+
+def test_failure_records_without_weights_are_counted_as_unweighed(tmp_path: Path) -> None:
+    """A folder whose records are all failures, written before they named their weights, is said to be
+    resumed on the model name alone; one whose failure records name them is checked by them."""
+    jsonl = tmp_path / "results.jsonl"
+    old = {"source": "a.jpg", "model": "best", "error": "worker failed: RayActorError: died"}
+    jsonl.write_text(
+        json.dumps(old) + "\n" + json.dumps({**old, "source": "b.jpg", "weights_sha256": "ab" * 32})
+    )
+    index = DoneIndex.load(jsonl)
+    assert index.unweighed == 1 and index.weights == {"ab" * 32: "best"}

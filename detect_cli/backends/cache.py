@@ -42,7 +42,8 @@ DIGESTS = "digests.json"  # in the cache folder: weights hashes by (path, size, 
 
 
 def weights_digest(location: str, remember: bool = True) -> str:
-    """Content hash of what `--model` names: the weights file, or a model config (+ the fixed seed).
+    """Content hash of what `--model` names: the weights file, an exported model's files (an OpenVINO
+    export's .xml and .bin, `exported_files`), or a model config (+ the fixed seed).
 
     A weights file's hash is remembered by (absolute path, size, mtime): a run does not re-read 60 MB
     of unchanged weights to find its export; a file changed in any of those is hashed again. With
@@ -58,12 +59,15 @@ def weights_digest(location: str, remember: bool = True) -> str:
         config = {k: v for k, v in yaml_model_load(location).items() if k != "yaml_file"}
         text = json.dumps(config, sort_keys=True, default=str)
         return hashlib.sha256(b"seed=0\n" + text.encode()).hexdigest()
-    st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    files = exported_files(path) if path.is_dir() or path.suffix == ".xml" else [path]
+    if not files:
+        raise ValueError(f"{path} holds no exported model (an OpenVINO .xml and .bin, or an .onnx)")
+    stats = [f.stat() for f in files]
+    key = "|".join(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}" for f, st in zip(files, stats, strict=True))
     known = _read_json(cache_dir() / DIGESTS)
     if isinstance(known.get(key), str):
         return known[key]
-    digest = _sha256(path)
+    digest = _sha256(path) if files == [path] else _files_sha256(files)
     if not remember:
         return digest
     known[key] = digest
@@ -71,6 +75,24 @@ def weights_digest(location: str, remember: bool = True) -> str:
         cache_dir().mkdir(parents=True, exist_ok=True)
         _write_json(cache_dir() / DIGESTS, dict(list(known.items())[-256:]))
     return digest
+
+
+def exported_files(path: Path) -> list[Path]:
+    """The files an exported model given as `path` is made of, in a stable order: each OpenVINO .xml (the
+    one named, or a folder's, by name) then its .bin, then a folder's .onnx files. Other files of an export
+    folder (metadata.yaml: its export date and version) are not the model."""
+    xmls = [path] if path.suffix == ".xml" else sorted(path.glob("*.xml")) if path.is_dir() else []
+    files = [f for xml in xmls for f in (xml, xml.with_suffix(".bin"))]
+    return files + sorted(path.glob("*.onnx")) if path.is_dir() else files
+
+
+def _files_sha256(files: list[Path]) -> str:
+    """One digest over the files' contents, in their order, each told by its suffix alone: renaming an
+    export (its files take the .pt's name) keeps its digest, as renaming a .pt keeps its sha256."""
+    h = hashlib.sha256(b"exported model\n")
+    for f in files:
+        h.update(f"{f.suffix} {_sha256(f)}\n".encode())
+    return h.hexdigest()
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -133,13 +133,13 @@ def weights_or_stand_in(ref: ModelRef, plan: Plan, warn: Warn = _ignore) -> Mode
 
 
 def weights_identity(ref: ModelRef) -> str | None:
-    """What `ref` loads, by content (`weights_digest`: the file's sha256, or a config's digest, which
-    differs from any trained weights'); None for what is not one file (an OpenVINO export's folder) or
-    cannot be read."""
+    """What `ref` loads, by content (`weights_digest`: the file's sha256, an OpenVINO export's over its
+    .xml and .bin, or a config's digest, which differs from any trained weights'); None for what cannot
+    be read."""
     try:
         location = str(fetch_weights(ref)) if ref.official else ref.location
         # Not remembered: naming the weights in records must not write to the cache folder.
-        return weights_digest(location, remember=False) if Path(location).is_file() or ref.untrained else None
+        return weights_digest(location, remember=False) if Path(location).exists() or ref.untrained else None
     except (OSError, ValueError, ModelError):
         return None
 

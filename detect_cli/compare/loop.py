@@ -403,7 +403,8 @@ def _run_one(
     order = [(n + k) % len(detectors) for k in range(len(detectors))]
     for i in order:
         d, t = detectors[i], tallies[i]
-        at = {"frame": frame.frame, "time_s": frame.time_s}  # set for video frames
+        # `frame`, `time_s`: set for video frames; every record names the weights that made it.
+        at = {"frame": frame.frame, "time_s": frame.time_s, "weights_sha256": d.weights_sha256}
         if frame.image is None:
             results[i] = ImageResult(frame.source, d.name, error=frame.error, **at)
             t.failed += 1
