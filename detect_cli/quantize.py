@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detect_cli.errors import BadOptionError, DetectError, ExportError
-from detect_cli.models import quiet_stdout
+from detect_cli.models import no_openvino_telemetry, quiet_stdout
 from detect_cli.runtime import letterbox, to_input
 from detect_cli.sources import IMAGE_SUFFIXES, ImageInput, decode_image, read_file
 
@@ -164,7 +164,9 @@ def ignored_scope(model: Any) -> Any:
 
 
 def import_nncf() -> Any:
-    """nncf, imported without torch's note about CUDA that importing it prints on a CPU-only machine."""
+    """nncf, imported without torch's note about CUDA that importing it prints on a CPU-only machine,
+    and without its telemetry (`no_openvino_telemetry`)."""
+    no_openvino_telemetry()
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     import nncf
 
@@ -187,7 +189,7 @@ def quantize_openvino(
     """Quantize the OpenVINO IR `xml` to INT8 on `pictures` (already `checked`) and save it as
     `target` (.xml and .bin, and metadata.yaml copied beside it). `transformer`: RT-DETR (NNCF's
     TRANSFORMER model type). ExportError when NNCF fails; OSError (a full disk) passes through."""
-    import nncf
+    nncf = import_nncf()
     import openvino as ov
 
     model = ov.Core().read_model(str(xml))

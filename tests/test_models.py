@@ -396,3 +396,39 @@ def test_an_rtdetr_config_builds_without_ultralytics_assuming_its_scale() -> Non
     from ultralytics import RTDETR  # built by ultralytics itself, with its warning: the same network
 
     assert f"PARAMS {sum(p.numel() for p in RTDETR('rtdetr-l.yaml').model.parameters())}" in proc.stdout
+
+
+def test_an_openvino_export_sends_no_telemetry(tmp_path: Path) -> None:
+    """OpenVINO's converter reports each export to Google Analytics through `openvino_telemetry` (and
+    writes ~/intel/ for it) unless told not to; a run that exports must make no such call. A real export
+    in a child process whose home is empty and whose proxy never answers: no ~/intel, no traceback of a
+    telemetry child killed for being slow."""
+    pytest.importorskip("openvino")
+    import socket
+
+    home = tmp_path / "home"
+    home.mkdir()
+    make_image(tmp_path / "in" / "a.jpg")
+    with socket.socket() as sink:  # accepts connections and never answers
+        sink.bind(("127.0.0.1", 0))
+        sink.listen(16)
+        proxy = f"http://127.0.0.1:{sink.getsockname()[1]}"
+        env = {
+            **os.environ,
+            "HOME": str(home),
+            "DETECT_CACHE_DIR": str(tmp_path / "cache"),
+            "https_proxy": proxy,
+            "http_proxy": proxy,
+        }
+        weights = Path(__file__).parent / "data" / "trained" / "yolo-shapes.pt"
+        argv = ["yolo", "image", tmp_path / "in", "-m", weights, "--imgsz", 128, "--backend", "openvino"]
+        done = subprocess.run(
+            [sys.executable, "-m", "detect_cli", *map(str, argv), "-o", str(tmp_path / "out"), "-q"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert not (home / "intel").exists(), sorted(p.name for p in (home / "intel").iterdir())

@@ -29,7 +29,7 @@ from detect_cli.models.registry import (
     is_coco80,
     weights_path,
 )
-from detect_cli.models.ultralytics_import import import_ultralytics, quiet_stdout
+from detect_cli.models.ultralytics_import import import_ultralytics, no_openvino_telemetry, quiet_stdout
 from detect_cli.models.weights import WeightsUnavailableError, fetch_weights
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "import_ultralytics",
     "is_coco80",
     "load",
+    "no_openvino_telemetry",
     "official_config",
     "option_warnings",
     "quiet_stdout",

@@ -17,12 +17,24 @@ def quiet_stdout() -> Iterator[None]:
         yield
 
 
+def no_openvino_telemetry() -> None:
+    """Keep OpenVINO's converter and NNCF from sending usage statistics. Both send them through the
+    `openvino_telemetry` package when it is importable (and no opt-out file exists): a request to Google
+    Analytics on every export, from a forked child that a slow or unreachable network gets killed, its
+    traceback printed on our stderr. Both fall back to a silent stub when the import fails, which a None
+    in `sys.modules` makes it do. Call before either is imported."""
+    if "openvino_telemetry" not in sys.modules:
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
+
+
 def import_ultralytics() -> Any:
-    """Import ultralytics once, offline-safe: no DNS probe, telemetry or pip auto-installs unless asked.
+    """Import ultralytics once, offline-safe: no DNS probe, telemetry or pip auto-installs unless asked,
+    and no OpenVINO telemetry from its exporter (`no_openvino_telemetry`).
 
     YOLO_OFFLINE only stops those side trips; official weights still download (see `fetch_weights`).
     Setting YOLO_OFFLINE=0 in the environment restores ultralytics' defaults.
     """
+    no_openvino_telemetry()
     os.environ.setdefault("YOLO_OFFLINE", "1")
     with quiet_stdout():  # the logger binds sys.stdout when first imported
         import ultralytics
