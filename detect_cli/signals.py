@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Callable, Generator
 
@@ -92,3 +93,23 @@ def _handlers(stop: Stop, on_stop: Callable[[], None] | None) -> Generator[None,
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def deferred() -> Generator[None, None, None]:
+    """SIGINT and SIGTERM held back for a short step that must not be cut in two (removing a half-written
+    export, saying why the command stopped). One that came meanwhile raises `Interrupted` afterwards,
+    unless a KeyboardInterrupt is already on its way out (the command stops anyway). Outside the main
+    thread signals cannot be caught: nothing to hold back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: came.append(signum)) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    if came and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        raise Interrupted(came[0])

@@ -973,3 +973,59 @@ def test_eviction_removes_only_what_the_manifest_names(
     assert backends.evict_exports(keep=new) == [old]
     assert not old.exists() and new.is_dir() and kept.is_file()
     assert (users / "model.onnx").read_bytes() == b"mine"
+
+
+@needs_openvino
+@pytest.mark.parametrize(
+    ("command", "presses"), [("image", 1), ("image", 2), ("video", 1)], ids=["image", "image-twice", "video"]
+)
+def test_ctrl_c_during_a_first_export_stops_even_when_started_with_sigint_ignored(
+    command: str, presses: int, yolo_pt: Path, tmp_path: Path
+) -> None:
+    """A real SIGINT to a real run while it exports, the run started as a script's background job is
+    (`cmd &`: SIGINT ignored, which the child inherits): exit 130, one `error: interrupted` line, no
+    export (whole or half-written) in the cache and no run folder. The run used to carry on, export
+    and process every input, exit 0: Python leaves an inherited ignored SIGINT alone, and only the
+    run loop installed a handler of its own."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import make_video
+
+    source = make_image(tmp_path / "in" / "a.jpg") if command == "image" else make_video(tmp_path / "v.mp4")
+    cache_dir, out = tmp_path / "cache", tmp_path / "out"
+    env = {**os.environ, "DETECT_CACHE_DIR": str(cache_dir), "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "detect_cli", command, str(source), "-m", str(yolo_pt)]
+    argv += ["--backend", "openvino", "--imgsz", "96", "-o", str(out)]
+    child = subprocess.Popen(
+        argv,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as `cmd &` in a script starts it
+    )
+    assert child.stderr is not None
+    try:
+        seen, deadline = "", time.monotonic() + 120
+        while "exporting" not in seen and time.monotonic() < deadline and child.poll() is None:
+            seen += child.stderr.readline()
+        assert "exporting" in seen, seen
+        exports = cache_dir / "exports"
+        while time.monotonic() < deadline and not any(p.name.endswith(".part") for p in exports.iterdir()):
+            time.sleep(0.02)  # the export's temporary folder exists: the exporter is at work
+        for _ in range(presses):
+            child.send_signal(signal.SIGINT)
+            time.sleep(0.05)
+        rest = child.stderr.read()
+        code = child.wait(timeout=120)
+    finally:
+        child.kill()
+        child.wait()
+    assert code == 130, seen + rest
+    assert [line for line in rest.splitlines() if line.startswith("error:")] == ["error: interrupted"], rest
+    assert "Traceback" not in seen + rest
+    assert [p.name for p in exports.iterdir() if not p.name.endswith(".lock")] == []
+    assert not out.exists()

@@ -286,11 +286,13 @@ def test_a_full_disk_while_quantizing_is_one_line_and_leaves_nothing(
 
 
 @needs_int8
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["terminal", "background-job"])
 def test_ctrl_c_while_calibrating_exits_130_and_leaves_nothing(
-    yolo_cache: Path, yolo_pt: Path, tmp_path: Path
+    sigint_ignored: bool, yolo_cache: Path, yolo_pt: Path, tmp_path: Path
 ) -> None:
     """A real SIGINT to a real `detect image --precision int8` while NNCF calibrates: one line, exit
-    130, and no INT8 folder (complete or half-written) in the cache."""
+    130, and no INT8 folder (complete or half-written) in the cache. Also when the run was started with
+    SIGINT ignored, as a script's `cmd &` starts it: calibration used to carry on and the run exit 0."""
     calib = tmp_path / "calib"
     for i in range(200):  # enough pictures that calibration is still running when the signal comes
         make_image(calib / f"{i:03d}.jpg", i, size=(480, 640))
@@ -299,7 +301,8 @@ def test_ctrl_c_while_calibrating_exits_130_and_leaves_nothing(
     argv = [sys.executable, "-m", "detect_cli", "image", str(tmp_path / "in"), "-m", str(yolo_pt)]
     argv += ["--backend", "openvino", "--precision", "int8", "--calibration", str(calib)]
     argv += ["--imgsz", str(SMALL_IMGSZ), "-o", str(tmp_path / "out")]
-    child = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+    child = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
     assert child.stderr is not None
     seen = ""
     deadline = time.monotonic() + 120

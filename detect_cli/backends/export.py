@@ -29,6 +29,7 @@ from detect_cli.backends.planning import Backend
 from detect_cli.errors import ExportError
 from detect_cli.models import Detector, ModelRef, has_one2one_head, quiet_stdout
 from detect_cli.quantize import Calibration, CalibrationError, Pictures, import_nncf, quantize_openvino
+from detect_cli.signals import deferred
 
 Warn = Callable[[str], None]  # the caller's callback for what the user should be told
 
@@ -121,7 +122,8 @@ def export_entry(
         write_manifest(entry)
         return commit_entry(entry, root / key)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with deferred():  # a second Ctrl-C must not leave the folder half-removed
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -195,5 +197,6 @@ def quantize_entry(
         write_manifest(entry)
         return commit_entry(entry, root / key)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with deferred():  # a second Ctrl-C must not leave the folder half-removed
+            shutil.rmtree(tmp, ignore_errors=True)
         raise

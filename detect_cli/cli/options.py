@@ -74,23 +74,29 @@ def say_error(message: str) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM outside a run loop (loading a model, downloading a video) unwinds like Ctrl-C, so
-    temporary files and folders are removed on the way out; inside one, the loop's own handler takes
-    over (see detect_cli.signals)."""
+def _signals_interrupt() -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM outside a run loop (loading or exporting a model, INT8 calibration,
+    downloading a video) unwind at once, so temporary files and folders are removed on the way out;
+    inside one, the loop's own handler takes over (see detect_cli.signals).
+
+    Installed for SIGINT too, not left to Python's default: a process started with SIGINT ignored (a
+    background job of a script, `cmd &`) inherits that, and Python then never raises KeyboardInterrupt,
+    so a Ctrl-C or `kill -INT` during a first export was ignored while the run loop (which installs its
+    own handler) honoured it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    from detect_cli.signals import Interrupted
+    from detect_cli.signals import SIGNALS, Interrupted
 
     def raise_interrupted(signum: int, frame: object) -> None:
         raise Interrupted(signum)
 
-    previous = signal.signal(signal.SIGTERM, raise_interrupted)
+    previous = {s: signal.signal(s, raise_interrupted) for s in SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def handle_errors(fn: F) -> F:
@@ -98,7 +104,7 @@ def handle_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _sigterm_interrupts():
+        with _signals_interrupt():
             return _call(*args, **kwargs)
 
     def _call(*args: Any, **kwargs: Any) -> Any:
@@ -113,9 +119,10 @@ def handle_errors(fn: F) -> F:
             say_error(str(e))
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt as e:  # a second Ctrl-C (or SIGTERM), or one before the run began
-            from detect_cli.signals import exit_code
+            from detect_cli.signals import deferred, exit_code
 
-            say_error("interrupted")
+            with deferred():  # one more Ctrl-C now would end in a traceback instead of this line
+                say_error("interrupted")
             raise typer.Exit(exit_code(getattr(e, "signum", None))) from None
         except Exception as e:  # a bug: still one line, with the way to get the details
             if debug:
