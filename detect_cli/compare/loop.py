@@ -302,16 +302,24 @@ class _Kept:
         self, memory: MemoryProbe | None, stop: Stop | None = None
     ) -> tuple[list[ModelResult], tuple[str, ...]]:
         """Each model's figures, scored against the labels when any image was; `memory` (none once the
-        run was interrupted) measures each on the first images, unless `stop` was set before its turn.
+        run was interrupted) measures each on the first images, unless `stop` was set before its turn;
+        a KeyboardInterrupt (a second Ctrl-C) stops the measurement in hand and leaves out the rest.
         The results, and the memory figures a stop left out."""
         first = self.first_images[0].shape[:2] if self.first_images else None
         results, left_out = [], []
+        probe = memory if self.first_images else None
         for label, d, t in zip(self.names, self.detectors, self.tallies, strict=True):
-            probe = memory if self.first_images else None
+            measured = None
             if probe is not None and stop is not None and stop.is_set():
                 probe = None
+            if probe is not None:
+                try:
+                    measured = probe(d, self.first_images)
+                except KeyboardInterrupt:
+                    probe = None
+            if memory is not None and self.first_images and probe is None:
                 left_out.append(f"the peak memory of {label}")
-            results.append(self._model_result(label, d, t, first, probe))
+            results.append(self._model_result(label, d, t, first, measured))
         return results, tuple(left_out)
 
     def _model_result(
@@ -320,7 +328,7 @@ class _Kept:
         d: Detector,
         t: _ModelTally,
         first: tuple[int, int] | None,
-        memory: MemoryProbe | None,
+        memory: Memory | None,
     ) -> ModelResult:
         accuracy = None
         if self.labels is not None and self.evaluated_ids:
@@ -343,7 +351,7 @@ class _Kept:
             detections=sum(t.per_class.values()),
             detections_per_class=dict(t.per_class.most_common()),
             accuracy=accuracy,
-            memory=memory(d, self.first_images) if memory else None,
+            memory=memory,
         )
 
     def evidence(self, models: Sequence[ModelResult]) -> Evidence:
