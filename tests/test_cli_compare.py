@@ -18,6 +18,7 @@ from test_compare_report import external_refs
 from typer.testing import CliRunner
 
 from detect_cli.cli import app
+from detect_cli.compare.analysis import WHOLE_ANALYSIS
 from detect_cli.render import title_band_height
 from detect_cli.video import pick_codec
 from detect_cli.writers import read_jsonl
@@ -411,8 +412,11 @@ def test_ctrl_c_to_the_process_group_while_measuring_memory_writes_the_report(
     assert report["interrupted"] and report["inputs"] == 3
     rtdetr, yolo = (m["memory"] for m in report["models"])
     assert yolo is None
-    if presses == 1:  # the measurement in hand finished
-        assert rtdetr["peak_mb"] > 0 and report["cut_short"][0] == "the peak memory of yolo-shapes"
+    if presses == 1:  # the measurement in hand finished, and the line said so
+        note = "finishing the measurement of the peak memory of rtdetr-shapes, leaving out the rest, then"
+        assert note in stderr
+        assert rtdetr["peak_mb"] > 0
+        assert report["cut_short"] == ["the peak memory of yolo-shapes", WHOLE_ANALYSIS]
     else:
         assert rtdetr is None
         assert report["cut_short"][:2] == [
@@ -444,12 +448,12 @@ def test_ctrl_c_while_analysing_writes_a_report_that_says_what_it_left_out(
     assert "Traceback" not in stderr and not list(out.rglob("*.part*"))
     report = json.loads((out / "report.json").read_text())
     assert report["interrupted"] and report["inputs"] == 60
+    assert "stopping: finishing the analysis step in hand, leaving out the others" in stderr
     left_out = report["cut_short"]
-    if presses == 2 and report["analysis"] is None:  # the analysis stopped at once, said so
-        assert "stopped while analysing" in " ".join(report["notes"])
-        return
     assert left_out, "an interrupted analysis names what it left out"
+    if report["analysis"] is None:  # a second press stopped it at once
+        assert presses == 2 and left_out[0] == WHOLE_ANALYSIS
     if report["analysis"] is not None:
         assert report["analysis"]["cut_short"] == left_out[: len(report["analysis"]["cut_short"])]
-    said = "left out " + "; ".join(left_out)
+    said = "stopped after every image was compared: left out " + "; ".join(left_out)
     assert said in (out / "report.md").read_text() and said in stderr.replace("\n", " ")
