@@ -35,6 +35,8 @@ class Stop(threading.Event):
     def __init__(self) -> None:
         super().__init__()
         self.signum: int | None = None
+        # What a first stop lets finish now, for the line that says so (a run in phases updates it).
+        self.finishing = "the work in hand"
 
     def request(self, signum: int | None = None) -> None:
         if not self.is_set():

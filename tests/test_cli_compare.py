@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from test_compare_report import external_refs
 from typer.testing import CliRunner
 
 from detect_cli.cli import app
+from detect_cli.compare.analysis import WHOLE_ANALYSIS
 from detect_cli.render import title_band_height
 from detect_cli.video import pick_codec
 from detect_cli.writers import read_jsonl
@@ -361,6 +363,70 @@ def test_a_report_past_the_file_size_limit_ends_in_one_error_line(
     assert written and written <= listed  # each listed before it was written: --exist-ok removes them
 
 
+def _trained_compare(out: Path, images: Path, *args: str) -> subprocess.Popen[str]:
+    """A real `detect compare` of the trained pair on `images`, its stderr piped; `args` added."""
+    from trained_pair import IMGSZ, RTDETR_PT, YOLO_PT
+
+    argv = [sys.executable, "-m", "detect_cli", "compare", str(images), "-m", f"{RTDETR_PT},{YOLO_PT}"]
+    argv += ["--imgsz", str(IMGSZ), "--device", "cpu", "--no-save", "-o", str(out), *args]
+    env = {**fake_cli_env(), "COLUMNS": "200"}
+    return subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+
+
+def _read_until(proc: subprocess.Popen[str], text: str) -> list[str]:
+    """The stderr lines of `proc` up to the first that holds `text` (the phase a test signals in)."""
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if text in line:
+            return seen
+    proc.wait()
+    pytest.fail(f"the run ended before it said {text!r}: " + "".join(seen)[-2000:])
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_to_the_process_group_while_measuring_memory_writes_the_report(
+    tmp_path: Path, presses: int
+) -> None:
+    """A terminal's Ctrl-C reaches the whole process group, the memory child included: the child does
+    not die of it. One press: the measurement in hand finishes, the next one is left out. Two: the one
+    in hand stops too. The report is written either way and says what was left out; exit 130."""
+    from trained_pair import VAL_IMAGES
+
+    images = tmp_path / "images"  # a few pictures: the memory step comes after them all the same
+    images.mkdir()
+    for picture in sorted(VAL_IMAGES.iterdir())[:3]:
+        (images / picture.name).write_bytes(picture.read_bytes())
+    out = tmp_path / "o"
+    proc = _trained_compare(out, images, "--warmup", "0")
+    seen = _read_until(proc, "measuring rtdetr")
+    time.sleep(1.0)  # the child is up, importing torch
+    for _ in range(presses):
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.05)
+    stderr = "".join(seen) + proc.communicate(timeout=300)[1]
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and "error:" not in stderr, stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["interrupted"] and report["inputs"] == 3
+    rtdetr, yolo = (m["memory"] for m in report["models"])
+    assert yolo is None
+    if presses == 1:  # the measurement in hand finished, and the line said so
+        note = "finishing the measurement of the peak memory of rtdetr-shapes, leaving out the rest, then"
+        assert note in stderr
+        assert rtdetr["peak_mb"] > 0
+        assert report["cut_short"] == ["the peak memory of yolo-shapes", WHOLE_ANALYSIS]
+    else:
+        assert rtdetr is None
+        assert report["cut_short"][:2] == [
+            "the peak memory of rtdetr-shapes",
+            "the peak memory of yolo-shapes",
+        ]
+    said = "left out " + "; ".join(report["cut_short"])
+    assert said in (out / "report.md").read_text() and said in stderr.replace("\n", " ")
+
+
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_while_analysing_writes_a_report_that_says_what_it_left_out(
     tmp_path: Path, presses: int
@@ -369,22 +435,11 @@ def test_ctrl_c_while_analysing_writes_a_report_that_says_what_it_left_out(
     pictures: the analysis takes seconds). One press: the steps not begun are left out, report.json and
     the pages say which and that the run was interrupted, exit 130. Two: what was in hand (a step of the
     analysis, a plot) stops at once, and the report is still written, saying so; exit 130."""
-    from trained_pair import DATA_YAML, IMGSZ, RTDETR_PT, VAL_IMAGES, YOLO_PT
+    from trained_pair import DATA_YAML, VAL_IMAGES
 
     out = tmp_path / "o"
-    argv = [sys.executable, "-m", "detect_cli", "compare", str(VAL_IMAGES), "-m", f"{RTDETR_PT},{YOLO_PT}"]
-    argv += ["--data", str(DATA_YAML), "--imgsz", str(IMGSZ), "--device", "cpu", "--no-memory", "--no-save"]
-    proc = subprocess.Popen(
-        [*argv, "-o", str(out)], stderr=subprocess.PIPE, text=True, env={**fake_cli_env(), "COLUMNS": "200"}
-    )
-    assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:  # the line said before the analysis begins
-        seen.append(line)
-        if "analysing:" in line:
-            break
-    else:
-        pytest.fail("the run ended before it said it was analysing: " + "".join(seen)[-2000:])
+    proc = _trained_compare(out, VAL_IMAGES, "--data", str(DATA_YAML), "--no-memory")
+    seen = _read_until(proc, "analysing:")
     for _ in range(presses):
         proc.send_signal(signal.SIGINT)
         time.sleep(0.05)
@@ -393,12 +448,12 @@ def test_ctrl_c_while_analysing_writes_a_report_that_says_what_it_left_out(
     assert "Traceback" not in stderr and not list(out.rglob("*.part*"))
     report = json.loads((out / "report.json").read_text())
     assert report["interrupted"] and report["inputs"] == 60
+    assert "stopping: finishing the analysis step in hand, leaving out the others" in stderr
     left_out = report["cut_short"]
-    if presses == 2 and report["analysis"] is None:  # the analysis stopped at once, said so
-        assert "stopped while analysing" in " ".join(report["notes"])
-        return
     assert left_out, "an interrupted analysis names what it left out"
+    if report["analysis"] is None:  # a second press stopped it at once
+        assert presses == 2 and left_out[0] == WHOLE_ANALYSIS
     if report["analysis"] is not None:
         assert report["analysis"]["cut_short"] == left_out[: len(report["analysis"]["cut_short"])]
-    said = "left out " + "; ".join(left_out)
+    said = "stopped after every image was compared: left out " + "; ".join(left_out)
     assert said in (out / "report.md").read_text() and said in stderr.replace("\n", " ")

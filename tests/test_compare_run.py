@@ -11,6 +11,7 @@ import pytest
 from conftest import SMALL_IMGSZ, make_image, make_video, read_video, truncate
 from test_compare_report import external_refs
 
+from detect_cli.compare.analysis import WHOLE_ANALYSIS
 from detect_cli.compare.inputs import source_kind
 from detect_cli.compare.job import CompareJob
 from detect_cli.compare.loop import run_comparison
@@ -213,7 +214,11 @@ def test_ctrl_c_while_analysing_reports_the_measurements(
         detectors, image_frames(discover_images([str(images)])), CompareSettings(warmup=0, conf=0.01), total=4
     )
     assert c.interrupted and c.analysis is None and c.inputs == 4 and c.models[0].speed.calls == 20
-    assert "stopped while analysing" in c.notes[-1]
+    assert c.cut_short == (WHOLE_ANALYSIS,)  # said where the report says what a stop left out
+    said = (
+        f"stopped after every image was compared: left out {WHOLE_ANALYSIS} (every figure shown is complete)"
+    )
+    assert c.interruption() == said
     assert json.loads(json.dumps(c.to_dict()))["analysis"] is None
 
 
@@ -448,7 +453,7 @@ def test_a_stop_while_analysing_leaves_out_the_steps_not_begun_and_says_which(
     assert c.cut_short == a.cut_short
     assert json.loads(json.dumps(c.to_dict()))["analysis"]["cut_short"] == list(a.cut_short)
     assert c.interruption() == (
-        "stopped after every image was compared, while analysing: left out " + "; ".join(a.cut_short)
+        "stopped after every image was compared: left out " + "; ".join(a.cut_short)
         + " (every figure shown is complete)"
     )  # fmt: skip
 

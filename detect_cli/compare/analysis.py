@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 MIN_PAIRED = 10  # inputs below which timed calls are resampled rather than inputs
 SLOW_PICTURES = 60  # labelled pictures x models above which the analysis says it is running first
+WHOLE_ANALYSIS = "the whole analysis (intervals, operating points, slices, error types)"  # when none was done
 
 
 # --- the evidence ---------------------------------------------------------------------------------
@@ -225,7 +226,7 @@ def analyse(
             f"{len(evidence.models)} models"
         )
     steps = _Steps(stop)
-    tables = steps.run("every figure", lambda: _tables(evidence) if labelled else {}) or {}
+    tables = steps.run(WHOLE_ANALYSIS, lambda: _tables(evidence) if labelled else {}) or {}
     models, pairs = [], []
     for k, e in enumerate(evidence.models):
         gives = "operating points and error types" if labelled else "score profile"
@@ -276,7 +277,7 @@ class _Steps:
     def run(self, gives: str, step: Callable[[], Any]) -> Any:
         if self.stop is None or not self.stop.is_set():
             return step()
-        if self.left_out != ["every figure"]:  # nothing was done: that says it all
+        if self.left_out != [WHOLE_ANALYSIS]:  # nothing was done: that says it all
             self.left_out.append(gives)
         return None
 

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from detect_cli.compare.accuracy import detections_to_coco, evaluate
 from detect_cli.compare.agreement import AgreementTally, ImageMatch, match_detections, shared_class_names
-from detect_cli.compare.analysis import Analysis, Evidence, ModelEvidence, PairEvidence, analyse
+from detect_cli.compare.analysis import (
+    WHOLE_ANALYSIS,
+    Analysis,
+    Evidence,
+    ModelEvidence,
+    PairEvidence,
+    analyse,
+)
 from detect_cli.compare.labels import GroundTruth
 from detect_cli.compare.machine import MEMORY_IMAGES
 from detect_cli.compare.model_facts import model_info, model_labels
@@ -134,10 +141,9 @@ def run_comparison(
     models, cut_short = kept.model_results(None if interrupted else memory, after)
     if labels is not None and not kept.evaluated_ids and not interrupted:
         raise LabelsError("labels do not match the images: no labelled image could be read")
-    analysed = _analysed(kept.evidence(models), status, notes, after)
-    if analysed is not None:
-        cut_short += analysed.cut_short
-    c = kept.comparison(models, notes, interrupted or analysed is None or bool(cut_short), analysed)
+    analysed = _analysed(kept.evidence(models), status, after)
+    cut_short += analysed.cut_short if analysed is not None else (WHOLE_ANALYSIS,)
+    c = kept.comparison(models, notes, interrupted or bool(cut_short), analysed)
     return replace(c, cut_short=cut_short)
 
 
@@ -193,16 +199,15 @@ def _each_frame(
             progress.stop()
 
 
-def _analysed(
-    evidence: Evidence, status: Callable[[str], None] | None, notes: list[str], stop: Stop | None
-) -> Analysis | None:
+def _analysed(evidence: Evidence, status: Callable[[str], None] | None, stop: Stop | None) -> Analysis | None:
     """The analysis of what the loop kept, cut short at a step's end once `stop` is set; None when a
     KeyboardInterrupt stops it (a second Ctrl-C, or a first one once the loop's own handlers are gone):
-    the measurements are then reported without it, and `notes` says so."""
+    the measurements are then reported without it, and the comparison's `cut_short` says so."""
+    if stop is not None:
+        stop.finishing = "the analysis step in hand, leaving out the others"
     try:
         return analyse(evidence, status=status, stop=stop)
     except KeyboardInterrupt:
-        notes.append("stopped while analysing: no intervals, operating points or error types")
         return None
 
 
@@ -302,16 +307,26 @@ class _Kept:
         self, memory: MemoryProbe | None, stop: Stop | None = None
     ) -> tuple[list[ModelResult], tuple[str, ...]]:
         """Each model's figures, scored against the labels when any image was; `memory` (none once the
-        run was interrupted) measures each on the first images, unless `stop` was set before its turn.
+        run was interrupted) measures each on the first images, unless `stop` was set before its turn;
+        a KeyboardInterrupt (a second Ctrl-C) stops the measurement in hand and leaves out the rest.
         The results, and the memory figures a stop left out."""
         first = self.first_images[0].shape[:2] if self.first_images else None
         results, left_out = [], []
+        probe = memory if self.first_images else None
         for label, d, t in zip(self.names, self.detectors, self.tallies, strict=True):
-            probe = memory if self.first_images else None
+            measured = None
             if probe is not None and stop is not None and stop.is_set():
                 probe = None
+            if probe is not None:
+                if stop is not None:
+                    stop.finishing = f"the measurement of the peak memory of {label}, leaving out the rest"
+                try:
+                    measured = probe(d, self.first_images)
+                except KeyboardInterrupt:
+                    probe = None
+            if memory is not None and self.first_images and probe is None:
                 left_out.append(f"the peak memory of {label}")
-            results.append(self._model_result(label, d, t, first, probe))
+            results.append(self._model_result(label, d, t, first, measured))
         return results, tuple(left_out)
 
     def _model_result(
@@ -320,7 +335,7 @@ class _Kept:
         d: Detector,
         t: _ModelTally,
         first: tuple[int, int] | None,
-        memory: MemoryProbe | None,
+        memory: Memory | None,
     ) -> ModelResult:
         accuracy = None
         if self.labels is not None and self.evaluated_ids:
@@ -343,7 +358,7 @@ class _Kept:
             detections=sum(t.per_class.values()),
             detections_per_class=dict(t.per_class.most_common()),
             accuracy=accuracy,
-            memory=memory(d, self.first_images) if memory else None,
+            memory=memory,
         )
 
     def evidence(self, models: Sequence[ModelResult]) -> Evidence:

@@ -21,7 +21,7 @@ import os
 import platform
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -32,6 +32,9 @@ from detect_cli.compare.results import Environment, Memory
 from detect_cli.models import Detector, ModelRef, PredictOptions
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+
     import numpy as np
 
 MEMORY_IMAGES = 3  # inputs each model runs on in its memory child: the peak is reached on the first
@@ -177,8 +180,11 @@ def measure_memory(
     detector: Detector, plan: Plan, images: Sequence[np.ndarray], warn: Callable[[str], None] | None = None
 ) -> Memory | None:
     """`detector`'s peak memory on `images`, measured in a fresh child process (module docstring).
-    None, with a warning, when the child cannot load or run it."""
-    import concurrent.futures
+    None, with a warning, when the child cannot load or run it.
+
+    The child ignores SIGINT and SIGTERM: a Ctrl-C at a terminal reaches the whole process group, and
+    the run, not the child, decides what a stop means (a first one lets this measurement finish, a
+    second one raises `Interrupted` here, and the child is killed on the way out)."""
     import multiprocessing
 
     if not images:
@@ -186,18 +192,82 @@ def measure_memory(
     # The child runs the run's decided backend and precision, and the options as resolved (classes).
     child_plan = replace(plan, backend=_plan_backend(detector, plan), precision=detector.precision)
     context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_child_main,
+        args=(send, detector.ref, detector.options, child_plan, list(images)),
+        name="detect-memory",
+    )
     try:
-        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-            result: dict[str, Any] = pool.submit(
-                _child, detector.ref, detector.options, child_plan, list(images)
-            ).result(timeout=MEMORY_TIMEOUT_S)
+        with _signals_blocked():  # inherited across exec: no signal reaches the child before it ignores them
+            child.start()
+        send.close()
+        result = _child_result(receive, child)
     except Exception as e:  # the figure is missing, the comparison is not: say why
         if warn:
-            warn(f"memory of {detector.name} not measured: {type(e).__name__}: {e}")
+            why = str(e) if isinstance(e, MemoryChildError) else f"{type(e).__name__}: {e}"
+            warn(f"memory of {detector.name} not measured: {why}")
         return None
+    finally:
+        receive.close()
+        if child.is_alive():  # a second Ctrl-C, a timeout: the child goes with the measurement
+            child.kill()
+        if child.pid is not None:
+            child.join()
     if "cuda_mb" in result:
         return Memory(result["cuda_mb"], "cuda", len(images), result["baseline_mb"], result["rss_mb"])
     return Memory(result["rss_mb"], "rss", len(images), result["baseline_mb"], result["rss_mb"])
+
+
+class MemoryChildError(RuntimeError):
+    """The memory child could not measure: its error, or how it ended."""
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """SIGINT and SIGTERM held back in this thread while a child starts (a signal that comes meanwhile
+    is delivered here once unblocked, not lost); the child starts with them blocked."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _child_main(
+    send: Connection, ref: ModelRef, options: PredictOptions, plan: Plan, images: list[np.ndarray]
+) -> None:
+    """The child's entry: stop signals ignored, then unblocked (they were blocked before it started),
+    then `_child`; its figures, or its error as text, sent back."""
+    import signal
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        send.send(("ok", _child(ref, options, plan, images)))
+    except Exception as e:
+        send.send(("error", f"{type(e).__name__}: {e}"))
+    finally:
+        send.close()
+
+
+def _child_result(receive: Connection, child: BaseProcess) -> dict[str, float]:
+    """What the child sent, waited for up to `MEMORY_TIMEOUT_S` (a first stop signal does not cut the
+    wait; a second one raises here)."""
+    if not receive.poll(MEMORY_TIMEOUT_S):
+        raise TimeoutError(f"no result in {MEMORY_TIMEOUT_S:.0f} s")
+    try:
+        status, result = receive.recv()
+    except EOFError:
+        child.join()
+        raise MemoryChildError(f"the measuring process ended (exit code {child.exitcode})") from None
+    if status != "ok":
+        raise MemoryChildError(result)
+    return result
 
 
 def _plan_backend(detector: Detector, plan: Plan) -> Any:

@@ -289,7 +289,7 @@ class Comparison:
             return None
         if self.cut_short:
             return (
-                f"stopped after every {self.unit} was compared, while analysing: left out "
+                f"stopped after every {self.unit} was compared: left out "
                 + "; ".join(self.cut_short)
                 + " (every figure shown is complete)"
             )

@@ -51,7 +51,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-INTERRUPT_NOTE = "stopping: finishing the frame in hand, then the report (Ctrl-C again to stop at once)"
+def interrupt_note(stop: Stop) -> str:
+    """What a first Ctrl-C does in the phase the run is in (`Stop.finishing`)."""
+    return f"stopping: finishing {stop.finishing}, then the report (Ctrl-C again to stop at once)"
 
 
 def run_compare(
@@ -88,7 +90,8 @@ def run_compare(
             fidelity = FidelityTally(len(detectors)) if job.plans else None
             on_image = _on_image(outputs, tracking, fidelity)
             probe = _memory_probe(detectors, plans, warn) if job.memory else None
-            with stop_on_signals(lambda: warn(INTERRUPT_NOTE) if warn else None, stop):
+            stop.finishing = "the image in hand" if kind == "images" else "the frame in hand"
+            with stop_on_signals(lambda: warn(interrupt_note(stop)) if warn else None, stop):
                 try:
                     comparison = run_comparison(
                         detectors,
@@ -107,11 +110,14 @@ def run_compare(
                     if tracking:
                         tracking.close()
                 comparison = _completed(comparison, job, kind, inputs, outputs, codec, tracking, fidelity)
+                if job.explain and kind == "images":
+                    stop.finishing = "the picture being explained, leaving out the others"
                 explained = (
                     _explain(job, detectors, inputs.images, out, stop, warn, files)
                     if kind == "images"
                     else []
                 )
+                stop.finishing = "the plot in hand, leaving out the others"
                 plots, undrawn = _plots(comparison, stop)
                 comparison = _stopped_after(comparison, stop, explained, job.explain, undrawn)
                 write_report(comparison, out, outputs.pictures, explained, listed=files.add, plots=plots)
