@@ -363,18 +363,25 @@ def test_a_full_disk_while_quantizing_is_one_line_and_leaves_nothing(
 
 
 @needs_int8
+@pytest.mark.parametrize("command", ["image", "video"])
 def test_ctrl_c_while_calibrating_exits_130_and_leaves_nothing(
-    yolo_cache: Path, yolo_pt: Path, tmp_path: Path
+    command: str, yolo_cache: Path, yolo_pt: Path, tmp_path: Path
 ) -> None:
-    """A real SIGINT to a real `detect image --precision int8` while NNCF calibrates: one line, exit
+    """A real SIGINT to a real `detect image --precision int8 --calibration DIR`, or `detect video
+    --precision int8` calibrating on the video's own frames, while NNCF calibrates: one line, exit
     130, and no INT8 folder (complete or half-written) in the cache."""
-    calib = tmp_path / "calib"
-    for i in range(200):  # enough pictures that calibration is still running when the signal comes
-        make_image(calib / f"{i:03d}.jpg", i, size=(480, 640))
-    make_image(tmp_path / "in" / "a.jpg")
     env = {**os.environ, "DETECT_CACHE_DIR": str(yolo_cache), "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "detect_cli", "image", str(tmp_path / "in"), "-m", str(yolo_pt)]
-    argv += ["--backend", "openvino", "--precision", "int8", "--calibration", str(calib)]
+    argv = [sys.executable, "-m", "detect_cli", command]
+    # Enough pictures (or frames) that calibration is still running when the signal comes.
+    if command == "image":
+        calib = tmp_path / "calib"
+        for i in range(200):
+            make_image(calib / f"{i:03d}.jpg", i, size=(480, 640))
+        make_image(tmp_path / "in" / "a.jpg")
+        argv += [str(tmp_path / "in"), "--calibration", str(calib)]
+    else:
+        argv.append(str(make_video(tmp_path / "clip.mp4", frames=200, size=(480, 640))))
+    argv += ["-m", str(yolo_pt), "--backend", "openvino", "--precision", "int8"]
     argv += ["--imgsz", str(SMALL_IMGSZ), "-o", str(tmp_path / "out")]
     child = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
     assert child.stderr is not None
