@@ -247,9 +247,10 @@ class Pictures:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         self.passes += 1
-        for _, square, _ in self._read():
-            if square is not None:
-                yield square
+        for (name, _), square, why in self._read():
+            if square is None:  # readable when checked, not now (changed since): NNCF stops, said once
+                raise InputError(f"{name}: {why}")
+            yield square
 
 
 def _frame(cap: Any, index: int) -> np.ndarray:
