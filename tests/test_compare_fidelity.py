@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_IMGSZ, make_image
+from conftest import SMALL_IMGSZ, make_image, make_video
 from typer.testing import CliRunner
 
 from detect_cli import backends
@@ -182,6 +182,46 @@ def test_a_real_fidelity_matrix(
     assert onnx["box_agreement"] >= 0.99 and onnx["safe"] is True  # the same network in float
     assert "Fidelity against yolo11n-seed0 torch fp32" in result.output
     assert "yolo11n-seed0 openvino int8: " in result.output
+
+
+@needs_int8
+def test_int8_on_videos_without_calibration_is_calibrated_on_their_frames(
+    exported: tuple[Path, list[str]],
+    yolo_pt: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    http_root: tuple[str, Path],
+) -> None:
+    """`detect compare` on a video goes the way `detect video` does: INT8 without --calibration is
+    calibrated on frames spread across the local video (the same export `detect video` makes for it);
+    on a URL only (read once, not twice) it asks for --calibration DIR in one line."""
+    from detect_cli import quantize
+    from detect_cli.sources import discover_videos
+
+    cache = tmp_path / "own-cache"
+    for entry in (exported[0] / "exports").glob("[!.]*"):
+        manifest = json.loads((entry / "manifest.json").read_text())
+        if (manifest["family"], manifest["backend"]) == ("yolo", "openvino"):
+            shutil.copytree(entry, cache / "exports" / entry.name)
+    monkeypatch.setenv("DETECT_CACHE_DIR", str(cache))
+    clip = make_video(tmp_path / "clip.mp4", frames=8)
+    argv = ["--models", str(yolo_pt), "--imgsz", str(SMALL_IMGSZ), "--backends", "openvino:int8"]
+    argv += ["--no-memory", "--no-save"]
+    result = runner.invoke(app, ["compare", str(clip), *argv, "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "on 8 pictures (8 frames spread across clip.mp4)" in result.output
+    [entry] = [e for e in backends.cached_exports() if e.manifest["precision"] == "int8"]
+    assert (
+        entry.manifest["calibration"]["sha256"] == quantize.from_inputs(discover_videos([str(clip)])).digest
+    )
+    base, www = http_root
+    shutil.copyfile(clip, www / "clip.mp4")
+    result = runner.invoke(app, ["compare", f"{base}/clip.mp4", *argv, "-o", str(tmp_path / "stream")])
+    assert result.exit_code == 2, result.output
+    assert [line for line in result.output.splitlines() if line.strip()] == [
+        "error: --precision int8 calibrates on the run's own video files, and streams, webcams and URLs "
+        "cannot be read twice: pass --calibration DIR (a folder of pictures like the ones it will see)"
+    ]
 
 
 TRAINED = Path(__file__).parent / "data" / "trained"

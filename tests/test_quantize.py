@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CONF, SMALL_IMGSZ, make_image
+from conftest import CONF, SMALL_IMGSZ, make_image, make_video
 from typer.testing import CliRunner
 
 from detect_cli import backends, quantize
@@ -23,7 +23,7 @@ from detect_cli.backends import Parity, export, loading
 from detect_cli.cli import app
 from detect_cli.errors import ExportError
 from detect_cli.models import PredictOptions, resolve
-from detect_cli.quantize import Calibration, CalibrationError, Pictures
+from detect_cli.quantize import Calibration, CalibrationError, Pictures, VideoFrames
 
 needs_int8 = pytest.mark.skipif(
     not (backends.installed("openvino") and importlib.util.find_spec("nncf")),
@@ -113,6 +113,83 @@ def test_pictures_of_any_size_and_channels_are_letterboxed_as_inference_does(tmp
 
         expected = letterbox(cv2.imread(str(files[0])), SMALL_IMGSZ, stretch)[0]
         assert np.array_equal(squares[0], expected)
+
+
+# --- calibrating on the run's own videos --------------------------------------------------------------
+
+
+def _video_items(*paths: Path) -> list:  # type: ignore[type-arg]
+    from detect_cli.sources import discover_videos
+
+    return discover_videos([str(p) for p in paths])
+
+
+def test_frames_are_spread_across_each_video_not_its_opening(tmp_path: Path) -> None:
+    long = make_video(tmp_path / "long.mp4", frames=40)
+    short = make_video(tmp_path / "short.avi", frames=3)
+    [one] = quantize.from_inputs(_video_items(long), limit=8).videos
+    assert one.indexes == (2, 7, 12, 17, 22, 27, 32, 37)  # the middle of each eighth, up to its end
+    assert quantize.from_inputs(_video_items(long), limit=50).videos[0].indexes == tuple(range(40))
+    # Shared between the videos; the short one's unused share goes to the long one.
+    both = quantize.from_inputs(_video_items(long, short), limit=10)
+    assert [(Path(v.path).name, len(v.indexes)) for v in both.videos] == [("long.mp4", 7), ("short.avi", 3)]
+    assert both.files == () and "10 frames spread across 2 videos" in both.origin
+    # A file that is no video is left out, the others used.
+    (tmp_path / "bad.mp4").write_bytes(b"not a video at all")
+    [kept] = quantize.from_inputs(_video_items(tmp_path / "bad.mp4", long), limit=4).videos
+    assert Path(kept.path).name == "long.mp4" and kept.indexes == (5, 15, 25, 35)
+    with pytest.raises(CalibrationError, match=r"none of them can be decoded .*bad\.mp4.*--calibration DIR"):
+        quantize.from_inputs(_video_items(tmp_path / "bad.mp4"))
+
+
+def test_frames_are_decoded_and_letterboxed_as_a_run_decodes_them(tmp_path: Path) -> None:
+    """Each chosen frame (read by seeking) equals the frame a run decodes at that index; a frame past
+    the video's end is skipped and named, the others kept."""
+    import numpy as np
+
+    from detect_cli import video
+    from detect_cli.runtime import letterbox
+
+    clip = make_video(tmp_path / "clip.mp4", frames=20)
+    opened = video.open_video(_video_items(clip)[0], tmp_path)
+    decoded = [f.image for f in video.decode(opened)]
+    pictures = Pictures([], SMALL_IMGSZ, False, [VideoFrames(str(clip), (3, 11, 19, 25))]).checked()
+    assert pictures.skipped == [(f"{clip} frame 25", "cannot decode this frame (truncated or corrupt video)")]
+    squares = list(pictures)
+    assert len(squares) == 3 and pictures.passes == 1
+    for square, index in zip(squares, (3, 11, 19), strict=True):
+        assert np.array_equal(square, letterbox(decoded[index], SMALL_IMGSZ, False)[0]), index
+
+
+def test_a_video_calibration_is_named_by_its_bytes_and_frames_not_its_name(tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "clip.mp4", frames=20)
+    digest = quantize.from_inputs(_video_items(clip), limit=4).digest
+    renamed = tmp_path / "elsewhere" / "renamed.mp4"
+    renamed.parent.mkdir()
+    shutil.copyfile(clip, renamed)
+    assert quantize.from_inputs(_video_items(renamed), limit=4).digest == digest
+    assert quantize.from_inputs(_video_items(clip), limit=5).digest != digest  # other frames
+    clip.write_bytes(clip.read_bytes() + b"\0")  # one byte more: another video
+    assert quantize.from_inputs(_video_items(clip), limit=4).digest != digest
+
+
+@pytest.mark.parametrize("path", ["/live", "/clip.avi"])
+def test_a_run_on_streams_or_urls_only_asks_for_calibration_in_one_line(
+    path: str, http_root: tuple[str, Path], tmp_path: Path
+) -> None:
+    """A real stream (a URL FFmpeg reads as it comes) and a URL to a video file (downloaded for the run)
+    cannot be read twice: exit 2 and one line, before any model is exported."""
+    base, www = http_root
+    make_video(www / "clip.avi", frames=4)
+    shutil.copyfile(www / "clip.avi", www / "live")
+    argv = ["video", base + path, "-m", "yolo11n.yaml", "--backend", "openvino", "--precision", "int8"]
+    result = runner.invoke(app, [*argv, "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert [line for line in result.output.splitlines() if line.strip()] == [
+        "error: --precision int8 calibrates on the run's own video files, and streams, webcams and URLs "
+        "cannot be read twice: pass --calibration DIR (a folder of pictures like the ones it will see)"
+    ]
+    assert not (tmp_path / "out").exists()
 
 
 # --- the tolerance ------------------------------------------------------------------------------------
@@ -286,20 +363,30 @@ def test_a_full_disk_while_quantizing_is_one_line_and_leaves_nothing(
 
 
 @needs_int8
-@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["terminal", "background-job"])
+@pytest.mark.parametrize(
+    ("command", "sigint_ignored"),
+    [("image", False), ("image", True), ("video", False)],
+    ids=["image", "image-background-job", "video"],
+)
 def test_ctrl_c_while_calibrating_exits_130_and_leaves_nothing(
-    sigint_ignored: bool, yolo_cache: Path, yolo_pt: Path, tmp_path: Path
+    command: str, sigint_ignored: bool, yolo_cache: Path, yolo_pt: Path, tmp_path: Path
 ) -> None:
-    """A real SIGINT to a real `detect image --precision int8` while NNCF calibrates: one line, exit
+    """A real SIGINT to a real `detect image --precision int8 --calibration DIR`, or `detect video
+    --precision int8` calibrating on the video's own frames, while NNCF calibrates: one line, exit
     130, and no INT8 folder (complete or half-written) in the cache. Also when the run was started with
     SIGINT ignored, as a script's `cmd &` starts it: calibration used to carry on and the run exit 0."""
-    calib = tmp_path / "calib"
-    for i in range(200):  # enough pictures that calibration is still running when the signal comes
-        make_image(calib / f"{i:03d}.jpg", i, size=(480, 640))
-    make_image(tmp_path / "in" / "a.jpg")
     env = {**os.environ, "DETECT_CACHE_DIR": str(yolo_cache), "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "detect_cli", "image", str(tmp_path / "in"), "-m", str(yolo_pt)]
-    argv += ["--backend", "openvino", "--precision", "int8", "--calibration", str(calib)]
+    argv = [sys.executable, "-m", "detect_cli", command]
+    # Enough pictures (or frames) that calibration is still running when the signal comes.
+    if command == "image":
+        calib = tmp_path / "calib"
+        for i in range(200):
+            make_image(calib / f"{i:03d}.jpg", i, size=(480, 640))
+        make_image(tmp_path / "in" / "a.jpg")
+        argv += [str(tmp_path / "in"), "--calibration", str(calib)]
+    else:
+        argv.append(str(make_video(tmp_path / "clip.mp4", frames=200, size=(480, 640))))
+    argv += ["-m", str(yolo_pt), "--backend", "openvino", "--precision", "int8"]
     argv += ["--imgsz", str(SMALL_IMGSZ), "-o", str(tmp_path / "out")]
     ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     child = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
@@ -323,3 +410,34 @@ def test_ctrl_c_while_calibrating_exits_130_and_leaves_nothing(
 
 def _partials(cache: Path) -> list[Path]:
     return [p for p in (cache / "exports").iterdir() if p.name.endswith(".part")]
+
+
+@needs_int8
+def test_detect_video_int8_calibrates_on_its_own_frames_and_reuses_the_export(
+    yolo_cache: Path, yolo_pt: Path, tmp_path: Path
+) -> None:
+    """A real `detect video --backend openvino --precision int8` without --calibration: quantized on
+    frames spread across the clip; the same clip under another name finds that export in the cache,
+    another clip makes its own."""
+    clip = make_video(tmp_path / "clip.mp4", frames=12)
+
+    def detect(video: Path, out: str) -> list[str]:
+        argv = ["video", str(video), "-m", str(yolo_pt), "--backend", "openvino", "--precision", "int8"]
+        result = runner.invoke(app, [*argv, "--imgsz", str(SMALL_IMGSZ), "-o", str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+        return [line for line in result.output.splitlines() if "quantizing" in line]
+
+    assert detect(clip, "one") == [
+        f"warning: quantizing {yolo_pt.stem} to int8 on 12 pictures (12 frames spread across clip.mp4): "
+        f"once, cached in {yolo_cache / 'exports'}; this takes a few minutes at imgsz 640"
+    ]
+    [entry] = [e for e in backends.cached_exports() if e.manifest["precision"] == "int8"]
+    digest = quantize.from_inputs(_video_items(clip)).digest
+    assert entry.manifest["calibration"]["sha256"] == digest and entry.path.name.endswith(digest[:16])
+    assert entry.manifest["calibration"]["pictures"] == 12
+    renamed = Path(shutil.copyfile(clip, tmp_path / "renamed.mp4"))
+    assert detect(renamed, "two") == []  # no quantizing: the cached export
+    assert [e.path for e in backends.cached_exports() if e.manifest["precision"] == "int8"] == [entry.path]
+    other = make_video(tmp_path / "other.mp4", frames=12, size=(80, 120))
+    assert len(detect(other, "three")) == 1
+    assert len([e for e in backends.cached_exports() if e.manifest["precision"] == "int8"]) == 2

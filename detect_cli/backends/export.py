@@ -135,7 +135,7 @@ def quantize_entry(
     when it fails or is interrupted (Ctrl-C)."""
     imgsz = int(source.manifest["imgsz"])
     family = source.manifest.get("family", ref.family)
-    pictures = Pictures(calibration.files, imgsz, stretch=family == "rtdetr").checked()
+    pictures = Pictures(calibration.files, imgsz, family == "rtdetr", calibration.videos).checked()
     if pictures.skipped:
         name, why = pictures.skipped[0]
         if not len(pictures):

@@ -15,7 +15,7 @@ from detect_cli.quantize import Calibration, from_inputs
 from detect_cli.runtime import Mode
 
 if TYPE_CHECKING:
-    from detect_cli.sources import ImageInput
+    from detect_cli.sources import ImageInput, VideoInput
 
 Backend = Literal["torch", "onnx", "openvino"]
 BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "openvino")
@@ -82,8 +82,8 @@ class Plan:
     offline_fallback: bool = False
     mode: Mode = "latency"
     requested: str = "auto"  # the backend as asked: what a Ray worker decides from, on its own machine
-    # INT8 only: the pictures it is calibrated on (`--calibration DIR`, else the run's own, set by the
-    # job before loading: quantize.from_inputs).
+    # INT8 only: the pictures it is calibrated on (`--calibration DIR`, else the run's own pictures or
+    # video frames, set by the job before loading: quantize.from_inputs).
     calibration: Calibration | None = None
 
 
@@ -128,9 +128,10 @@ def plan(
     )
 
 
-def calibrated(plan: Plan, items: Sequence[ImageInput]) -> Plan:
-    """An INT8 plan without `--calibration` calibrates on the run's own first pictures (`items`);
-    any other plan is returned as is."""
+def calibrated(plan: Plan, items: Sequence[ImageInput | VideoInput]) -> Plan:
+    """An INT8 plan without `--calibration` calibrates on the run's own inputs (`items`): its first
+    pictures, or frames spread across its local video files (quantize.from_inputs); any other plan is
+    returned as is."""
     if plan.precision != "int8" or plan.calibration is not None:
         return plan
     return replace(plan, calibration=from_inputs(items))

@@ -476,7 +476,7 @@ CalibrationDir = Annotated[
         "--calibration",
         metavar="DIR",
         show_default=False,
-        help="Pictures to calibrate int8 on (default: the run's first 300).",
+        help="Pictures to calibrate int8 on (default: the run's first 300, or 300 frames across its videos).",
         rich_help_panel=MODEL,
     ),
 ]

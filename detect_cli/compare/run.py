@@ -44,7 +44,7 @@ from detect_cli.pipeline import Frame, Progress
 from detect_cli.results import ImageResult, busy
 from detect_cli.rundir import check_plan, planned_folder, run_folder
 from detect_cli.signals import Stop, stop_on_signals
-from detect_cli.sources import ImageInput, output_file
+from detect_cli.sources import ImageInput, VideoInput, output_file
 from detect_cli.writers import Codec
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def run_compare(
     stop = Stop()  # the signal handlers go up once the models are loaded; reading ahead watches it
     with open_inputs(job, kind, stop, reconnected) as inputs:
         labels = load_labels(inputs.images, job.data, job.coco) if job.labelled else None
-        detectors, plans = _load_models(job, inputs.images, warn)
+        detectors, plans = _load_models(job, [*inputs.images, *inputs.video_items], warn)
         codec = video.pick_codec() if kind == "videos" and job.save else None
         _check_outputs(job, inputs, detectors, codec)
         with (
@@ -137,12 +137,12 @@ def _check_job(job: CompareJob) -> None:
 
 
 def _load_models(
-    job: CompareJob, images: Sequence[ImageInput], warn: Callable[[str], None] | None
+    job: CompareJob, inputs: Sequence[ImageInput | VideoInput], warn: Callable[[str], None] | None
 ) -> tuple[list[Detector], list[Plan]]:
     """Every model loaded as its plan says (one plan for all, or one per `--backends` entry), an INT8
-    plan without --calibration calibrated on the run's own pictures; options a model ignores are
-    warned about. The detectors and their plans."""
-    plans = [calibrated(p, images) for p in job.plans or [job.plan] * len(job.models)]
+    plan without --calibration calibrated on the run's own pictures or video frames; options a model
+    ignores are warned about. The detectors and their plans."""
+    plans = [calibrated(p, inputs) for p in job.plans or [job.plan] * len(job.models)]
     detectors = [
         load_detector(ref, job.options, plan, job.classes, warn)
         for ref, plan in zip(job.models, plans, strict=True)

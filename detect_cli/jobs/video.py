@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detect_cli import video
-from detect_cli.backends import load_detector
+from detect_cli.backends import calibrated, load_detector
 from detect_cli.errors import BadOptionError
 from detect_cli.jobs.common import Job
 from detect_cli.models import Detector, warn_about_options, weights_caption
@@ -93,7 +93,9 @@ def run_video(
             job.max_pixels,
             job.reconnects,
         )
-        detector = detector or load_detector(job.model, job.options, job.plan, job.classes, warn)
+        if detector is None:  # --precision int8 without --calibration: on frames of the run's own videos
+            plan = calibrated(job.plan, [v.item for v in found.opened])
+            detector = load_detector(job.model, job.options, plan, job.classes, warn)
         warn_about_options([detector], job.iou_given, warn)
         with run_folder(job.out, job.run_name, job.exist_ok, record=FRAMES_JSONL) as out:
             # Frames' own files, then their record, in one writer thread; the video in another, so
