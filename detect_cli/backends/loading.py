@@ -161,14 +161,15 @@ def _export_imgsz(meta: dict[str, Any], options: PredictOptions) -> int | str:
 
 def _load_given_export(
     ref: ModelRef, kind: str, options: PredictOptions, plan: Plan, warn: Warn
-) -> Detector | None:
+) -> Detector | str:
     """An ONNX or OpenVINO export named with -m, run by runtime/ as a cached export is (no torch; a
     folder in THROUGHPUT mode), at its own input size and at fp32 unless `--precision` says otherwise
     (there is no PyTorch model to check a faster one against). Its class names and family come from
-    what ultralytics wrote beside it (metadata.yaml) or into it (ONNX metadata). None, with a note
-    saying why, when runtime/ cannot run it: ultralytics runs it instead."""
+    what ultralytics wrote beside it (metadata.yaml) or into it (ONNX metadata). Where runtime/ cannot
+    run it, why: ultralytics runs it instead, and a note says so once it has loaded (a file neither can
+    read is ultralytics' one-line error, with no note before it)."""
     if kind not in ("onnx", "openvino"):
-        return None
+        return f"detect runs ONNX and OpenVINO exports itself, not {kind}"
     path = Path(ref.location)
     try:
         if kind == "openvino":
@@ -211,8 +212,7 @@ def _load_given_export(
         if plan.precision and detector.precision != plan.precision:
             warn(f"{kind} cannot run {plan.precision} on this CPU; running {detector.precision}")
         return detector
-    warn(Note(f"{ref.location} runs through ultralytics, one picture at a time: {reason}"))
-    return None
+    return reason
 
 
 class _Unfit(Exception):
@@ -271,10 +271,11 @@ def _load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _igno
         if plan.explicit and plan.backend != made:
             raise BadOptionError(f"{ref.location} is an exported {made} model; it runs with --backend {made}")
         given = _load_given_export(ref, made, options, plan, warn)
-        if given is not None:
+        if isinstance(given, Detector):
             return given
-        detector = load_torch(ref, options)
+        detector = load_torch(ref, options)  # a file neither can read: ultralytics' one-line error
         detector.backend = made
+        warn(Note(f"{ref.location} runs through ultralytics, one picture at a time: {given}"))
         return detector
     backend = plan.backend
     if backend == "torch":
