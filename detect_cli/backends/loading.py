@@ -184,6 +184,10 @@ def _load_given_export(
         session: runtime.Session | None = None
         if kind == "onnx":
             session = runtime.open_session(artifact, kind, "fp32", None, plan.mode)
+        if isinstance(session, runtime.OnnxSession):
+            taken = session.session.get_inputs()[0].type
+            if taken != "tensor(float)":  # a half-precision export: its input is float16
+                raise _Unfit(f"its input is {taken}, not float32")
         meta = _export_metadata(artifact, kind, session)
         if meta.get("task", "detect") != "detect":
             raise _Unfit(f"it is a '{meta.get('task')}' model")
