@@ -18,9 +18,11 @@ it) make another export and the same ones reuse it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import shutil
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +69,9 @@ class Calibration:
     files: tuple[str, ...]
     origin: str
     videos: tuple[VideoFrames, ...] = ()
+    # Files with a picture's name that are not pictures to read (a FIFO, a broken link or a link
+    # loop), each with why: said when the pictures are read, with those that cannot be decoded.
+    left_out: tuple[tuple[str, str], ...] = ()
 
     @property
     def digest(self) -> str:
@@ -90,30 +95,65 @@ def _file_sha256(name: str, kind: str) -> bytes:
         raise CalibrationError(f"cannot read calibration {kind} {name}: {e.strerror or e}") from e
 
 
-def _pictures_in(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.is_symlink()
-    )
+def count_pictures(n: int) -> str:
+    """'1 picture', '3 pictures'."""
+    return f"{n} picture" if n == 1 else f"{n} pictures"
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why `path` (named as a picture) is not a file to read, else None. Nothing is opened: a FIFO
+    would block the read."""
+    try:
+        mode = path.stat().st_mode  # through a link, to what it names
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if e.errno == errno.ENOENT and path.is_symlink():
+            return "a broken symbolic link"
+        return f"cannot read it: {e.strerror or e}"
+    if stat.S_ISREG(mode):
+        return None
+    return "a FIFO, not a file" if stat.S_ISFIFO(mode) else "not a regular file"
+
+
+def _pictures_in(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The files with a picture's name under `folder`, sorted (a link to a file is read as the file),
+    and those left out, each with why; sub-folders are searched, not followed through links."""
+    found: list[Path] = []
+    left_out: list[tuple[str, str]] = []
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        if path.is_dir() and not path.is_symlink():
+            continue  # a folder named like a picture: searched, as the others are
+        why = _not_a_file(path)
+        if why is None:
+            found.append(path)
+        else:
+            left_out.append((str(path), why))
+    return found, left_out
 
 
 def from_folder(folder: Path, limit: int = DEFAULT_CALIBRATION) -> Calibration:
-    """`--calibration DIR`: its first `limit` pictures (sorted by path, sub-folders included);
+    """`--calibration DIR`: its first `limit` pictures (sorted by path, sub-folders included), and the
+    files named as pictures that cannot be read as files (left out, said when quantizing);
     CalibrationError (exit 2) when it is not a folder or holds none."""
     if not folder.is_dir():
         raise CalibrationError(f"--calibration {folder}: not a folder of pictures")
     try:
-        found = _pictures_in(folder)
+        found, left_out = _pictures_in(folder)
     except OSError as e:
         raise CalibrationError(f"--calibration {folder}: cannot list it: {e.strerror or e}") from e
     if not found:
+        unreadable = f"; left out: {left_out[0][0]} ({left_out[0][1]})" if left_out else ""
+        if len(left_out) > 1:
+            unreadable += f" and {len(left_out) - 1} more"
         raise CalibrationError(
-            f"--calibration {folder} holds no pictures ({', '.join(sorted(IMAGE_SUFFIXES))}): "
+            f"--calibration {folder} holds no pictures ({', '.join(sorted(IMAGE_SUFFIXES))}){unreadable}: "
             "INT8 needs a few hundred pictures like the ones it will see"
         )
     chosen = found[:limit]
-    return Calibration(tuple(str(p) for p in chosen), f"{len(chosen)} pictures of {folder}")
+    return Calibration(
+        tuple(str(p) for p in chosen), f"{count_pictures(len(chosen))} of {folder}", left_out=tuple(left_out)
+    )
 
 
 def from_inputs(items: Sequence[ImageInput | VideoInput], limit: int = DEFAULT_CALIBRATION) -> Calibration:
@@ -125,7 +165,7 @@ def from_inputs(items: Sequence[ImageInput | VideoInput], limit: int = DEFAULT_C
     videos = [str(i.path) for i in usable if isinstance(i, VideoInput)]
     frames = spread(videos, limit - len(local)) if videos and len(local) < limit else ()
     if local or frames:
-        said = [f"the run's first {len(local)} pictures"] if local else []
+        said = [f"the run's first {count_pictures(len(local))}"] if local else []
         if frames:
             count = sum(len(v.indexes) for v in frames)
             said.append(f"{count} frames spread across {_videos_said(frames)}")
@@ -341,5 +381,5 @@ def quantize_openvino(
     if (meta := xml.parent / "metadata.yaml").is_file():
         shutil.copyfile(meta, target.parent / "metadata.yaml")
     if note:
-        note(f"quantized on {len(pictures)} pictures in {pictures.passes} passes")
+        note(f"quantized on {count_pictures(len(pictures))} in {pictures.passes} passes")
     return target

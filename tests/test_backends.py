@@ -589,6 +589,100 @@ def _export_copy(entry: backends.CacheEntry, folder: Path) -> Path:
     return folder
 
 
+def _given_export(backend: str, family: str, folder: Path) -> Path:
+    """A cached export as a user has it, named so that its name does not say its family."""
+    if backend == "openvino":
+        return _export_copy(_entry(backend, family), folder / "best_openvino_model")
+    folder.mkdir(parents=True)
+    return Path(shutil.copy(_entry(backend, family).artifact, folder / "best.onnx"))
+
+
+@pytest.mark.parametrize("family", ["rtdetr", "yolo"])
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_an_export_given_with_m_runs_like_a_cached_one_once_and_quietly(
+    backend: str,
+    family: str,
+    shared_cache: Path,
+    rtdetr_pt: Path,
+    yolo_pt: Path,
+    images: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An export named with -m runs in detect's runtime, as the same export from the cache does: loaded
+    once, its family and classes read from its metadata (its name says neither), the same boxes, and,
+    under -q, not a line on stderr (ultralytics' loading lines included)."""
+    import subprocess
+    import sys
+
+    from ultralytics.nn import autobackend
+
+    given = _given_export(backend, family, tmp_path / "mine")
+    fp32 = ("--backend", backend, "--precision", "fp32")
+    cached = _cli(_weights(family, rtdetr_pt, yolo_pt), family, images, tmp_path / "cached", *fp32)
+    assert cached.exit_code == 0, cached.output  # type: ignore[attr-defined]
+
+    opened: list[object] = []
+    ultralytics_loads: list[object] = []
+    real_open, real_autobackend = loading.runtime.open_session, autobackend.AutoBackend.__init__
+    monkeypatch.setattr(loading.runtime, "open_session", lambda *a: opened.append(a) or real_open(*a))
+    monkeypatch.setattr(
+        autobackend.AutoBackend,
+        "__init__",
+        lambda self, *a, **k: ultralytics_loads.append(a) or real_autobackend(self, *a, **k),
+    )
+    spied = _cli(given, "yolo", images, tmp_path / "spied", *fp32)  # `yolo`: the metadata says rtdetr
+    assert spied.exit_code == 0, spied.output  # type: ignore[attr-defined]
+    assert (len(opened), ultralytics_loads) == (1, [])
+
+    argv = ["yolo", "image", str(images), "-m", str(given), "--imgsz", str(SMALL_IMGSZ), "-q"]
+    argv += ["-o", str(tmp_path / "given"), "--conf", str(CONF[family]), *fp32]
+    marker = tmp_path / "modules.txt"
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['detect', *{argv!r}]\n"
+        "try:\n    runpy.run_module('detect_cli', run_name='__main__')\n"
+        f"finally:\n    open({str(marker)!r}, 'w').write(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no "Loading ... for OpenVINO inference...", no "Using OpenVINO LATENCY mode"
+    assert "torch" not in marker.read_text().split()
+
+    def boxes(out: Path) -> list[tuple[str, list[dict[str, object]]]]:
+        return sorted((r["source"], r["detections"]) for r in read_jsonl(out / "results.jsonl"))
+
+    expected = boxes(tmp_path / "cached")
+    assert any(d for _, d in expected)
+    assert boxes(tmp_path / "given") == boxes(tmp_path / "spied") == expected
+    assert {r["backend"] for r in read_jsonl(tmp_path / "given" / "results.jsonl")} == {backend}
+
+
+@needs_openvino
+def test_an_export_detect_cannot_run_itself_goes_through_ultralytics_with_a_note(
+    shared_cache: Path, images: Path, tmp_path: Path
+) -> None:
+    """Without metadata.yaml nothing names the IR's classes: ultralytics runs it, and a note says why."""
+    given = _given_export("openvino", "yolo", tmp_path / "mine")
+    (given / "metadata.yaml").unlink()
+    argv = [
+        "yolo",
+        "image",
+        str(images),
+        "-m",
+        str(given),
+        "--imgsz",
+        str(SMALL_IMGSZ),
+        "-o",
+        str(tmp_path / "o"),
+    ]
+    result = runner.invoke(app, [*argv, "--conf", str(CONF["yolo"]), "--backend", "openvino"])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if "runs through ultralytics" in line]
+    assert len(notes) == 1 and "no metadata.yaml" in notes[0], result.stderr
+    assert {r["backend"] for r in read_jsonl(tmp_path / "o" / "results.jsonl")} == {"openvino"}
+
+
 @needs_openvino
 def test_an_openvino_export_folder_is_known_by_its_ir_files(shared_cache: Path, tmp_path: Path) -> None:
     """A folder is not one file: its digest covers its .xml and .bin (names aside, metadata aside), so

@@ -63,6 +63,40 @@ def test_the_first_pictures_of_a_folder_sorted_sub_folders_included(tmp_path: Pa
     assert quantize.from_folder(tmp_path / "calib").origin.startswith("4 pictures")
 
 
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+
+
+def _hostile_calibration(folder: Path) -> Path:
+    """One picture, a link to it, and files named as pictures that are none: a FIFO (which a read would
+    block on), a link to itself and a broken link."""
+    make_image(folder / "a.jpg", 11, size=(120, 80))
+    (folder / "link.jpg").symlink_to("a.jpg")
+    os.mkfifo(folder / "f.jpg")
+    (folder / "self.jpg").symlink_to("self.jpg")
+    (folder / "gone.png").symlink_to("nowhere.png")
+    return folder
+
+
+@needs_fifo
+def test_files_named_as_pictures_that_are_none_are_left_out_by_name(tmp_path: Path) -> None:
+    calib = _hostile_calibration(tmp_path / "calib")
+    found = quantize.from_folder(calib)
+    assert [Path(f).name for f in found.files] == ["a.jpg", "link.jpg"]
+    assert found.origin == f"2 pictures of {calib}"
+    assert [(Path(n).name, why) for n, why in found.left_out] == [
+        ("f.jpg", "a FIFO, not a file"),
+        ("gone.png", "a broken symbolic link"),
+        ("self.jpg", "a symbolic link loop"),
+    ]
+    (calib / "link.jpg").unlink()
+    assert quantize.from_folder(calib).origin == f"1 picture of {calib}"
+    (calib / "a.jpg").unlink()
+    with pytest.raises(
+        CalibrationError, match=r"holds no pictures .*left out: .*f\.jpg \(a FIFO, not a file\) and 2 more"
+    ):
+        quantize.from_folder(calib)
+
+
 def test_the_default_is_300_pictures() -> None:
     assert quantize.DEFAULT_CALIBRATION == 300
 
@@ -334,6 +368,33 @@ def test_int8_export_is_made_once_per_calibration_set_cached_and_listed(
     assert row["precision"] == "int8" and row["calibration"]["pictures"] == 3  # type: ignore[index]
     cleared = backends.clear_exports()
     assert cleared.left == [] and _leftovers(yolo_cache) == []
+
+
+@needs_int8
+@needs_fifo
+def test_each_calibration_file_left_out_is_named_in_a_warning(
+    yolo_cache: Path, yolo_pt: Path, tmp_path: Path
+) -> None:
+    """A FIFO and a link loop named as pictures, and a picture that cannot be decoded: one warning line
+    each, naming it; the quantization says how many pictures it used, in the singular for one."""
+    calib = _hostile_calibration(tmp_path / "calib")
+    (calib / "link.jpg").unlink()
+    (calib / "gone.png").unlink()
+    (calib / "cut.jpg").write_bytes((calib / "a.jpg").read_bytes()[:100])
+    notes: list[str] = []
+    detector = backends.load(resolve(str(yolo_pt), "yolo"), _options(), _int8_plan(calib), notes.append)
+    assert detector.precision == "int8"
+    left_out = sorted(n for n in notes if "left out" in n)
+    assert left_out == [
+        f"calibration picture {calib / 'cut.jpg'} is left out: truncated JPEG",
+        f"calibration picture {calib / 'f.jpg'} is left out: a FIFO, not a file",
+        f"calibration picture {calib / 'self.jpg'} is left out: a symbolic link loop",
+    ]
+    # cut.jpg is one of the 2 pictures chosen, and found unreadable when read: 1 is used
+    assert any(
+        n.startswith(f"quantizing yolo11n-seed0 to int8 on 1 picture (2 pictures of {calib}):") for n in notes
+    ), notes
+    assert not any("1 pictures" in n for n in notes), notes
 
 
 @needs_int8

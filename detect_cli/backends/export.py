@@ -28,7 +28,14 @@ from detect_cli.backends.cache import (
 from detect_cli.backends.planning import Backend
 from detect_cli.errors import ExportError
 from detect_cli.models import Detector, ModelRef, has_one2one_head, quiet_stdout
-from detect_cli.quantize import Calibration, CalibrationError, Pictures, import_nncf, quantize_openvino
+from detect_cli.quantize import (
+    Calibration,
+    CalibrationError,
+    Pictures,
+    count_pictures,
+    import_nncf,
+    quantize_openvino,
+)
 from detect_cli.signals import deferred
 
 Warn = Callable[[str], None]  # the caller's callback for what the user should be told
@@ -136,16 +143,13 @@ def quantize_entry(
     imgsz = int(source.manifest["imgsz"])
     family = source.manifest.get("family", ref.family)
     pictures = Pictures(calibration.files, imgsz, family == "rtdetr", calibration.videos).checked()
-    if pictures.skipped:
+    if pictures.skipped and not len(pictures):
         name, why = pictures.skipped[0]
-        if not len(pictures):
-            raise CalibrationError(
-                f"none of the {len(pictures.skipped)} calibration pictures ({calibration.origin}) can be "
-                f"read (first: {name}: {why})"
-            )
-        warn(
-            f"{len(pictures.skipped)} calibration picture(s) cannot be read and are left out ({name}: {why})"
+        raise CalibrationError(
+            f"none of the calibration pictures ({calibration.origin}) can be read (first: {name}: {why})"
         )
+    for name, why in (*calibration.left_out, *pictures.skipped):  # each named: none is dropped unsaid
+        warn(f"calibration picture {name} is left out: {why}")
     nncf = import_nncf()  # before the folder: importing it takes seconds (torch among it), no part of it
 
     root = exports_dir()
@@ -154,7 +158,7 @@ def quantize_entry(
     tmp.mkdir()
     try:
         warn(
-            f"quantizing {ref.name} to int8 on {len(pictures)} pictures ({calibration.origin}): once, "
+            f"quantizing {ref.name} to int8 on {count_pictures(len(pictures))} ({calibration.origin}): once, "
             f"cached in {root}; this takes a few minutes at imgsz 640"
         )
         xml = source.artifact if source.artifact.suffix == ".xml" else next(source.artifact.glob("*.xml"))

@@ -7,8 +7,10 @@ run with one line.
 
 from __future__ import annotations
 
+import ast
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from detect_cli import runtime
 from detect_cli.backends.cache import (
@@ -31,6 +33,7 @@ from detect_cli.backends.planning import Backend, Plan
 from detect_cli.errors import BadOptionError, ExportError, ModelError
 from detect_cli.models import (
     Detector,
+    Family,
     ModelRef,
     PredictOptions,
     WeightsUnavailableError,
@@ -111,6 +114,115 @@ def _load_exported(
     return detector
 
 
+def _export_metadata(artifact: Path, kind: str, session: runtime.Session | None) -> dict[str, Any]:
+    """What ultralytics wrote about an export: metadata.yaml beside an OpenVINO IR, the custom
+    metadata of an ONNX file (each value a Python literal, read from its open session)."""
+    if kind == "onnx":
+        assert isinstance(session, runtime.OnnxSession)
+        meta: dict[str, Any] = {}
+        for key, text in session.session.get_modelmeta().custom_metadata_map.items():
+            try:
+                meta[key] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):  # a plain string (the description, the date)
+                meta[key] = text
+        return meta
+    import yaml
+
+    found = yaml.safe_load((artifact.parent / "metadata.yaml").read_text(encoding="utf-8"))
+    return found if isinstance(found, dict) else {}
+
+
+def _export_family(meta: dict[str, Any], ref: ModelRef) -> Family | None:
+    """RT-DETR or YOLO, from the head ultralytics names in the metadata, else from the file's name;
+    None when neither says."""
+    head = str(meta.get("head") or "")
+    if head:
+        return "rtdetr" if head.startswith("RTDETR") else "yolo"
+    said = f"{meta.get('description', '')} {Path(ref.location).name}".lower()
+    if "rtdetr" in said or "rt-detr" in said:
+        return "rtdetr"
+    return "yolo" if "yolo" in said else None
+
+
+def _export_imgsz(meta: dict[str, Any], options: PredictOptions) -> int | str:
+    """The square input the export takes (a dynamic one takes `--imgsz`), or why it is not one."""
+    args = meta.get("args") or {}
+    if isinstance(args, dict) and args.get("dynamic"):
+        return options.imgsz
+    if meta.get("batch", 1) != 1:
+        return f"it was exported for batches of {meta.get('batch')}"
+    size = meta.get("imgsz")
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+        return "its metadata does not give its input size"
+    if size[0] != size[1]:
+        return f"its input is {size[0]}x{size[1]}, not square"
+    return int(size[0])
+
+
+def _load_given_export(
+    ref: ModelRef, kind: str, options: PredictOptions, plan: Plan, warn: Warn
+) -> Detector | str:
+    """An ONNX or OpenVINO export named with -m, run by runtime/ as a cached export is (no torch; a
+    folder in THROUGHPUT mode), at its own input size and at fp32 unless `--precision` says otherwise
+    (there is no PyTorch model to check a faster one against). Its class names and family come from
+    what ultralytics wrote beside it (metadata.yaml) or into it (ONNX metadata). Where runtime/ cannot
+    run it, why: ultralytics runs it instead, and a note says so once it has loaded (a file neither can
+    read is ultralytics' one-line error, with no note before it)."""
+    if kind not in ("onnx", "openvino"):
+        return f"detect runs ONNX and OpenVINO exports itself, not {kind}"
+    path = Path(ref.location)
+    try:
+        if kind == "openvino":
+            xmls = [path] if path.suffix == ".xml" else sorted(path.glob("*.xml"))
+            if len(xmls) != 1:
+                raise _Unfit(f"it holds {len(xmls)} .xml files, not one")
+            artifact = xmls[0]
+            if not (artifact.parent / "metadata.yaml").is_file():
+                raise _Unfit("there is no metadata.yaml beside it to name its classes")
+        else:
+            artifact = next(iter(sorted(path.glob("*.onnx"))), path) if path.is_dir() else path
+        session: runtime.Session | None = None
+        if kind == "onnx":
+            session = runtime.open_session(artifact, kind, "fp32", None, plan.mode)
+        if isinstance(session, runtime.OnnxSession):
+            taken = session.session.get_inputs()[0].type
+            if taken != "tensor(float)":  # a half-precision export: its input is float16
+                raise _Unfit(f"its input is {taken}, not float32")
+        meta = _export_metadata(artifact, kind, session)
+        if meta.get("task", "detect") != "detect":
+            raise _Unfit(f"it is a '{meta.get('task')}' model")
+        names = meta.get("names")
+        if not isinstance(names, dict) or not names:
+            raise _Unfit("its metadata does not name its classes")
+        family = _export_family(meta, ref)
+        if family is None:
+            raise _Unfit("neither its metadata nor its name says whether it is RT-DETR or YOLO")
+        imgsz = _export_imgsz(meta, options)
+        if isinstance(imgsz, str):
+            raise _Unfit(imgsz)
+        if session is None:
+            session = runtime.open_session(artifact, kind, plan.precision or "fp32", None, plan.mode)
+    except _Unfit as e:
+        reason = str(e)
+    except Exception as e:  # a parser or a runtime refusing it: ultralytics is given its turn
+        reason = f"{type(e).__name__}: {e}"
+    else:
+        ref = replace(ref, family=family)
+        options = replace(options, imgsz=imgsz)
+        end2end = family == "yolo" and runtime.is_end2end(session)
+        detector = runtime.ExportedDetector(
+            ref, session, {int(k): str(v) for k, v in names.items()}, options, kind, end2end
+        )
+        if plan.precision and detector.precision != plan.precision:
+            warn(f"{kind} cannot run {plan.precision} on this CPU; running {detector.precision}")
+        return detector
+    return reason
+
+
+class _Unfit(Exception):
+    """Why runtime/ cannot run an export given with -m."""
+
+
 def weights_or_stand_in(ref: ModelRef, plan: Plan, warn: Warn = _ignore) -> ModelRef:
     """`ref` itself when its weights are here or can be fetched. When they cannot and the plan allows
     it (`--offline-fallback`), the model's untrained config instead, said once, loudly; else the one-line
@@ -162,8 +274,12 @@ def _load(ref: ModelRef, options: PredictOptions, plan: Plan, warn: Warn = _igno
             )
         if plan.explicit and plan.backend != made:
             raise BadOptionError(f"{ref.location} is an exported {made} model; it runs with --backend {made}")
-        detector = load_torch(ref, options)
+        given = _load_given_export(ref, made, options, plan, warn)
+        if isinstance(given, Detector):
+            return given
+        detector = load_torch(ref, options)  # a file neither can read: ultralytics' one-line error
         detector.backend = made
+        warn(Note(f"{ref.location} runs through ultralytics, one picture at a time: {given}"))
         return detector
     backend = plan.backend
     if backend == "torch":
