@@ -193,6 +193,22 @@ def exported(
     yield cache, warnings
 
 
+@pytest.fixture
+def yolo_cache(exported: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private cache (DETECT_CACHE_DIR) holding the session's fp32 OpenVINO export of the seeded
+    YOLO11n, for tests that add to it (INT8 quantizing)."""
+    import json
+    import shutil
+
+    cache = tmp_path / "own-cache"
+    for entry in (exported[0] / "exports").glob("[!.]*"):
+        manifest = json.loads((entry / "manifest.json").read_text())
+        if (manifest["family"], manifest["backend"]) == ("yolo", "openvino"):
+            shutil.copytree(entry, cache / "exports" / entry.name)
+    monkeypatch.setenv("DETECT_CACHE_DIR", str(cache))
+    return cache
+
+
 @pytest.fixture(scope="session")
 def yolo_pt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _save_seeded(tmp_path_factory, "yolo11n.yaml", "yolo")

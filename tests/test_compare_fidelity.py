@@ -186,11 +186,7 @@ def test_a_real_fidelity_matrix(
 
 @needs_int8
 def test_int8_on_videos_without_calibration_is_calibrated_on_their_frames(
-    exported: tuple[Path, list[str]],
-    yolo_pt: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    http_root: tuple[str, Path],
+    yolo_cache: Path, yolo_pt: Path, tmp_path: Path, http_root: tuple[str, Path]
 ) -> None:
     """`detect compare` on a video goes the way `detect video` does: INT8 without --calibration is
     calibrated on frames spread across the local video (the same export `detect video` makes for it);
@@ -198,12 +194,6 @@ def test_int8_on_videos_without_calibration_is_calibrated_on_their_frames(
     from detect_cli import quantize
     from detect_cli.sources import discover_videos
 
-    cache = tmp_path / "own-cache"
-    for entry in (exported[0] / "exports").glob("[!.]*"):
-        manifest = json.loads((entry / "manifest.json").read_text())
-        if (manifest["family"], manifest["backend"]) == ("yolo", "openvino"):
-            shutil.copytree(entry, cache / "exports" / entry.name)
-    monkeypatch.setenv("DETECT_CACHE_DIR", str(cache))
     clip = make_video(tmp_path / "clip.mp4", frames=8)
     argv = ["--models", str(yolo_pt), "--imgsz", str(SMALL_IMGSZ), "--backends", "openvino:int8"]
     argv += ["--no-memory", "--no-save"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import importlib.util
-import json
 import os
 import shutil
 import signal
@@ -300,18 +299,6 @@ def test_auto_never_picks_int8() -> None:
 
 
 # --- quantizing a cached export -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def yolo_cache(exported: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private cache holding the session's fp32 OpenVINO export of the seeded YOLO11n."""
-    cache = tmp_path / "own-cache"
-    for entry in (exported[0] / "exports").glob("[!.]*"):
-        manifest = json.loads((entry / "manifest.json").read_text())
-        if (manifest["family"], manifest["backend"]) == ("yolo", "openvino"):
-            shutil.copytree(entry, cache / "exports" / entry.name)
-    monkeypatch.setenv("DETECT_CACHE_DIR", str(cache))
-    return cache
 
 
 def _calibration(folder: Path) -> Path:
