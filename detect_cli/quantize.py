@@ -95,9 +95,9 @@ def _file_sha256(name: str, kind: str) -> bytes:
         raise CalibrationError(f"cannot read calibration {kind} {name}: {e.strerror or e}") from e
 
 
-def count_pictures(n: int) -> str:
-    """'1 picture', '3 pictures'."""
-    return f"{n} picture" if n == 1 else f"{n} pictures"
+def count_pictures(n: int, kind: str = "picture") -> str:
+    """'1 picture', '3 pictures' ('1 frame', '3 frames')."""
+    return f"{n} {kind}" if n == 1 else f"{n} {kind}s"
 
 
 def _not_a_file(path: Path) -> str | None:
@@ -285,6 +285,13 @@ class Pictures:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def said(self) -> str:
+        """How many there are, as a user reads it: '300 pictures', '1 frame', '12 pictures and 288 frames'."""
+        frames = sum(frame is not None for _, frame in self.entries)
+        parts = [count_pictures(len(self) - frames)] if len(self) > frames else []
+        parts += [count_pictures(frames, "frame")] if frames else []
+        return " and ".join(parts) or count_pictures(0)
+
     def __iter__(self) -> Iterator[np.ndarray]:
         self.passes += 1
         for (name, _), square, why in self._read():
@@ -381,5 +388,5 @@ def quantize_openvino(
     if (meta := xml.parent / "metadata.yaml").is_file():
         shutil.copyfile(meta, target.parent / "metadata.yaml")
     if note:
-        note(f"quantized on {count_pictures(len(pictures))} in {pictures.passes} passes")
+        note(f"quantized on {pictures.said()} in {pictures.passes} passes")
     return target

@@ -199,7 +199,7 @@ def test_int8_on_videos_without_calibration_is_calibrated_on_their_frames(
     argv += ["--no-memory", "--no-save"]
     result = runner.invoke(app, ["compare", str(clip), *argv, "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert "on 8 pictures (8 frames spread across clip.mp4)" in result.output
+    assert "on 8 frames (8 frames spread across clip.mp4)" in result.output
     [entry] = [e for e in backends.cached_exports() if e.manifest["precision"] == "int8"]
     assert (
         entry.manifest["calibration"]["sha256"] == quantize.from_inputs(discover_videos([str(clip)])).digest

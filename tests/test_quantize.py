@@ -476,7 +476,7 @@ def test_detect_video_int8_calibrates_on_its_own_frames_and_reuses_the_export(
         return [line for line in result.output.splitlines() if "quantizing" in line]
 
     assert detect(clip, "one") == [
-        f"warning: quantizing {yolo_pt.stem} to int8 on 12 pictures (12 frames spread across clip.mp4): "
+        f"warning: quantizing {yolo_pt.stem} to int8 on 12 frames (12 frames spread across clip.mp4): "
         f"once, cached in {yolo_cache / 'exports'}; this takes a few minutes at imgsz 640"
     ]
     [entry] = [e for e in backends.cached_exports() if e.manifest["precision"] == "int8"]
@@ -489,3 +489,12 @@ def test_detect_video_int8_calibrates_on_its_own_frames_and_reuses_the_export(
     other = make_video(tmp_path / "other.mp4", frames=12, size=(80, 120))
     assert len(detect(other, "three")) == 1
     assert len([e for e in backends.cached_exports() if e.manifest["precision"] == "int8"]) == 2
+
+
+def test_the_calibration_set_is_said_in_pictures_and_frames() -> None:
+    """What the quantizing line counts: pictures, video frames, or both, each in the right number."""
+    frames = quantize.VideoFrames("clip.mp4", (5, 15))
+    assert quantize.Pictures(["a.jpg"], 64, False).said() == "1 picture"
+    assert quantize.Pictures([], 64, False, [frames]).said() == "2 frames"
+    assert quantize.Pictures(["a.jpg", "b.jpg"], 64, False, [frames]).said() == "2 pictures and 2 frames"
+    assert quantize.Pictures([], 64, False, [quantize.VideoFrames("v.mp4", (3,))]).said() == "1 frame"

@@ -32,7 +32,6 @@ from detect_cli.quantize import (
     Calibration,
     CalibrationError,
     Pictures,
-    count_pictures,
     import_nncf,
     quantize_openvino,
 )
@@ -158,7 +157,7 @@ def quantize_entry(
     tmp.mkdir()
     try:
         warn(
-            f"quantizing {ref.name} to int8 on {count_pictures(len(pictures))} ({calibration.origin}): once, "
+            f"quantizing {ref.name} to int8 on {pictures.said()} ({calibration.origin}): once, "
             f"cached in {root}; this takes a few minutes at imgsz 640"
         )
         xml = source.artifact if source.artifact.suffix == ".xml" else next(source.artifact.glob("*.xml"))
