@@ -459,7 +459,8 @@ def test_a_stop_while_analysing_leaves_out_the_steps_not_begun_and_says_which(
 
 
 def test_every_record_names_the_weights_that_made_it(fake_models: dict[str, Path], tmp_path: Path) -> None:
-    """Each model's records, failed ones too (a file that is no picture), carry its weights' digest."""
+    """Each model's records, failed ones too (a file that is no picture), carry its weights' digest; the
+    ones it made say what ran it (backend, precision)."""
     import hashlib
 
     folder = tmp_path / "in"
@@ -472,3 +473,7 @@ def test_every_record_names_the_weights_that_made_it(fake_models: dict[str, Path
         rows = read_jsonl(run.out / "detections" / f"{w.stem}.jsonl")
         assert sorted(r["error"] is None for r in rows) == [False, True]
         assert {r["weights_sha256"] for r in rows} == {hashlib.sha256(w.read_bytes()).hexdigest()}
+        # what ran the model, on the records it made, as `detect image` says it
+        [ok] = [r for r in rows if r["error"] is None]
+        info = next(m.info for m in run.comparison.models if m.info.name == w.stem)
+        assert (ok["backend"], ok["precision"]) == (info.backend, info.precision)

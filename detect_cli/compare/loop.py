@@ -434,7 +434,8 @@ def _run_one(
                 t.speeds.append(speed)
                 if run == 0:
                     boxes = clip_detections(dets, w, h)
-                    results[i] = ImageResult(frame.source, d.name, w, h, speed, boxes, **at)
+                    ran = {"backend": d.backend, "precision": d.precision}  # as `detect image` records
+                    results[i] = ImageResult(frame.source, d.name, w, h, speed, boxes, **at, **ran)
         except Exception as e:  # one failing input must not end the comparison; it is recorded
             results[i] = ImageResult(
                 frame.source, d.name, w, h, error=f"inference failed: {type(e).__name__}: {e}", **at
