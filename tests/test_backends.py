@@ -7,7 +7,10 @@ Exports are slow, so each (model, backend) is exported once per test session int
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -1123,3 +1126,28 @@ def test_ctrl_c_during_a_first_export_stops_even_when_started_with_sigint_ignore
     assert "Traceback" not in seen + rest
     assert [p.name for p in exports.iterdir() if not p.name.endswith(".lock")] == []
     assert not out.exists()
+
+
+@needs_openvino
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("part", ["metadata.yaml", "model.xml"])
+def test_an_export_given_with_m_whose_files_are_fifos_is_one_line_not_a_hang(
+    part: str, shared_cache: Path, images: Path, tmp_path: Path
+) -> None:
+    """A FIFO where an exported model's metadata.yaml or .xml should be: reading it would wait for a
+    writer for ever. A real `detect` process: one `error:` line naming it, exit 2, no hang."""
+    given = _given_export("openvino", "yolo", tmp_path / "mine")
+    target = given / "metadata.yaml" if part == "metadata.yaml" else next(given.glob("*.xml"))
+    target.unlink()
+    os.mkfifo(target)
+    argv = ["yolo", "image", images, "-m", given, "--imgsz", SMALL_IMGSZ, "--backend", "openvino"]
+    done = subprocess.run(
+        [sys.executable, "-m", "detect_cli", *map(str, argv), "-o", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert str(target) in line and "not a regular file" in line, done.stderr
+    assert "Traceback" not in done.stderr

@@ -23,7 +23,7 @@ from typing import Any
 from detect_cli.backends.parity import Parity
 from detect_cli.backends.planning import Backend
 from detect_cli.errors import BadOptionError
-from detect_cli.models import cache_dir, import_ultralytics
+from detect_cli.models import cache_dir, import_ultralytics, openvino_xmls
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 2  # 2: the network's size (params, GFLOPs) counted at export time
@@ -81,8 +81,7 @@ def exported_files(path: Path) -> list[Path]:
     """The files an exported model given as `path` is made of, in a stable order: each OpenVINO .xml (the
     one named, or a folder's, by name) then its .bin, then a folder's .onnx files. Other files of an export
     folder (metadata.yaml: its export date and version) are not the model."""
-    xmls = [path] if path.suffix == ".xml" else sorted(path.glob("*.xml")) if path.is_dir() else []
-    files = [f for xml in xmls for f in (xml, xml.with_suffix(".bin"))]
+    files = [f for xml in openvino_xmls(path) for f in (xml, xml.with_suffix(".bin"))]
     return files + sorted(path.glob("*.onnx")) if path.is_dir() else files
 
 

@@ -37,9 +37,11 @@ from detect_cli.models import (
     ModelRef,
     PredictOptions,
     WeightsUnavailableError,
+    check_model_files,
     coco_names,
     fetch_weights,
     official_config,
+    openvino_xmls,
     resolve_classes,
     stand_in,
 )
@@ -171,9 +173,10 @@ def _load_given_export(
     if kind not in ("onnx", "openvino"):
         return f"detect runs ONNX and OpenVINO exports itself, not {kind}"
     path = Path(ref.location)
+    check_model_files(ref.location)  # one line for what neither runtime could read (a FIFO hangs both)
     try:
         if kind == "openvino":
-            xmls = [path] if path.suffix == ".xml" else sorted(path.glob("*.xml"))
+            xmls = openvino_xmls(path)
             if len(xmls) != 1:
                 raise _Unfit(f"it holds {len(xmls)} .xml files, not one")
             artifact = xmls[0]

@@ -15,7 +15,7 @@ from detect_cli.models.detector import (
     resolve_classes,
 )
 from detect_cli.models.device import select_device
-from detect_cli.models.loading import load
+from detect_cli.models.loading import check_model_files, load, openvino_xmls
 from detect_cli.models.refs import ModelRef, official_config, resolve, stand_in, weights_caption
 from detect_cli.models.registry import (
     COCO_VAL_SOURCE,
@@ -44,6 +44,7 @@ __all__ = [
     "WeightsUnavailableError",
     "cache_dir",
     "catalog",
+    "check_model_files",
     "class_tokens",
     "coco_names",
     "family_of",
@@ -55,6 +56,7 @@ __all__ = [
     "load",
     "no_openvino_telemetry",
     "official_config",
+    "openvino_xmls",
     "option_warnings",
     "quiet_stdout",
     "resolve",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import stat
 import sys
 import warnings
 from collections.abc import Iterator
@@ -128,16 +129,30 @@ def _reason(error: BaseException) -> str:
     return text[: end + 1] + " …" if end > 100 else text[:299] + "…"
 
 
-def _check_model_files(location: str) -> None:
-    """What can be told about a model file before ultralytics reads it, said as one line: a model
+def openvino_xmls(path: Path) -> list[Path]:
+    """The OpenVINO IR files `path` names: itself (an .xml), or a folder's, by name."""
+    return [path] if path.suffix == ".xml" else sorted(path.glob("*.xml")) if path.is_dir() else []
+
+
+def check_model_files(location: str) -> None:
+    """What can be told about a model file before anything reads it, said as one line: a model
     config that is not YAML (or has no network), an OpenVINO export whose .xml is not XML or whose
-    .bin is missing."""
+    .bin is missing, or whose files are not regular files (a FIFO would hang the read)."""
     path = Path(location)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         _check_config(path)
-    xmls = [path] if path.suffix == ".xml" else sorted(path.glob("*.xml")) if path.is_dir() else []
-    for xml in xmls:
+    for xml in openvino_xmls(path):
         _check_openvino_xml(xml)
+
+
+def _not_regular(path: Path) -> bool:
+    """`path` exists (or is a dangling link) and is not a regular file; stat only: nothing is opened."""
+    try:
+        return not stat.S_ISREG(path.stat().st_mode)
+    except FileNotFoundError:
+        return path.is_symlink()
+    except OSError:
+        return True
 
 
 def _check_config(path: Path) -> None:
@@ -161,6 +176,11 @@ def _check_config(path: Path) -> None:
 def _check_openvino_xml(xml: Path) -> None:
     from xml.etree import ElementTree
 
+    for part in (xml, xml.parent / "metadata.yaml"):
+        if _not_regular(part):
+            raise ModelError(
+                f"OpenVINO model file {part} is not a regular file (a FIFO, a device, a broken link)"
+            )
     try:
         ElementTree.parse(xml)
     except ElementTree.ParseError as e:
@@ -178,7 +198,7 @@ def load(ref: ModelRef, options: PredictOptions) -> Detector:
     A file that cannot be loaded is one ModelError naming it and saying why; ultralytics' own lines
     about it are not shown (`_held_output`)."""
     location = str(fetch_weights(ref)) if ref.official else ref.location
-    _check_model_files(location)
+    check_model_files(location)
     try:
         import_ultralytics()
         with _held_output():

@@ -38,8 +38,8 @@ Finish = Callable[[int, "np.ndarray", float], T]  # (input index, output, infere
 INT8_FLOAT = "bf16"
 # THROUGHPUT mode keeps this many requests in flight per stream: while one runs, the next waits queued
 # inside OpenVINO, so a stream never idles while Python (decoding, drawing, the interpreter's lock) is
-# late handing it a picture, as benchmark_app's C++ loop never is. YOLO11n folder runs on 2 cores: 1.14x
-# the pictures a second (3 interleaved rounds), for about 40 MB; RT-DETR-L unchanged.
+# late handing it a picture, as benchmark_app's C++ loop never is. YOLO11n folder runs on 2 cores: 1.11x
+# the pictures a second (4 interleaved rounds, 512 pictures), for about 25 MB; RT-DETR-L unchanged.
 QUEUED_PER_STREAM = 2
 
 
